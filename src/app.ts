@@ -1,0 +1,48 @@
+/**
+ * Builds the Hono app from an Engine and the adapter's runtime hooks: the configured
+ * entrypoints plus the operational routes (`/healthz`, `/readyz`, `/metrics`).
+ */
+import { Hono } from "hono";
+import type { Engine } from "./engine.ts";
+import type { RuntimeHooks } from "./entrypoints/common.ts";
+import { httpRoutes } from "./entrypoints/http.ts";
+import { sseRoutes } from "./entrypoints/sse.ts";
+import { wsRoutes } from "./entrypoints/ws.ts";
+
+export type { RuntimeHooks } from "./entrypoints/common.ts";
+
+/**
+ * @example
+ * const app = createApp(engine, { upgradeWebSocket: (c, events) => upgradeWebSocket(c, events), bufferedAmount });
+ * Deno.serve({ port: 8080 }, app.fetch);
+ */
+export function createApp(engine: Engine, hooks: RuntimeHooks): Hono {
+  const app = new Hono();
+  const ctx = { engine, hooks };
+  for (const entrypoint of engine.config.entrypoints) {
+    switch (entrypoint.type) {
+      case "websocket":
+        wsRoutes(app, entrypoint.path, ctx);
+        break;
+      case "sse":
+        sseRoutes(app, entrypoint.path, ctx);
+        break;
+      case "http":
+        httpRoutes(app, entrypoint.path, ctx);
+        break;
+    }
+  }
+  app.get("/healthz", (c) => c.json({ status: "ok", node: engine.nodeId }));
+  app.get("/readyz", async (c) => {
+    const readiness = await engine.readiness();
+    return c.json(readiness, readiness.ok ? 200 : 503);
+  });
+  app.get("/metrics", async (c) =>
+    c.body(await engine.metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
+  app.notFound((c) => c.json({ type: "error", code: "UNKNOWN_ENDPOINT", message: `no route ${c.req.path}` }, 404));
+  app.onError((error, c) => {
+    engine.logger.error(`[HTTP] ${c.req.method} ${c.req.path} failed`, error);
+    return c.json({ type: "error", code: "INTERNAL", message: "internal error" }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,137 @@
+/**
+ * The config.yaml schema (DESIGN.md section 9), in valibot. Every problem message reads
+ * "expected ..., got ..." so start-up can print one line per problem with its key path.
+ */
+import * as v from "valibot";
+import { parseDuration } from "./duration.ts";
+
+/** `expected <what>, got <input>` for any issue. */
+const expected = (what: string) => (issue: v.BaseIssue<unknown>) =>
+  `expected ${what}, got ${show(issue.input)}`;
+
+export function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+const duration = (fallback: string) =>
+  v.pipe(
+    v.optional(v.union([v.string(), v.number()], expected('a duration like "5m"')), fallback),
+    v.check((d) => parseDuration(d) !== undefined, expected('a duration like "5m"')),
+    v.transform((d) => parseDuration(d)!),
+  );
+
+const positiveInt = (fallback: number) =>
+  v.optional(
+    v.pipe(
+      v.number(expected("a positive whole number")),
+      v.integer(expected("a positive whole number")),
+      v.minValue(1, expected("a positive whole number")),
+    ),
+    fallback,
+  );
+
+const text = (what = "a non-empty string") =>
+  v.pipe(v.string(expected(what)), v.minLength(1, expected(what)));
+
+const name = v.pipe(
+  v.string(expected("a name of A-Z a-z 0-9 _ -")),
+  v.regex(/^[A-Za-z0-9_-]{1,64}$/, expected("a name of A-Z a-z 0-9 _ -")),
+);
+
+const routePath = v.pipe(
+  v.string(expected('a path like "/ws"')),
+  v.regex(/^\/[A-Za-z0-9._~\/-]*$/, expected('a path like "/ws"')),
+);
+
+const ServerSchema = v.optional(
+  v.object({
+    host: v.optional(text(), "0.0.0.0"),
+    port: v.optional(
+      v.pipe(
+        v.number(expected("a port number 0-65535")),
+        v.integer(expected("a port number 0-65535")),
+        v.minValue(0, expected("a port number 0-65535")),
+        v.maxValue(65535, expected("a port number 0-65535")),
+      ),
+      8080,
+    ),
+    node_id: v.optional(v.pipe(text(), v.regex(/^[A-Za-z0-9._:-]{1,64}$/, expected("a node ID of A-Z a-z 0-9 . _ : -")))),
+    idle_timeout: duration("60s"),
+    max_buffered_bytes: positiveInt(1024 * 1024),
+    shutdown_timeout: duration("10s"),
+    sse_ping_interval: duration("15s"),
+  }, expected("a mapping")),
+  {},
+);
+
+const SessionSchema = v.optional(
+  v.object({
+    type: v.optional(v.picklist(["memory"], expected('"memory"')), "memory"),
+    reconnection_window: duration("5m"),
+    cleanup_interval: duration("30s"),
+  }, expected("a mapping")),
+  {},
+);
+
+const EntrypointSchema = v.variant("type", [
+  v.object({ name, type: v.literal("websocket"), path: v.optional(routePath, "/ws") }),
+  v.object({ name, type: v.literal("sse"), path: v.optional(routePath, "/sse") }),
+  v.object({ name, type: v.literal("http"), path: v.optional(routePath, "/publish") }),
+], expected('an entrypoint of type "websocket", "sse" or "http"'));
+
+const topic = v.optional(text("a topic template"));
+
+const MemoryEndpointSchema = v.object({
+  name,
+  type: v.literal("memory"),
+  publish_topic: topic,
+  subscribe_topic: topic,
+  queue_limit: positiveInt(10_000),
+});
+
+const EndpointSchema = v.variant("type", [MemoryEndpointSchema], expected('an endpoint of type "memory"'));
+
+const PolicySchema = v.optional(
+  v.object({ max_message_bytes: positiveInt(65_536) }, expected("a mapping")),
+  {},
+);
+
+const LogSchema = v.optional(
+  v.object({
+    level: v.optional(v.picklist(["debug", "info", "warn", "error"], expected('"debug", "info", "warn" or "error"')), "info"),
+  }, expected("a mapping")),
+  {},
+);
+
+const DEFAULT_ENTRYPOINTS = [
+  { name: "ws", type: "websocket", path: "/ws" },
+  { name: "sse", type: "sse", path: "/sse" },
+  { name: "http", type: "http", path: "/publish" },
+];
+
+export const ConfigSchema = v.pipe(
+  v.object({
+    server: ServerSchema,
+    session: SessionSchema,
+    entrypoints: v.optional(v.array(EntrypointSchema, expected("a list of entrypoints")), DEFAULT_ENTRYPOINTS),
+    endpoints: v.pipe(
+      v.array(EndpointSchema, expected("a list of endpoints")),
+      v.minLength(1, expected("at least one endpoint")),
+    ),
+    policy: PolicySchema,
+    log: LogSchema,
+  }, expected("a mapping")),
+  v.forward(
+    v.check(
+      (c) => new Set(c.endpoints.map((e) => e.name)).size === c.endpoints.length,
+      (issue) => `expected unique endpoint names, got ${show((issue.input as Config).endpoints.map((e) => e.name))}`,
+    ),
+    ["endpoints"],
+  ),
+);
+
+export type Config = v.InferOutput<typeof ConfigSchema>;
+export type EndpointConfig = Config["endpoints"][number];
+export type EntrypointConfig = Config["entrypoints"][number];

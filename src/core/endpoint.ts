@@ -1,0 +1,96 @@
+/**
+ * The Endpoint and LifecycleBinder ports, and the handler endpoints report deliveries through.
+ *
+ * An endpoint is one configured broker connection (memory bus, MQTT broker, Kafka cluster). The
+ * hub knows no broker: it publishes through `Endpoint.publish` and hears back through the
+ * `DeliveryHandler` it passes to `start`, as centrifuge's broker reports to its node.
+ */
+
+/** A message on its way to a broker. */
+export interface OutboundMessage {
+  /** The broker payload: `JSON.stringify(data)` of the client's publish frame, or raw bytes. */
+  payload: Uint8Array;
+}
+
+/** A message a broker handed to a client's consumer. */
+export interface InboundMessage {
+  payload: Uint8Array;
+  /** Broker-specific facts passed to the client as `meta` (topic, partition, offset...). */
+  meta?: Record<string, string | number>;
+}
+
+/** The broker's confirmation of a publish. */
+export interface Receipt {
+  /** Broker-specific facts about where the message went (topic, offset...). */
+  meta?: Record<string, string | number>;
+}
+
+/**
+ * How an endpoint hands a consumed message to the hub.
+ *
+ * `deliver` returns true only when the message was written to the client's live connection;
+ * the endpoint acknowledges the broker (PUBACK, offset commit, queue shift) only then. False
+ * means not written (client away, socket backed up): the endpoint keeps the message with the
+ * broker and stops handing over more for that client until `resumeClient`.
+ */
+export interface DeliveryHandler {
+  deliver(clientId: string, endpoint: string, message: InboundMessage): boolean;
+}
+
+export interface EndpointHealth {
+  ok: boolean;
+  detail?: string;
+}
+
+export interface Endpoint {
+  readonly name: string;
+  /** Connects the shared resources (producer pool); deliveries go to `handler`. */
+  start(handler: DeliveryHandler, signal?: AbortSignal): Promise<void>;
+  /** Flushes producers and closes every connection, leaving broker-side client state intact. */
+  stop(): Promise<void>;
+  /**
+   * Publishes one message for `clientId` on the shared producer path and resolves once the
+   * broker confirmed it. `params` are the client's binding params (topic templates).
+   * Rejects with GatewayError: UPSTREAM_UNAVAILABLE when the broker cannot take it, BAD_FRAME
+   * when params do not make a valid destination.
+   */
+  publish(
+    clientId: string,
+    message: OutboundMessage,
+    params: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Receipt>;
+  health(): Promise<EndpointHealth>;
+  /** Clients with a binding held by this node, suspended ones included (for /metrics). */
+  bindingCount?(): number;
+}
+
+/**
+ * Implemented by every endpoint that keeps per-client resources. All four methods are
+ * idempotent and safe in any order after a crash: suspending an unknown client or unbinding
+ * twice is not an error.
+ */
+export interface LifecycleBinder {
+  /** Creates the client's dedicated consumer/subscription and starts delivering. */
+  bindClient(clientId: string, params: Record<string, string>, signal?: AbortSignal): Promise<void>;
+  /**
+   * The client disconnected: take its consumer offline without deleting broker-side state, so
+   * the broker queues its messages (persistent session, committed offsets).
+   */
+  suspendClient(clientId: string): Promise<void>;
+  /**
+   * Brings the consumer back (re-creating it from `params` after a restart); queued messages
+   * flow in order. Also called after a `deliver` refusal once the connection can take more.
+   */
+  resumeClient(clientId: string, params: Record<string, string>, signal?: AbortSignal): Promise<void>;
+  /** Deletes everything for the client, broker-side state included. */
+  unbindClient(clientId: string, params: Record<string, string>): Promise<void>;
+}
+
+export type BindableEndpoint = Endpoint & LifecycleBinder;
+
+export function isBindable(endpoint: Endpoint): endpoint is BindableEndpoint {
+  const e = endpoint as Partial<LifecycleBinder>;
+  return typeof e.bindClient === "function" && typeof e.suspendClient === "function" &&
+    typeof e.resumeClient === "function" && typeof e.unbindClient === "function";
+}

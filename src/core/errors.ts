@@ -1,0 +1,85 @@
+/**
+ * The one error type of the engine, and the WebSocket close codes.
+ *
+ * Error codes are the wire protocol's error-frame codes (DESIGN.md section 7), so an error raised
+ * anywhere in the engine can be put on the wire as it is.
+ */
+
+/** Codes carried by error frames and HTTP error bodies. */
+export type ErrorCode =
+  | "BAD_FRAME"
+  | "BAD_CLIENT_ID"
+  | "UNKNOWN_ENDPOINT"
+  | "FORBIDDEN"
+  | "TOO_LARGE"
+  | "RATE_LIMITED"
+  | "UPSTREAM_UNAVAILABLE"
+  | "STORE_UNAVAILABLE"
+  | "INTERNAL";
+
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  BAD_FRAME: 400,
+  BAD_CLIENT_ID: 400,
+  UNKNOWN_ENDPOINT: 404,
+  FORBIDDEN: 403,
+  TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  UPSTREAM_UNAVAILABLE: 503,
+  STORE_UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+/**
+ * An error with a stable code and whether retrying later may succeed.
+ *
+ * @example
+ * throw new GatewayError("UNKNOWN_ENDPOINT", `no endpoint named "${name}"`);
+ */
+export class GatewayError extends Error {
+  override readonly name = "GatewayError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly temporary = code === "UPSTREAM_UNAVAILABLE" || code === "STORE_UNAVAILABLE" ||
+      code === "RATE_LIMITED",
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** The HTTP status this error answers with on HTTP routes and before a WebSocket upgrade. */
+  get status(): number {
+    return HTTP_STATUS[this.code];
+  }
+
+  /** Wraps anything thrown into a GatewayError; unknown errors become INTERNAL. */
+  static from(error: unknown, fallback: ErrorCode = "INTERNAL"): GatewayError {
+    if (error instanceof GatewayError) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    return new GatewayError(fallback, message, undefined, { cause: error });
+  }
+}
+
+/**
+ * WebSocket close codes, the only table of them (documented in README.md).
+ * 1xxx are the standard's; 4xxx are ours and mirror HTTP statuses.
+ */
+export const CloseCode = {
+  /** Normal closure: the client or the gateway ended the connection on purpose. */
+  NORMAL: 1000,
+  /** The server is shutting down: reconnect (to another node); the session is kept. */
+  GOING_AWAY: 1001,
+  /** Policy violation (raw sockets: a frame was refused; the reason says why). */
+  POLICY: 1008,
+  /** Internal error. */
+  INTERNAL_ERROR: 1011,
+  /** A broker is unavailable: reconnect after a delay; the session is kept. */
+  TRY_AGAIN_LATER: 1013,
+  /** Not authenticated. */
+  UNAUTHENTICATED: 4401,
+  /** Session taken over by a newer connection with the same client ID: do not reconnect automatically. */
+  TAKEN_OVER: 4409,
+  /** Session store unavailable: retry later. */
+  STORE_UNAVAILABLE: 4503,
+} as const;
+export type CloseCode = typeof CloseCode[keyof typeof CloseCode];

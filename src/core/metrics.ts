@@ -1,0 +1,81 @@
+/**
+ * A small Prometheus registry: labelled counters and gauges that are read when scraped.
+ */
+
+type Labels = Record<string, string>;
+
+export class Counter {
+  readonly values = new Map<string, { labels: Labels; value: number }>();
+  constructor(readonly name: string, readonly help: string) {}
+
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelKey(labels);
+    const entry = this.values.get(key);
+    if (entry) entry.value += by;
+    else this.values.set(key, { labels, value: by });
+  }
+
+  get(labels: Labels = {}): number {
+    return this.values.get(labelKey(labels))?.value ?? 0;
+  }
+}
+
+export interface GaugeSample {
+  labels?: Labels;
+  value: number;
+}
+
+interface Gauge {
+  name: string;
+  help: string;
+  collect: () => GaugeSample[] | Promise<GaugeSample[]>;
+}
+
+export class Metrics {
+  #counters: Counter[] = [];
+  #gauges: Gauge[] = [];
+
+  counter(name: string, help: string): Counter {
+    const counter = new Counter(name, help);
+    this.#counters.push(counter);
+    return counter;
+  }
+
+  /** A gauge whose samples are taken by `collect` at scrape time. */
+  gauge(
+    name: string,
+    help: string,
+    collect: () => GaugeSample[] | Promise<GaugeSample[]>,
+  ): void {
+    this.#gauges.push({ name, help, collect });
+  }
+
+  /** The Prometheus text exposition format. */
+  async render(): Promise<string> {
+    const out: string[] = [];
+    for (const c of this.#counters) {
+      out.push(`# HELP ${c.name} ${c.help}`, `# TYPE ${c.name} counter`);
+      for (const { labels, value } of c.values.values()) {
+        out.push(`${c.name}${formatLabels(labels)} ${value}`);
+      }
+    }
+    for (const g of this.#gauges) {
+      out.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);
+      for (const { labels, value } of await g.collect()) {
+        out.push(`${g.name}${formatLabels(labels ?? {})} ${value}`);
+      }
+    }
+    return out.join("\n") + "\n";
+  }
+}
+
+function labelKey(labels: Labels): string {
+  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(",");
+}
+
+function formatLabels(labels: Labels): string {
+  const keys = Object.keys(labels);
+  if (keys.length === 0) return "";
+  const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+  return `{${keys.map((k) => `${k}="${escape(labels[k])}"`).join(",")}}`;
+}

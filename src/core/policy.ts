@@ -1,0 +1,17 @@
+/**
+ * The Policy port: what a client may send, checked before anything reaches a broker.
+ * Implementations throw GatewayError with the code the client should see.
+ */
+import type { ClientFrame } from "./protocol.ts";
+
+export interface Policy {
+  /**
+   * Parses and validates one multiplexed WebSocket text frame.
+   * Throws TOO_LARGE past the size limit, BAD_FRAME for anything malformed.
+   */
+  parseFrame(text: string): ClientFrame;
+  /** Checks a publish of `bytes` payload bytes: UNKNOWN_ENDPOINT, TOO_LARGE, FORBIDDEN. */
+  checkPublish(clientId: string, endpoint: string, bytes: number): void;
+  /** Checks a subscription: UNKNOWN_ENDPOINT, FORBIDDEN, BAD_FRAME for bad params. */
+  checkSubscribe(clientId: string, endpoint: string, params: Record<string, string>): void;
+}

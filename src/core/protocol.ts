@@ -1,0 +1,25 @@
+/**
+ * Wire protocol frame types (DESIGN.md section 7). Parsing and validation live in the policy
+ * engine; these are the shapes the rest of the engine works with.
+ */
+import type { ErrorCode } from "./errors.ts";
+
+export type ClientFrame =
+  | { type: "publish"; endpoint: string; data: unknown; id?: string }
+  | { type: "subscribe"; endpoint: string; params?: Record<string, string>; id?: string }
+  | { type: "unsubscribe"; endpoint: string; id?: string }
+  | { type: "ping" };
+
+export type ServerFrame =
+  | { type: "welcome"; clientId: string; resumed: boolean; endpoints: string[] }
+  | {
+    type: "message";
+    endpoint: string;
+    id: string;
+    data: unknown;
+    encoding?: "base64";
+    meta?: Record<string, string | number>;
+  }
+  | { type: "receipt"; id: string; meta?: Record<string, string | number> }
+  | { type: "error"; code: ErrorCode; message: string; id?: string; endpoint?: string }
+  | { type: "pong" };

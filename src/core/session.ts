@@ -1,0 +1,86 @@
+/**
+ * Sessions and the SessionStore port (DESIGN.md sections 3-4).
+ *
+ * A session outlives its client's connection for the reconnection window. Its `epoch` is a
+ * fencing token: every connect increments it, every write is a compare-and-set on it, so two
+ * connections (or two nodes) can never both believe they own a client.
+ */
+
+export type SessionState = "connected" | "disconnected";
+
+/** One endpoint the client is bound to; `params` are the binding's template values. */
+export interface Subscription {
+  endpoint: string;
+  params: Record<string, string>;
+  boundAt: number;
+}
+
+export interface Session {
+  clientId: string;
+  state: SessionState;
+  /** Increments on every connect and takeover; the compare-and-set field. */
+  epoch: number;
+  /** The node holding the live connection while connected. */
+  nodeId?: string;
+  /** While connected: the node's lease; past it the session counts as disconnected at this time. */
+  leaseUntil?: number;
+  connectedAt: number;
+  disconnectedAt?: number;
+  /**
+   * When the session expires. Disconnected: `disconnectedAt` plus the window. Connected under a
+   * lease: `leaseUntil` plus the window, so a crashed node's clients expire with nobody writing.
+   * Connected without a lease (single node): undefined, never expires.
+   */
+  reconnectionDeadline?: number;
+  subscriptions: Subscription[];
+}
+
+/**
+ * Where sessions live. Implementations: MemorySessionStore, RedisSessionStore; every one passes
+ * `sessionStoreContract` in tests/conformance.
+ *
+ * All methods may reject with a `GatewayError("STORE_UNAVAILABLE")` when the backing service is
+ * unreachable; they never resolve with partial writes.
+ */
+export interface SessionStore {
+  /** The session, or undefined if none exists. */
+  get(clientId: string): Promise<Session | undefined>;
+  /**
+   * Stores a new session. Resolves false, writing nothing, if one already exists for that
+   * client ID.
+   */
+  create(session: Session): Promise<boolean>;
+  /**
+   * Replaces a session only if the stored one still has epoch `expectedEpoch` (compare-and-set).
+   * Resolves false, writing nothing, if the epoch moved on or the session is gone.
+   */
+  update(session: Session, expectedEpoch: number): Promise<boolean>;
+  /** Deletes a session only if its epoch is still `expectedEpoch`. Resolves whether it deleted. */
+  delete(clientId: string, expectedEpoch: number): Promise<boolean>;
+  /**
+   * Up to `limit` client IDs whose `reconnectionDeadline` is before `now`, oldest first.
+   * Does not claim them.
+   */
+  listExpired(now: number, limit: number): Promise<string[]>;
+  /**
+   * Atomically takes an expired session out of circulation for cleanup: exactly one caller
+   * across all nodes gets it back; every other gets undefined. A session that is no longer
+   * expired at `now` (the client came back) is not claimed. The claimed session stays readable
+   * through `get` until `delete`, so a crash mid-cleanup leaves it to be claimed again after
+   * `claimTtl` milliseconds.
+   */
+  claimExpired(clientId: string, now: number, claimTtl: number): Promise<Session | undefined>;
+  /** Releases connections; the store is unusable afterwards. */
+  close(): Promise<void>;
+}
+
+/** Whether the session is live on some node at `now` (connected, lease not lapsed). */
+export function isLive(session: Session, now: number): boolean {
+  return session.state === "connected" &&
+    (session.leaseUntil === undefined || session.leaseUntil >= now);
+}
+
+/** Whether the session is past its reconnection deadline at `now`. */
+export function isExpired(session: Session, now: number): boolean {
+  return session.reconnectionDeadline !== undefined && session.reconnectionDeadline < now;
+}

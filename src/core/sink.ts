@@ -1,0 +1,25 @@
+/**
+ * The delivery sink port: how the hub writes to one live client connection. Each entrypoint
+ * (multiplexed WS, raw WS, SSE) implements it with its own framing.
+ */
+
+export interface Delivery {
+  endpoint: string;
+  /** Per session and endpoint, strictly increasing: `<epoch>.<sequence>`. */
+  id: string;
+  payload: Uint8Array;
+  meta?: Record<string, string | number>;
+}
+
+export interface DeliverySink {
+  /**
+   * Writes one delivery to the connection. Returns false, writing nothing, when the connection
+   * is closed or its send buffer is past `server.max_buffered_bytes`; the broker then keeps the
+   * message.
+   */
+  deliver(delivery: Delivery): boolean;
+  /** Whether the connection is open and its send buffer is below the limit. */
+  writable(): boolean;
+  /** Closes the connection with a close code from `CloseCode`. */
+  close(code: number, reason: string): void;
+}

@@ -1,0 +1,181 @@
+/**
+ * The memory endpoint: an in-process topic bus with one durable queue per bound client.
+ *
+ * It is the reference implementation of the LifecycleBinder contract, so the whole session
+ * lifecycle runs with no external service: a suspended client's queue keeps filling, resume
+ * drains it in order, unbind drops it. The queue plays the broker's part: a message leaves it
+ * only once the hub reports it written to the client's connection.
+ */
+import type {
+  BindableEndpoint,
+  DeliveryHandler,
+  EndpointHealth,
+  InboundMessage,
+  OutboundMessage,
+  Receipt,
+} from "../../core/endpoint.ts";
+import { GatewayError } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
+import { expandTopic } from "../template.ts";
+
+export interface MemoryEndpointOptions {
+  name: string;
+  /** Template of the topic a client's publishes go to. Default: the endpoint's name. */
+  publishTopic?: string;
+  /** Template of the topic a bound client receives from. Default: the endpoint's name. */
+  subscribeTopic?: string;
+  /** Most messages held for one client; past it the oldest is dropped and logged. */
+  queueLimit?: number;
+  logger?: Logger;
+}
+
+interface Binding {
+  topic: string;
+  queue: MessageQueue;
+  /** Whether messages are handed to the hub; off while suspended or refused. */
+  active: boolean;
+  dropped: number;
+}
+
+export class MemoryEndpoint implements BindableEndpoint {
+  readonly name: string;
+  #options: MemoryEndpointOptions;
+  #handler?: DeliveryHandler;
+  #bindings = new Map<string, Binding>();
+  #topics = new Map<string, Set<string>>();
+
+  constructor(options: MemoryEndpointOptions) {
+    this.name = options.name;
+    this.#options = options;
+  }
+
+  start(handler: DeliveryHandler): Promise<void> {
+    this.#handler = handler;
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    for (const binding of this.#bindings.values()) binding.active = false;
+    return Promise.resolve();
+  }
+
+  publish(clientId: string, message: OutboundMessage, params: Record<string, string>): Promise<Receipt> {
+    if (!this.#handler) {
+      return Promise.reject(new GatewayError("UPSTREAM_UNAVAILABLE", `endpoint ${this.name} is not started`));
+    }
+    const topic = expandTopic(this.#options.publishTopic ?? this.name, clientId, params);
+    const inbound: InboundMessage = { payload: message.payload, meta: { topic } };
+    for (const subscriber of this.#topics.get(topic) ?? []) {
+      const binding = this.#bindings.get(subscriber)!;
+      if (binding.queue.length >= (this.#options.queueLimit ?? 10_000)) {
+        binding.queue.shift();
+        if (binding.dropped++ === 0) {
+          this.#options.logger?.warn(
+            `[Memory] Queue of ${subscriber} on ${this.name} is full; dropping its oldest messages`,
+          );
+        }
+      }
+      binding.queue.push(inbound);
+      this.#drain(subscriber, binding);
+    }
+    return Promise.resolve({ meta: { topic } });
+  }
+
+  bindClient(clientId: string, params: Record<string, string>): Promise<void> {
+    const topic = expandTopic(this.#options.subscribeTopic ?? this.name, clientId, params);
+    const existing = this.#bindings.get(clientId);
+    if (existing && existing.topic === topic) return this.#activate(clientId, existing);
+    if (existing) this.#remove(clientId, existing);
+    const binding: Binding = { topic, queue: new MessageQueue(), active: true, dropped: 0 };
+    this.#bindings.set(clientId, binding);
+    let subscribers = this.#topics.get(topic);
+    if (!subscribers) this.#topics.set(topic, subscribers = new Set());
+    subscribers.add(clientId);
+    return Promise.resolve();
+  }
+
+  suspendClient(clientId: string): Promise<void> {
+    const binding = this.#bindings.get(clientId);
+    if (binding) binding.active = false;
+    return Promise.resolve();
+  }
+
+  resumeClient(clientId: string, params: Record<string, string>): Promise<void> {
+    const binding = this.#bindings.get(clientId);
+    // After a restart the bus is empty: the binding is made again, as bindClient would.
+    if (!binding) return this.bindClient(clientId, params);
+    return this.#activate(clientId, binding);
+  }
+
+  unbindClient(clientId: string): Promise<void> {
+    const binding = this.#bindings.get(clientId);
+    if (binding) this.#remove(clientId, binding);
+    return Promise.resolve();
+  }
+
+  health(): Promise<EndpointHealth> {
+    return Promise.resolve({ ok: this.#handler !== undefined });
+  }
+
+  bindingCount(): number {
+    return this.#bindings.size;
+  }
+
+  /** Messages waiting for `clientId` (suspended or back-pressured). */
+  queued(clientId: string): number {
+    return this.#bindings.get(clientId)?.queue.length ?? 0;
+  }
+
+  #activate(clientId: string, binding: Binding): Promise<void> {
+    binding.active = true;
+    this.#drain(clientId, binding);
+    return Promise.resolve();
+  }
+
+  #remove(clientId: string, binding: Binding): void {
+    binding.active = false;
+    this.#bindings.delete(clientId);
+    const subscribers = this.#topics.get(binding.topic);
+    subscribers?.delete(clientId);
+    if (subscribers?.size === 0) this.#topics.delete(binding.topic);
+  }
+
+  /** Hands queued messages over in order until the queue is empty or the hub refuses one. */
+  #drain(clientId: string, binding: Binding): void {
+    while (binding.active && binding.queue.length > 0) {
+      if (!this.#handler!.deliver(clientId, this.name, binding.queue.peek()!)) {
+        binding.active = false;
+        return;
+      }
+      binding.queue.shift();
+    }
+  }
+}
+
+/** A FIFO with O(1) push and shift. */
+class MessageQueue {
+  #items: Array<InboundMessage | undefined> = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: InboundMessage): void {
+    this.#items.push(item);
+  }
+
+  peek(): InboundMessage | undefined {
+    return this.#items[this.#head];
+  }
+
+  shift(): InboundMessage | undefined {
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+}

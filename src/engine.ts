@@ -1,0 +1,120 @@
+/**
+ * The one place that wires the engine: config -> session store -> endpoints -> hub -> cleanup
+ * worker. Adapters and tests build the engine here and the Hono app from it.
+ */
+import type { Endpoint } from "./core/endpoint.ts";
+import { GatewayError } from "./core/errors.ts";
+import { Hub } from "./core/hub.ts";
+import { consoleLogger } from "./core/logger.ts";
+import type { Logger } from "./core/logger.ts";
+import { Metrics } from "./core/metrics.ts";
+import { RealScheduler } from "./core/scheduler.ts";
+import type { Scheduler } from "./core/scheduler.ts";
+import type { SessionStore } from "./core/session.ts";
+import type { Config } from "./config/schema.ts";
+import { createEndpoint } from "./endpoints/factory.ts";
+import { DefaultPolicy } from "./policy/default-policy.ts";
+import { CleanupWorker } from "./session/cleanup.ts";
+import { createSessionStore } from "./session/factory.ts";
+
+export interface EngineOptions {
+  scheduler?: Scheduler;
+  logger?: Logger;
+  /** Replaces the configured store (tests share one between engines). */
+  store?: SessionStore;
+  /** Replaces the configured endpoints. */
+  endpoints?: Endpoint[];
+}
+
+export interface Readiness {
+  ok: boolean;
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+export class Engine {
+  readonly hub: Hub;
+  readonly store: SessionStore;
+  readonly scheduler: Scheduler;
+  readonly logger: Logger;
+  readonly metrics = new Metrics();
+  readonly cleanup: CleanupWorker;
+  readonly nodeId: string;
+  #started = false;
+
+  constructor(readonly config: Config, options: EngineOptions = {}) {
+    this.scheduler = options.scheduler ?? new RealScheduler();
+    this.logger = options.logger ?? consoleLogger(config.log.level);
+    this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
+    this.store = options.store ?? createSessionStore(config.session);
+    const endpoints = options.endpoints ?? config.endpoints.map((e) => createEndpoint(e, this.logger));
+    this.hub = new Hub({
+      store: this.store,
+      endpoints,
+      scheduler: this.scheduler,
+      policy: new DefaultPolicy({
+        endpoints: endpoints.map((e) => e.name),
+        maxMessageBytes: config.policy.max_message_bytes,
+      }),
+      logger: this.logger,
+      metrics: this.metrics,
+      reconnectionWindow: config.session.reconnection_window,
+      nodeId: this.nodeId,
+    });
+    this.cleanup = new CleanupWorker({
+      store: this.store,
+      scheduler: this.scheduler,
+      logger: this.logger,
+      metrics: this.metrics,
+      expire: (id) => this.hub.expire(id),
+      interval: config.session.cleanup_interval,
+    });
+    const counts = (this.store as { counts?: () => Promise<Record<string, number>> }).counts;
+    if (counts) {
+      this.metrics.gauge("mediation_sessions", "Sessions in the store, by state", async () =>
+        Object.entries(await counts.call(this.store)).map(([state, value]) => ({ labels: { state }, value })));
+    }
+  }
+
+  /** Starts every endpoint and the cleanup worker. */
+  async start(): Promise<void> {
+    for (const endpoint of this.hub.endpoints.values()) await endpoint.start(this.hub);
+    this.cleanup.start();
+    this.#started = true;
+    this.logger.info(
+      `[Engine] Node ${this.nodeId} started with endpoints ${this.hub.endpointNames.join(", ")}`,
+    );
+  }
+
+  /**
+   * Graceful stop: clients closed with 1001 and their sessions marked disconnected (consumers
+   * suspended), cleanup stopped, endpoints flushed and closed, store closed.
+   */
+  async stop(): Promise<void> {
+    await this.hub.shutdown();
+    await this.cleanup.stop();
+    for (const endpoint of this.hub.endpoints.values()) {
+      await endpoint.stop().catch((e) => this.logger.error(`[Engine] Stopping ${endpoint.name} failed`, e));
+    }
+    await this.store.close();
+    this.#started = false;
+  }
+
+  /** Store and every endpoint reachable (GET /readyz). */
+  async readiness(): Promise<Readiness> {
+    const checks: Readiness["checks"] = {};
+    try {
+      await this.store.get("readyz-probe");
+      checks.store = { ok: true };
+    } catch (error) {
+      checks.store = { ok: false, detail: GatewayError.from(error).message };
+    }
+    for (const endpoint of this.hub.endpoints.values()) {
+      checks[`endpoint:${endpoint.name}`] = await endpoint.health().catch((e) => ({
+        ok: false,
+        detail: GatewayError.from(e).message,
+      }));
+    }
+    const ok = this.#started && Object.values(checks).every((c) => c.ok);
+    return { ok, checks };
+  }
+}

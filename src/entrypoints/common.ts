@@ -1,0 +1,49 @@
+/**
+ * What every entrypoint shares: identity from the request, error responses, and the runtime
+ * hooks an adapter supplies.
+ */
+import type { Context } from "hono";
+import type { WSEvents } from "hono/ws";
+import { GatewayError } from "../core/errors.ts";
+import { CLIENT_ID_HEADER, CLIENT_ID_QUERY, resolveIdentity } from "../core/identity.ts";
+import type { Identity } from "../core/identity.ts";
+import type { Engine } from "../engine.ts";
+
+/** What an adapter gives the app: the runtime's WebSocket upgrade and socket facts. */
+export interface RuntimeHooks {
+  /** Upgrades the request, wiring `events` to the socket (hono's `upgradeWebSocket(c, events)`). */
+  upgradeWebSocket(c: Context, events: WSEvents): Promise<Response>;
+  /** Bytes queued for sending on the runtime's native socket (`WSContext.raw`). */
+  bufferedAmount(raw: unknown): number;
+}
+
+export interface EntrypointContext {
+  engine: Engine;
+  hooks: RuntimeHooks;
+}
+
+/** The request's client identity; throws BAD_CLIENT_ID. */
+export function identify(c: Context): Identity {
+  return resolveIdentity(c.req.header(CLIENT_ID_HEADER), c.req.query(CLIENT_ID_QUERY));
+}
+
+/** A JSON error response with the status that fits the error's code. */
+export function errorResponse(c: Context, engine: Engine, error: unknown): Response {
+  const e = GatewayError.from(error);
+  engine.hub.recordError(e);
+  if (e.code === "INTERNAL") engine.logger.error(`[HTTP] ${c.req.method} ${c.req.path} failed`, error);
+  return c.json(
+    { type: "error", code: e.code, message: e.message },
+    e.status as 400,
+    e.temporary ? { "Retry-After": "1" } : {},
+  );
+}
+
+/** Throws UNKNOWN_ENDPOINT unless every name is a configured endpoint. */
+export function requireEndpoints(engine: Engine, names: string[]): void {
+  for (const name of names) {
+    if (!engine.hub.endpoints.has(name)) {
+      throw new GatewayError("UNKNOWN_ENDPOINT", `no endpoint named "${name}"`);
+    }
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Server-Sent Events (`GET {path}/:endpoint`, or `GET {path}?endpoints=a,b`): binds on connect
+ * and streams deliveries as `id:` / `event: message` / `data:` events, with a `: ping` comment
+ * every `server.sse_ping_interval`. The first event, `welcome`, carries the client ID.
+ *
+ * On a single-endpoint stream `data` is the payload itself (base64 with `event: message-base64`
+ * when it is not UTF-8); on a multi-endpoint stream it is the JSON of the WebSocket message frame,
+ * so the client can tell the endpoints apart.
+ */
+import type { Context, Hono } from "hono";
+import type { Connection } from "../core/connection.ts";
+import { GatewayError } from "../core/errors.ts";
+import { CLIENT_ID_HEADER } from "../core/identity.ts";
+import { decodePayload } from "../core/payload.ts";
+import type { TimerId } from "../core/scheduler.ts";
+import type { Delivery, DeliverySink } from "../core/sink.ts";
+import type { Engine } from "../engine.ts";
+import type { EntrypointContext } from "./common.ts";
+import { errorResponse, identify, requireEndpoints } from "./common.ts";
+
+const encoder = new TextEncoder();
+
+export function sseRoutes(app: Hono, path: string, { engine }: EntrypointContext): void {
+  app.get(path, (c) => stream(c, engine, (c.req.query("endpoints") ?? "").split(",").filter(Boolean), true));
+  app.get(`${path}/:endpoint`, (c) => stream(c, engine, [c.req.param("endpoint")], false));
+}
+
+async function stream(c: Context, engine: Engine, endpoints: string[], multi: boolean) {
+  let conn: Connection;
+  try {
+    const { clientId } = identify(c);
+    if (endpoints.length === 0) {
+      throw new GatewayError("BAD_FRAME", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
+    }
+    requireEndpoints(engine, endpoints);
+    conn = await engine.hub.connect(clientId, "sse");
+  } catch (error) {
+    return errorResponse(c, engine, error);
+  }
+  const { scheduler, config } = engine;
+  let ping: TimerId | undefined;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let closed = false;
+  const end = () => {
+    if (closed) return;
+    closed = true;
+    if (ping !== undefined) scheduler.clear(ping);
+    void conn.close();
+  };
+  /** Enqueues an event; a stream the client went away from ends the connection. */
+  const write = (text: string): boolean => {
+    if (closed) return false;
+    try {
+      controller.enqueue(encoder.encode(text));
+      return true;
+    } catch {
+      end();
+      return false;
+    }
+  };
+  const writable = () => !closed && (controller.desiredSize ?? 0) > 0;
+  const sink: DeliverySink = {
+    deliver: (d) => writable() && write(formatEvent(d, multi)),
+    writable,
+    close: () => {
+      end();
+      try {
+        controller.close();
+      } catch {
+        // Already closed.
+      }
+    },
+  };
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+    cancel: end,
+  }, new ByteLengthQueuingStrategy({ highWaterMark: config.server.max_buffered_bytes }));
+
+  write(`event: welcome\ndata: ${
+    JSON.stringify({ clientId: conn.clientId, resumed: conn.resumed, endpoints })
+  }\n\n`);
+  ping = scheduler.setInterval(() => write(": ping\n\n"), config.server.sse_ping_interval);
+  void (async () => {
+    for (const e of await conn.open(sink)) write(errorEvent(e));
+    for (const endpoint of endpoints) {
+      await conn.subscribe(endpoint).catch((error) => write(errorEvent(GatewayError.from(error))));
+    }
+  })().catch((error) => engine.logger.error(`[SSE] Opening ${conn.clientId} failed`, error));
+
+  return new Response(body, {
+    headers: {
+      "Content-Type": "text/event-stream",
+      "Cache-Control": "no-cache",
+      "Connection": "keep-alive",
+      "X-Accel-Buffering": "no",
+      [CLIENT_ID_HEADER]: conn.clientId,
+    },
+  });
+}
+
+function formatEvent(d: Delivery, multi: boolean): string {
+  const { data, encoding, text } = decodePayload(d.payload);
+  if (multi) {
+    const frame = { type: "message", endpoint: d.endpoint, id: d.id, data, encoding, meta: d.meta };
+    return `id: ${d.id}\nevent: message\ndata: ${JSON.stringify(frame)}\n\n`;
+  }
+  const event = encoding ? "message-base64" : "message";
+  const lines = (text ?? (data as string)).split(/\r\n|\r|\n/).map((l) => `data: ${l}`).join("\n");
+  return `id: ${d.id}\nevent: ${event}\n${lines}\n\n`;
+}
+
+function errorEvent(e: GatewayError): string {
+  return `event: error\ndata: ${JSON.stringify({ code: e.code, message: e.message })}\n\n`;
+}

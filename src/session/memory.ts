@@ -1,0 +1,77 @@
+/**
+ * MemorySessionStore: sessions in this process's memory. For a single node; the rules are those
+ * of the SessionStore port in src/core/session.ts.
+ */
+import type { Session, SessionStore } from "../core/session.ts";
+
+interface Entry {
+  session: Session;
+  /** Until when a cleanup claim holds. */
+  claimedUntil?: number;
+}
+
+export class MemorySessionStore implements SessionStore {
+  #entries = new Map<string, Entry>();
+
+  get(clientId: string): Promise<Session | undefined> {
+    return Promise.resolve(copy(this.#entries.get(clientId)?.session));
+  }
+
+  create(session: Session): Promise<boolean> {
+    if (this.#entries.has(session.clientId)) return Promise.resolve(false);
+    this.#entries.set(session.clientId, { session: copy(session)! });
+    return Promise.resolve(true);
+  }
+
+  update(session: Session, expectedEpoch: number): Promise<boolean> {
+    const entry = this.#entries.get(session.clientId);
+    if (!entry || entry.session.epoch !== expectedEpoch) return Promise.resolve(false);
+    // A new write means the client is back or still there: any cleanup claim is void.
+    this.#entries.set(session.clientId, { session: copy(session)! });
+    return Promise.resolve(true);
+  }
+
+  delete(clientId: string, expectedEpoch: number): Promise<boolean> {
+    const entry = this.#entries.get(clientId);
+    if (!entry || entry.session.epoch !== expectedEpoch) return Promise.resolve(false);
+    this.#entries.delete(clientId);
+    return Promise.resolve(true);
+  }
+
+  listExpired(now: number, limit: number): Promise<string[]> {
+    const expired: Array<[number, string]> = [];
+    for (const { session } of this.#entries.values()) {
+      const deadline = session.reconnectionDeadline;
+      if (deadline !== undefined && deadline < now) expired.push([deadline, session.clientId]);
+    }
+    expired.sort((a, b) => a[0] - b[0]);
+    return Promise.resolve(expired.slice(0, limit).map(([, id]) => id));
+  }
+
+  claimExpired(clientId: string, now: number, claimTtl: number): Promise<Session | undefined> {
+    const entry = this.#entries.get(clientId);
+    const deadline = entry?.session.reconnectionDeadline;
+    if (!entry || deadline === undefined || deadline >= now) return Promise.resolve(undefined);
+    if (entry.claimedUntil !== undefined && entry.claimedUntil > now) {
+      return Promise.resolve(undefined);
+    }
+    entry.claimedUntil = now + claimTtl;
+    return Promise.resolve(copy(entry.session));
+  }
+
+  /** Sessions by state, for /metrics. */
+  counts(): Promise<Record<"connected" | "disconnected", number>> {
+    const counts = { connected: 0, disconnected: 0 };
+    for (const { session } of this.#entries.values()) counts[session.state]++;
+    return Promise.resolve(counts);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Stored sessions are copies, so callers never mutate the store by accident. */
+function copy(session: Session | undefined): Session | undefined {
+  return session && structuredClone(session);
+}
