@@ -30,7 +30,11 @@ export const bunAdapter: Adapter = {
       port,
       fetch: (request, srv) => app.fetch(request, srv),
       // Bun closes a socket idle for idleTimeout seconds and pings to keep live ones busy.
-      websocket: { ...websocket, idleTimeout: Math.min(960, Math.ceil(idle_timeout / 1000)), sendPings: true },
+      websocket: {
+        ...websocket,
+        idleTimeout: Math.min(960, Math.ceil(idle_timeout / 1000)),
+        sendPings: true,
+      },
     });
     return {
       hostname: server.hostname,

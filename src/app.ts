@@ -37,9 +37,13 @@ export function createApp(engine: Engine, hooks: RuntimeHooks): Hono {
     const readiness = await engine.readiness();
     return c.json(readiness, readiness.ok ? 200 : 503);
   });
-  app.get("/metrics", async (c) =>
-    c.body(await engine.metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }));
-  app.notFound((c) => c.json({ type: "error", code: "UNKNOWN_ENDPOINT", message: `no route ${c.req.path}` }, 404));
+  app.get(
+    "/metrics",
+    async (c) => c.body(await engine.metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }),
+  );
+  app.notFound((c) =>
+    c.json({ type: "error", code: "UNKNOWN_ENDPOINT", message: `no route ${c.req.path}` }, 404)
+  );
   app.onError((error, c) => {
     engine.logger.error(`[HTTP] ${c.req.method} ${c.req.path} failed`, error);
     return c.json({ type: "error", code: "INTERNAL", message: "internal error" }, 500);

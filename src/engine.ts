@@ -70,8 +70,15 @@ export class Engine {
     });
     const counts = (this.store as { counts?: () => Promise<Record<string, number>> }).counts;
     if (counts) {
-      this.metrics.gauge("mediation_sessions", "Sessions in the store, by state", async () =>
-        Object.entries(await counts.call(this.store)).map(([state, value]) => ({ labels: { state }, value })));
+      this.metrics.gauge(
+        "mediation_sessions",
+        "Sessions in the store, by state",
+        async () =>
+          Object.entries(await counts.call(this.store)).map(([state, value]) => ({
+            labels: { state },
+            value,
+          })),
+      );
     }
   }
 

@@ -37,7 +37,9 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
     stopping = true;
     engine.logger.info(`[Server] ${signal}: shutting down`);
     const timeout = engine.config.server.shutdown_timeout;
-    const deadline = new Promise<"timeout">((resolve) => engine.scheduler.setTimeout(() => resolve("timeout"), timeout));
+    const deadline = new Promise<"timeout">((resolve) =>
+      engine.scheduler.setTimeout(() => resolve("timeout"), timeout)
+    );
     const graceful = (async () => {
       const accepting = listening.stopAccepting();
       await engine.stop();
@@ -47,8 +49,9 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
       engine.logger.error("[Server] Shutdown failed", error);
       return "failed" as const;
     });
-    if (outcome === "timeout") engine.logger.warn(`[Server] Shutdown took over ${timeout} ms; exiting anyway`);
-    else engine.logger.info("[Server] Stopped");
+    if (outcome === "timeout") {
+      engine.logger.warn(`[Server] Shutdown took over ${timeout} ms; exiting anyway`);
+    } else engine.logger.info("[Server] Stopped");
     adapter.exit(0);
   };
   adapter.onSignal("SIGINT", () => void shutdown("SIGINT"));

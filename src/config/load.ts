@@ -40,7 +40,11 @@ export async function loadConfig(path: string, env: Record<string, string | unde
 }
 
 /** Validates config text (YAML). Throws ConfigError listing every problem. */
-export function parseConfig(text: string, env: Record<string, string | undefined>, source = "config"): Config {
+export function parseConfig(
+  text: string,
+  env: Record<string, string | undefined>,
+  source = "config",
+): Config {
   let raw: unknown;
   try {
     raw = parseYaml(text);

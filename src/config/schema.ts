@@ -57,7 +57,9 @@ const ServerSchema = v.optional(
       ),
       8080,
     ),
-    node_id: v.optional(v.pipe(text(), v.regex(/^[A-Za-z0-9._:-]{1,64}$/, expected("a node ID of A-Z a-z 0-9 . _ : -")))),
+    node_id: v.optional(
+      v.pipe(text(), v.regex(/^[A-Za-z0-9._:-]{1,64}$/, expected("a node ID of A-Z a-z 0-9 . _ : -"))),
+    ),
     idle_timeout: duration("60s"),
     max_buffered_bytes: positiveInt(1024 * 1024),
     shutdown_timeout: duration("10s"),
@@ -100,22 +102,28 @@ const PolicySchema = v.optional(
 
 const LogSchema = v.optional(
   v.object({
-    level: v.optional(v.picklist(["debug", "info", "warn", "error"], expected('"debug", "info", "warn" or "error"')), "info"),
+    level: v.optional(
+      v.picklist(["debug", "info", "warn", "error"], expected('"debug", "info", "warn" or "error"')),
+      "info",
+    ),
   }, expected("a mapping")),
   {},
 );
 
 const DEFAULT_ENTRYPOINTS = [
-  { name: "ws", type: "websocket", path: "/ws" },
-  { name: "sse", type: "sse", path: "/sse" },
-  { name: "http", type: "http", path: "/publish" },
+  { name: "ws", type: "websocket" as const, path: "/ws" },
+  { name: "sse", type: "sse" as const, path: "/sse" },
+  { name: "http", type: "http" as const, path: "/publish" },
 ];
 
 export const ConfigSchema = v.pipe(
   v.object({
     server: ServerSchema,
     session: SessionSchema,
-    entrypoints: v.optional(v.array(EntrypointSchema, expected("a list of entrypoints")), DEFAULT_ENTRYPOINTS),
+    entrypoints: v.optional(
+      v.array(EntrypointSchema, expected("a list of entrypoints")),
+      DEFAULT_ENTRYPOINTS,
+    ),
     endpoints: v.pipe(
       v.array(EndpointSchema, expected("a list of endpoints")),
       v.minLength(1, expected("at least one endpoint")),
@@ -126,7 +134,10 @@ export const ConfigSchema = v.pipe(
   v.forward(
     v.check(
       (c) => new Set(c.endpoints.map((e) => e.name)).size === c.endpoints.length,
-      (issue) => `expected unique endpoint names, got ${show((issue.input as Config).endpoints.map((e) => e.name))}`,
+      (issue) =>
+        `expected unique endpoint names, got ${
+          show((issue.input as { endpoints: { name: string }[] }).endpoints.map((e) => e.name))
+        }`,
     ),
     ["endpoints"],
   ),

@@ -61,8 +61,11 @@ export class Hub implements DeliveryHandler {
       for (const c of this.#live.values()) counts.set(c.transport, (counts.get(c.transport) ?? 0) + 1);
       return [...counts].map(([transport, value]) => ({ labels: { transport }, value }));
     });
-    m.gauge("mediation_bindings", "Client bindings held by this node, per endpoint", () =>
-      options.endpoints.map((e) => ({ labels: { endpoint: e.name }, value: e.bindingCount?.() ?? 0 })));
+    m.gauge(
+      "mediation_bindings",
+      "Client bindings held by this node, per endpoint",
+      () => options.endpoints.map((e) => ({ labels: { endpoint: e.name }, value: e.bindingCount?.() ?? 0 })),
+    );
   }
 
   /** Names of the configured endpoints, in configuration order. */
@@ -237,6 +240,7 @@ export class Hub implements DeliveryHandler {
     payload: Uint8Array,
     signal?: AbortSignal,
   ): Promise<Receipt> {
+    this.#requireLive(conn);
     this.options.policy.checkPublish(conn.clientId, name, payload.length);
     const endpoint = this.#endpoint(name);
     if (isBindable(endpoint) && !conn.bound.has(name)) await this.#bind(conn, name, {});
@@ -264,6 +268,7 @@ export class Hub implements DeliveryHandler {
 
   /** See `Connection.subscribe`. */
   async subscribe(conn: Connection, name: string, params: Record<string, string>): Promise<void> {
+    this.#requireLive(conn);
     this.options.policy.checkSubscribe(conn.clientId, name, params);
     const endpoint = this.#endpoint(name);
     if (!isBindable(endpoint)) {
@@ -281,7 +286,7 @@ export class Hub implements DeliveryHandler {
     const pending = conn.binding.get(name);
     if (pending) return pending;
     const bind = this.#locks.run(conn.clientId, async () => {
-      if (conn.state === "closed") throw new GatewayError("FORBIDDEN", "connection is closed");
+      this.#requireLive(conn);
       if (conn.bound.has(name)) return;
       const endpoint = this.#endpoint(name);
       if (!isBindable(endpoint)) return;
@@ -303,6 +308,7 @@ export class Hub implements DeliveryHandler {
 
   /** See `Connection.unsubscribe`. */
   unsubscribe(conn: Connection, name: string): Promise<void> {
+    this.#requireLive(conn);
     const endpoint = this.#endpoint(name);
     return this.#locks.run(conn.clientId, async () => {
       const params = conn.bound.get(name);
@@ -425,6 +431,11 @@ export class Hub implements DeliveryHandler {
       conn.sink?.close(CloseCode.GOING_AWAY, "server shutting down");
     }
     await Promise.all(connections.map((conn) => this.disconnect(conn)));
+  }
+
+  /** A closed or superseded connection acts no more: its session belongs to someone else. */
+  #requireLive(conn: Connection): void {
+    if (conn.state === "closed") throw new GatewayError("FORBIDDEN", "connection is closed");
   }
 
   #endpoint(name: string): Endpoint {

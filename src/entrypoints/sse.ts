@@ -12,7 +12,6 @@ import type { Connection } from "../core/connection.ts";
 import { GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
 import { decodePayload } from "../core/payload.ts";
-import type { TimerId } from "../core/scheduler.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { Engine } from "../engine.ts";
 import type { EntrypointContext } from "./common.ts";
@@ -38,13 +37,12 @@ async function stream(c: Context, engine: Engine, endpoints: string[], multi: bo
     return errorResponse(c, engine, error);
   }
   const { scheduler, config } = engine;
-  let ping: TimerId | undefined;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
   const end = () => {
     if (closed) return;
     closed = true;
-    if (ping !== undefined) scheduler.clear(ping);
+    scheduler.clear(ping);
     void conn.close();
   };
   /** Enqueues an event; a stream the client went away from ends the connection. */
@@ -78,10 +76,12 @@ async function stream(c: Context, engine: Engine, endpoints: string[], multi: bo
     cancel: end,
   }, new ByteLengthQueuingStrategy({ highWaterMark: config.server.max_buffered_bytes }));
 
-  write(`event: welcome\ndata: ${
-    JSON.stringify({ clientId: conn.clientId, resumed: conn.resumed, endpoints })
-  }\n\n`);
-  ping = scheduler.setInterval(() => write(": ping\n\n"), config.server.sse_ping_interval);
+  const ping = scheduler.setInterval(() => write(": ping\n\n"), config.server.sse_ping_interval);
+  write(
+    `event: welcome\ndata: ${
+      JSON.stringify({ clientId: conn.clientId, resumed: conn.resumed, endpoints })
+    }\n\n`,
+  );
   void (async () => {
     for (const e of await conn.open(sink)) write(errorEvent(e));
     for (const endpoint of endpoints) {

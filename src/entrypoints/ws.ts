@@ -218,7 +218,11 @@ class RawSocket extends Socket {
   private fail(error: unknown): void {
     const e = GatewayError.from(error);
     this.engine.hub.recordError(e);
-    const code = e.temporary ? CloseCode.TRY_AGAIN_LATER : e.code === "INTERNAL" ? CloseCode.INTERNAL_ERROR : CloseCode.POLICY;
+    const code = e.temporary
+      ? CloseCode.TRY_AGAIN_LATER
+      : e.code === "INTERNAL"
+      ? CloseCode.INTERNAL_ERROR
+      : CloseCode.POLICY;
     this.ws?.close(code, `${e.code}: ${e.message}`.slice(0, 120));
   }
 }

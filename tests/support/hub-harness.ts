@@ -1,0 +1,89 @@
+/**
+ * A hub on the virtual clock with the memory store and memory endpoint, and a recording sink
+ * standing in for a client socket.
+ */
+import { Hub } from "../../src/core/hub.ts";
+import { memoryLogger } from "../../src/core/logger.ts";
+import { Metrics } from "../../src/core/metrics.ts";
+import type { Delivery, DeliverySink } from "../../src/core/sink.ts";
+import { VirtualClock } from "../../src/core/virtual-clock.ts";
+import { MemoryEndpoint } from "../../src/endpoints/memory/memory-endpoint.ts";
+import { DefaultPolicy } from "../../src/policy/default-policy.ts";
+import { CleanupWorker } from "../../src/session/cleanup.ts";
+import { MemorySessionStore } from "../../src/session/memory.ts";
+import { decodePayload, encodeData } from "../../src/core/payload.ts";
+
+export const WINDOW = 5 * 60_000;
+export const CLEANUP_INTERVAL = 30_000;
+
+/** A sink that records what was written, and can refuse writes like a backed-up socket. */
+export class RecordingSink implements DeliverySink {
+  deliveries: Delivery[] = [];
+  closed?: { code: number; reason: string };
+  full = false;
+
+  deliver(delivery: Delivery): boolean {
+    if (this.closed || this.full) return false;
+    this.deliveries.push(delivery);
+    return true;
+  }
+  writable(): boolean {
+    return !this.closed && !this.full;
+  }
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+  }
+  /** Delivered payloads, decoded as the wire would show them. */
+  get data(): unknown[] {
+    return this.deliveries.map((d) => decodePayload(d.payload).data);
+  }
+}
+
+export async function createHarness() {
+  const clock = new VirtualClock();
+  const store = new MemorySessionStore();
+  const logger = memoryLogger();
+  const metrics = new Metrics();
+  const chat = new MemoryEndpoint({ name: "chat", logger });
+  const rooms = new MemoryEndpoint({
+    name: "rooms",
+    subscribeTopic: "room/{room}",
+    publishTopic: "room/{room}",
+  });
+  const hub = new Hub({
+    store,
+    endpoints: [chat, rooms],
+    scheduler: clock,
+    policy: new DefaultPolicy({ endpoints: ["chat", "rooms"], maxMessageBytes: 1024 }),
+    logger,
+    metrics,
+    reconnectionWindow: WINDOW,
+    nodeId: "node-a",
+  });
+  await chat.start(hub);
+  await rooms.start(hub);
+  const cleanup = new CleanupWorker({
+    store,
+    scheduler: clock,
+    logger,
+    metrics,
+    expire: (id) => hub.expire(id),
+    interval: CLEANUP_INTERVAL,
+  });
+  cleanup.start();
+
+  /** Connects and opens a client the way an entrypoint does. */
+  async function connect(clientId: string) {
+    const conn = await hub.connect(clientId, "test");
+    const sink = new RecordingSink();
+    const failures = await conn.open(sink);
+    if (failures.length) throw failures[0];
+    return { conn, sink };
+  }
+
+  /** Publishes `data` as another client would, without a session (HTTP publish). */
+  const publish = (data: unknown, endpoint = "chat", from = "publisher") =>
+    hub.publishDetached(from, endpoint, encodeData(data));
+
+  return { clock, store, logger, metrics, chat, rooms, hub, cleanup, connect, publish };
+}

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseDuration } from "../../src/config/duration.ts";
+import { ConfigError, configPath, loadConfig, parseConfig } from "../../src/config/load.ts";
+
+const problems = (text: string, env: Record<string, string> = {}) => {
+  try {
+    parseConfig(text, env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.problems;
+  }
+  assert.fail("expected a ConfigError");
+};
+
+test("config: durations", () => {
+  assert.equal(parseDuration("250ms"), 250);
+  assert.equal(parseDuration("30s"), 30_000);
+  assert.equal(parseDuration("5m"), 300_000);
+  assert.equal(parseDuration("1h30m"), 5_400_000);
+  assert.equal(parseDuration("1.5s"), 1500);
+  assert.equal(parseDuration(1200), 1200);
+  for (const bad of ["five", "5", "m", "5 m", "-1s", "", null, -5, true]) {
+    assert.equal(parseDuration(bad), undefined, String(bad));
+  }
+});
+
+test("config: the shipped config.yaml is valid and is the embedded default", async () => {
+  const config = await loadConfig("config.yaml", {});
+  assert.equal(config.session.type, "memory");
+  assert.equal(config.session.reconnection_window, 300_000);
+  assert.deepEqual(config.endpoints.map((e) => [e.name, e.type]), [["chat", "memory"]]);
+  assert.deepEqual(config.entrypoints.map((e) => e.type), ["websocket", "sse", "http"]);
+});
+
+test("config: defaults fill what is not said", () => {
+  const config = parseConfig("endpoints: [{ name: chat, type: memory }]", {});
+  assert.equal(config.server.port, 8080);
+  assert.equal(config.server.idle_timeout, 60_000);
+  assert.equal(config.server.max_buffered_bytes, 1024 * 1024);
+  assert.equal(config.session.cleanup_interval, 30_000);
+  assert.equal(config.policy.max_message_bytes, 65_536);
+  assert.equal(config.entrypoints.length, 3);
+});
+
+test("config: every problem names its key path and what was expected", () => {
+  assert.deepEqual(
+    problems(`
+session: { reconnection_window: five }
+server: { port: 70000 }
+endpoints:
+  - { name: chat, type: memory }
+  - { name: bad name, type: memory }
+  - { name: x, type: carrier-pigeon }
+`),
+    [
+      "server.port: expected a port number 0-65535, got 70000",
+      'session.reconnection_window: expected a duration like "5m", got "five"',
+      'endpoints[1].name: expected a name of A-Z a-z 0-9 _ -, got "bad name"',
+      'endpoints[2].type: expected an endpoint of type "memory", got "carrier-pigeon"',
+    ],
+  );
+  assert.deepEqual(problems("endpoints: []"), ["endpoints: expected at least one endpoint, got []"]);
+  assert.deepEqual(problems("server: 5\nendpoints: [{name: a, type: memory}]"), [
+    "server: expected a mapping, got 5",
+  ]);
+  assert.match(problems("endpoints: [")[0], /^not valid YAML/);
+  assert.deepEqual(
+    problems("endpoints: [{name: a, type: memory}, {name: a, type: memory}]"),
+    ['endpoints: expected unique endpoint names, got ["a","a"]'],
+  );
+});
+
+test("config: ${ENV} interpolation, defaults, and unset variables named in the problem", () => {
+  const config = parseConfig(
+    "server: { host: '${HOST}', node_id: 'n-${ID:-7}' }\nendpoints: [{ name: chat, type: memory, publish_topic: '${T}' }]",
+    { HOST: "127.0.0.1", T: "t/{clientId}" },
+  );
+  assert.equal(config.server.host, "127.0.0.1");
+  assert.equal(config.server.node_id, "n-7");
+  assert.equal(config.endpoints[0].publish_topic, "t/{clientId}");
+  assert.deepEqual(
+    problems("server: { host: '${NOT_SET_ANYWHERE}' }\nendpoints: [{ name: chat, type: memory }]"),
+    ['server.host: expected a non-empty string, got "" (environment variable NOT_SET_ANYWHERE is not set)'],
+  );
+});
+
+test("config: path from --config, MEDIATION_CONFIG, else ./config.yaml", () => {
+  assert.equal(configPath(["--config", "a.yaml"], { MEDIATION_CONFIG: "b.yaml" }), "a.yaml");
+  assert.equal(configPath(["--config=c.yaml"], {}), "c.yaml");
+  assert.equal(configPath([], { MEDIATION_CONFIG: "b.yaml" }), "b.yaml");
+  assert.equal(configPath([], {}), "./config.yaml");
+  assert.throws(() => configPath(["--config"], {}), ConfigError);
+});
+
+test("config: an unreadable file is one clear problem", async () => {
+  await assert.rejects(
+    loadConfig("does/not/exist.yaml", {}),
+    (e: ConfigError) => e.problems.length === 1 && e.problems[0].startsWith("cannot read the file"),
+  );
+});
