@@ -1,0 +1,193 @@
+/**
+ * The endpoint contract kit: what every LifecycleBinder must do (DESIGN.md section 3), run
+ * against a real broker. A plugin author runs the same suite:
+ *
+ * @example
+ * endpointContract("mqtt", async () => ({ make, inject, durable: true, close }));
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { BindableEndpoint, DeliveryHandler, InboundMessage } from "../../src/core/endpoint.ts";
+
+export interface ContractHarness {
+  /** A new, unstarted endpoint instance on the same broker (called again to model a restart). */
+  make(): BindableEndpoint;
+  /** Publishes `text` to `clientId`'s subscription from outside the gateway. */
+  inject(clientId: string, text: string): Promise<void>;
+  /** Whether the broker keeps a client's queue across an endpoint restart. */
+  durable: boolean;
+  /** Binding params for the client (topic templates). */
+  params?: Record<string, string>;
+  /** Client IDs unique to this run, so reruns never see each other's broker state. */
+  clientId(label: string): string;
+  close?(): Promise<void>;
+}
+
+/** A handler that records deliveries and can refuse them like a backed-up socket. */
+export class RecordingHandler implements DeliveryHandler {
+  received = new Map<string, string[]>();
+  refusing = new Set<string>();
+
+  deliver(clientId: string, _endpoint: string, message: InboundMessage): boolean {
+    if (this.refusing.has(clientId)) return false;
+    const list = this.received.get(clientId) ?? [];
+    list.push(new TextDecoder().decode(message.payload));
+    this.received.set(clientId, list);
+    return true;
+  }
+
+  of(clientId: string): string[] {
+    return this.received.get(clientId) ?? [];
+  }
+}
+
+/** Waits for real broker I/O until `check` holds (not a timing assertion: it fails only on timeout). */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
+
+export function endpointContract(kind: string, setup: () => Promise<ContractHarness>): void {
+  async function started() {
+    const harness = await setup();
+    const handler = new RecordingHandler();
+    const endpoint = harness.make();
+    await endpoint.start(handler);
+    const params = harness.params ?? {};
+    const done = async () => {
+      await endpoint.stop();
+      await harness.close?.();
+    };
+    return { harness, handler, endpoint, params, done };
+  }
+
+  test(`${kind} contract: bind delivers what is published after it, in order`, async () => {
+    const { harness, handler, endpoint, params, done } = await started();
+    const id = harness.clientId("bind");
+    try {
+      await endpoint.bindClient(id, params);
+      for (const m of range("m", 20)) await harness.inject(id, m);
+      await eventually(() => handler.of(id).length >= 20, "20 deliveries");
+      assert.deepEqual(handler.of(id), range("m", 20));
+      await endpoint.unbindClient(id, params);
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${kind} contract: suspend queues at the broker; resume drains in order, once`, async () => {
+    const { harness, handler, endpoint, params, done } = await started();
+    const id = harness.clientId("suspend");
+    try {
+      await endpoint.bindClient(id, params);
+      await harness.inject(id, "before");
+      await eventually(() => handler.of(id).length === 1, "the first delivery");
+      await endpoint.suspendClient(id);
+      for (const m of range("away", 100)) await harness.inject(id, m);
+      assert.deepEqual(handler.of(id), ["before"], "nothing is delivered while suspended");
+      await endpoint.resumeClient(id, params);
+      await eventually(() => handler.of(id).length >= 101, "the queued deliveries");
+      await harness.inject(id, "after");
+      await eventually(() => handler.of(id).length >= 102, "the live delivery");
+      assert.deepEqual(handler.of(id), ["before", ...range("away", 100), "after"]);
+      await endpoint.unbindClient(id, params);
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${kind} contract: a refused delivery stays with the broker until resume`, async () => {
+    const { harness, handler, endpoint, params, done } = await started();
+    const id = harness.clientId("refuse");
+    try {
+      await endpoint.bindClient(id, params);
+      handler.refusing.add(id);
+      for (const m of range("r", 10)) await harness.inject(id, m);
+      handler.refusing.delete(id);
+      await endpoint.resumeClient(id, params);
+      await eventually(() => handler.of(id).length >= 10, "the refused deliveries");
+      assert.deepEqual(handler.of(id), range("r", 10));
+      await endpoint.unbindClient(id, params);
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${kind} contract: unbind drops the queue and the binding`, async () => {
+    const { harness, handler, endpoint, params, done } = await started();
+    const id = harness.clientId("unbind");
+    try {
+      await endpoint.bindClient(id, params);
+      await endpoint.suspendClient(id);
+      for (const m of range("old", 5)) await harness.inject(id, m);
+      await endpoint.unbindClient(id, params);
+      await endpoint.bindClient(id, params);
+      await harness.inject(id, "new");
+      await eventually(() => handler.of(id).length >= 1, "the new delivery");
+      assert.deepEqual(handler.of(id), ["new"]);
+      await endpoint.unbindClient(id, params);
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${kind} contract: every method is idempotent and safe in any order`, async () => {
+    const { harness, handler, endpoint, params, done } = await started();
+    const id = harness.clientId("idem");
+    const stranger = harness.clientId("never-bound");
+    try {
+      await endpoint.suspendClient(stranger);
+      await endpoint.unbindClient(stranger, params);
+      await endpoint.bindClient(id, params);
+      await endpoint.bindClient(id, params);
+      await endpoint.resumeClient(id, params);
+      await harness.inject(id, "once");
+      await eventually(() => handler.of(id).length >= 1, "a delivery");
+      await endpoint.suspendClient(id);
+      await endpoint.suspendClient(id);
+      await endpoint.resumeClient(id, params);
+      await endpoint.resumeClient(id, params);
+      await harness.inject(id, "twice");
+      await eventually(() => handler.of(id).length >= 2, "a second delivery");
+      assert.deepEqual(handler.of(id), ["once", "twice"], "double binds do not double deliveries");
+      await endpoint.unbindClient(id, params);
+      await endpoint.unbindClient(id, params);
+      await endpoint.suspendClient(id);
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${kind} contract: a restarted endpoint resumes a client it never saw bound`, async () => {
+    const harness = await setup();
+    const params = harness.params ?? {};
+    const id = harness.clientId("restart");
+    const first = harness.make();
+    const firstHandler = new RecordingHandler();
+    await first.start(firstHandler);
+    await first.bindClient(id, params);
+    await first.suspendClient(id);
+    await first.stop(); // the gateway node goes away without unbinding
+    await harness.inject(id, "while-down");
+
+    const second = harness.make();
+    const handler = new RecordingHandler();
+    await second.start(handler);
+    try {
+      await second.resumeClient(id, params);
+      await harness.inject(id, "after-restart");
+      const expected = harness.durable ? ["while-down", "after-restart"] : ["after-restart"];
+      await eventually(() => handler.of(id).length >= expected.length, "deliveries after restart");
+      assert.deepEqual(handler.of(id), expected);
+      await second.unbindClient(id, params);
+    } finally {
+      await second.stop();
+      await harness.close?.();
+    }
+  });
+}
