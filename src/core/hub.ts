@@ -250,17 +250,18 @@ export class Hub implements DeliveryHandler {
   }
 
   /**
-   * Publishes for a client that has no connection here (HTTP publish): no session, no binding;
-   * the client's binding params are used if it is connected on this node.
+   * Publishes for a client without a connection (HTTP publish): no session, no binding. The
+   * params fill the topic template, as a binding's would.
    */
   async publishDetached(
     clientId: string,
     name: string,
     payload: Uint8Array,
+    params: Record<string, string> = {},
     signal?: AbortSignal,
   ): Promise<Receipt> {
     this.options.policy.checkPublish(clientId, name, payload.length);
-    const params = this.#live.get(clientId)?.bound.get(name) ?? {};
+    this.options.policy.checkSubscribe(clientId, name, params);
     const receipt = await this.#endpoint(name).publish(clientId, { payload }, params, signal);
     this.#messagesIn.inc({ endpoint: name });
     return receipt;

@@ -39,6 +39,21 @@ export function errorResponse(c: Context, engine: Engine, error: unknown): Respo
   );
 }
 
+/** Query parameters that are not binding params. */
+const RESERVED = new Set([CLIENT_ID_QUERY, "endpoints"]);
+
+/**
+ * Binding params from the query string (`/sse/rooms?room=lobby`): raw sockets, SSE and HTTP
+ * publish have no frame to carry them. Endpoints validate the values before use.
+ */
+export function queryParams(c: Context): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [key, value] of new URL(c.req.url).searchParams) {
+    if (!RESERVED.has(key)) params[key] = value;
+  }
+  return params;
+}
+
 /** Throws UNKNOWN_ENDPOINT unless every name is a configured endpoint. */
 export function requireEndpoints(engine: Engine, names: string[]): void {
   for (const name of names) {

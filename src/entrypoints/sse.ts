@@ -3,6 +3,7 @@
  * and streams deliveries as `id:` / `event: message` / `data:` events, with a `: ping` comment
  * every `server.sse_ping_interval`. The first event, `welcome`, carries the client ID.
  *
+ * Query parameters other than `clientId` and `endpoints` are the binding params.
  * On a single-endpoint stream `data` is the payload itself (base64 with `event: message-base64`
  * when it is not UTF-8); on a multi-endpoint stream it is the JSON of the WebSocket message frame,
  * so the client can tell the endpoints apart.
@@ -15,7 +16,7 @@ import { decodePayload } from "../core/payload.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { Engine } from "../engine.ts";
 import type { EntrypointContext } from "./common.ts";
-import { errorResponse, identify, requireEndpoints } from "./common.ts";
+import { errorResponse, identify, queryParams, requireEndpoints } from "./common.ts";
 
 const encoder = new TextEncoder();
 
@@ -84,8 +85,9 @@ async function stream(c: Context, engine: Engine, endpoints: string[], multi: bo
   );
   void (async () => {
     for (const e of await conn.open(sink)) write(errorEvent(e));
+    const params = queryParams(c);
     for (const endpoint of endpoints) {
-      await conn.subscribe(endpoint).catch((error) => write(errorEvent(GatewayError.from(error))));
+      await conn.subscribe(endpoint, params).catch((error) => write(errorEvent(GatewayError.from(error))));
     }
   })().catch((error) => engine.logger.error(`[SSE] Opening ${conn.clientId} failed`, error));
 

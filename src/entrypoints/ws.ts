@@ -1,7 +1,8 @@
 /**
  * WebSocket entrypoints (DESIGN.md section 7):
  * - `GET {path}`: multiplexed JSON frames (publish, subscribe, unsubscribe, ping).
- * - `GET {path}/:endpoint`: raw; bound to one endpoint on connect, every frame is a payload.
+ * - `GET {path}/:endpoint`: raw; bound to one endpoint on connect (query parameters other than
+ *   `clientId` are the binding params), every frame is a payload.
  *
  * The session is taken before the upgrade, so a bad client ID or an unreachable store is an
  * HTTP error the client can read, not a socket that opens and dies.
@@ -16,7 +17,7 @@ import type { ClientFrame, ServerFrame } from "../core/protocol.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { Engine } from "../engine.ts";
 import type { EntrypointContext } from "./common.ts";
-import { errorResponse, identify, requireEndpoints } from "./common.ts";
+import { errorResponse, identify, queryParams, requireEndpoints } from "./common.ts";
 
 const OPEN = 1;
 
@@ -27,13 +28,13 @@ export function wsRoutes(app: Hono, path: string, ctx: EntrypointContext): void 
 
 async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string | undefined) {
   const { engine, hooks } = ctx;
-  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-    return c.json({ type: "error", code: "BAD_FRAME", message: "expected a WebSocket upgrade" }, 426);
-  }
   let conn: Connection;
   try {
     const { clientId } = identify(c);
     if (rawEndpoint !== undefined) requireEndpoints(engine, [rawEndpoint]);
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.json({ type: "error", code: "BAD_FRAME", message: "expected a WebSocket upgrade" }, 426);
+    }
     conn = await engine.hub.connect(clientId, rawEndpoint === undefined ? "ws" : "ws-raw");
   } catch (error) {
     return errorResponse(c, engine, error);
@@ -41,7 +42,7 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   c.header(CLIENT_ID_HEADER, conn.clientId);
   const session = rawEndpoint === undefined
     ? new MultiplexedSocket(engine, conn, hooks.bufferedAmount)
-    : new RawSocket(engine, conn, hooks.bufferedAmount, rawEndpoint);
+    : new RawSocket(engine, conn, hooks.bufferedAmount, rawEndpoint, queryParams(c));
   try {
     return await hooks.upgradeWebSocket(c, session.events());
   } catch (error) {
@@ -191,6 +192,7 @@ class RawSocket extends Socket {
     conn: Connection,
     bufferedAmount: (raw: unknown) => number,
     private endpoint: string,
+    private params: Record<string, string>,
   ) {
     super(engine, conn, bufferedAmount);
   }
@@ -198,7 +200,7 @@ class RawSocket extends Socket {
   protected async opened(sink: DeliverySink): Promise<void> {
     const failures = await this.conn.open(sink);
     if (failures.length > 0) return this.fail(failures[0]);
-    await this.conn.subscribe(this.endpoint).catch((error) => {
+    await this.conn.subscribe(this.endpoint, this.params).catch((error) => {
       // An endpoint that only publishes is fine for a raw socket; anything else ends it.
       if (!(error instanceof GatewayError && error.code === "BAD_FRAME")) this.fail(error);
     });

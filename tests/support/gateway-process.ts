@@ -1,0 +1,80 @@
+/**
+ * Starts `src/main.ts` as a child process under a runtime with a given config, for black-box
+ * tests. The gateway listens on a free port (config port 0) and reports it on its
+ * "[Server] Listening on" line.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { ROOT, runArgs, runtimeBinary } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
+
+export interface Gateway {
+  runtime: Runtime;
+  http: string;
+  ws: string;
+  child: ChildProcess;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** Sends a signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startGateway(runtime: Runtime, configYaml: string, env: Record<string, string> = {}): Promise<Gateway> {
+  const dir = mkdtempSync(join(tmpdir(), "mediation-gw-"));
+  const configFile = join(dir, "config.yaml");
+  writeFileSync(configFile, configYaml);
+  // Through sh, which reports the gateway's own exit code: Deno's child_process reports the
+  // signal that was sent instead of the code a gracefully stopping child exits with.
+  const child = spawn(
+    "sh",
+    ["-c", '"$0" "$@" & pid=$!; echo "gateway-pid=$pid"; wait $pid; echo "gateway-exit=$?"', runtimeBinary(runtime), ...runArgs(runtime, "src/main.ts", ["--config", configFile])],
+    { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", () => {
+      const code = output.match(/gateway-exit=(\d+)/);
+      resolve(code ? Number(code[1]) : null);
+    })
+  );
+  exited.then(() => rmSync(dir, { recursive: true, force: true }));
+  const pid = () => Number(output.match(/gateway-pid=(\d+)/)?.[1]);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = output.match(/\[Server\] Listening on http:\/\/[^:]+:(\d+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before listening:\n${output}`));
+    });
+  });
+  return {
+    runtime,
+    http: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}`,
+    child,
+    output: () => output,
+    stop: (signal = "SIGTERM") => {
+      if (child.exitCode === null) {
+        try {
+          process.kill(pid(), signal);
+        } catch {
+          // Already gone.
+        }
+      }
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * A WebSocket test client over the runtime's own WebSocket: collects frames and waits for the
+ * ones a test expects (waiting on real I/O, failing only on timeout).
+ */
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+export class TestSocket {
+  frames: unknown[] = [];
+  closed?: Closed;
+  #ws: WebSocket;
+  #waiters: Array<() => void> = [];
+
+  private constructor(ws: WebSocket) {
+    this.#ws = ws;
+    ws.binaryType = "arraybuffer";
+    ws.onmessage = (e) => {
+      this.frames.push(typeof e.data === "string" ? tryJson(e.data) : new Uint8Array(e.data as ArrayBuffer));
+      this.#wake();
+    };
+    ws.onclose = (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.#wake();
+    };
+  }
+
+  /** Opens a socket; rejects if it does not open. */
+  static open(url: string): Promise<TestSocket> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      const socket = new TestSocket(ws);
+      ws.onopen = () => resolve(socket);
+      ws.onerror = () => reject(new Error(`WebSocket ${url} failed to open`));
+    });
+  }
+
+  send(frame: unknown): void {
+    this.#ws.send(typeof frame === "string" || frame instanceof Uint8Array ? frame : JSON.stringify(frame));
+  }
+
+  /** Waits for the first frame (from `from` on) that matches, and returns it. */
+  async next<T = Record<string, unknown>>(match: (f: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<T> {
+    let found: unknown;
+    await this.until(() => (found = this.frames.find((f) => match(f as Record<string, unknown>))) !== undefined, timeoutMs, "a matching frame");
+    return found as T;
+  }
+
+  /** Frames of type "message" from `endpoint`. */
+  messages(endpoint: string): Array<{ id: string; data: unknown }> {
+    return this.frames.filter((f) => (f as { type?: string }).type === "message" && (f as { endpoint?: string }).endpoint === endpoint) as Array<{ id: string; data: unknown }>;
+  }
+
+  async until(check: () => boolean, timeoutMs = 10_000, what = "a condition"): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`timed out waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(-5))}; closed: ${JSON.stringify(this.closed)}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Waits for the server to close the socket. */
+  async closedBy(timeoutMs = 10_000): Promise<Closed> {
+    await this.until(() => this.closed !== undefined, timeoutMs, "the close");
+    return this.closed!;
+  }
+
+  /** Closes from the client side and waits for the close to complete. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.#ws.close(1000, "bye");
+    await this.closedBy();
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function tryJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
