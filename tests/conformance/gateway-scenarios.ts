@@ -37,21 +37,38 @@ const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function welcomed(gw: Gateway, clientId?: string): Promise<{ socket: TestSocket; welcome: Record<string, unknown> }> {
+async function welcomed(
+  gw: Gateway,
+  clientId?: string,
+): Promise<{ socket: TestSocket; welcome: Record<string, unknown> }> {
   const socket = await TestSocket.open(`${gw.ws}/ws${clientId ? `?clientId=${clientId}` : ""}`);
   const welcome = await socket.next((f) => f.type === "welcome");
   return { socket, welcome };
 }
 
 /** Subscribes and waits until bound (the receipt of the subscribe frame's id). */
-async function subscribe(socket: TestSocket, endpoint: string, params: Record<string, string>): Promise<void> {
+async function subscribe(
+  socket: TestSocket,
+  endpoint: string,
+  params: Record<string, string>,
+): Promise<void> {
   const id = unique("sub");
   socket.send({ type: "subscribe", endpoint, params, id });
   await socket.next((f) => (f.type === "receipt" || f.type === "error") && f.id === id);
-  assert.ok(socket.frames.some((f) => (f as { type: string; id?: string }).type === "receipt" && (f as { id?: string }).id === id));
+  assert.ok(
+    socket.frames.some((f) =>
+      (f as { type: string; id?: string }).type === "receipt" && (f as { id?: string }).id === id
+    ),
+  );
 }
 
-async function httpPublish(gw: Gateway, endpoint: string, body: string, query = "", headers: Record<string, string> = {}) {
+async function httpPublish(
+  gw: Gateway,
+  endpoint: string,
+  body: string,
+  query = "",
+  headers: Record<string, string> = {},
+) {
   const response = await fetch(`${gw.http}/publish/${endpoint}${query}`, { method: "POST", body, headers });
   return { status: response.status, body: await response.json() as Record<string, unknown> };
 }
@@ -89,7 +106,12 @@ export const scenarios: Scenario[] = [
     async run(gw) {
       const id = unique("welcome");
       const { socket, welcome } = await welcomed(gw, id);
-      assert.deepEqual(welcome, { type: "welcome", clientId: id, resumed: false, endpoints: ["chat", "rooms"] });
+      assert.deepEqual(welcome, {
+        type: "welcome",
+        clientId: id,
+        resumed: false,
+        endpoints: ["chat", "rooms"],
+      });
       await socket.close();
       const anonymous = await welcomed(gw);
       assert.match(anonymous.welcome.clientId as string, /^[0-9a-f-]{36}$/);
@@ -104,7 +126,9 @@ export const scenarios: Scenario[] = [
       socket.send({ type: "publish", endpoint: "chat", data: { marker }, id: "m-1" });
       const receipt = await socket.next((f) => f.type === "receipt" && f.id === "m-1");
       assert.deepEqual(receipt, { type: "receipt", id: "m-1", meta: { topic: "chat" } });
-      const message = await socket.next((f) => f.type === "message" && (f.data as { marker?: string })?.marker === marker);
+      const message = await socket.next((f) =>
+        f.type === "message" && (f.data as { marker?: string })?.marker === marker
+      );
       assert.equal(message.endpoint, "chat");
       assert.equal(typeof message.id, "string");
       await socket.close();
@@ -161,7 +185,9 @@ export const scenarios: Scenario[] = [
       const error = await socket.next((f) => f.type === "error");
       assert.equal(error.code, "BAD_FRAME");
       socket.send({ type: "publish", endpoint: "chat" });
-      await socket.until(() => socket.frames.filter((f) => (f as { type: string }).type === "error").length === 2);
+      await socket.until(() =>
+        socket.frames.filter((f) => (f as { type: string }).type === "error").length === 2
+      );
       socket.send({ type: "ping" });
       await socket.next((f) => f.type === "pong");
       assert.equal(socket.closed, undefined);
@@ -252,7 +278,11 @@ export const scenarios: Scenario[] = [
       assert.equal(sse.status, 200);
       assert.equal(sse.headers.get("content-type"), "text/event-stream");
       await sse.until(() => sse.events.some((e) => e.event === "welcome"));
-      assert.deepEqual(JSON.parse(sse.events[0].data), { clientId: id, resumed: false, endpoints: ["rooms"] });
+      assert.deepEqual(JSON.parse(sse.events[0].data), {
+        clientId: id,
+        resumed: false,
+        endpoints: ["rooms"],
+      });
       await sleep(100);
       await httpPublish(gw, "rooms", "line one\nline two", `?room=${room}`);
       await httpPublish(gw, "rooms", JSON.stringify({ n: 2 }), `?room=${room}`);

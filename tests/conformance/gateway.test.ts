@@ -20,4 +20,5 @@ for (const scenario of scenarios) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
 }
 
-test(`gateway (${currentRuntime}): SIGTERM -> clients get 1001, exit 0`, () => shutdownScenario(currentRuntime));
+test(`gateway (${currentRuntime}): SIGTERM -> clients get 1001, exit 0`, () =>
+  shutdownScenario(currentRuntime));

@@ -10,7 +10,11 @@ endpointContract("memory", () => {
   let current: MemoryEndpoint | undefined;
   return Promise.resolve({
     make() {
-      current = new MemoryEndpoint({ name: "bus", publishTopic: "inbox/{clientId}", subscribeTopic: "inbox/{clientId}" });
+      current = new MemoryEndpoint({
+        name: "bus",
+        publishTopic: "inbox/{clientId}",
+        subscribeTopic: "inbox/{clientId}",
+      });
       return current;
     },
     // Publishing as the client itself with a per-client topic reaches exactly that client.

@@ -17,7 +17,15 @@ export interface StoreHarness {
 const T0 = Date.UTC(2026, 0, 1);
 
 function session(clientId: string, patch: Partial<Session> = {}): Session {
-  return { clientId, state: "connected", epoch: 1, nodeId: "n1", connectedAt: T0, subscriptions: [], ...patch };
+  return {
+    clientId,
+    state: "connected",
+    epoch: 1,
+    nodeId: "n1",
+    connectedAt: T0,
+    subscriptions: [],
+    ...patch,
+  };
 }
 
 function away(clientId: string, deadline: number, epoch = 1): Session {

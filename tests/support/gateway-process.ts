@@ -23,7 +23,11 @@ export interface Gateway {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startGateway(runtime: Runtime, configYaml: string, env: Record<string, string> = {}): Promise<Gateway> {
+export async function startGateway(
+  runtime: Runtime,
+  configYaml: string,
+  env: Record<string, string> = {},
+): Promise<Gateway> {
   const dir = mkdtempSync(join(tmpdir(), "mediation-gw-"));
   const configFile = join(dir, "config.yaml");
   writeFileSync(configFile, configYaml);
@@ -31,7 +35,12 @@ export async function startGateway(runtime: Runtime, configYaml: string, env: Re
   // signal that was sent instead of the code a gracefully stopping child exits with.
   const child = spawn(
     "sh",
-    ["-c", '"$0" "$@" & pid=$!; echo "gateway-pid=$pid"; wait $pid; echo "gateway-exit=$?"', runtimeBinary(runtime), ...runArgs(runtime, "src/main.ts", ["--config", configFile])],
+    [
+      "-c",
+      '"$0" "$@" & pid=$!; echo "gateway-pid=$pid"; wait $pid; echo "gateway-exit=$?"',
+      runtimeBinary(runtime),
+      ...runArgs(runtime, "src/main.ts", ["--config", configFile]),
+    ],
     { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";

@@ -60,7 +60,9 @@ export class SseClient {
   async until(check: () => boolean, timeoutMs = 10_000, what = "an event"): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(this.events.slice(-5))}`);
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(this.events.slice(-5))}`);
+      }
       await new Promise((r) => setTimeout(r, 10));
     }
   }

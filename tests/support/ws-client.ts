@@ -42,15 +42,24 @@ export class TestSocket {
   }
 
   /** Waits for the first frame (from `from` on) that matches, and returns it. */
-  async next<T = Record<string, unknown>>(match: (f: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<T> {
+  async next<T = Record<string, unknown>>(
+    match: (f: Record<string, unknown>) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<T> {
     let found: unknown;
-    await this.until(() => (found = this.frames.find((f) => match(f as Record<string, unknown>))) !== undefined, timeoutMs, "a matching frame");
+    await this.until(
+      () => (found = this.frames.find((f) => match(f as Record<string, unknown>))) !== undefined,
+      timeoutMs,
+      "a matching frame",
+    );
     return found as T;
   }
 
   /** Frames of type "message" from `endpoint`. */
   messages(endpoint: string): Array<{ id: string; data: unknown }> {
-    return this.frames.filter((f) => (f as { type?: string }).type === "message" && (f as { endpoint?: string }).endpoint === endpoint) as Array<{ id: string; data: unknown }>;
+    return this.frames.filter((f) =>
+      (f as { type?: string }).type === "message" && (f as { endpoint?: string }).endpoint === endpoint
+    ) as Array<{ id: string; data: unknown }>;
   }
 
   async until(check: () => boolean, timeoutMs = 10_000, what = "a condition"): Promise<void> {
@@ -58,7 +67,11 @@ export class TestSocket {
     while (!check()) {
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new Error(`timed out waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(-5))}; closed: ${JSON.stringify(this.closed)}`);
+        throw new Error(
+          `timed out waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(-5))}; closed: ${
+            JSON.stringify(this.closed)
+          }`,
+        );
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
