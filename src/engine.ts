@@ -46,7 +46,13 @@ export class Engine {
     this.logger = options.logger ?? consoleLogger(config.log.level);
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
     this.store = options.store ?? createSessionStore(config.session);
-    const endpoints = options.endpoints ?? config.endpoints.map((e) => createEndpoint(e, this.logger));
+    const endpoints = options.endpoints ?? config.endpoints.map((e) =>
+      createEndpoint(e, {
+        logger: this.logger,
+        nodeId: this.nodeId,
+        reconnectionWindow: config.session.reconnection_window,
+      })
+    );
     this.hub = new Hub({
       store: this.store,
       endpoints,

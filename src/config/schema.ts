@@ -93,7 +93,26 @@ const MemoryEndpointSchema = v.object({
   queue_limit: positiveInt(10_000),
 });
 
-const EndpointSchema = v.variant("type", [MemoryEndpointSchema], expected('an endpoint of type "memory"'));
+const MqttEndpointSchema = v.object({
+  name,
+  type: v.literal("mqtt"),
+  url: v.pipe(text("an mqtt:// URL"), v.regex(/^(mqtts?|wss?|tcp|ssl):\/\/\S+$/, expected("an mqtt:// URL"))),
+  publish_topic: text("a topic template"),
+  subscribe_topic: text("a topic template"),
+  qos: v.optional(v.picklist([0, 1], expected("0 or 1")), 1),
+  producer_pool_size: positiveInt(5),
+  protocol_version: v.optional(v.picklist([4, 5], expected("4 (MQTT 3.1.1) or 5")), 5),
+  username: v.optional(v.string(expected("a string"))),
+  password: v.optional(v.string(expected("a string"))),
+  connect_timeout: duration("10s"),
+  publish_timeout: duration("10s"),
+});
+
+const EndpointSchema = v.variant(
+  "type",
+  [MemoryEndpointSchema, MqttEndpointSchema],
+  expected('an endpoint of type "memory" or "mqtt"'),
+);
 
 const PolicySchema = v.optional(
   v.object({ max_message_bytes: positiveInt(65_536) }, expected("a mapping")),

@@ -5,8 +5,16 @@ import type { Endpoint } from "../core/endpoint.ts";
 import type { Logger } from "../core/logger.ts";
 import type { EndpointConfig } from "../config/schema.ts";
 import { MemoryEndpoint } from "./memory/memory-endpoint.ts";
+import { MqttEndpoint } from "./mqtt/mqtt-endpoint.ts";
 
-export function createEndpoint(config: EndpointConfig, logger: Logger): Endpoint {
+export interface EndpointContext {
+  logger: Logger;
+  nodeId: string;
+  /** The session reconnection window, in ms: brokers keep client state at least this long. */
+  reconnectionWindow: number;
+}
+
+export function createEndpoint(config: EndpointConfig, ctx: EndpointContext): Endpoint {
   switch (config.type) {
     case "memory":
       return new MemoryEndpoint({
@@ -14,7 +22,24 @@ export function createEndpoint(config: EndpointConfig, logger: Logger): Endpoint
         publishTopic: config.publish_topic,
         subscribeTopic: config.subscribe_topic,
         queueLimit: config.queue_limit,
-        logger,
+        logger: ctx.logger,
+      });
+    case "mqtt":
+      return new MqttEndpoint({
+        name: config.name,
+        url: config.url,
+        publishTopic: config.publish_topic,
+        subscribeTopic: config.subscribe_topic,
+        qos: config.qos,
+        producerPoolSize: config.producer_pool_size,
+        protocolVersion: config.protocol_version,
+        username: config.username,
+        password: config.password,
+        connectTimeout: config.connect_timeout,
+        publishTimeout: config.publish_timeout,
+        sessionExpiry: ctx.reconnectionWindow,
+        nodeId: ctx.nodeId,
+        logger: ctx.logger,
       });
   }
 }

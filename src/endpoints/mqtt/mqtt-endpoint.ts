@@ -1,0 +1,246 @@
+/**
+ * The MQTT endpoint (DESIGN.md section 8), "hybrid": publishes go through a shared producer pool
+ * (1:N); each bound client has a dedicated consumer connection (1:1) with client ID
+ * `engine-{endpoint}-client-{clientId}`, `clean: false` and QoS 1, so the broker holds a
+ * persistent session that queues the client's messages while it is away.
+ *
+ * A message is PUBACKed only after the hub wrote it to the client's live connection. When the
+ * hub refuses one (client gone, socket backed up), the consumer goes offline without acking:
+ * the broker keeps that message and everything after it, and redelivers them in order when
+ * `resumeClient` reconnects.
+ */
+import mqtt from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
+import type {
+  BindableEndpoint,
+  DeliveryHandler,
+  EndpointHealth,
+  OutboundMessage,
+  Receipt,
+} from "../../core/endpoint.ts";
+import { GatewayError } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
+import { KeyedMutex } from "../../core/mutex.ts";
+import { expandTopic } from "../template.ts";
+import { connected, ProducerPool } from "./producer-pool.ts";
+
+export interface MqttEndpointOptions {
+  name: string;
+  url: string;
+  publishTopic: string;
+  subscribeTopic: string;
+  qos?: 0 | 1;
+  producerPoolSize?: number;
+  protocolVersion?: 4 | 5;
+  username?: string;
+  password?: string;
+  /** The reconnection window in ms: the broker keeps a consumer's session at least this long. */
+  sessionExpiry: number;
+  connectTimeout?: number;
+  publishTimeout?: number;
+  /** Distinguishes this node's producer client IDs from other nodes'. */
+  nodeId: string;
+  logger: Logger;
+}
+
+interface Consumer {
+  topic: string;
+  client?: MqttClient;
+  /** Set when a delivery was refused: nothing more is handed over until resume. */
+  paused: boolean;
+}
+
+/** Extra session lifetime beyond the window, so the cleanup worker (not the broker) ends it. */
+const EXPIRY_MARGIN_S = 300;
+
+export class MqttEndpoint implements BindableEndpoint {
+  readonly name: string;
+  #options: MqttEndpointOptions;
+  #pool: ProducerPool;
+  #handler?: DeliveryHandler;
+  #consumers = new Map<string, Consumer>();
+  #locks = new KeyedMutex();
+
+  constructor(options: MqttEndpointOptions) {
+    this.name = options.name;
+    this.#options = options;
+    this.#pool = new ProducerPool({
+      url: options.url,
+      size: options.producerPoolSize ?? 5,
+      clientIdPrefix: `engine-${options.name}-producer-${options.nodeId}`,
+      qos: options.qos ?? 1,
+      publishTimeout: options.publishTimeout ?? 10_000,
+      connectTimeout: this.#connectTimeout,
+      base: this.#baseOptions(),
+      logger: options.logger,
+    });
+  }
+
+  get #connectTimeout(): number {
+    return this.#options.connectTimeout ?? 10_000;
+  }
+
+  #baseOptions(): IClientOptions {
+    const { protocolVersion = 5, username, password } = this.#options;
+    return { protocolVersion, username, password, keepalive: 30, reconnectOnConnackError: true };
+  }
+
+  /** The consumer's MQTT client ID for a gateway client. */
+  consumerId(clientId: string): string {
+    return `engine-${this.name}-client-${clientId}`;
+  }
+
+  async start(handler: DeliveryHandler): Promise<void> {
+    this.#handler = handler;
+    await this.#pool.start();
+  }
+
+  async stop(): Promise<void> {
+    // Consumers go offline without ending their broker sessions: clients resume elsewhere.
+    await Promise.all([...this.#consumers.keys()].map((id) => this.suspendClient(id)));
+    this.#consumers.clear();
+    await this.#pool.stop();
+  }
+
+  async publish(clientId: string, message: OutboundMessage, params: Record<string, string>): Promise<Receipt> {
+    const topic = expandTopic(this.#options.publishTopic, clientId, params);
+    await this.#pool.publish(clientId, topic, message.payload);
+    return { meta: { topic } };
+  }
+
+  bindClient(clientId: string, params: Record<string, string>): Promise<void> {
+    return this.#locks.run(clientId, async () => {
+      const topic = expandTopic(this.#options.subscribeTopic, clientId, params);
+      const existing = this.#consumers.get(clientId);
+      if (existing?.client && existing.topic === topic && !existing.paused) return;
+      if (existing) this.#close(existing);
+      await this.#connect(clientId, { topic, paused: false }, true);
+      this.#options.logger.info(`[MQTT] Client ${clientId} bound to endpoint ${this.name} (subscribed to ${topic})`);
+    });
+  }
+
+  suspendClient(clientId: string): Promise<void> {
+    return this.#locks.run(clientId, () => {
+      const consumer = this.#consumers.get(clientId);
+      if (consumer) this.#close(consumer);
+      return Promise.resolve();
+    });
+  }
+
+  resumeClient(clientId: string, params: Record<string, string>): Promise<void> {
+    return this.#locks.run(clientId, async () => {
+      const topic = expandTopic(this.#options.subscribeTopic, clientId, params);
+      const consumer = this.#consumers.get(clientId);
+      if (consumer?.client && !consumer.paused) return;
+      if (consumer) this.#close(consumer);
+      await this.#connect(clientId, { topic, paused: false }, false);
+    });
+  }
+
+  unbindClient(clientId: string): Promise<void> {
+    return this.#locks.run(clientId, async () => {
+      const consumer = this.#consumers.get(clientId);
+      if (consumer) this.#close(consumer);
+      this.#consumers.delete(clientId);
+      // A clean start with no expiry makes the broker discard the persistent session now.
+      const client = mqtt.connect(this.#options.url, {
+        ...this.#baseOptions(),
+        clientId: this.consumerId(clientId),
+        clean: true,
+        reconnectPeriod: 0,
+        connectTimeout: this.#connectTimeout,
+        properties: this.#options.protocolVersion === 4 ? undefined : { sessionExpiryInterval: 0 },
+      });
+      client.on("error", () => {});
+      try {
+        await connected(client, this.#connectTimeout);
+      } catch (error) {
+        throw new GatewayError("UPSTREAM_UNAVAILABLE", `cannot end MQTT session of ${clientId}: ${(error as Error).message}`);
+      } finally {
+        await client.endAsync(false).catch(() => client.end(true));
+      }
+    });
+  }
+
+  health(): Promise<EndpointHealth> {
+    const up = this.#pool.connectedCount;
+    return Promise.resolve({
+      ok: up > 0,
+      detail: `${up}/${this.#pool.size} producer connections up, ${this.consumerCount} consumers online`,
+    });
+  }
+
+  bindingCount(): number {
+    return this.#consumers.size;
+  }
+
+  /** Publish connections (the pool's size, whatever the number of clients). */
+  get producerCount(): number {
+    return this.#pool.size;
+  }
+
+  /** Consumer connections currently open. */
+  get consumerCount(): number {
+    let n = 0;
+    for (const c of this.#consumers.values()) if (c.client) n++;
+    return n;
+  }
+
+  /**
+   * Opens the client's consumer with its persistent session. Handlers are attached before
+   * connecting: a persistent session delivers its queue right after CONNACK.
+   */
+  async #connect(clientId: string, consumer: Consumer, subscribe: boolean): Promise<void> {
+    const { url, qos = 1, protocolVersion = 5, sessionExpiry } = this.#options;
+    const client = mqtt.connect(url, {
+      ...this.#baseOptions(),
+      clientId: this.consumerId(clientId),
+      clean: false,
+      manualConnect: true,
+      reconnectPeriod: 1000,
+      connectTimeout: this.#connectTimeout,
+      properties: protocolVersion === 4
+        ? undefined
+        : { sessionExpiryInterval: Math.ceil(sessionExpiry / 1000) + EXPIRY_MARGIN_S },
+      customHandleAcks: (topic, payload, _packet, ack) => {
+        // Not acked means the broker keeps it; the socket and everything after it wait for resume.
+        if (consumer.paused || consumer.client !== client) return;
+        const written = this.#handler?.deliver(clientId, this.name, { payload, meta: { topic } }) ?? false;
+        if (written) return ack(0);
+        consumer.paused = true;
+        this.#close(consumer, false);
+      },
+    });
+    consumer.client = client;
+    this.#consumers.set(clientId, consumer);
+    client.on("error", (e) => this.#options.logger.debug(`[MQTT] Consumer ${clientId}: ${e.message}`));
+    let first = true;
+    client.on("connect", (connack) => {
+      const subscribing = subscribe && first;
+      first = false;
+      // A broker that lost the session (restart without persistence) needs the subscription again.
+      if (!connack.sessionPresent && !subscribing) {
+        client.subscribe(consumer.topic, { qos }, (e) => {
+          if (e) this.#options.logger.error(`[MQTT] Resubscribing ${clientId} failed`, e);
+        });
+      }
+    });
+    client.connect();
+    try {
+      await connected(client, this.#connectTimeout);
+      if (subscribe) await client.subscribeAsync(consumer.topic, { qos });
+    } catch (error) {
+      this.#close(consumer);
+      throw new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT consumer for ${clientId} failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Takes the consumer offline without touching its broker session. */
+  #close(consumer: Consumer, unpause = true): void {
+    const client = consumer.client;
+    consumer.client = undefined;
+    if (unpause) consumer.paused = false;
+    // end(true): no DISCONNECT handshake, no waiting; unacked messages stay with the broker.
+    client?.end(true);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The MQTT publish path (1:N): a fixed pool of connections shared by every client. A client
+ * always publishes on the same connection (chosen by a hash of its ID), so its messages reach
+ * the broker in the order it sent them; the number of publishing connections does not grow with
+ * the number of clients. While the broker is unreachable, publishes fail fast with
+ * UPSTREAM_UNAVAILABLE; mqtt.js reconnects the pool by itself.
+ */
+import mqtt from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
+import { GatewayError } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
+
+export interface ProducerPoolOptions {
+  url: string;
+  size: number;
+  /** Prefix of the pool's MQTT client IDs; `-{i}` is appended. */
+  clientIdPrefix: string;
+  qos: 0 | 1;
+  /** How long a publish may wait for its PUBACK, in ms. */
+  publishTimeout: number;
+  connectTimeout: number;
+  base: IClientOptions;
+  logger: Logger;
+}
+
+export class ProducerPool {
+  #clients: MqttClient[] = [];
+  #options: ProducerPoolOptions;
+
+  constructor(options: ProducerPoolOptions) {
+    this.#options = options;
+  }
+
+  /** Connects the pool; resolves once every connection is up or the connect timeout passed. */
+  async start(): Promise<void> {
+    const { url, size, clientIdPrefix, base, connectTimeout, logger } = this.#options;
+    this.#clients = Array.from({ length: size }, (_, i) =>
+      mqtt.connect(url, {
+        ...base,
+        clientId: `${clientIdPrefix}-${i}`,
+        clean: true,
+        reconnectPeriod: 1000,
+        connectTimeout,
+      }));
+    for (const client of this.#clients) {
+      client.on("error", (e) => logger.debug(`[MQTT] Producer ${client.options.clientId}: ${e.message}`));
+    }
+    await Promise.all(this.#clients.map((c) => connected(c, connectTimeout).catch(() => {})));
+    const up = this.connectedCount;
+    if (up < size) logger.warn(`[MQTT] ${up} of ${size} producer connections to ${url} are up; retrying`);
+  }
+
+  /** Publishes and resolves on the broker's PUBACK (QoS 1) or once written (QoS 0). */
+  publish(clientId: string, topic: string, payload: Uint8Array): Promise<void> {
+    const client = this.#clients[hash(clientId) % this.#clients.length];
+    if (!client?.connected) {
+      return Promise.reject(new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT broker ${this.#options.url} is unreachable`));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new GatewayError("UPSTREAM_UNAVAILABLE", `no PUBACK from ${this.#options.url} within ${this.#options.publishTimeout} ms`));
+      }, this.#options.publishTimeout);
+      client.publish(topic, payload as Buffer, { qos: this.#options.qos }, (error) => {
+        clearTimeout(timer);
+        if (error) reject(new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT publish failed: ${error.message}`));
+        else resolve();
+      });
+    });
+  }
+
+  get size(): number {
+    return this.#clients.length;
+  }
+
+  get connectedCount(): number {
+    return this.#clients.filter((c) => c.connected).length;
+  }
+
+  /** Waits for in-flight publishes (bounded), then closes every connection. */
+  async stop(): Promise<void> {
+    await Promise.all(this.#clients.map((c) => c.endAsync(false).catch(() => c.end(true))));
+    this.#clients = [];
+  }
+}
+
+/** Resolves when the client has a CONNACK; rejects after `timeout` ms. */
+export function connected(client: MqttClient, timeout: number): Promise<void> {
+  if (client.connected) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      client.off("connect", onConnect);
+      client.off("error", onError);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onConnect = () => done();
+    const onError = (e: Error) => done(e);
+    const timer = setTimeout(() => done(new Error(`no CONNACK within ${timeout} ms`)), timeout);
+    client.on("connect", onConnect);
+    client.on("error", onError);
+  });
+}
+
+/** FNV-1a: a stable, cheap spread of client IDs over the pool. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}

@@ -1,0 +1,122 @@
+/**
+ * MQTT test support: the shared Mosquitto's URL, an outside client (the plain `mqtt` package,
+ * not the gateway), a broker-side session probe, and private Mosquitto instances for tests that
+ * break the broker.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import mqtt from "mqtt";
+import type { MqttClient } from "mqtt";
+import { memoryLogger } from "../../src/core/logger.ts";
+import { MqttEndpoint } from "../../src/endpoints/mqtt/mqtt-endpoint.ts";
+import type { MqttEndpointOptions } from "../../src/endpoints/mqtt/mqtt-endpoint.ts";
+
+export const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
+
+/** A topic namespace unique to this run. */
+export const namespace = (label: string) => `test/${label}-${crypto.randomUUID().slice(0, 8)}`;
+
+export function makeMqttEndpoint(options: Partial<MqttEndpointOptions> & { ns: string }): MqttEndpoint {
+  return new MqttEndpoint({
+    name: "sensors",
+    url: MQTT_URL,
+    publishTopic: `${options.ns}/{clientId}/up`,
+    subscribeTopic: `${options.ns}/{clientId}/down`,
+    sessionExpiry: 60_000,
+    nodeId: "test",
+    logger: memoryLogger(),
+    connectTimeout: 3000,
+    publishTimeout: 3000,
+    ...options,
+  });
+}
+
+/** A plain mqtt.js client, connected. */
+export async function outsideClient(url = MQTT_URL, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 200, ...options });
+  client.on("error", () => {});
+  return client;
+}
+
+/** Whether the broker holds a persistent session for `clientId` (CONNACK session present). */
+export async function brokerHasSession(clientId: string, url = MQTT_URL): Promise<boolean> {
+  const client = mqtt.connect(url, { clientId, clean: false, protocolVersion: 5, reconnectPeriod: 0, properties: { sessionExpiryInterval: 0 } });
+  client.on("error", () => {});
+  try {
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+      client.once("connect", resolve);
+      client.once("error", reject);
+    });
+    return connack.sessionPresent;
+  } finally {
+    // Expiry 0 on this probe connection: closing it removes whatever session it created.
+    await client.endAsync(false).catch(() => client.end(true));
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+/** A private Mosquitto on a free port, with persistence in a temporary folder, to stop and start. */
+export class PrivateMosquitto {
+  #child?: ChildProcess;
+  readonly dir = mkdtempSync(join(tmpdir(), "mosquitto-"));
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<PrivateMosquitto> {
+    const broker = new PrivateMosquitto(await freePort());
+    writeFileSync(
+      join(broker.dir, "mosquitto.conf"),
+      `listener ${broker.port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${broker.dir}/\nmax_queued_messages 10000\n`,
+    );
+    await broker.resume();
+    return broker;
+  }
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  /** (Re)starts the broker process and waits until it accepts connections. */
+  async resume(): Promise<void> {
+    this.#child = spawn("mosquitto", ["-c", join(this.dir, "mosquitto.conf")], { stdio: "ignore" });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const probe = await mqtt.connectAsync(this.url, { reconnectPeriod: 0, connectTimeout: 500 });
+        await probe.endAsync();
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  /** Stops the broker gracefully (it writes its persistence file) and waits for it to exit. */
+  async pause(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.pause();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
