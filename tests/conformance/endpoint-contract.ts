@@ -27,12 +27,15 @@ export interface ContractHarness {
 export class RecordingHandler implements DeliveryHandler {
   received = new Map<string, string[]>();
   refusing = new Set<string>();
+  /** Called after each accepted delivery, with how many that client has had. */
+  onDelivered?: (clientId: string, count: number) => void;
 
   deliver(clientId: string, _endpoint: string, message: InboundMessage): boolean {
     if (this.refusing.has(clientId)) return false;
     const list = this.received.get(clientId) ?? [];
     list.push(new TextDecoder().decode(message.payload));
     this.received.set(clientId, list);
+    this.onDelivered?.(clientId, list.length);
     return true;
   }
 

@@ -5,8 +5,8 @@
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect as tcpConnect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -94,29 +94,46 @@ export class PrivateMosquitto {
   async resume(): Promise<void> {
     this.#child = spawn("mosquitto", ["-c", join(this.dir, "mosquitto.conf")], { stdio: "ignore" });
     const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        const probe = await mqtt.connectAsync(this.url, { reconnectPeriod: 0, connectTimeout: 500 });
-        await probe.endAsync();
-        return;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+    // A TCP probe: mqtt.js with reconnects off may neither connect nor fail on a refused port.
+    while (!await accepts(this.port)) {
+      if (Date.now() > deadline) throw new Error(`mosquitto on port ${this.port} did not start`);
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 
   /** Stops the broker gracefully (it writes its persistence file) and waits for it to exit. */
   async pause(): Promise<void> {
     const child = this.#child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once("exit", r));
+    if (!child?.pid || child.exitCode !== null) return;
     child.kill("SIGTERM");
-    await exited;
+    // Polled rather than awaiting "exit": under Deno that event does not always keep the event
+    // loop alive, and the test runner then gives up on a pending promise.
+    while (running(child.pid)) await new Promise((r) => setTimeout(r, 20));
   }
 
   async stop(): Promise<void> {
     await this.pause();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** Whether a process is still running (a zombie waiting to be reaped has finished). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
   }
 }

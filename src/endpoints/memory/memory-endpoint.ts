@@ -107,7 +107,7 @@ export class MemoryEndpoint implements BindableEndpoint {
     return this.#activate(clientId, binding);
   }
 
-  unbindClient(clientId: string): Promise<void> {
+  unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
     const binding = this.#bindings.get(clientId);
     if (binding) this.#remove(clientId, binding);
     return Promise.resolve();

@@ -137,7 +137,7 @@ export class MqttEndpoint implements BindableEndpoint {
     });
   }
 
-  unbindClient(clientId: string): Promise<void> {
+  unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
     return this.#locks.run(clientId, async () => {
       const consumer = this.#consumers.get(clientId);
       if (consumer) this.#close(consumer);

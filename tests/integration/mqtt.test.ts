@@ -1,0 +1,151 @@
+/**
+ * The MQTT endpoint against real Mosquitto: broker-side sessions, the producer pool, failure and
+ * recovery. Tests that break the broker use a private instance on a free port.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { GatewayError } from "../../src/core/errors.ts";
+import { encodeText } from "../../src/core/payload.ts";
+import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
+import { brokerHasSession, makeMqttEndpoint, namespace, outsideClient, PrivateMosquitto } from "../support/mqtt.ts";
+
+const id = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
+const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
+
+test("mqtt: suspend keeps the broker session; unbind ends it for good", async () => {
+  const ns = namespace("session");
+  const endpoint = makeMqttEndpoint({ ns });
+  await endpoint.start(new RecordingHandler());
+  const client = id("c");
+  try {
+    await endpoint.bindClient(client, {});
+    await endpoint.suspendClient(client);
+    assert.equal(await brokerHasSession(endpoint.consumerId(client)), true);
+    // The probe above ended that session (expiry 0): bind again for the unbind check.
+    await endpoint.bindClient(client, {});
+    await endpoint.unbindClient(client, {});
+    assert.equal(await brokerHasSession(endpoint.consumerId(client)), false);
+  } finally {
+    await endpoint.stop();
+  }
+});
+
+test("mqtt: 50 bound clients share exactly producer_pool_size publish connections", async () => {
+  const ns = namespace("pool");
+  const endpoint = makeMqttEndpoint({ ns, producerPoolSize: 5 });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const clients = Array.from({ length: 50 }, () => id("p"));
+  const outside = await outsideClient();
+  const seen: string[] = [];
+  await outside.subscribeAsync(`${ns}/+/up`, { qos: 1 });
+  outside.on("message", (topic) => seen.push(topic));
+  try {
+    await Promise.all(clients.map((c) => endpoint.bindClient(c, {})));
+    assert.equal(endpoint.consumerCount, 50);
+    assert.equal(endpoint.producerCount, 5);
+    for (const c of clients) {
+      const receipt = await endpoint.publish(c, { payload: encodeText(`from ${c}`) }, {});
+      assert.equal(receipt.meta?.topic, `${ns}/${c}/up`);
+    }
+    await eventually(() => seen.length >= 50, "50 publishes at the outside subscriber");
+    assert.equal(endpoint.producerCount, 5, "publishing did not open connections");
+  } finally {
+    await Promise.all(clients.map((c) => endpoint.unbindClient(c, {})));
+    await outside.endAsync();
+    await endpoint.stop();
+  }
+});
+
+test("mqtt: one client's publishes reach the broker in order", async () => {
+  const ns = namespace("order");
+  const endpoint = makeMqttEndpoint({ ns });
+  await endpoint.start(new RecordingHandler());
+  const outside = await outsideClient();
+  const got: string[] = [];
+  await outside.subscribeAsync(`${ns}/+/up`, { qos: 1 });
+  outside.on("message", (_t, payload) => got.push(payload.toString()));
+  try {
+    await Promise.all(range("m", 200).map((m) => endpoint.publish("orderly", { payload: encodeText(m) }, {})));
+    await eventually(() => got.length >= 200, "200 messages");
+    assert.deepEqual(got, range("m", 200));
+  } finally {
+    await outside.endAsync();
+    await endpoint.stop();
+  }
+});
+
+test("mqtt: a disconnect during a burst in flight loses nothing", async () => {
+  const ns = namespace("burst");
+  const endpoint = makeMqttEndpoint({ ns });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const client = id("b");
+  const outside = await outsideClient();
+  try {
+    await endpoint.bindClient(client, {});
+    // Under the shared broker's default queue limit (max_queued_messages 1000).
+    const burst = range("b", 800);
+    // The client goes away right after its 50th message, with the rest of the burst in flight.
+    let suspended: Promise<void> | undefined;
+    handler.onDelivered = (c, count) => {
+      if (count === 50) suspended = endpoint.suspendClient(c);
+    };
+    const sending = Promise.all(burst.map((m) => outside.publishAsync(`${ns}/${client}/down`, m, { qos: 1 })));
+    await eventually(() => suspended !== undefined, "the burst to start arriving");
+    await suspended;
+    handler.onDelivered = undefined;
+    assert.ok(handler.of(client).length < burst.length, "the suspend cut the burst");
+    await sending;
+    await endpoint.resumeClient(client, {});
+    await eventually(() => new Set(handler.of(client)).size >= burst.length, "every message of the burst");
+    const firstSeen = [...new Set(handler.of(client))];
+    assert.deepEqual(firstSeen, burst, "all of it, in broker order");
+    await endpoint.unbindClient(client, {});
+  } finally {
+    await outside.endAsync();
+    await endpoint.stop();
+  }
+});
+
+test("mqtt: broker restart: publishes fail fast while it is down, then everything recovers", async () => {
+  const broker = await PrivateMosquitto.start();
+  const ns = namespace("restart");
+  const endpoint = makeMqttEndpoint({ ns, url: broker.url, producerPoolSize: 2 });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const clients = [id("r1"), id("r2")];
+  try {
+    for (const c of clients) await endpoint.bindClient(c, {});
+    await broker.pause();
+    const started = Date.now();
+    await assert.rejects(
+      endpoint.publish(clients[0], { payload: encodeText("while down") }, {}),
+      (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE",
+    );
+    assert.ok(Date.now() - started < 1000, "fails fast, not after a timeout");
+    assert.equal((await endpoint.health()).ok, false);
+
+    await broker.resume();
+    await eventually(() => endpoint.consumerCount === 2 && endpoint.producerCount === 2, "reconnection");
+    let published = false;
+    await eventually(() => {
+      endpoint.publish(clients[0], { payload: encodeText("probe") }, {}).then(() => (published = true), () => {});
+      return published;
+    }, "publishing to recover");
+    assert.equal((await endpoint.health()).ok, true);
+
+    const outside = await outsideClient(broker.url);
+    for (const c of clients) {
+      for (const m of range("after", 20)) await outside.publishAsync(`${ns}/${c}/down`, m, { qos: 1 });
+    }
+    await outside.endAsync();
+    for (const c of clients) {
+      await eventually(() => handler.of(c).length >= 20, `deliveries to ${c} after the restart`);
+      assert.deepEqual(handler.of(c), range("after", 20));
+    }
+  } finally {
+    await endpoint.stop();
+    await broker.stop();
+  }
+});
