@@ -7,17 +7,26 @@ import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
 import { currentRuntime } from "../support/runtime.ts";
 import { GATEWAY_CONFIG, scenarios, shutdownScenario } from "./gateway-scenarios.ts";
+import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
 
 let gw: Gateway;
+let mqttGw: Gateway;
 before(async () => {
-  gw = await startGateway(currentRuntime, GATEWAY_CONFIG);
+  [gw, mqttGw] = await Promise.all([
+    startGateway(currentRuntime, GATEWAY_CONFIG),
+    startGateway(currentRuntime, MQTT_GATEWAY_CONFIG),
+  ]);
 });
 after(async () => {
-  await gw?.stop("SIGKILL");
+  await Promise.all([gw?.stop("SIGKILL"), mqttGw?.stop("SIGKILL")]);
 });
 
 for (const scenario of scenarios) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
+}
+
+for (const scenario of mqttScenarios) {
+  test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(mqttGw));
 }
 
 test(`gateway (${currentRuntime}): SIGTERM -> clients get 1001, exit 0`, () =>

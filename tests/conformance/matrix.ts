@@ -1,17 +1,27 @@
 /**
  * `deno task conformance` / `npm run conformance`: runs the black-box gateway scenarios against
- * src/main.ts under every runtime and prints a matrix, scenario x runtime (session store and
- * endpoint in the column heading). Exits 1 if any cell failed.
+ * src/main.ts under every runtime and prints a matrix: runtime x session store x endpoint, pass or
+ * fail per scenario. Exits 1 if any cell failed.
  */
 import process from "node:process";
 import { startGateway } from "../support/gateway-process.ts";
 import type { Runtime } from "../support/runtime.ts";
-import { scenarios, shutdownScenario } from "./gateway-scenarios.ts";
-import { GATEWAY_CONFIG } from "./gateway-scenarios.ts";
+import type { Scenario } from "./gateway-scenarios.ts";
+import { GATEWAY_CONFIG, scenarios, shutdownScenario } from "./gateway-scenarios.ts";
+import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
 
 const runtimes: Runtime[] = ["deno", "bun"];
-const column = (r: Runtime) => `${r} / memory store / memory endpoint`;
-const rows = [...scenarios.map((s) => s.name), "SIGTERM -> clients get 1001, exit 0"];
+const SHUTDOWN = "SIGTERM -> clients get 1001, exit 0";
+/** Each group: one gateway config (session store x endpoint) and its scenarios. */
+const groups: Array<{ label: string; config: string; scenarios: Scenario[] }> = [
+  { label: "memory store / memory endpoint", config: GATEWAY_CONFIG, scenarios },
+  { label: "memory store / mqtt endpoint", config: MQTT_GATEWAY_CONFIG, scenarios: mqttScenarios },
+];
+const rowName = (label: string, scenario: string) => `[${label}] ${scenario}`;
+const rows = [
+  ...groups.flatMap((g) => g.scenarios.map((s) => rowName(g.label, s.name))),
+  rowName(groups[0].label, SHUTDOWN),
+];
 const results = new Map<string, Map<Runtime, string>>(rows.map((r) => [r, new Map()]));
 const failures: string[] = [];
 
@@ -20,25 +30,28 @@ for (const runtime of runtimes) {
     results.get(row)!.set(runtime, error ? "FAIL" : "pass");
     if (error) failures.push(`${runtime} | ${row}: ${error instanceof Error ? error.message : error}`);
   };
-  let gw;
-  try {
-    gw = await startGateway(runtime, GATEWAY_CONFIG);
-  } catch (error) {
-    for (const row of rows) record(row, error);
-    continue;
+  for (const group of groups) {
+    let gw;
+    try {
+      gw = await startGateway(runtime, group.config);
+    } catch (error) {
+      for (const s of group.scenarios) record(rowName(group.label, s.name), error);
+      continue;
+    }
+    for (const s of group.scenarios) {
+      const row = rowName(group.label, s.name);
+      await s.run(gw).then(() => record(row), (error) => record(row, error));
+    }
+    await gw.stop("SIGKILL");
   }
-  for (const scenario of scenarios) {
-    await scenario.run(gw).then(() => record(scenario.name), (error) => record(scenario.name, error));
-  }
-  await gw.stop("SIGKILL");
-  await shutdownScenario(runtime).then(() => record(rows.at(-1)!), (error) => record(rows.at(-1)!, error));
+  const row = rowName(groups[0].label, SHUTDOWN);
+  await shutdownScenario(runtime).then(() => record(row), (error) => record(row, error));
 }
 
 const width = Math.max(...rows.map((r) => r.length));
-const widths = runtimes.map((r) => column(r).length);
-console.log(
-  `\n${"scenario".padEnd(width)} | ${runtimes.map((r, i) => column(r).padEnd(widths[i])).join(" | ")}`,
-);
+const widths = runtimes.map((r) => Math.max(r.length, 4));
+const heading = "[session store / endpoint] scenario";
+console.log(`\n${heading.padEnd(width)} | ${runtimes.map((r, i) => r.padEnd(widths[i])).join(" | ")}`);
 console.log(`${"-".repeat(width)}-|-${widths.map((w) => "-".repeat(w)).join("-|-")}`);
 for (const row of rows) {
   console.log(

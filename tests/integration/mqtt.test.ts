@@ -7,7 +7,13 @@ import { test } from "node:test";
 import { GatewayError } from "../../src/core/errors.ts";
 import { encodeText } from "../../src/core/payload.ts";
 import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
-import { brokerHasSession, makeMqttEndpoint, namespace, outsideClient, PrivateMosquitto } from "../support/mqtt.ts";
+import {
+  brokerHasSession,
+  makeMqttEndpoint,
+  namespace,
+  outsideClient,
+  PrivateMosquitto,
+} from "../support/mqtt.ts";
 
 const id = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
@@ -66,7 +72,9 @@ test("mqtt: one client's publishes reach the broker in order", async () => {
   await outside.subscribeAsync(`${ns}/+/up`, { qos: 1 });
   outside.on("message", (_t, payload) => got.push(payload.toString()));
   try {
-    await Promise.all(range("m", 200).map((m) => endpoint.publish("orderly", { payload: encodeText(m) }, {})));
+    await Promise.all(
+      range("m", 200).map((m) => endpoint.publish("orderly", { payload: encodeText(m) }, {})),
+    );
     await eventually(() => got.length >= 200, "200 messages");
     assert.deepEqual(got, range("m", 200));
   } finally {
@@ -91,7 +99,9 @@ test("mqtt: a disconnect during a burst in flight loses nothing", async () => {
     handler.onDelivered = (c, count) => {
       if (count === 50) suspended = endpoint.suspendClient(c);
     };
-    const sending = Promise.all(burst.map((m) => outside.publishAsync(`${ns}/${client}/down`, m, { qos: 1 })));
+    const sending = Promise.all(
+      burst.map((m) => outside.publishAsync(`${ns}/${client}/down`, m, { qos: 1 })),
+    );
     await eventually(() => suspended !== undefined, "the burst to start arriving");
     await suspended;
     handler.onDelivered = undefined;
@@ -130,7 +140,10 @@ test("mqtt: broker restart: publishes fail fast while it is down, then everythin
     await eventually(() => endpoint.consumerCount === 2 && endpoint.producerCount === 2, "reconnection");
     let published = false;
     await eventually(() => {
-      endpoint.publish(clients[0], { payload: encodeText("probe") }, {}).then(() => (published = true), () => {});
+      endpoint.publish(clients[0], { payload: encodeText("probe") }, {}).then(
+        () => (published = true),
+        () => {},
+      );
       return published;
     }, "publishing to recover");
     assert.equal((await endpoint.health()).ok, true);

@@ -45,7 +45,13 @@ export async function outsideClient(url = MQTT_URL, options: mqtt.IClientOptions
 
 /** Whether the broker holds a persistent session for `clientId` (CONNACK session present). */
 export async function brokerHasSession(clientId: string, url = MQTT_URL): Promise<boolean> {
-  const client = mqtt.connect(url, { clientId, clean: false, protocolVersion: 5, reconnectPeriod: 0, properties: { sessionExpiryInterval: 0 } });
+  const client = mqtt.connect(url, {
+    clientId,
+    clean: false,
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    properties: { sessionExpiryInterval: 0 },
+  });
   client.on("error", () => {});
   try {
     const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {

@@ -102,7 +102,11 @@ export class MqttEndpoint implements BindableEndpoint {
     await this.#pool.stop();
   }
 
-  async publish(clientId: string, message: OutboundMessage, params: Record<string, string>): Promise<Receipt> {
+  async publish(
+    clientId: string,
+    message: OutboundMessage,
+    params: Record<string, string>,
+  ): Promise<Receipt> {
     const topic = expandTopic(this.#options.publishTopic, clientId, params);
     await this.#pool.publish(clientId, topic, message.payload);
     return { meta: { topic } };
@@ -115,7 +119,9 @@ export class MqttEndpoint implements BindableEndpoint {
       if (existing?.client && existing.topic === topic && !existing.paused) return;
       if (existing) this.#close(existing);
       await this.#connect(clientId, { topic, paused: false }, true);
-      this.#options.logger.info(`[MQTT] Client ${clientId} bound to endpoint ${this.name} (subscribed to ${topic})`);
+      this.#options.logger.info(
+        `[MQTT] Client ${clientId} bound to endpoint ${this.name} (subscribed to ${topic})`,
+      );
     });
   }
 
@@ -155,7 +161,10 @@ export class MqttEndpoint implements BindableEndpoint {
       try {
         await connected(client, this.#connectTimeout);
       } catch (error) {
-        throw new GatewayError("UPSTREAM_UNAVAILABLE", `cannot end MQTT session of ${clientId}: ${(error as Error).message}`);
+        throw new GatewayError(
+          "UPSTREAM_UNAVAILABLE",
+          `cannot end MQTT session of ${clientId}: ${(error as Error).message}`,
+        );
       } finally {
         await client.endAsync(false).catch(() => client.end(true));
       }
@@ -231,7 +240,10 @@ export class MqttEndpoint implements BindableEndpoint {
       if (subscribe) await client.subscribeAsync(consumer.topic, { qos });
     } catch (error) {
       this.#close(consumer);
-      throw new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT consumer for ${clientId} failed: ${(error as Error).message}`);
+      throw new GatewayError(
+        "UPSTREAM_UNAVAILABLE",
+        `MQTT consumer for ${clientId} failed: ${(error as Error).message}`,
+      );
     }
   }
 

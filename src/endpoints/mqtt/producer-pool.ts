@@ -54,11 +54,18 @@ export class ProducerPool {
   publish(clientId: string, topic: string, payload: Uint8Array): Promise<void> {
     const client = this.#clients[hash(clientId) % this.#clients.length];
     if (!client?.connected) {
-      return Promise.reject(new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT broker ${this.#options.url} is unreachable`));
+      return Promise.reject(
+        new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT broker ${this.#options.url} is unreachable`),
+      );
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new GatewayError("UPSTREAM_UNAVAILABLE", `no PUBACK from ${this.#options.url} within ${this.#options.publishTimeout} ms`));
+        reject(
+          new GatewayError(
+            "UPSTREAM_UNAVAILABLE",
+            `no PUBACK from ${this.#options.url} within ${this.#options.publishTimeout} ms`,
+          ),
+        );
       }, this.#options.publishTimeout);
       client.publish(topic, payload as Buffer, { qos: this.#options.qos }, (error) => {
         clearTimeout(timer);

@@ -1,0 +1,92 @@
+/**
+ * Black-box scenarios for a gateway with an MQTT endpoint on the real Mosquitto; an outside
+ * client (the plain `mqtt` package) plays the devices.
+ */
+import assert from "node:assert/strict";
+import { brokerHasSession, MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
+import { TestSocket } from "../support/ws-client.ts";
+import { eventually } from "./endpoint-contract.ts";
+import type { Scenario } from "./gateway-scenarios.ts";
+import { CLEANUP_MS, WINDOW_MS } from "./gateway-scenarios.ts";
+
+const ns = namespace("gateway");
+
+export const MQTT_GATEWAY_CONFIG = `
+server: { host: 127.0.0.1, port: 0, shutdown_timeout: 5s }
+session: { type: memory, reconnection_window: ${WINDOW_MS}ms, cleanup_interval: ${CLEANUP_MS}ms }
+endpoints:
+  - name: sensors
+    type: mqtt
+    url: ${MQTT_URL}
+    publish_topic: "${ns}/{clientId}/up"
+    subscribe_topic: "${ns}/{clientId}/down"
+    qos: 1
+    producer_pool_size: 5
+`;
+
+const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function open(ws: string, clientId: string) {
+  const socket = await TestSocket.open(`${ws}/ws?clientId=${clientId}`);
+  const welcome = await socket.next((f) => f.type === "welcome");
+  return { socket, welcome };
+}
+
+export const mqttScenarios: Scenario[] = [
+  {
+    name: "mqtt: publish -> receipt after PUBACK, seen by an outside subscriber",
+    async run(gw) {
+      const id = unique("pub");
+      const outside = await outsideClient();
+      const seen: string[] = [];
+      await outside.subscribeAsync(`${ns}/${id}/up`, { qos: 1 });
+      outside.on("message", (_t, payload) => seen.push(payload.toString()));
+      const { socket } = await open(gw.ws, id);
+      socket.send({ type: "publish", endpoint: "sensors", data: { t: 21.5 }, id: "r-1" });
+      const receipt = await socket.next((f) => f.type === "receipt" && f.id === "r-1");
+      assert.deepEqual(receipt.meta, { topic: `${ns}/${id}/up` });
+      await eventually(() => seen.length === 1, "the outside subscriber");
+      assert.deepEqual(seen, ['{"t":21.5}']);
+      await socket.close();
+      await outside.endAsync();
+    },
+  },
+  {
+    name: "mqtt: away, 200 published outside, back in window -> 200 in order once; later no broker session",
+    async run(gw) {
+      const id = unique("dev");
+      const first = await open(gw.ws, id);
+      const sub = unique("s");
+      first.socket.send({ type: "subscribe", endpoint: "sensors", id: sub });
+      await first.socket.next((f) => f.type === "receipt" && f.id === sub);
+      assert.match(
+        gw.output(),
+        new RegExp(`\\[MQTT\\] Client ${id} bound to endpoint sensors \\(subscribed to ${ns}/${id}/down\\)`),
+      );
+      await first.socket.close();
+
+      const outside = await outsideClient();
+      for (let n = 1; n <= 200; n++) {
+        await outside.publishAsync(`${ns}/${id}/down`, JSON.stringify({ n }), { qos: 1 });
+      }
+      await outside.endAsync();
+
+      const second = await open(gw.ws, id);
+      assert.equal(second.welcome.resumed, true);
+      await second.socket.until(
+        () => second.socket.messages("sensors").length >= 200,
+        10_000,
+        "200 messages",
+      );
+      await sleep(200);
+      const got = second.socket.messages("sensors");
+      assert.deepEqual(got.map((m) => m.data), Array.from({ length: 200 }, (_, i) => ({ n: i + 1 })));
+      await second.socket.close();
+
+      await sleep(WINDOW_MS + CLEANUP_MS * 3);
+      assert.match(gw.output(), new RegExp(`\\[CleanupWorker\\] Unbound client ${id} from endpoint sensors`));
+      assert.equal(await brokerHasSession(`engine-sensors-client-${id}`), false);
+    },
+  },
+];
