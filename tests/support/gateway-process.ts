@@ -19,6 +19,8 @@ export interface Gateway {
   child: ChildProcess;
   /** Everything the process printed so far. */
   output(): string;
+  /** The gateway's process ID. */
+  pid(): number;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -75,6 +77,7 @@ export async function startGateway(
     ws: `ws://127.0.0.1:${port}`,
     child,
     output: () => output,
+    pid,
     stop: (signal = "SIGTERM") => {
       if (child.exitCode === null) {
         try {

@@ -18,7 +18,12 @@ export class TestSocket {
     this.#ws = ws;
     ws.binaryType = "arraybuffer";
     ws.onmessage = (e) => {
-      this.frames.push(typeof e.data === "string" ? tryJson(e.data) : new Uint8Array(e.data as ArrayBuffer));
+      const frame = typeof e.data === "string" ? tryJson(e.data) : new Uint8Array(e.data as ArrayBuffer);
+      // Arrival time, for latency figures (bench/).
+      if (frame && typeof frame === "object" && !(frame instanceof Uint8Array)) {
+        Object.defineProperty(frame, "at", { value: performance.now(), enumerable: false });
+      }
+      this.frames.push(frame);
       this.#wake();
     };
     ws.onclose = (e) => {
