@@ -25,14 +25,19 @@ export interface DecodedPayload {
   text?: string;
 }
 
+/** The payload as text if it is UTF-8, else undefined (raw sockets and SSE need no JSON parse). */
+export function decodeText(bytes: Uint8Array): string | undefined {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /** How a broker payload is presented to a client. */
 export function decodePayload(bytes: Uint8Array): DecodedPayload {
-  let text: string;
-  try {
-    text = strictDecoder.decode(bytes);
-  } catch {
-    return { data: toBase64(bytes), encoding: "base64" };
-  }
+  const text = decodeText(bytes);
+  if (text === undefined) return { data: toBase64(bytes), encoding: "base64" };
   try {
     return { data: JSON.parse(text), text };
   } catch {

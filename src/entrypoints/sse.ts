@@ -12,7 +12,7 @@ import type { Context, Hono } from "hono";
 import type { Connection } from "../core/connection.ts";
 import { GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
-import { decodePayload } from "../core/payload.ts";
+import { decodePayload, decodeText, toBase64 } from "../core/payload.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { Engine } from "../engine.ts";
 import type { EntrypointContext } from "./common.ts";
@@ -103,13 +103,14 @@ async function stream(c: Context, engine: Engine, endpoints: string[], multi: bo
 }
 
 function formatEvent(d: Delivery, multi: boolean): string {
-  const { data, encoding, text } = decodePayload(d.payload);
   if (multi) {
+    const { data, encoding } = decodePayload(d.payload);
     const frame = { type: "message", endpoint: d.endpoint, id: d.id, data, encoding, meta: d.meta };
     return `id: ${d.id}\nevent: message\ndata: ${JSON.stringify(frame)}\n\n`;
   }
-  const event = encoding ? "message-base64" : "message";
-  const lines = (text ?? (data as string)).split(/\r\n|\r|\n/).map((l) => `data: ${l}`).join("\n");
+  const text = decodeText(d.payload);
+  const event = text === undefined ? "message-base64" : "message";
+  const lines = (text ?? toBase64(d.payload)).split(/\r\n|\r|\n/).map((l) => `data: ${l}`).join("\n");
   return `id: ${d.id}\nevent: ${event}\n${lines}\n\n`;
 }
 

@@ -12,7 +12,7 @@ import type { WSContext, WSEvents } from "hono/ws";
 import type { Connection } from "../core/connection.ts";
 import { CloseCode, GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
-import { decodePayload, encodeData, encodeText } from "../core/payload.ts";
+import { decodePayload, decodeText, encodeData, encodeText } from "../core/payload.ts";
 import type { ClientFrame, ServerFrame } from "../core/protocol.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { Engine } from "../engine.ts";
@@ -207,8 +207,7 @@ class RawSocket extends Socket {
   }
 
   protected format(d: Delivery): string | Uint8Array<ArrayBuffer> {
-    const { text } = decodePayload(d.payload);
-    return text ?? new Uint8Array(d.payload);
+    return decodeText(d.payload) ?? new Uint8Array(d.payload);
   }
 
   protected async received(data: unknown): Promise<void> {
