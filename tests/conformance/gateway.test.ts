@@ -2,10 +2,16 @@
  * The black-box gateway suite under the runtime that runs the tests (`deno test` starts the
  * gateway under Deno, `bun test` under Bun), so `npm test` covers both.
  */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
 import { after, before, test } from "node:test";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { currentRuntime } from "../support/runtime.ts";
+import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../support/runtime.ts";
 import { GATEWAY_CONFIG, scenarios, shutdownScenario } from "./gateway-scenarios.ts";
 import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
 
@@ -31,3 +37,35 @@ for (const scenario of mqttScenarios) {
 
 test(`gateway (${currentRuntime}): SIGTERM -> clients get 1001, exit 0`, () =>
   shutdownScenario(currentRuntime));
+
+test(`gateway (${currentRuntime}): a bad config stops start-up with exit code 2 and one line per problem`, () => {
+  const dir = mkdtempSync(join(tmpdir(), "mediation-badcfg-"));
+  const file = join(dir, "config.yaml");
+  writeFileSync(
+    file,
+    "session: { reconnection_window: five }\nendpoints: [{ name: x, type: carrier-pigeon }]\n",
+  );
+  try {
+    const result = spawnSync(
+      runtimeBinary(currentRuntime),
+      runArgs(currentRuntime, "src/main.ts", ["--config", file]),
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: { ...process.env, NO_COLOR: "1" },
+      },
+    );
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /session\.reconnection_window: expected a duration like "5m", got "five"/);
+    assert.match(result.stderr, /endpoints\[0\]\.type: expected an endpoint of type/);
+    const viaEnv = spawnSync(runtimeBinary(currentRuntime), runArgs(currentRuntime, "src/main.ts"), {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, NO_COLOR: "1", MEDIATION_CONFIG: join(dir, "missing.yaml") },
+    });
+    assert.equal(viaEnv.status, 2);
+    assert.match(viaEnv.stderr, /missing\.yaml/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
