@@ -38,6 +38,8 @@ const runs = [
       report,
     ) => [bin("bun"), [
       "test",
+      // The black-box and broker-restart tests wait on real I/O for longer than bun's 5 s default.
+      "--timeout=60000",
       "--reporter=junit",
       `--reporter-outfile=${report}`,
       ...(paths.length ? paths : ["tests/"]),

@@ -22,7 +22,7 @@ import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
 import { expandTopic } from "../template.ts";
-import { connected, ProducerPool } from "./producer-pool.ts";
+import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
 
 export interface MqttEndpointOptions {
   name: string;
@@ -166,7 +166,7 @@ export class MqttEndpoint implements BindableEndpoint {
           `cannot end MQTT session of ${clientId}: ${(error as Error).message}`,
         );
       } finally {
-        await client.endAsync(false).catch(() => client.end(true));
+        await endWithin(client, this.#connectTimeout);
       }
     });
   }
@@ -186,6 +186,11 @@ export class MqttEndpoint implements BindableEndpoint {
   /** Publish connections (the pool's size, whatever the number of clients). */
   get producerCount(): number {
     return this.#pool.size;
+  }
+
+  /** Publish connections currently connected to the broker. */
+  get producersUp(): number {
+    return this.#pool.connectedCount;
   }
 
   /** Consumer connections currently open. */

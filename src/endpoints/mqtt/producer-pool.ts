@@ -83,9 +83,9 @@ export class ProducerPool {
     return this.#clients.filter((c) => c.connected).length;
   }
 
-  /** Waits for in-flight publishes (bounded), then closes every connection. */
+  /** Waits for in-flight publishes (at most the publish timeout), then closes every connection. */
   async stop(): Promise<void> {
-    await Promise.all(this.#clients.map((c) => c.endAsync(false).catch(() => c.end(true))));
+    await Promise.all(this.#clients.map((c) => endWithin(c, this.#options.publishTimeout)));
     this.#clients = [];
   }
 }
@@ -107,6 +107,22 @@ export function connected(client: MqttClient, timeout: number): Promise<void> {
     client.on("connect", onConnect);
     client.on("error", onError);
   });
+}
+
+/**
+ * Ends a client gracefully (in-flight messages finish), or by force after `ms`: against a broker
+ * that went away, a graceful end can wait forever.
+ */
+export async function endWithin(client: MqttClient, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const forced = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      client.end(true);
+      resolve();
+    }, ms);
+  });
+  await Promise.race([client.endAsync(false).catch(() => client.end(true)), forced]);
+  clearTimeout(timer);
 }
 
 /** FNV-1a: a stable, cheap spread of client IDs over the pool. */
