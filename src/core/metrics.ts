@@ -70,7 +70,10 @@ export class Metrics {
 }
 
 function labelKey(labels: Labels): string {
-  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(",");
+  const keys = Object.keys(labels);
+  // Counters are bumped per message, almost always with one label: no sort, no join.
+  if (keys.length === 1) return `${keys[0]}=${labels[keys[0]]}`;
+  return keys.sort().map((k) => `${k}=${labels[k]}`).join(",");
 }
 
 function formatLabels(labels: Labels): string {

@@ -74,12 +74,6 @@ export interface SessionStore {
   close(): Promise<void>;
 }
 
-/** Whether the session is live on some node at `now` (connected, lease not lapsed). */
-export function isLive(session: Session, now: number): boolean {
-  return session.state === "connected" &&
-    (session.leaseUntil === undefined || session.leaseUntil >= now);
-}
-
 /** Whether the session is past its reconnection deadline at `now`. */
 export function isExpired(session: Session, now: number): boolean {
   return session.reconnectionDeadline !== undefined && session.reconnectionDeadline < now;

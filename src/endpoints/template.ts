@@ -9,11 +9,6 @@ import { GatewayError } from "../core/errors.ts";
 const PLACEHOLDER = /\{([A-Za-z0-9_]+)\}/g;
 const SAFE_VALUE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The placeholders a template uses, e.g. `["clientId", "room"]`. */
-export function placeholders(template: string): string[] {
-  return [...template.matchAll(PLACEHOLDER)].map((m) => m[1]);
-}
-
 /**
  * Expands `template` with `clientId` and `params`.
  * Throws BAD_FRAME for a missing param or a value outside `[A-Za-z0-9._:-]{1,128}`.
