@@ -45,7 +45,7 @@ export class Engine {
     this.scheduler = options.scheduler ?? new RealScheduler();
     this.logger = options.logger ?? consoleLogger(config.log.level);
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
-    this.store = options.store ?? createSessionStore(config.session);
+    this.store = options.store ?? createSessionStore(config.session, this.logger);
     const endpoints = options.endpoints ?? config.endpoints.map((e) =>
       createEndpoint(e, {
         logger: this.logger,
@@ -65,6 +65,7 @@ export class Engine {
       metrics: this.metrics,
       reconnectionWindow: config.session.reconnection_window,
       nodeId: this.nodeId,
+      lease: config.session.lease,
     });
     this.cleanup = new CleanupWorker({
       store: this.store,
@@ -91,6 +92,7 @@ export class Engine {
   /** Starts every endpoint and the cleanup worker. */
   async start(): Promise<void> {
     for (const endpoint of this.hub.endpoints.values()) await endpoint.start(this.hub);
+    this.hub.start();
     this.cleanup.start();
     this.#started = true;
     this.logger.info(
@@ -116,7 +118,7 @@ export class Engine {
   async readiness(): Promise<Readiness> {
     const checks: Readiness["checks"] = {};
     try {
-      await this.store.get("readyz-probe");
+      await this.store.ping();
       checks.store = { ok: true };
     } catch (error) {
       checks.store = { ok: false, detail: GatewayError.from(error).message };

@@ -68,13 +68,45 @@ const ServerSchema = v.optional(
   {},
 );
 
-const SessionSchema = v.optional(
-  v.object({
-    type: v.optional(v.picklist(["memory"], expected('"memory"')), "memory"),
-    reconnection_window: duration("5m"),
-    cleanup_interval: duration("30s"),
-  }, expected("a mapping")),
-  {},
+const RedisSchema = v.object({
+  url: v.pipe(text("an http(s):// URL"), v.regex(/^https?:\/\/\S+$/, expected("an http(s):// URL"))),
+  token: text("the REST token"),
+  keyPrefix: v.optional(
+    v.pipe(
+      v.string(expected("a key prefix")),
+      v.regex(/^[^\s~]*$/, expected("a key prefix without spaces or ~")),
+    ),
+    "mediation:session:",
+  ),
+  /** `base64` (Upstash's default) or `none` for REST proxies that do not encode responses. */
+  encoding: v.optional(v.picklist(["base64", "none"], expected('"base64" or "none"')), "base64"),
+  /** Longest wait for one round trip before the store counts as unreachable. */
+  timeout: duration("3s"),
+}, expected("a mapping"));
+
+const SessionSchema = v.pipe(
+  v.optional(
+    v.object({
+      type: v.optional(v.picklist(["memory", "redis"], expected('"memory" or "redis"')), "memory"),
+      reconnection_window: duration("5m"),
+      cleanup_interval: duration("30s"),
+      /** How long a node's hold on its connected sessions lasts without renewal. */
+      lease: duration("15s"),
+      redis: v.optional(RedisSchema),
+    }, expected("a mapping")),
+    {},
+  ),
+  v.forward(
+    v.check((s) => s.type !== "redis" || s.redis !== undefined, expected("a mapping with url and token")),
+    ["redis"],
+  ),
+  v.forward(
+    v.check(
+      (s) => s.lease >= 1000,
+      (i) => `expected at least 1s, got ${show((i.input as { lease: number }).lease)} ms`,
+    ),
+    ["lease"],
+  ),
 );
 
 const EntrypointSchema = v.variant("type", [

@@ -35,6 +35,12 @@ export interface Receipt {
  */
 export interface DeliveryHandler {
   deliver(clientId: string, endpoint: string, message: InboundMessage): boolean;
+  /**
+   * The broker ended a client's consumer because another connection with the same identity took
+   * it (another node resumed the client). The endpoint does not reconnect that consumer; the hub
+   * checks who owns the session and either releases its connection or resumes the consumer.
+   */
+  consumerTakenOver?(clientId: string, endpoint: string): void;
 }
 
 export interface EndpointHealth {

@@ -14,7 +14,7 @@ import type { Logger } from "./logger.ts";
 import type { Counter, Metrics } from "./metrics.ts";
 import { KeyedMutex } from "./mutex.ts";
 import type { Policy } from "./policy.ts";
-import type { Scheduler } from "./scheduler.ts";
+import type { Scheduler, TimerId } from "./scheduler.ts";
 import { isExpired } from "./session.ts";
 import type { Session, SessionStore, Subscription } from "./session.ts";
 import type { DeliverySink } from "./sink.ts";
@@ -29,6 +29,11 @@ export interface HubOptions {
   /** How long a disconnected session keeps its broker resources, in ms. */
   reconnectionWindow: number;
   nodeId: string;
+  /**
+   * How long this node's hold on its connected sessions lasts without renewal, in ms. Renewed
+   * every third of it; a crashed node's sessions count as disconnected once it lapses.
+   */
+  lease: number;
   /** A connection not opened (socket never attached) within this many ms is dropped. */
   openTimeout?: number;
   /** How long a cleanup claim holds before another node may retry a crashed cleanup, in ms. */
@@ -38,6 +43,8 @@ export interface HubOptions {
 }
 
 const CONNECT_ATTEMPTS = 5;
+/** Leases renewed per store round trip. */
+const RENEW_BATCH = 1000;
 
 export class Hub implements DeliveryHandler {
   readonly endpoints: ReadonlyMap<string, Endpoint>;
@@ -45,6 +52,8 @@ export class Hub implements DeliveryHandler {
   #live = new Map<string, Connection>();
   #locks = new KeyedMutex();
   #stopping = false;
+  #renewal?: TimerId;
+  #renewing?: Promise<void>;
   #messagesIn: Counter;
   #messagesOut: Counter;
   #errors: Counter;
@@ -66,6 +75,82 @@ export class Hub implements DeliveryHandler {
       "Client bindings held by this node, per endpoint",
       () => options.endpoints.map((e) => ({ labels: { endpoint: e.name }, value: e.bindingCount?.() ?? 0 })),
     );
+  }
+
+  /** Starts renewing this node's leases. */
+  start(): void {
+    this.#renewal ??= this.options.scheduler.setInterval(() => {
+      this.#renewing ??= this.renewLeases().finally(() => (this.#renewing = undefined));
+    }, Math.max(100, Math.floor(this.options.lease / 3)));
+  }
+
+  /**
+   * Renews the lease of every session this node holds connected, in batches of one store round
+   * trip each. A session that moved on (another node took the client over) loses its connection
+   * here: closed with 4409, its consumers released. Store failures are logged; the leases run on
+   * until the next renewal.
+   */
+  async renewLeases(): Promise<void> {
+    const { store, scheduler, lease, reconnectionWindow, logger } = this.options;
+    const conns = [...this.#live.values()];
+    for (let i = 0; i < conns.length; i += RENEW_BATCH) {
+      const batch = conns.slice(i, i + RENEW_BATCH);
+      const leaseUntil = scheduler.now() + lease;
+      let lost: string[];
+      try {
+        lost = await store.renew(
+          batch.map((c) => ({ clientId: c.clientId, epoch: c.epoch })),
+          leaseUntil,
+          leaseUntil + reconnectionWindow,
+        );
+      } catch (error) {
+        logger.warn(
+          `[Session] Lease renewal failed; connections keep flowing: ${GatewayError.from(error).message}`,
+        );
+        return;
+      }
+      const epochs = new Map(batch.map((c) => [c.clientId, c.epoch]));
+      for (const id of lost) await this.#release(id, epochs.get(id)!);
+    }
+  }
+
+  /** DeliveryHandler: the broker handed a consumer to another connection; see who owns it now. */
+  consumerTakenOver(clientId: string, endpoint: string): void {
+    const conn = this.#live.get(clientId);
+    if (!conn) return;
+    void this.options.store.get(clientId).then(
+      (session) => {
+        if (!session || session.epoch !== conn.epoch) return this.#release(clientId, conn.epoch);
+        // Still ours (someone else borrowed the broker identity): bring the consumer back.
+        const named = this.endpoints.get(endpoint);
+        const params = conn.bound.get(endpoint);
+        if (conn.state === "open" && named && isBindable(named) && params) {
+          return named.resumeClient(clientId, params);
+        }
+      },
+    ).catch((error) =>
+      this.options.logger.warn(
+        `[Session] Ownership check of ${clientId} failed: ${GatewayError.from(error).message}`,
+      )
+    );
+  }
+
+  /**
+   * Another connection (on another node) owns the session now: close ours with 4409 and take its
+   * consumers offline, touching neither the store nor broker-side state, which are the new
+   * owner's.
+   */
+  #release(clientId: string, epoch: number): Promise<void> {
+    return this.#locks.run(clientId, async () => {
+      const conn = this.#live.get(clientId);
+      if (!conn || conn.epoch !== epoch) return;
+      conn.state = "closed";
+      this.#clearTimer(conn);
+      this.#live.delete(clientId);
+      conn.sink?.close(CloseCode.TAKEN_OVER, "session taken over by a newer connection");
+      await this.#suspendAll(conn);
+      this.options.logger.info(`[Session] Client ${clientId} taken over elsewhere; connection released`);
+    });
   }
 
   /** Names of the configured endpoints, in configuration order. */
@@ -99,36 +184,35 @@ export class Hub implements DeliveryHandler {
         let session = await store.get(clientId);
         let lastEpoch = 0;
         if (session && isExpired(session, now)) {
-          lastEpoch = session.epoch;
-          if (!await this.#expireSession(session, "[Session]")) continue;
+          // Claimed like the cleanup worker does, so the two never unbind one session at once.
+          const claimed = await store.claimExpired(clientId, now, this.options.claimTtl ?? 60_000);
+          if (!claimed || !await this.#expireSession(claimed, "[Session]")) continue;
+          lastEpoch = claimed.epoch;
           session = undefined;
         }
+        const leaseUntil = now + this.options.lease;
+        const held = {
+          state: "connected",
+          nodeId: this.options.nodeId,
+          connectedAt: now,
+          leaseUntil,
+          disconnectedAt: undefined,
+          reconnectionDeadline: leaseUntil + this.options.reconnectionWindow,
+        } as const;
         if (!session) {
           // A fresh session's epoch continues the old one's, so a cleanup still holding the old
           // epoch can never delete the new session.
-          const fresh: Session = {
-            clientId,
-            state: "connected",
-            epoch: lastEpoch + 1,
-            nodeId: this.options.nodeId,
-            connectedAt: now,
-            subscriptions: [],
-          };
+          const fresh: Session = { clientId, epoch: lastEpoch + 1, subscriptions: [], ...held };
           if (await store.create(fresh)) return this.#attach(fresh, false, transport);
           continue;
         }
-        const next: Session = {
-          ...session,
-          state: "connected",
-          epoch: session.epoch + 1,
-          nodeId: this.options.nodeId,
-          connectedAt: now,
-          disconnectedAt: undefined,
-          reconnectionDeadline: undefined,
-        };
+        const next: Session = { ...session, ...held, epoch: session.epoch + 1 };
         if (await store.update(next, session.epoch)) return this.#attach(next, true, transport);
       }
-      throw new GatewayError("STORE_UNAVAILABLE", `session of ${clientId} kept changing; retry`);
+      throw new GatewayError(
+        "STORE_UNAVAILABLE",
+        `session of ${clientId} is being cleaned up or kept changing; retry shortly`,
+      );
     });
   }
 
@@ -427,6 +511,9 @@ export class Hub implements DeliveryHandler {
    */
   async shutdown(): Promise<void> {
     this.#stopping = true;
+    if (this.#renewal !== undefined) this.options.scheduler.clear(this.#renewal);
+    this.#renewal = undefined;
+    await this.#renewing;
     const connections = [...this.#live.values()];
     for (const conn of connections) {
       conn.sink?.close(CloseCode.GOING_AWAY, "server shutting down");

@@ -35,6 +35,12 @@ export interface Session {
   subscriptions: Subscription[];
 }
 
+/** A node's hold on one connected session. */
+export interface Lease {
+  clientId: string;
+  epoch: number;
+}
+
 /**
  * Where sessions live. Implementations: MemorySessionStore, RedisSessionStore; every one passes
  * `sessionStoreContract` in tests/conformance.
@@ -70,6 +76,14 @@ export interface SessionStore {
    * `claimTtl` milliseconds.
    */
   claimExpired(clientId: string, now: number, claimTtl: number): Promise<Session | undefined>;
+  /**
+   * Renews the leases of the sessions a node holds connected, in one round trip: each session
+   * whose epoch is still the given one gets `leaseUntil` and `reconnectionDeadline = deadline`.
+   * Resolves the client IDs of the others: taken over by a newer connection, or gone.
+   */
+  renew(leases: Lease[], leaseUntil: number, deadline: number): Promise<string[]>;
+  /** Resolves once the backing service answers; rejects with STORE_UNAVAILABLE otherwise. */
+  ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */
   close(): Promise<void>;
 }

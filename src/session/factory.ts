@@ -1,13 +1,27 @@
 /**
  * Builds the configured SessionStore.
  */
+import type { Logger } from "../core/logger.ts";
 import type { SessionStore } from "../core/session.ts";
 import type { Config } from "../config/schema.ts";
 import { MemorySessionStore } from "./memory.ts";
+import { RedisSessionStore } from "./redis.ts";
 
-export function createSessionStore(config: Config["session"]): SessionStore {
+export function createSessionStore(config: Config["session"], logger: Logger): SessionStore {
   switch (config.type) {
     case "memory":
       return new MemorySessionStore();
+    case "redis": {
+      const redis = config.redis!;
+      return new RedisSessionStore({
+        url: redis.url,
+        token: redis.token,
+        keyPrefix: redis.keyPrefix,
+        encoding: redis.encoding,
+        timeout: redis.timeout,
+        onUnreadable: (clientId, problem) =>
+          logger.error(`[SessionStore] Skipping unreadable session record of ${clientId}: ${problem}`),
+      });
+    }
   }
 }

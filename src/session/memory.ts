@@ -2,7 +2,7 @@
  * MemorySessionStore: sessions in this process's memory. For a single node; the rules are those
  * of the SessionStore port in src/core/session.ts.
  */
-import type { Session, SessionStore } from "../core/session.ts";
+import type { Lease, Session, SessionStore } from "../core/session.ts";
 
 interface Entry {
   session: Session;
@@ -57,6 +57,20 @@ export class MemorySessionStore implements SessionStore {
     }
     entry.claimedUntil = now + claimTtl;
     return Promise.resolve(copy(entry.session));
+  }
+
+  renew(leases: Lease[], leaseUntil: number, deadline: number): Promise<string[]> {
+    const lost: string[] = [];
+    for (const { clientId, epoch } of leases) {
+      const session = this.#entries.get(clientId)?.session;
+      if (!session || session.epoch !== epoch) lost.push(clientId);
+      else Object.assign(session, { leaseUntil, reconnectionDeadline: deadline });
+    }
+    return Promise.resolve(lost);
+  }
+
+  ping(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Sessions by state, for /metrics. */

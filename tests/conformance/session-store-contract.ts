@@ -11,6 +11,8 @@ import type { Session, SessionStore } from "../../src/core/session.ts";
 
 export interface StoreHarness {
   store: SessionStore;
+  /** Another node's store over the same data (the same object for a single-node store). */
+  peer: SessionStore;
   close?(): Promise<void>;
 }
 
@@ -38,18 +40,44 @@ function away(clientId: string, deadline: number, epoch = 1): Session {
   });
 }
 
+/** A session with its undefined fields dropped, as JSON would store it. */
+const plain = (s: Session | undefined) => s && JSON.parse(JSON.stringify(s));
+
 export function sessionStoreContract(kind: string, setup: () => Promise<StoreHarness>): void {
   const id = (label: string) => `${label}-${crypto.randomUUID()}`;
-  const run = (name: string, body: (store: SessionStore) => Promise<void>) =>
+  const run = (name: string, body: (store: SessionStore, peer: SessionStore) => Promise<void>) =>
     test(`${kind} store: ${name}`, async () => {
       const harness = await setup();
       try {
-        await body(harness.store);
+        await body(harness.store, harness.peer);
       } finally {
         await harness.store.close();
+        await harness.peer.close();
         await harness.close?.();
       }
     });
+
+  run("ping answers", async (store) => {
+    await store.ping();
+  });
+
+  run("every field survives a round trip, and absent ones stay absent", async (store, peer) => {
+    const c = id("c");
+    const full = session(c, {
+      epoch: 7,
+      leaseUntil: T0 + 15_000,
+      reconnectionDeadline: T0 + 315_000,
+      subscriptions: [
+        { endpoint: "chat", params: {}, boundAt: T0 },
+        { endpoint: "rooms", params: { room: "a b", "ü": "ö" }, boundAt: T0 + 1 },
+      ],
+    });
+    await store.create(full);
+    assert.deepEqual(await peer.get(c), full);
+    const gone = away(c, T0 + 9000, 8);
+    await store.update(gone, 7);
+    assert.deepEqual(plain(await peer.get(c)), plain(gone), "an update replaces every field");
+  });
 
   run("create, then get returns an equal copy", async (store) => {
     const c = id("c");
@@ -101,11 +129,24 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
     assert.ok((await store.listExpired(now, 1000)).includes(crashed));
   });
 
-  run("claimExpired: exactly one of many concurrent callers wins", async (store) => {
+  run("update is compare-and-set across nodes: of two racing writers one wins", async (store, peer) => {
+    const c = id("c");
+    await store.create(session(c, { epoch: 3 }));
+    const results = await Promise.all([
+      store.update(session(c, { epoch: 4, nodeId: "a" }), 3),
+      peer.update(session(c, { epoch: 4, nodeId: "b" }), 3),
+    ]);
+    assert.equal(results.filter(Boolean).length, 1);
+    assert.equal((await store.get(c))?.nodeId, results[0] ? "a" : "b");
+  });
+
+  run("claimExpired: exactly one of many concurrent callers on two nodes wins", async (store, peer) => {
     const now = T0 + 10 * 60_000;
     const c = id("c");
     await store.create(away(c, now - 1));
-    const claims = await Promise.all(Array.from({ length: 8 }, () => store.claimExpired(c, now, 60_000)));
+    const claims = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => (i % 2 ? peer : store).claimExpired(c, now, 60_000)),
+    );
     assert.equal(claims.filter(Boolean).length, 1);
     assert.equal(claims.find(Boolean)?.clientId, c);
     assert.ok(await store.get(c), "a claimed session stays readable until deleted");
@@ -129,4 +170,39 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
     assert.equal(await store.claimExpired(c, now + 4000, 5000), undefined);
     assert.ok(await store.claimExpired(c, now + 6000, 5000));
   });
+
+  run("a write voids a cleanup claim, and a session that got no deadline leaves the index", async (store) => {
+    const now = T0 + 10 * 60_000;
+    const c = id("c");
+    await store.create(away(c, now - 1));
+    assert.ok(await store.claimExpired(c, now, 60_000));
+    await store.update(away(c, now - 1, 2), 1);
+    assert.ok(await store.claimExpired(c, now, 60_000), "the claim went with the old record");
+    await store.update(session(c, { epoch: 3 }), 2);
+    assert.ok(!(await store.listExpired(now + 60_000, 1000)).includes(c));
+  });
+
+  run(
+    "renew: matching epochs get the lease and deadline, the others are reported lost",
+    async (store, peer) => {
+      const now = T0 + 10 * 60_000;
+      const [mine, taken, gone] = [id("mine"), id("taken"), id("gone")];
+      await store.create(session(mine, { leaseUntil: now - 5000, reconnectionDeadline: now - 1 }));
+      await store.create(session(taken, { epoch: 2 }));
+      assert.ok((await store.listExpired(now, 1000)).includes(mine));
+      const lost = await peer.renew(
+        [{ clientId: mine, epoch: 1 }, { clientId: taken, epoch: 1 }, { clientId: gone, epoch: 1 }],
+        now + 15_000,
+        now + 315_000,
+      );
+      assert.deepEqual(lost.sort(), [gone, taken].sort());
+      const renewed = await store.get(mine);
+      assert.equal(renewed?.leaseUntil, now + 15_000);
+      assert.equal(renewed?.reconnectionDeadline, now + 315_000);
+      assert.ok(!(await store.listExpired(now + 1000, 1000)).includes(mine), "no longer expired");
+      assert.equal((await store.get(taken))?.leaseUntil, undefined, "a lost lease is not written");
+      assert.equal(await store.get(gone), undefined, "a lost lease creates nothing");
+      assert.deepEqual(await store.renew([], now, now), []);
+    },
+  );
 }

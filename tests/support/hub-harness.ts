@@ -15,6 +15,7 @@ import { decodePayload, encodeData } from "../../src/core/payload.ts";
 
 export const WINDOW = 5 * 60_000;
 export const CLEANUP_INTERVAL = 30_000;
+export const LEASE = 15_000;
 
 /** A sink that records what was written, and can refuse writes like a backed-up socket. */
 export class RecordingSink implements DeliverySink {
@@ -59,7 +60,9 @@ export async function createHarness() {
     metrics,
     reconnectionWindow: WINDOW,
     nodeId: "node-a",
+    lease: LEASE,
   });
+  hub.start();
   await chat.start(hub);
   await rooms.start(hub);
   const cleanup = new CleanupWorker({

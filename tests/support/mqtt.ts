@@ -5,8 +5,9 @@
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect as tcpConnect, createServer } from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accepts, freePort, running } from "./net.ts";
+export { freePort };
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -65,17 +66,6 @@ export async function brokerHasSession(clientId: string, url = MQTT_URL): Promis
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
-
 /** A private Mosquitto on a free port, with persistence in a temporary folder, to stop and start. */
 export class PrivateMosquitto {
   #child?: ChildProcess;
@@ -120,26 +110,5 @@ export class PrivateMosquitto {
   async stop(): Promise<void> {
     await this.pause();
     rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = tcpConnect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
-/** Whether a process is still running (a zombie waiting to be reaped has finished). */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
   }
 }
