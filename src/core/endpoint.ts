@@ -36,11 +36,12 @@ export interface Receipt {
 export interface DeliveryHandler {
   deliver(clientId: string, endpoint: string, message: InboundMessage): boolean;
   /**
-   * The broker ended a client's consumer because another connection with the same identity took
-   * it (another node resumed the client). The endpoint does not reconnect that consumer; the hub
-   * checks who owns the session and either releases its connection or resumes the consumer.
+   * A client's consumer lost its broker connection after being up: a network or broker failure,
+   * or another node taking the client over (the broker ends the older connection of one
+   * identity). The endpoint reconnects it as usual; the hub checks whether this node still owns
+   * the session and, if not, releases its connection before the reconnect fights the new owner.
    */
-  consumerTakenOver?(clientId: string, endpoint: string): void;
+  consumerDropped?(clientId: string, endpoint: string): void;
 }
 
 export interface EndpointHealth {

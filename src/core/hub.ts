@@ -114,21 +114,13 @@ export class Hub implements DeliveryHandler {
     }
   }
 
-  /** DeliveryHandler: the broker handed a consumer to another connection; see who owns it now. */
-  consumerTakenOver(clientId: string, endpoint: string): void {
+  /** DeliveryHandler: a consumer dropped; if another node took the client over, let go of it. */
+  consumerDropped(clientId: string): void {
     const conn = this.#live.get(clientId);
     if (!conn) return;
-    void this.options.store.get(clientId).then(
-      (session) => {
-        if (!session || session.epoch !== conn.epoch) return this.#release(clientId, conn.epoch);
-        // Still ours (someone else borrowed the broker identity): bring the consumer back.
-        const named = this.endpoints.get(endpoint);
-        const params = conn.bound.get(endpoint);
-        if (conn.state === "open" && named && isBindable(named) && params) {
-          return named.resumeClient(clientId, params);
-        }
-      },
-    ).catch((error) =>
+    this.options.store.get(clientId).then((session) => {
+      if (!session || session.epoch !== conn.epoch) return this.#release(clientId, conn.epoch);
+    }).catch((error) =>
       this.options.logger.warn(
         `[Session] Ownership check of ${clientId} failed: ${GatewayError.from(error).message}`,
       )
@@ -479,6 +471,14 @@ export class Hub implements DeliveryHandler {
       const { store, scheduler } = this.options;
       const claimed = await store.claimExpired(clientId, scheduler.now(), this.options.claimTtl ?? 60_000);
       if (!claimed) return false;
+      const live = this.#live.get(clientId);
+      if (live?.epoch === claimed.epoch) {
+        // Ours and live: the lease lapsed while the store was out of reach. Renewed, it is no
+        // longer expired, so the claim is moot.
+        this.options.logger.warn(`[CleanupWorker] Client ${clientId} is live on this node; lease renewed`);
+        await this.renewLeases();
+        return false;
+      }
       return await this.#expireSession(claimed, "[CleanupWorker]");
     });
   }

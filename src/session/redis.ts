@@ -80,8 +80,10 @@ return 1
  * (left unclaimed for the caller to report).
  */
 const CLAIM = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then return {false, false, false, false, 'unreadable'} end
 local record = redis.call('HMGET', KEYS[1], 'data', 'epoch', 'lease', 'deadline')
-if redis.call('EXISTS', KEYS[1]) == 0 or record[4] == false then
+if kind == 'none' or record[4] == false then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return nil
 end
@@ -190,7 +192,11 @@ export class RedisSessionStore implements SessionStore {
     if (!reply) return undefined;
     const session = reply[4] === "claimed"
       ? this.#decode(clientId, reply.slice(0, 4) as Row, false)
-      : this.#unreadable(clientId, `deadline ${JSON.stringify(reply[3])} is not a number`, false);
+      : this.#unreadable(
+        clientId,
+        reply[0] === null ? "not a session hash" : `deadline ${JSON.stringify(reply[3])} is not a number`,
+        false,
+      );
     if (!session) {
       // Reported once: out of the index, so it never fills a cleanup batch again. The key is left
       // for an operator to look at.

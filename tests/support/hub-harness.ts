@@ -11,6 +11,7 @@ import { MemoryEndpoint } from "../../src/endpoints/memory/memory-endpoint.ts";
 import { DefaultPolicy } from "../../src/policy/default-policy.ts";
 import { CleanupWorker } from "../../src/session/cleanup.ts";
 import { MemorySessionStore } from "../../src/session/memory.ts";
+import type { SessionStore } from "../../src/core/session.ts";
 import { decodePayload, encodeData } from "../../src/core/payload.ts";
 
 export const WINDOW = 5 * 60_000;
@@ -40,9 +41,17 @@ export class RecordingSink implements DeliverySink {
   }
 }
 
-export async function createHarness() {
-  const clock = new VirtualClock();
-  const store = new MemorySessionStore();
+export interface HarnessOptions {
+  /** A store shared with other harnesses: each harness is then one node of a cluster. */
+  store?: SessionStore;
+  nodeId?: string;
+  /** Each node has its own clock, so a crashed node is one whose clock stops. */
+  clock?: VirtualClock;
+}
+
+export async function createHarness(options: HarnessOptions = {}) {
+  const clock = options.clock ?? new VirtualClock();
+  const store = options.store ?? new MemorySessionStore();
   const logger = memoryLogger();
   const metrics = new Metrics();
   const chat = new MemoryEndpoint({ name: "chat", logger });
@@ -59,7 +68,7 @@ export async function createHarness() {
     logger,
     metrics,
     reconnectionWindow: WINDOW,
-    nodeId: "node-a",
+    nodeId: options.nodeId ?? "node-a",
     lease: LEASE,
   });
   hub.start();

@@ -125,10 +125,12 @@ export class MqttEndpoint implements BindableEndpoint {
     });
   }
 
+  /** Offline and forgotten here: the broker holds all there is, and resume may be on another node. */
   suspendClient(clientId: string): Promise<void> {
     return this.#locks.run(clientId, () => {
       const consumer = this.#consumers.get(clientId);
       if (consumer) this.#close(consumer);
+      this.#consumers.delete(clientId);
       return Promise.resolve();
     });
   }
@@ -229,7 +231,15 @@ export class MqttEndpoint implements BindableEndpoint {
     this.#consumers.set(clientId, consumer);
     client.on("error", (e) => this.#options.logger.debug(`[MQTT] Consumer ${clientId}: ${e.message}`));
     let first = true;
+    let up = false;
+    client.on("close", () => {
+      // Reported once per drop of a live connection, not per failed reconnect attempt.
+      if (!up || consumer.client !== client) return;
+      up = false;
+      this.#handler?.consumerDropped?.(clientId, this.name);
+    });
     client.on("connect", (connack) => {
+      up = true;
       const subscribing = subscribe && first;
       first = false;
       // A broker that lost the session (restart without persistence) needs the subscription again.

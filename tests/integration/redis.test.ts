@@ -1,0 +1,124 @@
+/**
+ * The Redis session store under the hub, against the real Redis on 127.0.0.1:6379 (through the
+ * Upstash REST API): records it cannot read, written by another program or version.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import type { GatewayError } from "../../src/core/errors.ts";
+import { createHarness, WINDOW } from "../support/hub-harness.ts";
+import { keyPrefix, RedisProxy } from "../support/redis.ts";
+
+/**
+ * The virtual clock fires cleanup runs but cannot wait for their real round trips to Redis:
+ * waits for the one under way, then runs one more at the clock's present time.
+ */
+async function settle(cleanup: { run(): Promise<number> }): Promise<void> {
+  await cleanup.run();
+  await cleanup.run();
+}
+
+let proxy: RedisProxy;
+before(async () => {
+  proxy = await RedisProxy.start();
+});
+after(() => proxy.stop());
+
+test("redis: unreadable records are reported and skipped; cleanup goes on with the rest", async () => {
+  const prefix = keyPrefix("garbage");
+  const unreadable: string[] = [];
+  const store = proxy.store(prefix, { onUnreadable: (id) => unreadable.push(id) });
+  const h = await createHarness({ store });
+  try {
+    for (const id of ["ok-1", "ok-2", "ok-3"]) {
+      const { conn } = await h.connect(id);
+      await conn.subscribe("chat");
+      await conn.close();
+    }
+    const deadline = h.clock.now() + 1000;
+    const index = `${prefix}~deadlines`;
+    const good = JSON.stringify({
+      v: 1,
+      clientId: "x",
+      state: "disconnected",
+      connectedAt: 1,
+      subscriptions: [],
+    });
+    const bad: Record<string, Array<string | number>> = {
+      "bad-json": ["HSET", `${prefix}bad-json`, "epoch", 1, "deadline", deadline, "data", "{not json"],
+      "bad-field": [
+        "HSET",
+        `${prefix}bad-field`,
+        "epoch",
+        1,
+        "deadline",
+        deadline,
+        "data",
+        good.replace('"x"', '"bad-field"').replace(',"subscriptions":[]', ""),
+      ],
+      "bad-epoch": ["HSET", `${prefix}bad-epoch`, "epoch", "one", "deadline", deadline, "data", good],
+      "bad-deadline": ["HSET", `${prefix}bad-deadline`, "epoch", 1, "deadline", "soon", "data", good],
+      "bad-type": ["SET", `${prefix}bad-type`, "a string, not a hash"],
+    };
+    for (const [id, command] of Object.entries(bad)) {
+      await proxy.command(...command);
+      await proxy.command("ZADD", index, deadline, id);
+    }
+
+    await h.clock.advance(WINDOW + 60_000);
+    await settle(h.cleanup);
+    const found = h.logger.lines.filter((l) => l.includes("[CleanupWorker] Found"));
+    assert.ok(found.length > 0, "the cleanup worker ran");
+    for (const id of ["ok-1", "ok-2", "ok-3"]) {
+      assert.equal(await store.get(id), undefined, `${id} cleaned up`);
+      assert.ok(h.logger.lines.includes(`INFO [CleanupWorker] Unbound client ${id} from endpoint chat`), id);
+    }
+    assert.deepEqual(unreadable.sort(), Object.keys(bad).sort(), "each reported once");
+    assert.deepEqual(await proxy.command("ZRANGE", index, 0, -1), [], "out of the index");
+    for (const id of Object.keys(bad)) {
+      assert.equal(await proxy.command("EXISTS", `${prefix}${id}`), 1, `${id} left for an operator`);
+    }
+
+    // A client whose record is unreadable is refused with the reason, and the record is kept.
+    await assert.rejects(
+      h.hub.connect("bad-json", "test"),
+      (e: GatewayError) => e.code === "STORE_UNAVAILABLE" && /unreadable \(data is not JSON/.test(e.message),
+    );
+    await assert.rejects(
+      h.hub.connect("bad-field", "test"),
+      (e: GatewayError) => /subscriptions missing/.test(e.message),
+    );
+    assert.equal(await proxy.command("HGET", `${prefix}bad-json`, "data"), "{not json");
+  } finally {
+    await h.hub.shutdown();
+    await h.cleanup.stop();
+    await proxy.drop(prefix);
+  }
+});
+
+test("redis: the hub's whole lifecycle runs on the Redis store", async () => {
+  const prefix = keyPrefix("lifecycle");
+  const store = proxy.store(prefix);
+  const h = await createHarness({ store });
+  try {
+    const first = await h.connect("c1");
+    await first.conn.subscribe("chat");
+    await first.conn.close();
+    for (let n = 1; n <= 20; n++) await h.publish({ n });
+    await h.clock.advance(WINDOW - 1000);
+    const second = await h.connect("c1");
+    assert.equal(second.conn.resumed, true);
+    assert.deepEqual(second.sink.data, Array.from({ length: 20 }, (_, i) => ({ n: i + 1 })));
+    const held = await store.get("c1");
+    assert.equal(held?.state, "connected");
+    assert.equal(held?.epoch, second.conn.epoch);
+    await second.conn.close();
+    await h.clock.advance(WINDOW + 60_000);
+    await settle(h.cleanup);
+    assert.equal(await store.get("c1"), undefined);
+    assert.deepEqual(await proxy.command("KEYS", `${prefix}*`), []);
+  } finally {
+    await h.hub.shutdown();
+    await h.cleanup.stop();
+    await proxy.drop(prefix);
+  }
+});
