@@ -45,9 +45,13 @@ export class RecordingHandler implements DeliveryHandler {
 }
 
 /** Waits for real broker I/O until `check` holds (not a timing assertion: it fails only on timeout). */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!await check()) {
     if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

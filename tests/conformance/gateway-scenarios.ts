@@ -74,7 +74,12 @@ async function httpPublish(
 }
 
 /** Sends a real WebSocket upgrade request over TCP and returns the HTTP status the gateway answered. */
-function upgradeStatus(gw: Gateway, path: string): Promise<number> {
+async function upgradeStatus(gw: Gateway, path: string): Promise<number> {
+  return (await upgradeAnswer(gw, path)).status;
+}
+
+/** Sends a real WebSocket upgrade request over TCP; resolves the answer's status and body. */
+export function upgradeAnswer(gw: Gateway, path: string): Promise<{ status: number; body: string }> {
   const { hostname, port } = new URL(gw.http);
   return new Promise((resolve, reject) => {
     const socket = tcpConnect(Number(port), hostname, () => {
@@ -83,20 +88,20 @@ function upgradeStatus(gw: Gateway, path: string): Promise<number> {
           `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       );
     });
-    let head = "";
+    let answer = "";
     socket.on("data", (chunk) => {
-      head += chunk.toString();
-      const match = head.match(/^HTTP\/1\.1 (\d{3})/);
-      if (match) {
+      answer += chunk.toString();
+      const end = answer.indexOf("\r\n\r\n");
+      const status = answer.match(/^HTTP\/1\.1 (\d{3})/);
+      if (!status || end < 0) return;
+      const length = Number(answer.slice(0, end).match(/content-length: (\d+)/i)?.[1] ?? 0);
+      const body = answer.slice(end + 4);
+      if (status[1] === "101" || new TextEncoder().encode(body).length >= length) {
         socket.destroy();
-        resolve(Number(match[1]));
+        resolve({ status: Number(status[1]), body });
       }
     });
     socket.on("error", reject);
-    socket.setTimeout(5000, () => {
-      socket.destroy();
-      reject(new Error(`no answer to upgrade of ${path}`));
-    });
   });
 }
 

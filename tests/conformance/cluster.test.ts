@@ -1,0 +1,255 @@
+/**
+ * Two gateway nodes sharing Redis and Mosquitto, one under each runtime (A under the runtime
+ * running the tests, B under the other, so `npm test` covers both directions), and a single node
+ * whose private Redis goes away. Everything is real: gateway processes, Redis behind the Upstash
+ * REST API, Mosquitto, WebSocket clients.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import type { Gateway } from "../support/gateway-process.ts";
+import { startGateway } from "../support/gateway-process.ts";
+import { brokerHasSession, MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
+import { keyPrefix, PrivateRedis, RedisProxy } from "../support/redis.ts";
+import { currentRuntime } from "../support/runtime.ts";
+import type { Runtime } from "../support/runtime.ts";
+import { TestSocket } from "../support/ws-client.ts";
+import { eventually } from "./endpoint-contract.ts";
+import { upgradeAnswer } from "./gateway-scenarios.ts";
+
+const otherRuntime: Runtime = currentRuntime === "deno" ? "bun" : "deno";
+const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const LEASE_MS = 1000;
+const WINDOW_MS = 4000;
+
+function nodeConfig(proxy: RedisProxy, prefix: string, ns: string, nodeId: string, timeout = "1s"): string {
+  return `
+server: { host: 127.0.0.1, port: 0, node_id: ${nodeId}, shutdown_timeout: 5s }
+session:
+  type: redis
+  reconnection_window: ${WINDOW_MS}ms
+  cleanup_interval: 500ms
+  lease: ${LEASE_MS}ms
+  redis: { url: "${proxy.url}", token: "${proxy.token}", keyPrefix: "${prefix}", encoding: none, timeout: ${timeout} }
+endpoints:
+  - name: sensors
+    type: mqtt
+    url: ${MQTT_URL}
+    publish_topic: "${ns}/{clientId}/up"
+    subscribe_topic: "${ns}/{clientId}/down"
+    qos: 1
+    producer_pool_size: 2
+`;
+}
+
+async function open(gw: Gateway, clientId: string) {
+  const socket = await TestSocket.open(`${gw.ws}/ws?clientId=${clientId}`);
+  const welcome = await socket.next((f) => f.type === "welcome");
+  return { socket, welcome };
+}
+
+async function bind(socket: TestSocket): Promise<void> {
+  const id = unique("sub");
+  socket.send({ type: "subscribe", endpoint: "sensors", id });
+  await socket.next((f) => f.type === "receipt" && f.id === id);
+}
+
+/** The value of one /metrics sample, e.g. `mediation_bindings{endpoint="sensors"}`. */
+async function metric(gw: Gateway, sample: string): Promise<number> {
+  const text = await (await fetch(`${gw.http}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : NaN;
+}
+
+async function publishDown(ns: string, clientId: string, count: number): Promise<void> {
+  const outside = await outsideClient();
+  for (let n = 1; n <= count; n++) {
+    await outside.publishAsync(`${ns}/${clientId}/down`, JSON.stringify({ n }), { qos: 1 });
+  }
+  await outside.endAsync();
+}
+
+const numbers = (count: number) => Array.from({ length: count }, (_, i) => ({ n: i + 1 }));
+
+let proxy: RedisProxy;
+before(async () => {
+  proxy = await RedisProxy.start();
+});
+after(() => proxy.stop());
+
+/** Nodes A (this runtime) and B (the other) on one key prefix and topic namespace. */
+async function cluster(label: string) {
+  const prefix = keyPrefix(label);
+  const ns = namespace(label);
+  const [a, b] = await Promise.all([
+    startGateway(currentRuntime, nodeConfig(proxy, prefix, ns, "node-a")),
+    startGateway(otherRuntime, nodeConfig(proxy, prefix, ns, "node-b")),
+  ]);
+  const stop = async () => {
+    await Promise.all([a.stop("SIGKILL"), b.stop("SIGKILL")]);
+    await proxy.drop(prefix);
+  };
+  return { a, b, ns, prefix, stop };
+}
+
+test(`cluster (${currentRuntime} + ${otherRuntime}): away from A, 100 published, back on B -> all 100 in order; A holds nothing`, async () => {
+  const { a, b, ns, stop } = await cluster("resume");
+  try {
+    const id = unique("dev");
+    const first = await open(a, id);
+    await bind(first.socket);
+    assert.equal(await metric(a, 'mediation_bindings{endpoint="sensors"}'), 1);
+    await first.socket.close();
+    await publishDown(ns, id, 100);
+
+    const second = await open(b, id);
+    assert.equal(second.welcome.resumed, true);
+    await second.socket.until(() => second.socket.messages("sensors").length >= 100, 15_000, "100 messages");
+    await sleep(300);
+    assert.deepEqual(second.socket.messages("sensors").map((m) => m.data), numbers(100), "in order, once");
+    assert.equal(await metric(a, 'mediation_bindings{endpoint="sensors"}'), 0, "A holds no consumer");
+    assert.equal(await metric(b, 'mediation_bindings{endpoint="sensors"}'), 1);
+    await second.socket.close();
+  } finally {
+    await stop();
+  }
+});
+
+test(`cluster (${currentRuntime} + ${otherRuntime}): the same client on B takes over from A, which closes with 4409 and lets go`, async () => {
+  const { a, b, ns, stop } = await cluster("takeover");
+  try {
+    const id = unique("dev");
+    const onA = await open(a, id);
+    await bind(onA.socket);
+    const onB = await open(b, id);
+    assert.equal(onB.welcome.resumed, true);
+    const closed = await onA.socket.closedBy(10_000);
+    assert.equal(closed.code, 4409);
+    await eventually(
+      async () => await metric(a, 'mediation_bindings{endpoint="sensors"}') === 0,
+      "A lets go",
+    );
+    await publishDown(ns, id, 20);
+    await onB.socket.until(() => onB.socket.messages("sensors").length >= 20, 10_000, "20 messages on B");
+    assert.deepEqual(onB.socket.messages("sensors").map((m) => m.data), numbers(20));
+    assert.equal(onA.socket.messages("sensors").length, 0, "nothing went to the old socket");
+    await onB.socket.close();
+  } finally {
+    await stop();
+  }
+});
+
+test(`cluster (${currentRuntime} + ${otherRuntime}): kill -9 A -> its client resumes on B losing nothing; one that stays away is unbound once by B`, async () => {
+  const { a, b, ns, stop } = await cluster("crash");
+  try {
+    const [stay, gone] = [unique("stay"), unique("gone")];
+    const first = await open(a, stay);
+    await bind(first.socket);
+    await bind((await open(a, gone)).socket);
+    await publishDown(ns, stay, 10);
+    await first.socket.until(
+      () => first.socket.messages("sensors").length >= 10,
+      10_000,
+      "10 before the crash",
+    );
+
+    await a.stop("SIGKILL");
+    await publishDown(ns, stay, 20);
+    const second = await open(b, stay);
+    assert.equal(second.welcome.resumed, true, "resumed within lease + window");
+    await second.socket.until(
+      () => second.socket.messages("sensors").length >= 20,
+      10_000,
+      "20 after the crash",
+    );
+    await sleep(300);
+    assert.deepEqual(
+      second.socket.messages("sensors").map((m) => m.data),
+      numbers(20),
+      "nothing lost or repeated",
+    );
+
+    const unbound = `[CleanupWorker] Unbound client ${gone} from endpoint sensors`;
+    await eventually(
+      () => b.output().includes(unbound),
+      "B's cleanup of the client that stayed away",
+      20_000,
+    );
+    await sleep(1000);
+    assert.equal(b.output().split(unbound).length - 1, 1, "unbound once");
+    assert.equal(
+      await brokerHasSession(`engine-sensors-client-${gone}`),
+      false,
+      "its broker session is gone",
+    );
+    assert.equal(
+      await brokerHasSession(`engine-sensors-client-${stay}`),
+      true,
+      "the resumed one keeps its own",
+    );
+    await second.socket.close();
+  } finally {
+    await stop();
+  }
+});
+
+test(`gateway (${currentRuntime}): Redis unreachable -> new connections get 503 before upgrade, live ones flow, then it recovers`, async () => {
+  const redis = await PrivateRedis.start();
+  const privateProxy = await RedisProxy.start(redis.url);
+  const prefix = keyPrefix("outage");
+  const ns = namespace("outage");
+  const gw = await startGateway(currentRuntime, nodeConfig(privateProxy, prefix, ns, "node-o", "500ms"));
+  const store = privateProxy.store(prefix);
+  try {
+    const id = unique("live");
+    const live = await open(gw, id);
+    await bind(live.socket);
+    await publishDown(ns, id, 1);
+    await live.socket.until(() => live.socket.messages("sensors").length === 1, 10_000, "first message");
+    const epoch = Number(live.socket.messages("sensors")[0].id.split(".")[0]);
+    const before = await store.get(id);
+    assert.equal(before?.epoch, epoch);
+
+    await redis.pause();
+    const refused = await upgradeAnswer(gw, `/ws?clientId=${unique("new")}`);
+    assert.equal(refused.status, 503);
+    assert.equal(JSON.parse(refused.body).code, "STORE_UNAVAILABLE");
+    assert.match(JSON.parse(refused.body).message, /session store unreachable/);
+    assert.equal((await fetch(`${gw.http}/readyz`)).status, 503);
+
+    // The live connection keeps flowing both ways while the store is gone.
+    await publishDown(ns, id, 5);
+    await live.socket.until(
+      () => live.socket.messages("sensors").length === 6,
+      10_000,
+      "5 during the outage",
+    );
+    live.socket.send({ type: "publish", endpoint: "sensors", data: { up: 1 }, id: "during" });
+    await live.socket.next((f) => f.type === "receipt" && f.id === "during");
+    await sleep(2 * LEASE_MS);
+
+    await redis.resume();
+    await eventually(async () => (await fetch(`${gw.http}/readyz`)).status === 200, "ready again", 15_000);
+    const back = await open(gw, unique("new"));
+    assert.equal(back.welcome.resumed, false);
+    await back.socket.close();
+    await eventually(
+      async () => ((await store.get(id))?.leaseUntil ?? 0) > Date.now(),
+      "lease renewed",
+      10_000,
+    );
+    const after = await store.get(id);
+    assert.equal(after?.state, "connected");
+    assert.equal(after?.epoch, epoch, "the live session was not disturbed");
+    assert.deepEqual(after?.subscriptions.map((s) => s.endpoint), ["sensors"]);
+    assert.equal(live.socket.closed, undefined);
+    await publishDown(ns, id, 1);
+    await live.socket.until(() => live.socket.messages("sensors").length === 7, 10_000, "after the outage");
+    await live.socket.close();
+  } finally {
+    await gw.stop("SIGKILL");
+    await privateProxy.stop();
+    await redis.stop();
+  }
+});
