@@ -28,6 +28,18 @@ endpoints:
 policy: { max_message_bytes: 1024 }
 `;
 
+/** The same config with sessions in Redis, reached through the REST proxy at `url`. */
+export function withRedisStore(
+  config: string,
+  redis: { url: string; token: string; prefix: string },
+): string {
+  const store = `type: redis, redis: { url: "${redis.url}", token: "${redis.token}", ` +
+    `keyPrefix: "${redis.prefix}", encoding: none }`;
+  const next = config.replace(/^session: \{ type: memory,/m, `session: { ${store},`);
+  if (next === config) throw new Error("config has no memory session line to replace");
+  return next;
+}
+
 export interface Scenario {
   name: string;
   run(gw: Gateway): Promise<void>;

@@ -12,19 +12,30 @@ import { after, before, test } from "node:test";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../support/runtime.ts";
-import { GATEWAY_CONFIG, scenarios, shutdownScenario } from "./gateway-scenarios.ts";
+import { keyPrefix, RedisProxy } from "../support/redis.ts";
+import { GATEWAY_CONFIG, scenarios, shutdownScenario, withRedisStore } from "./gateway-scenarios.ts";
 import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
 
 let gw: Gateway;
 let mqttGw: Gateway;
+let redisGw: Gateway;
+let proxy: RedisProxy;
+const prefix = keyPrefix("gateway");
 before(async () => {
-  [gw, mqttGw] = await Promise.all([
+  proxy = await RedisProxy.start();
+  [gw, mqttGw, redisGw] = await Promise.all([
     startGateway(currentRuntime, GATEWAY_CONFIG),
     startGateway(currentRuntime, MQTT_GATEWAY_CONFIG),
+    startGateway(
+      currentRuntime,
+      withRedisStore(MQTT_GATEWAY_CONFIG, { url: proxy.url, token: proxy.token, prefix }),
+    ),
   ]);
 });
 after(async () => {
-  await Promise.all([gw?.stop("SIGKILL"), mqttGw?.stop("SIGKILL")]);
+  await Promise.all([gw?.stop("SIGKILL"), mqttGw?.stop("SIGKILL"), redisGw?.stop("SIGKILL")]);
+  await proxy.drop(prefix);
+  await proxy.stop();
 });
 
 for (const scenario of scenarios) {
@@ -33,6 +44,10 @@ for (const scenario of scenarios) {
 
 for (const scenario of mqttScenarios) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(mqttGw));
+}
+
+for (const scenario of mqttScenarios) {
+  test(`gateway (${currentRuntime}, redis store): ${scenario.name}`, () => scenario.run(redisGw));
 }
 
 test(`gateway (${currentRuntime}): SIGTERM -> clients get 1001, exit 0`, () =>

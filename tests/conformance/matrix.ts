@@ -7,15 +7,25 @@ import process from "node:process";
 import { startGateway } from "../support/gateway-process.ts";
 import type { Runtime } from "../support/runtime.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
-import { GATEWAY_CONFIG, scenarios, shutdownScenario } from "./gateway-scenarios.ts";
+import { keyPrefix, RedisProxy } from "../support/redis.ts";
+import { GATEWAY_CONFIG, scenarios, shutdownScenario, withRedisStore } from "./gateway-scenarios.ts";
 import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
 
 const runtimes: Runtime[] = ["deno", "bun"];
+const proxy = await RedisProxy.start();
+const prefix = keyPrefix("matrix");
+const redis = { url: proxy.url, token: proxy.token, prefix };
 const SHUTDOWN = "SIGTERM -> clients get 1001, exit 0";
 /** Each group: one gateway config (session store x endpoint) and its scenarios. */
 const groups: Array<{ label: string; config: string; scenarios: Scenario[] }> = [
   { label: "memory store / memory endpoint", config: GATEWAY_CONFIG, scenarios },
   { label: "memory store / mqtt endpoint", config: MQTT_GATEWAY_CONFIG, scenarios: mqttScenarios },
+  { label: "redis store / memory endpoint", config: withRedisStore(GATEWAY_CONFIG, redis), scenarios },
+  {
+    label: "redis store / mqtt endpoint",
+    config: withRedisStore(MQTT_GATEWAY_CONFIG, redis),
+    scenarios: mqttScenarios,
+  },
 ];
 const rowName = (label: string, scenario: string) => `[${label}] ${scenario}`;
 const rows = [
@@ -64,4 +74,6 @@ const cells = [...results.values()].flatMap((m) => [...m.values()]);
 const passed = cells.filter((c) => c === "pass").length;
 console.log(`\n${passed} passed, ${cells.length - passed} failed`);
 for (const f of failures) console.log(`  FAIL ${f}`);
+await proxy.drop(prefix);
+await proxy.stop();
 process.exit(failures.length ? 1 : 0);
