@@ -45,7 +45,7 @@ export class Engine {
     this.scheduler = options.scheduler ?? new RealScheduler();
     this.logger = options.logger ?? consoleLogger(config.log.level);
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
-    this.store = options.store ?? createSessionStore(config.session, this.logger);
+    this.store = options.store ?? createSessionStore(config.session, this.logger, this.metrics);
     const endpoints = options.endpoints ?? config.endpoints.map((e) =>
       createEndpoint(e, {
         logger: this.logger,

@@ -15,7 +15,6 @@ import type { Counter, Metrics } from "./metrics.ts";
 import { KeyedMutex } from "./mutex.ts";
 import type { Policy } from "./policy.ts";
 import type { Scheduler, TimerId } from "./scheduler.ts";
-import { isExpired } from "./session.ts";
 import type { Session, SessionStore, Subscription } from "./session.ts";
 import type { DeliverySink } from "./sink.ts";
 
@@ -170,36 +169,27 @@ export class Hub implements DeliveryHandler {
       return Promise.reject(new GatewayError("UPSTREAM_UNAVAILABLE", "gateway is shutting down"));
     }
     return this.#locks.run(clientId, async () => {
-      const { store, scheduler } = this.options;
+      const { store, scheduler, lease, reconnectionWindow, nodeId } = this.options;
+      let lastEpoch = 0;
       for (let attempt = 0; attempt < CONNECT_ATTEMPTS; attempt++) {
         const now = scheduler.now();
-        let session = await store.get(clientId);
-        let lastEpoch = 0;
-        if (session && isExpired(session, now)) {
-          // Claimed like the cleanup worker does, so the two never unbind one session at once.
-          const claimed = await store.claimExpired(clientId, now, this.options.claimTtl ?? 60_000);
-          if (!claimed || !await this.#expireSession(claimed, "[Session]")) continue;
-          lastEpoch = claimed.epoch;
-          session = undefined;
+        const taken = await store.connect(clientId, {
+          nodeId,
+          now,
+          leaseUntil: now + lease,
+          deadline: now + lease + reconnectionWindow,
+          // A fresh session's epoch is past every earlier one of this client (by the clock, as
+          // an old one may be gone without a trace), so nothing holding an old epoch can ever
+          // write to it.
+          freshEpoch: Math.max(lastEpoch + 1, now),
+        });
+        if (taken.outcome !== "expired") {
+          return this.#attach(taken.session, taken.outcome === "resumed", transport);
         }
-        const leaseUntil = now + this.options.lease;
-        const held = {
-          state: "connected",
-          nodeId: this.options.nodeId,
-          connectedAt: now,
-          leaseUntil,
-          disconnectedAt: undefined,
-          reconnectionDeadline: leaseUntil + this.options.reconnectionWindow,
-        } as const;
-        if (!session) {
-          // A fresh session's epoch continues the old one's, so a cleanup still holding the old
-          // epoch can never delete the new session.
-          const fresh: Session = { clientId, epoch: lastEpoch + 1, subscriptions: [], ...held };
-          if (await store.create(fresh)) return this.#attach(fresh, false, transport);
-          continue;
-        }
-        const next: Session = { ...session, ...held, epoch: session.epoch + 1 };
-        if (await store.update(next, session.epoch)) return this.#attach(next, true, transport);
+        // Past its window: cleaned up first, claimed like the cleanup worker does, so the two
+        // never unbind one session at once.
+        const claimed = await store.claimExpired(clientId, now, this.options.claimTtl ?? 60_000);
+        if (claimed && await this.#expireSession(claimed, "[Session]")) lastEpoch = claimed.epoch;
       }
       throw new GatewayError(
         "STORE_UNAVAILABLE",
@@ -372,10 +362,11 @@ export class Hub implements DeliveryHandler {
       );
       // Recorded before binding: a crash in between leaves a record whose (idempotent) unbind
       // cleans up; the other order would leak broker resources nothing knows about.
-      await this.#editSubscriptions(conn, (subs) => [
-        ...subs.filter((s) => s.endpoint !== name),
-        { endpoint: name, params, boundAt: this.options.scheduler.now() },
-      ]);
+      await this.#setSubscription(conn, name, {
+        endpoint: name,
+        params,
+        boundAt: this.options.scheduler.now(),
+      });
       await endpoint.bindClient(conn.clientId, params);
       conn.bound.set(name, params);
     }).finally(() => conn.binding.delete(name));
@@ -393,24 +384,19 @@ export class Hub implements DeliveryHandler {
       await endpoint.unbindClient(conn.clientId, params);
       conn.bound.delete(name);
       conn.blocked.delete(name);
-      await this.#editSubscriptions(conn, (subs) => subs.filter((s) => s.endpoint !== name));
+      await this.#setSubscription(conn, name, undefined);
       this.options.logger.info(
         `[Binding] Removed endpoint binding: client=${conn.clientId} endpoint=${name}`,
       );
     });
   }
 
-  async #editSubscriptions(
+  async #setSubscription(
     conn: Connection,
-    edit: (subs: Subscription[]) => Subscription[],
+    name: string,
+    subscription: Subscription | undefined,
   ): Promise<void> {
-    const { store } = this.options;
-    const session = await store.get(conn.clientId);
-    if (!session || session.epoch !== conn.epoch) {
-      throw new GatewayError("FORBIDDEN", "session was taken over by a newer connection");
-    }
-    const next = { ...session, subscriptions: edit(session.subscriptions) };
-    if (!await store.update(next, conn.epoch)) {
+    if (!await this.options.store.setSubscription(conn.clientId, conn.epoch, name, subscription)) {
       throw new GatewayError("FORBIDDEN", "session was taken over by a newer connection");
     }
   }
@@ -429,18 +415,8 @@ export class Hub implements DeliveryHandler {
       this.#live.delete(conn.clientId);
       const { store, scheduler, reconnectionWindow, logger } = this.options;
       try {
-        const session = await store.get(conn.clientId);
-        if (session && session.epoch === conn.epoch) {
-          const now = scheduler.now();
-          await store.update({
-            ...session,
-            state: "disconnected",
-            nodeId: undefined,
-            leaseUntil: undefined,
-            disconnectedAt: now,
-            reconnectionDeadline: now + reconnectionWindow,
-          }, conn.epoch);
-        }
+        const now = scheduler.now();
+        await store.release(conn.clientId, conn.epoch, now, now + reconnectionWindow);
       } catch (error) {
         logger.error(`[Session] Could not mark ${conn.clientId} disconnected`, error);
       } finally {

@@ -41,6 +41,25 @@ export interface Lease {
   epoch: number;
 }
 
+/** A node taking a connecting client's session: the values the session gets. */
+export interface Attach {
+  nodeId: string;
+  now: number;
+  leaseUntil: number;
+  /** The reconnection deadline under this lease: `leaseUntil` plus the window. */
+  deadline: number;
+  /** The epoch of a session created now. */
+  freshEpoch: number;
+}
+
+/**
+ * What `connect` found: no session (one was created), one within its deadline (taken over, its
+ * epoch incremented), or one past its deadline (left alone: the caller cleans it up first).
+ */
+export type Taken =
+  | { outcome: "created" | "resumed"; session: Session }
+  | { outcome: "expired" };
+
 /**
  * Where sessions live. Implementations: MemorySessionStore, RedisSessionStore; every one passes
  * `sessionStoreContract` in tests/conformance.
@@ -76,6 +95,27 @@ export interface SessionStore {
    * `claimTtl` milliseconds.
    */
   claimExpired(clientId: string, now: number, claimTtl: number): Promise<Session | undefined>;
+  /**
+   * A client connects: in one atomic step, creates its session (connected to `attach.nodeId`)
+   * if there is none, or takes it (state connected, epoch + 1, the new node and lease) if it is
+   * within its deadline. A session past its deadline is left as it is, reported as expired.
+   */
+  connect(clientId: string, attach: Attach): Promise<Taken>;
+  /**
+   * The client's connection went away: if the epoch is still `epoch`, the session becomes
+   * disconnected at `now` with reconnection deadline `deadline`. Resolves whether it wrote.
+   */
+  release(clientId: string, epoch: number, now: number, deadline: number): Promise<boolean>;
+  /**
+   * Records (or, with undefined, removes) the client's subscription to `endpoint`, if the epoch
+   * is still `epoch`. Resolves whether it wrote.
+   */
+  setSubscription(
+    clientId: string,
+    epoch: number,
+    endpoint: string,
+    subscription: Subscription | undefined,
+  ): Promise<boolean>;
   /**
    * Renews the leases of the sessions a node holds connected, in one round trip: each session
    * whose epoch is still the given one gets `leaseUntil` and `reconnectionDeadline = deadline`.

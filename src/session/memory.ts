@@ -2,7 +2,7 @@
  * MemorySessionStore: sessions in this process's memory. For a single node; the rules are those
  * of the SessionStore port in src/core/session.ts.
  */
-import type { Lease, Session, SessionStore } from "../core/session.ts";
+import type { Attach, Lease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
 
 interface Entry {
   session: Session;
@@ -28,6 +28,59 @@ export class MemorySessionStore implements SessionStore {
     if (!entry || entry.session.epoch !== expectedEpoch) return Promise.resolve(false);
     // A new write means the client is back or still there: any cleanup claim is void.
     this.#entries.set(session.clientId, { session: copy(session)! });
+    return Promise.resolve(true);
+  }
+
+  connect(clientId: string, attach: Attach): Promise<Taken> {
+    const entry = this.#entries.get(clientId);
+    const { nodeId, now, leaseUntil, deadline } = attach;
+    const held = {
+      state: "connected",
+      nodeId,
+      connectedAt: now,
+      leaseUntil,
+      reconnectionDeadline: deadline,
+    } as const;
+    if (!entry) {
+      const session: Session = { clientId, epoch: attach.freshEpoch, subscriptions: [], ...held };
+      this.#entries.set(clientId, { session });
+      return Promise.resolve({ outcome: "created", session: copy(session)! });
+    }
+    const stored = entry.session;
+    if (stored.reconnectionDeadline !== undefined && stored.reconnectionDeadline < now) {
+      return Promise.resolve({ outcome: "expired" });
+    }
+    const session: Session = { ...stored, ...held, epoch: stored.epoch + 1 };
+    delete session.disconnectedAt;
+    this.#entries.set(clientId, { session });
+    return Promise.resolve({ outcome: "resumed", session: copy(session)! });
+  }
+
+  release(clientId: string, epoch: number, now: number, deadline: number): Promise<boolean> {
+    const entry = this.#entries.get(clientId);
+    if (!entry || entry.session.epoch !== epoch) return Promise.resolve(false);
+    const session: Session = {
+      ...entry.session,
+      state: "disconnected",
+      disconnectedAt: now,
+      reconnectionDeadline: deadline,
+    };
+    delete session.nodeId;
+    delete session.leaseUntil;
+    this.#entries.set(clientId, { session });
+    return Promise.resolve(true);
+  }
+
+  setSubscription(
+    clientId: string,
+    epoch: number,
+    endpoint: string,
+    subscription: Subscription | undefined,
+  ): Promise<boolean> {
+    const session = this.#entries.get(clientId)?.session;
+    if (!session || session.epoch !== epoch) return Promise.resolve(false);
+    const others = session.subscriptions.filter((s) => s.endpoint !== endpoint);
+    session.subscriptions = subscription ? [...others, structuredClone(subscription)] : others;
     return Promise.resolve(true);
   }
 

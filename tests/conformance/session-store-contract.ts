@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Session, SessionStore } from "../../src/core/session.ts";
+import type { Session, SessionStore, Taken } from "../../src/core/session.ts";
 
 export interface StoreHarness {
   store: SessionStore;
@@ -39,6 +39,8 @@ function away(clientId: string, deadline: number, epoch = 1): Session {
     reconnectionDeadline: deadline,
   });
 }
+
+const sessionOf = (taken: Taken) => "session" in taken ? taken.session : undefined;
 
 /** A session with its undefined fields dropped, as JSON would store it. */
 const plain = (s: Session | undefined) => s && JSON.parse(JSON.stringify(s));
@@ -205,4 +207,86 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
       assert.deepEqual(await store.renew([], now, now), []);
     },
   );
+
+  run(
+    "connect: creates, then takes within the deadline (epoch + 1), leaves an expired one alone",
+    async (store, peer) => {
+      const c = id("c");
+      const attach = (now: number, nodeId = "n1") => ({
+        nodeId,
+        now,
+        leaseUntil: now + 15_000,
+        deadline: now + 315_000,
+        freshEpoch: 42,
+      });
+      const created = await store.connect(c, attach(T0));
+      assert.equal(created.outcome, "created");
+      const expected: Session = {
+        clientId: c,
+        state: "connected",
+        epoch: 42,
+        nodeId: "n1",
+        connectedAt: T0,
+        leaseUntil: T0 + 15_000,
+        reconnectionDeadline: T0 + 315_000,
+        subscriptions: [],
+      };
+      assert.deepEqual(plain(sessionOf(created)), expected);
+      assert.deepEqual(plain(await peer.get(c)), expected);
+
+      const sub = { endpoint: "chat", params: { room: "r" }, boundAt: T0 + 1 };
+      assert.equal(await store.setSubscription(c, 42, "chat", sub), true);
+      assert.equal(await store.release(c, 42, T0 + 2000, T0 + 302_000), true);
+      const taken = await peer.connect(c, attach(T0 + 3000, "n2"));
+      assert.equal(taken.outcome, "resumed");
+      assert.deepEqual(plain(sessionOf(taken)), {
+        ...expected,
+        epoch: 43,
+        nodeId: "n2",
+        connectedAt: T0 + 3000,
+        leaseUntil: T0 + 18_000,
+        reconnectionDeadline: T0 + 318_000,
+        subscriptions: [sub],
+      }, "connected again: no disconnectedAt, subscriptions kept");
+
+      // A connected session taken by another node is taken over the same way.
+      const again = await store.connect(c, attach(T0 + 4000, "n1"));
+      assert.equal(sessionOf(again)?.epoch, 44);
+
+      await store.release(c, 44, T0 + 5000, T0 + 6000);
+      assert.deepEqual(await store.connect(c, attach(T0 + 7000)), { outcome: "expired" });
+      assert.equal((await store.get(c))?.epoch, 44, "an expired session is left alone");
+    },
+  );
+
+  run("release is compare-and-set, and marks the session disconnected with its deadline", async (store) => {
+    const c = id("c");
+    await store.create(session(c, { epoch: 5, leaseUntil: T0 + 15_000, reconnectionDeadline: T0 + 315_000 }));
+    assert.equal(await store.release(c, 4, T0 + 1000, T0 + 301_000), false);
+    assert.equal((await store.get(c))?.state, "connected");
+    assert.equal(await store.release(c, 5, T0 + 1000, T0 + 301_000), true);
+    assert.deepEqual(
+      plain(await store.get(c)),
+      plain({ ...away(c, T0 + 301_000, 5), disconnectedAt: T0 + 1000 }),
+    );
+    assert.equal(await store.release(id("missing"), 1, T0, T0), false);
+  });
+
+  run("setSubscription is compare-and-set; it adds, replaces and removes one endpoint", async (store) => {
+    const c = id("c");
+    await store.create(session(c, { epoch: 2 }));
+    const chat = { endpoint: "chat", params: {}, boundAt: T0 + 1 };
+    const rooms = { endpoint: "rooms", params: { room: "a" }, boundAt: T0 + 2 };
+    assert.equal(await store.setSubscription(c, 1, "chat", chat), false, "stale epoch");
+    assert.deepEqual((await store.get(c))?.subscriptions, []);
+    assert.equal(await store.setSubscription(c, 2, "chat", chat), true);
+    assert.equal(await store.setSubscription(c, 2, "rooms", rooms), true);
+    assert.deepEqual((await store.get(c))?.subscriptions, [chat, rooms]);
+    const moved = { ...rooms, params: { room: "b" } };
+    await store.setSubscription(c, 2, "rooms", moved);
+    assert.deepEqual((await store.get(c))?.subscriptions, [chat, moved]);
+    await store.setSubscription(c, 2, "chat", undefined);
+    assert.deepEqual((await store.get(c))?.subscriptions, [moved]);
+    assert.equal(await store.setSubscription(id("missing"), 1, "chat", chat), false, "creates nothing");
+  });
 }

@@ -36,27 +36,14 @@ test("redis: unreadable records are reported and skipped; cleanup goes on with t
     }
     const deadline = h.clock.now() + 1000;
     const index = `${prefix}~deadlines`;
-    const good = JSON.stringify({
-      v: 1,
-      clientId: "x",
-      state: "disconnected",
-      connectedAt: 1,
-      subscriptions: [],
-    });
+    const valid = (
+      id: string,
+    ) => ["HSET", `${prefix}${id}`, "epoch", 1, "state", "disconnected", "connectedAt", 1];
     const bad: Record<string, Array<string | number>> = {
-      "bad-json": ["HSET", `${prefix}bad-json`, "epoch", 1, "deadline", deadline, "data", "{not json"],
-      "bad-field": [
-        "HSET",
-        `${prefix}bad-field`,
-        "epoch",
-        1,
-        "deadline",
-        deadline,
-        "data",
-        good.replace('"x"', '"bad-field"').replace(',"subscriptions":[]', ""),
-      ],
-      "bad-epoch": ["HSET", `${prefix}bad-epoch`, "epoch", "one", "deadline", deadline, "data", good],
-      "bad-deadline": ["HSET", `${prefix}bad-deadline`, "epoch", 1, "deadline", "soon", "data", good],
+      "bad-json": [...valid("bad-json"), "deadline", deadline, "sub:chat", "{not json"],
+      "bad-field": ["HSET", `${prefix}bad-field`, "epoch", 1, "connectedAt", 1, "deadline", deadline],
+      "bad-epoch": [...valid("bad-epoch"), "epoch", "one", "deadline", deadline],
+      "bad-deadline": [...valid("bad-deadline"), "deadline", "soon"],
       "bad-type": ["SET", `${prefix}bad-type`, "a string, not a hash"],
     };
     for (const [id, command] of Object.entries(bad)) {
@@ -81,13 +68,18 @@ test("redis: unreadable records are reported and skipped; cleanup goes on with t
     // A client whose record is unreadable is refused with the reason, and the record is kept.
     await assert.rejects(
       h.hub.connect("bad-json", "test"),
-      (e: GatewayError) => e.code === "STORE_UNAVAILABLE" && /unreadable \(data is not JSON/.test(e.message),
+      (e: GatewayError) =>
+        e.code === "STORE_UNAVAILABLE" && /unreadable \(sub:chat is not JSON/.test(e.message),
     );
     await assert.rejects(
       h.hub.connect("bad-field", "test"),
-      (e: GatewayError) => /subscriptions missing/.test(e.message),
+      (e: GatewayError) => /unreadable \(state null\)/.test(e.message),
     );
-    assert.equal(await proxy.command("HGET", `${prefix}bad-json`, "data"), "{not json");
+    await assert.rejects(
+      h.hub.connect("bad-type", "test"),
+      (e: GatewayError) => /unreadable \(not a session hash\)/.test(e.message),
+    );
+    assert.equal(await proxy.command("HGET", `${prefix}bad-json`, "sub:chat"), "{not json");
   } finally {
     await h.hub.shutdown();
     await h.cleanup.stop();
