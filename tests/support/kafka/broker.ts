@@ -550,7 +550,7 @@ export class KafkaTestBroker {
     const generation = r.int32();
     const memberId = r.string();
     const assignments = r.array((r) => [r.string(), r.bytesField()] as [string, Uint8Array]);
-    const answer = (error: number, assignment = new Uint8Array()) =>
+    const answer = (error: number, assignment: Uint8Array = new Uint8Array()) =>
       new Writer().int32(0).int16(error).bytes(assignment);
     const member = group?.members.get(memberId);
     if (!group || !member) return answer(ErrorCode.UNKNOWN_MEMBER_ID);
