@@ -140,10 +140,39 @@ const MqttEndpointSchema = v.object({
   publish_timeout: duration("10s"),
 });
 
+const KafkaEndpointSchema = v.object({
+  name,
+  type: v.literal("kafka"),
+  brokers: v.pipe(
+    v.array(
+      v.pipe(v.string(expected('a "host:port"')), v.regex(/^[^\s:]+:\d{1,5}$/, expected('a "host:port"'))),
+      expected('a list of "host:port"'),
+    ),
+    v.minLength(1, expected('at least one "host:port"')),
+  ),
+  publish_topic: text("a topic template"),
+  subscribe_topic: text("a topic template"),
+  key_param: v.optional(text("a binding param name")),
+  start_from: v.optional(v.picklist(["latest", "earliest"], expected('"latest" or "earliest"')), "latest"),
+  ssl: v.optional(v.boolean(expected("true or false")), false),
+  sasl: v.optional(v.object({
+    mechanism: v.picklist(
+      ["plain", "scram-sha-256", "scram-sha-512"],
+      expected('"plain", "scram-sha-256" or "scram-sha-512"'),
+    ),
+    username: text(),
+    password: v.string(expected("a string")),
+  }, expected("a mapping with mechanism, username, password"))),
+  connect_timeout: duration("10s"),
+  publish_timeout: duration("10s"),
+  session_timeout: duration("30s"),
+  fetch_max_wait: duration("500ms"),
+});
+
 const EndpointSchema = v.variant(
   "type",
-  [MemoryEndpointSchema, MqttEndpointSchema],
-  expected('an endpoint of type "memory" or "mqtt"'),
+  [MemoryEndpointSchema, MqttEndpointSchema, KafkaEndpointSchema],
+  expected('an endpoint of type "memory", "mqtt" or "kafka"'),
 );
 
 const PolicySchema = v.optional(

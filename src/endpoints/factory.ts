@@ -5,6 +5,7 @@ import type { Endpoint } from "../core/endpoint.ts";
 import type { Logger } from "../core/logger.ts";
 import type { EndpointConfig } from "../config/schema.ts";
 import { MemoryEndpoint } from "./memory/memory-endpoint.ts";
+import { KafkaEndpoint } from "./kafka/kafka-endpoint.ts";
 import { MqttEndpoint } from "./mqtt/mqtt-endpoint.ts";
 
 export interface EndpointContext {
@@ -39,6 +40,23 @@ export function createEndpoint(config: EndpointConfig, ctx: EndpointContext): En
         publishTimeout: config.publish_timeout,
         sessionExpiry: ctx.reconnectionWindow,
         nodeId: ctx.nodeId,
+        logger: ctx.logger,
+      });
+    case "kafka":
+      return new KafkaEndpoint({
+        name: config.name,
+        brokers: config.brokers,
+        publishTopic: config.publish_topic,
+        subscribeTopic: config.subscribe_topic,
+        keyParam: config.key_param,
+        startFrom: config.start_from,
+        ssl: config.ssl,
+        sasl: config.sasl,
+        nodeId: ctx.nodeId,
+        connectTimeout: config.connect_timeout,
+        publishTimeout: config.publish_timeout,
+        sessionTimeout: config.session_timeout,
+        fetchMaxWait: config.fetch_max_wait,
         logger: ctx.logger,
       });
   }

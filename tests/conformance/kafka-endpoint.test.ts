@@ -1,0 +1,31 @@
+/**
+ * The endpoint contract kit against the Kafka endpoint: on the Kafka wire-protocol test broker,
+ * or on the cluster named by KAFKA_BROKERS. Durable: committed offsets outlive the gateway.
+ */
+import { after, before } from "node:test";
+import type { Producer } from "kafkajs";
+import { kafkaNamespace, makeKafkaEndpoint, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
+import type { TestKafka } from "../support/kafka/cluster.ts";
+import { endpointContract } from "./endpoint-contract.ts";
+
+const ns = kafkaNamespace("contract");
+let kafka: TestKafka;
+let producer: Producer;
+before(async () => {
+  kafka = await startKafka();
+  producer = await outsideProducer(kafka.kafka);
+});
+after(async () => {
+  await producer.disconnect();
+  await kafka.stop();
+});
+
+endpointContract("kafka", () =>
+  Promise.resolve({
+    make: () => makeKafkaEndpoint(kafka.brokers, { ns }),
+    inject: async (clientId, text) => {
+      await producer.send({ topic: `${ns}.${clientId}.down`, messages: [{ key: clientId, value: text }] });
+    },
+    durable: true,
+    clientId: (label) => `${label}-${crypto.randomUUID().slice(0, 8)}`,
+  }));
