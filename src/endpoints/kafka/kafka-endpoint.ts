@@ -56,6 +56,17 @@ interface ClientConsumer {
   paused: boolean;
 }
 
+interface Lane {
+  topic: string;
+  key: string;
+  queue: Array<{
+    value: Buffer;
+    resolve: (ack: { partition: number; offset: string }) => void;
+    reject: (error: unknown) => void;
+  }>;
+  busy: boolean;
+}
+
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
 const EMPTY = new Uint8Array(0);
 
@@ -67,6 +78,8 @@ export class KafkaEndpoint implements BindableEndpoint {
   #admin: Admin;
   #handler?: DeliveryHandler;
   #consumers = new Map<string, ClientConsumer>();
+  /** Publishes waiting behind an in-flight send of the same topic and key. */
+  #lanes = new Map<string, Lane>();
   #locks = new KeyedMutex();
 
   constructor(options: KafkaEndpointOptions) {
@@ -117,6 +130,11 @@ export class KafkaEndpoint implements BindableEndpoint {
     await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()]);
   }
 
+  /**
+   * Publishes through the shared producer. One client's messages (one key) go out in the order
+   * they came: while a send for that key is in flight, the next ones queue and leave together in
+   * one request, then each caller gets its own offset.
+   */
   async publish(
     clientId: string,
     message: OutboundMessage,
@@ -127,23 +145,48 @@ export class KafkaEndpoint implements BindableEndpoint {
     const timeout = this.#options.publishTimeout ?? 10_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const [ack] = await Promise.race([
-        this.#producer.send({
-          topic,
-          acks: -1,
-          timeout,
-          messages: [{ key, value: toBuffer(message.payload) }],
-        }),
+      const sent = new Promise<{ partition: number; offset: string }>((resolve, reject) => {
+        const laneKey = `${topic}\0${key}`;
+        let lane = this.#lanes.get(laneKey);
+        if (!lane) this.#lanes.set(laneKey, lane = { topic, key, queue: [], busy: false });
+        lane.queue.push({ value: toBuffer(message.payload), resolve, reject });
+        if (!lane.busy) void this.#drain(laneKey, lane);
+      });
+      const { partition, offset } = await Promise.race([
+        sent,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no ack within ${timeout} ms`)), timeout);
         }),
       ]);
-      return { meta: { topic, partition: ack.partition, offset: ack.baseOffset ?? "" } };
+      return { meta: { topic, partition, offset } };
     } catch (error) {
       throw this.#unavailable(`publish to ${topic} failed`, error);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  async #drain(laneKey: string, lane: Lane): Promise<void> {
+    lane.busy = true;
+    while (lane.queue.length > 0) {
+      const batch = lane.queue.splice(0, lane.queue.length);
+      try {
+        const [ack] = await this.#producer.send({
+          topic: lane.topic,
+          acks: -1,
+          timeout: this.#options.publishTimeout ?? 10_000,
+          messages: batch.map((m) => ({ key: lane.key, value: m.value })),
+        });
+        const base = BigInt(ack.baseOffset ?? "0");
+        batch.forEach((m, i) =>
+          m.resolve({ partition: ack.partition, offset: (base + BigInt(i)).toString() })
+        );
+      } catch (error) {
+        for (const m of batch) m.reject(error);
+      }
+    }
+    lane.busy = false;
+    this.#lanes.delete(laneKey);
   }
 
   bindClient(clientId: string, params: Record<string, string>): Promise<void> {
@@ -161,6 +204,9 @@ export class KafkaEndpoint implements BindableEndpoint {
   }
 
   suspendClient(clientId: string): Promise<void> {
+    // Nothing more is handed over from now on, even from a batch already being delivered.
+    const current = this.#consumers.get(clientId);
+    if (current) current.paused = true;
     return this.#locks.run(clientId, async () => {
       const existing = this.#consumers.get(clientId);
       if (existing) await this.#stopConsumer(clientId, existing);
@@ -177,7 +223,7 @@ export class KafkaEndpoint implements BindableEndpoint {
     });
   }
 
-  unbindClient(clientId: string): Promise<void> {
+  unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
     return this.#locks.run(clientId, async () => {
       const existing = this.#consumers.get(clientId);
       if (existing) await this.#stopConsumer(clientId, existing);

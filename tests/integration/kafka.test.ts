@@ -1,0 +1,179 @@
+/**
+ * The Kafka endpoint against a Kafka broker (the wire-protocol test broker, or KAFKA_BROKERS):
+ * the publish path, a disconnect in the middle of a burst, where a new binding starts, unbind,
+ * an unreachable broker. Plain kafkajs clients play the outside world.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import type { EachMessagePayload } from "kafkajs";
+import type { GatewayError } from "../../src/core/errors.ts";
+import { encodeText } from "../../src/core/payload.ts";
+import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
+import { KafkaTestBroker } from "../support/kafka/broker.ts";
+import { kafkaNamespace, makeKafkaEndpoint, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
+import type { TestKafka } from "../support/kafka/cluster.ts";
+
+const id = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
+const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
+
+let kafka: TestKafka;
+before(async () => {
+  kafka = await startKafka();
+});
+after(() => kafka.stop());
+
+test("kafka: publishes are acked with their offset, keyed per client, and arrive in order", async () => {
+  const ns = kafkaNamespace("pub");
+  const topic = `${ns}.shared`;
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }] });
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, publishTopic: topic, keyParam: "account" });
+  await endpoint.start(new RecordingHandler());
+  const seen: Array<{ key: string; value: string; partition: number }> = [];
+  const consumer = kafka.kafka.consumer({ groupId: id("outside"), maxWaitTimeInMs: 100 });
+  try {
+    const receipt = await endpoint.publish("alice", { payload: encodeText("first") }, {});
+    assert.equal(receipt.meta?.topic, topic);
+    assert.equal(typeof receipt.meta?.partition, "number");
+    assert.match(String(receipt.meta?.offset), /^\d+$/);
+
+    await Promise.all(range("a", 100).map((m) => endpoint.publish("alice", { payload: encodeText(m) }, {})));
+    await Promise.all(range("b", 100).map((m) => endpoint.publish("bob", { payload: encodeText(m) }, {})));
+    await endpoint.publish("carol", { payload: encodeText("as a1") }, { account: "a1" });
+
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: ({ message, partition }: EachMessagePayload) => {
+        seen.push({ key: message.key!.toString(), value: message.value!.toString(), partition });
+        return Promise.resolve();
+      },
+    });
+    await eventually(() => seen.length === 202, "every publish");
+    assert.deepEqual(seen.filter((m) => m.key === "alice").map((m) => m.value), [
+      "first",
+      ...range("a", 100),
+    ]);
+    assert.deepEqual(seen.filter((m) => m.key === "bob").map((m) => m.value), range("b", 100));
+    assert.equal(
+      new Set(seen.filter((m) => m.key === "alice").map((m) => m.partition)).size,
+      1,
+      "one partition",
+    );
+    assert.deepEqual(seen.filter((m) => m.key === "a1").map((m) => m.value), ["as a1"], "keyed by the param");
+  } finally {
+    await consumer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: a disconnect during a burst in flight loses nothing and repeats nothing", async () => {
+  const ns = kafkaNamespace("burst");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const client = id("b");
+  const producer = await outsideProducer(kafka.kafka);
+  try {
+    await endpoint.bindClient(client, {});
+    const burst = range("b", 800);
+    let suspended: Promise<void> | undefined;
+    handler.onDelivered = (c, count) => {
+      if (count === 50) suspended = endpoint.suspendClient(c);
+    };
+    // In chunks sent one after another, so the broker's order is the burst's order.
+    const sending = (async () => {
+      for (let i = 0; i < burst.length; i += 20) {
+        const messages = burst.slice(i, i + 20).map((value) => ({ key: client, value }));
+        await producer.send({ topic: `${ns}.${client}.down`, messages });
+      }
+    })();
+    await eventually(() => suspended !== undefined, "the burst to start arriving");
+    await suspended;
+    handler.onDelivered = undefined;
+    assert.ok(handler.of(client).length < burst.length, "the suspend cut the burst");
+    await sending;
+    await endpoint.resumeClient(client, {});
+    await eventually(() => handler.of(client).length >= burst.length, "every message of the burst");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(handler.of(client), burst, "all of it, in order, once");
+    await endpoint.unbindClient(client, {});
+  } finally {
+    await producer.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: a new binding starts at the end of the topic, or at its beginning with earliest", async () => {
+  const ns = kafkaNamespace("start");
+  const producer = await outsideProducer(kafka.kafka);
+  const [late, early] = [id("late"), id("early")];
+  for (const c of [late, early]) {
+    await producer.send({ topic: `${ns}.${c}.down`, messages: [{ value: "before" }] });
+  }
+  const latest = makeKafkaEndpoint(kafka.brokers, { ns });
+  const earliest = makeKafkaEndpoint(kafka.brokers, { ns, startFrom: "earliest" });
+  const [hl, he] = [new RecordingHandler(), new RecordingHandler()];
+  await latest.start(hl);
+  await earliest.start(he);
+  try {
+    await latest.bindClient(late, {});
+    await earliest.bindClient(early, {});
+    for (const c of [late, early]) {
+      await producer.send({ topic: `${ns}.${c}.down`, messages: [{ value: "after" }] });
+    }
+    await eventually(() => hl.of(late).length >= 1 && he.of(early).length >= 2, "deliveries");
+    assert.deepEqual(hl.of(late), ["after"]);
+    assert.deepEqual(he.of(early), ["before", "after"]);
+    await latest.unbindClient(late);
+    await earliest.unbindClient(early);
+  } finally {
+    await producer.disconnect();
+    await Promise.all([latest.stop(), earliest.stop()]);
+  }
+});
+
+test("kafka: unbind deletes the client's consumer group", async () => {
+  const ns = kafkaNamespace("unbind");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
+  await endpoint.start(new RecordingHandler());
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const client = id("u");
+  const group = endpoint.groupId(client);
+  try {
+    await endpoint.bindClient(client, {});
+    assert.equal(group, `engine-orders-client-${client}`);
+    assert.ok((await admin.listGroups()).groups.some((g) => g.groupId === group));
+    assert.equal(endpoint.bindingCount(), 1);
+    await endpoint.unbindClient(client);
+    assert.equal(endpoint.bindingCount(), 0);
+    assert.ok(!(await admin.listGroups()).groups.some((g) => g.groupId === group));
+    assert.equal((await admin.describeGroups([group])).groups[0].state, "Dead");
+    await endpoint.unbindClient(client);
+  } finally {
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: with the broker gone, publishes fail with UPSTREAM_UNAVAILABLE and health says so", async () => {
+  const broker = await KafkaTestBroker.start();
+  const ns = kafkaNamespace("down");
+  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 1000, connectTimeout: 500 });
+  await endpoint.start(new RecordingHandler());
+  try {
+    await endpoint.publish("c", { payload: encodeText("up") }, {});
+    assert.equal((await endpoint.health()).ok, true);
+    await broker.stop();
+    await assert.rejects(
+      endpoint.publish("c", { payload: encodeText("down") }, {}),
+      (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE" && /publish to .* failed/.test(e.message),
+    );
+    assert.equal((await endpoint.health()).ok, false);
+  } finally {
+    await endpoint.stop();
+  }
+});
