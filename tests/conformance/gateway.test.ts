@@ -15,25 +15,34 @@ import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../support/runtime
 import { keyPrefix, RedisProxy } from "../support/redis.ts";
 import { GATEWAY_CONFIG, scenarios, shutdownScenario, withRedisStore } from "./gateway-scenarios.ts";
 import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
+import { kafkaGatewayConfig, kafkaScenarios } from "./kafka-scenarios.ts";
+import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
+import type { TestKafka } from "../support/kafka/cluster.ts";
 
 let gw: Gateway;
 let mqttGw: Gateway;
 let redisGw: Gateway;
+let kafkaGw: Gateway;
 let proxy: RedisProxy;
+let kafka: TestKafka;
+const kafkaNs = kafkaNamespace("gateway");
 const prefix = keyPrefix("gateway");
 before(async () => {
   proxy = await RedisProxy.start();
-  [gw, mqttGw, redisGw] = await Promise.all([
+  kafka = await startKafka();
+  [gw, mqttGw, redisGw, kafkaGw] = await Promise.all([
     startGateway(currentRuntime, GATEWAY_CONFIG),
     startGateway(currentRuntime, MQTT_GATEWAY_CONFIG),
     startGateway(
       currentRuntime,
       withRedisStore(MQTT_GATEWAY_CONFIG, { url: proxy.url, token: proxy.token, prefix }),
     ),
+    startGateway(currentRuntime, kafkaGatewayConfig(kafka.brokers, kafkaNs)),
   ]);
 });
 after(async () => {
-  await Promise.all([gw?.stop("SIGKILL"), mqttGw?.stop("SIGKILL"), redisGw?.stop("SIGKILL")]);
+  await Promise.all([gw, mqttGw, redisGw, kafkaGw].map((g) => g?.stop("SIGKILL")));
+  await kafka.stop();
   await proxy.drop(prefix);
   await proxy.stop();
 });
@@ -48,6 +57,10 @@ for (const scenario of mqttScenarios) {
 
 for (const scenario of mqttScenarios) {
   test(`gateway (${currentRuntime}, redis store): ${scenario.name}`, () => scenario.run(redisGw));
+}
+
+for (const scenario of kafkaScenarios(() => kafka.kafka, kafkaNs)) {
+  test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(kafkaGw));
 }
 
 test(`gateway (${currentRuntime}): SIGTERM -> clients get 1001, exit 0`, () =>

@@ -10,11 +10,16 @@ import type { Scenario } from "./gateway-scenarios.ts";
 import { keyPrefix, RedisProxy } from "../support/redis.ts";
 import { GATEWAY_CONFIG, scenarios, shutdownScenario, withRedisStore } from "./gateway-scenarios.ts";
 import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
+import { kafkaGatewayConfig, kafkaScenarios } from "./kafka-scenarios.ts";
+import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
 
 const runtimes: Runtime[] = ["deno", "bun"];
 const proxy = await RedisProxy.start();
 const prefix = keyPrefix("matrix");
 const redis = { url: proxy.url, token: proxy.token, prefix };
+const kafka = await startKafka();
+const kafkaNs = kafkaNamespace("matrix");
+const kafkaConfig = kafkaGatewayConfig(kafka.brokers, kafkaNs);
 const SHUTDOWN = "SIGTERM -> clients get 1001, exit 0";
 /** Each group: one gateway config (session store x endpoint) and its scenarios. */
 const groups: Array<{ label: string; config: string; scenarios: Scenario[] }> = [
@@ -25,6 +30,16 @@ const groups: Array<{ label: string; config: string; scenarios: Scenario[] }> = 
     label: "redis store / mqtt endpoint",
     config: withRedisStore(MQTT_GATEWAY_CONFIG, redis),
     scenarios: mqttScenarios,
+  },
+  {
+    label: "memory store / kafka endpoint",
+    config: kafkaConfig,
+    scenarios: kafkaScenarios(() => kafka.kafka, kafkaNs),
+  },
+  {
+    label: "redis store / kafka endpoint",
+    config: withRedisStore(kafkaConfig, redis),
+    scenarios: kafkaScenarios(() => kafka.kafka, kafkaNs),
   },
 ];
 const rowName = (label: string, scenario: string) => `[${label}] ${scenario}`;
@@ -76,4 +91,5 @@ console.log(`\n${passed} passed, ${cells.length - passed} failed`);
 for (const f of failures) console.log(`  FAIL ${f}`);
 await proxy.drop(prefix);
 await proxy.stop();
+await kafka.stop();
 process.exit(failures.length ? 1 : 0);

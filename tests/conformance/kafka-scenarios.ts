@@ -1,0 +1,114 @@
+/**
+ * Black-box scenarios for a gateway with a Kafka endpoint, on the Kafka test broker (or the
+ * cluster named by KAFKA_BROKERS); plain kafkajs clients play the outside world.
+ */
+import assert from "node:assert/strict";
+import type { Kafka } from "kafkajs";
+import { outsideProducer } from "../support/kafka/cluster.ts";
+import { TestSocket } from "../support/ws-client.ts";
+import { eventually } from "./endpoint-contract.ts";
+import type { Scenario } from "./gateway-scenarios.ts";
+import { CLEANUP_MS, WINDOW_MS } from "./gateway-scenarios.ts";
+
+export function kafkaGatewayConfig(brokers: string[], ns: string): string {
+  return `
+server: { host: 127.0.0.1, port: 0, shutdown_timeout: 5s }
+session: { type: memory, reconnection_window: ${WINDOW_MS}ms, cleanup_interval: ${CLEANUP_MS}ms }
+endpoints:
+  - name: orders
+    type: kafka
+    brokers: [${brokers.map((b) => `"${b}"`).join(", ")}]
+    publish_topic: "${ns}.{clientId}.up"
+    subscribe_topic: "${ns}.{clientId}.down"
+    session_timeout: 10s
+    fetch_max_wait: 100ms
+`;
+}
+
+const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function open(ws: string, clientId: string) {
+  const socket = await TestSocket.open(`${ws}/ws?clientId=${clientId}`);
+  const welcome = await socket.next((f) => f.type === "welcome");
+  return { socket, welcome };
+}
+
+/** `kafka` gives the outside client once the test broker runs (scenarios are made before). */
+export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
+  return [
+    {
+      name: "kafka: publish -> receipt after the broker's ack, seen by an outside consumer",
+      async run(gw) {
+        const id = unique("pub");
+        const { socket } = await open(gw.ws, id);
+        socket.send({ type: "publish", endpoint: "orders", data: { qty: 3 }, id: "r-1" });
+        const receipt = await socket.next((f) => f.type === "receipt" && f.id === "r-1");
+        const meta = receipt.meta as Record<string, unknown>;
+        assert.equal(meta.topic, `${ns}.${id}.up`);
+        assert.equal(meta.offset, "0");
+        const seen: string[] = [];
+        const consumer = kafka().consumer({ groupId: unique("outside"), maxWaitTimeInMs: 100 });
+        await consumer.connect();
+        await consumer.subscribe({ topic: `${ns}.${id}.up`, fromBeginning: true });
+        await consumer.run({
+          eachMessage: ({ message }) => Promise.resolve(void seen.push(`${message.key}:${message.value}`)),
+        });
+        await eventually(() => seen.length === 1, "the outside consumer");
+        assert.deepEqual(seen, [`${id}:{"qty":3}`], "keyed by the client ID");
+        await consumer.disconnect();
+        await socket.close();
+      },
+    },
+    {
+      name: "kafka: away, 200 produced outside, back in window -> 200 in order once; later the group is gone",
+      async run(gw) {
+        const id = unique("dev");
+        const group = `engine-orders-client-${id}`;
+        const first = await open(gw.ws, id);
+        first.socket.send({ type: "subscribe", endpoint: "orders", id: "s" });
+        await first.socket.next((f) => f.type === "receipt" && f.id === "s");
+        assert.match(gw.output(), new RegExp(`\\[Kafka\\] Client ${id} bound to endpoint orders`));
+        await first.socket.close();
+
+        const producer = await outsideProducer(kafka());
+        for (let n = 1; n <= 200; n += 20) {
+          const messages = Array.from(
+            { length: 20 },
+            (_, i) => ({ key: id, value: JSON.stringify({ n: n + i }) }),
+          );
+          await producer.send({ topic: `${ns}.${id}.down`, messages });
+        }
+        await producer.disconnect();
+
+        const second = await open(gw.ws, id);
+        assert.equal(second.welcome.resumed, true);
+        await second.socket.until(
+          () => second.socket.messages("orders").length >= 200,
+          15_000,
+          "200 messages",
+        );
+        await sleep(300);
+        const got = second.socket.messages("orders");
+        assert.deepEqual(got.map((m) => m.data), Array.from({ length: 200 }, (_, i) => ({ n: i + 1 })));
+        await second.socket.close();
+
+        const admin = kafka().admin();
+        await admin.connect();
+        try {
+          await eventually(
+            () => gw.output().includes(`[CleanupWorker] Unbound client ${id} from endpoint orders`),
+            "the cleanup after the window",
+            WINDOW_MS + CLEANUP_MS * 10,
+          );
+          assert.ok(!(await admin.listGroups()).groups.some((g) => g.groupId === group), "not listed");
+          assert.equal((await admin.describeGroups([group])).groups[0].state, "Dead");
+          const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [`${ns}.${id}.down`] });
+          assert.deepEqual(offsets.partitions.map((p) => p.offset), ["-1"], "its offsets are gone");
+        } finally {
+          await admin.disconnect();
+        }
+      },
+    },
+  ];
+}
