@@ -10,6 +10,8 @@ import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
 import { brokerHasSession, MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
 import { keyPrefix, PrivateRedis, RedisProxy } from "../support/redis.ts";
+import { kafkaNamespace, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
+import type { TestKafka } from "../support/kafka/cluster.ts";
 import { currentRuntime } from "../support/runtime.ts";
 import type { Runtime } from "../support/runtime.ts";
 import { TestSocket } from "../support/ws-client.ts";
@@ -23,7 +25,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LEASE_MS = 1000;
 const WINDOW_MS = 4000;
 
-function nodeConfig(proxy: RedisProxy, prefix: string, ns: string, nodeId: string, timeout = "1s"): string {
+function nodeConfig(
+  proxy: RedisProxy,
+  prefix: string,
+  ns: string,
+  nodeId: string,
+  timeout = "1s",
+  kafka?: { brokers: string[]; ns: string },
+): string {
   return `
 server: { host: 127.0.0.1, port: 0, node_id: ${nodeId}, shutdown_timeout: 5s }
 session:
@@ -40,7 +49,18 @@ endpoints:
     subscribe_topic: "${ns}/{clientId}/down"
     qos: 1
     producer_pool_size: 2
-`;
+${
+    kafka
+      ? `  - name: orders
+    type: kafka
+    brokers: [${kafka.brokers.map((b) => `"${b}"`).join(", ")}]
+    publish_topic: "${kafka.ns}.{clientId}.up"
+    subscribe_topic: "${kafka.ns}.{clientId}.down"
+    session_timeout: 10s
+    fetch_max_wait: 100ms
+`
+      : ""
+  }`;
 }
 
 async function open(gw: Gateway, clientId: string) {
@@ -49,9 +69,9 @@ async function open(gw: Gateway, clientId: string) {
   return { socket, welcome };
 }
 
-async function bind(socket: TestSocket): Promise<void> {
+async function bind(socket: TestSocket, endpoint = "sensors"): Promise<void> {
   const id = unique("sub");
-  socket.send({ type: "subscribe", endpoint: "sensors", id });
+  socket.send({ type: "subscribe", endpoint, id });
   await socket.next((f) => f.type === "receipt" && f.id === id);
 }
 
@@ -73,24 +93,36 @@ async function publishDown(ns: string, clientId: string, count: number): Promise
 const numbers = (count: number) => Array.from({ length: count }, (_, i) => ({ n: i + 1 }));
 
 let proxy: RedisProxy;
+let kafka: TestKafka;
 before(async () => {
   proxy = await RedisProxy.start();
+  kafka = await startKafka();
 });
-after(() => proxy.stop());
+after(async () => {
+  await proxy.stop();
+  await kafka.stop();
+});
 
 /** Nodes A (this runtime) and B (the other) on one key prefix and topic namespace. */
 async function cluster(label: string) {
   const prefix = keyPrefix(label);
   const ns = namespace(label);
+  const kns = kafkaNamespace(label);
   const [a, b] = await Promise.all([
-    startGateway(currentRuntime, nodeConfig(proxy, prefix, ns, "node-a")),
-    startGateway(otherRuntime, nodeConfig(proxy, prefix, ns, "node-b")),
+    startGateway(
+      currentRuntime,
+      nodeConfig(proxy, prefix, ns, "node-a", "1s", { brokers: kafka.brokers, ns: kns }),
+    ),
+    startGateway(
+      otherRuntime,
+      nodeConfig(proxy, prefix, ns, "node-b", "1s", { brokers: kafka.brokers, ns: kns }),
+    ),
   ]);
   const stop = async () => {
     await Promise.all([a.stop("SIGKILL"), b.stop("SIGKILL")]);
     await proxy.drop(prefix);
   };
-  return { a, b, ns, prefix, stop };
+  return { a, b, ns, kns, prefix, stop };
 }
 
 test(`cluster (${currentRuntime} + ${otherRuntime}): away from A, 100 published, back on B -> all 100 in order; A holds nothing`, async () => {
@@ -189,6 +221,46 @@ test(`cluster (${currentRuntime} + ${otherRuntime}): kill -9 A -> its client res
       "the resumed one keeps its own",
     );
     await second.socket.close();
+  } finally {
+    await stop();
+  }
+});
+
+async function produceDown(ns: string, clientId: string, from: number, count: number): Promise<void> {
+  const producer = await outsideProducer(kafka.kafka);
+  const messages = Array.from(
+    { length: count },
+    (_, i) => ({ key: clientId, value: JSON.stringify({ n: from + i }) }),
+  );
+  await producer.send({ topic: `${ns}.${clientId}.down`, messages });
+  await producer.disconnect();
+}
+
+test(`cluster (${currentRuntime} + ${otherRuntime}): kafka: away from A, 100 produced, back on B -> 100 in order; taken over again by A, B lets go`, async () => {
+  const { a, b, kns: ns, stop } = await cluster("kafka");
+  try {
+    const id = unique("dev");
+    const first = await open(a, id);
+    await bind(first.socket, "orders");
+    await first.socket.close();
+    await produceDown(ns, id, 1, 100);
+
+    const second = await open(b, id);
+    assert.equal(second.welcome.resumed, true);
+    await second.socket.until(() => second.socket.messages("orders").length >= 100, 15_000, "100 on B");
+    assert.deepEqual(second.socket.messages("orders").map((m) => m.data), numbers(100));
+    assert.equal(await metric(a, 'mediation_bindings{endpoint="orders"}'), 0, "A holds no consumer");
+
+    // The same client on A while B holds it: A's consumer joins the group, B's sees the
+    // rebalance, finds the session taken and lets go; the next messages reach A only.
+    const third = await open(a, id);
+    assert.equal((await second.socket.closedBy(15_000)).code, 4409);
+    await eventually(async () => await metric(b, 'mediation_bindings{endpoint="orders"}') === 0, "B lets go");
+    await produceDown(ns, id, 101, 20);
+    await third.socket.until(() => third.socket.messages("orders").length >= 20, 15_000, "20 on A");
+    assert.deepEqual(third.socket.messages("orders").map((m) => m.data), numbers(120).slice(100));
+    assert.equal(second.socket.messages("orders").length, 100, "nothing more went to the old socket");
+    await third.socket.close();
   } finally {
     await stop();
   }
