@@ -97,7 +97,10 @@ const SessionSchema = v.pipe(
     {},
   ),
   v.forward(
-    v.check((s) => s.type !== "redis" || s.redis !== undefined, expected("a mapping with url and token")),
+    v.check(
+      (s) => s.type !== "redis" || s.redis !== undefined,
+      "expected a mapping with url and token (session.type is redis), got nothing",
+    ),
     ["redis"],
   ),
   v.forward(

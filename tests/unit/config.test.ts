@@ -57,7 +57,7 @@ endpoints:
       "server.port: expected a port number 0-65535, got 70000",
       'session.reconnection_window: expected a duration like "5m", got "five"',
       'endpoints[1].name: expected a name of A-Z a-z 0-9 _ -, got "bad name"',
-      'endpoints[2].type: expected an endpoint of type "memory" or "mqtt", got "carrier-pigeon"',
+      'endpoints[2].type: expected an endpoint of type "memory", "mqtt" or "kafka", got "carrier-pigeon"',
     ],
   );
   assert.deepEqual(problems("endpoints: []"), ["endpoints: expected at least one endpoint, got []"]);
@@ -68,6 +68,58 @@ endpoints:
   assert.deepEqual(
     problems("endpoints: [{name: a, type: memory}, {name: a, type: memory}]"),
     ['endpoints: expected unique endpoint names, got ["a","a"]'],
+  );
+});
+
+test("config: the Redis store and the Kafka endpoint, their defaults and their problems", () => {
+  const config = parseConfig(
+    `
+server: { node_id: gw-1 }
+session: { type: redis, lease: 10s, redis: { url: "https://x.upstash.io", token: t } }
+endpoints:
+  - { name: orders, type: kafka, brokers: ["k1:9092", "k2:9092"], publish_topic: in, subscribe_topic: "out.{clientId}" }
+`,
+    {},
+  );
+  assert.equal(config.session.type, "redis");
+  assert.equal(config.session.lease, 10_000);
+  assert.deepEqual(config.session.redis, {
+    url: "https://x.upstash.io",
+    token: "t",
+    keyPrefix: "mediation:session:",
+    encoding: "base64",
+    timeout: 3000,
+  });
+  const kafka = config.endpoints[0];
+  assert.equal(kafka.type, "kafka");
+  if (kafka.type === "kafka") {
+    assert.deepEqual(kafka.brokers, ["k1:9092", "k2:9092"]);
+    assert.equal(kafka.start_from, "latest");
+    assert.equal(kafka.fetch_max_wait, 500);
+    assert.equal(kafka.session_timeout, 30_000);
+  }
+  assert.deepEqual(
+    problems(`
+session: { type: redis, lease: 200ms }
+endpoints:
+  - { name: k, type: kafka, brokers: [localhost], publish_topic: a, subscribe_topic: b, start_from: middle }
+`),
+    [
+      "session.redis: expected a mapping with url and token (session.type is redis), got nothing",
+      "session.lease: expected at least 1s, got 200 ms",
+      'endpoints[0].brokers[0]: expected a "host:port", got "localhost"',
+      'endpoints[0].start_from: expected "latest" or "earliest", got "middle"',
+    ],
+  );
+  assert.deepEqual(
+    problems(`
+session: { type: redis, redis: { url: redis://x, token: t, encoding: gzip } }
+endpoints: [{ name: a, type: memory }]
+`),
+    [
+      'session.redis.url: expected an http(s):// URL, got "redis://x"',
+      'session.redis.encoding: expected "base64" or "none", got "gzip"',
+    ],
   );
 });
 
