@@ -55,7 +55,12 @@ export async function startGateway(
   exited.then(() => rmSync(dir, { recursive: true, force: true }));
   const pid = () => Number(output.match(/gateway-pid=(\d+)/)?.[1]);
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output}`)), 20_000);
+    const timer = setTimeout(() => {
+      // Not left running: a gateway that never said it listens is stopped here.
+      const gatewayPid = pid();
+      if (gatewayPid) process.kill(gatewayPid, "SIGKILL");
+      reject(new Error(`gateway did not start:\n${output}`));
+    }, 20_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const match = output.match(/\[Server\] Listening on http:\/\/[^:]+:(\d+)/);
