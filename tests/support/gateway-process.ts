@@ -57,8 +57,11 @@ export async function startGateway(
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       // Not left running: a gateway that never said it listens is stopped here.
-      const gatewayPid = pid();
-      if (gatewayPid) process.kill(gatewayPid, "SIGKILL");
+      try {
+        process.kill(pid(), "SIGKILL");
+      } catch {
+        // Already gone, or never started.
+      }
       reject(new Error(`gateway did not start:\n${output}`));
     }, 20_000);
     const onData = (chunk: Buffer) => {
