@@ -14,7 +14,8 @@ import { kafkaNamespace, outsideProducer, startKafka } from "../support/kafka/cl
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { currentRuntime } from "../support/runtime.ts";
 import type { Runtime } from "../support/runtime.ts";
-import { TestSocket } from "../support/ws-client.ts";
+import { numbered, openWelcomed } from "../support/ws-client.ts";
+import type { TestSocket } from "../support/ws-client.ts";
 import { eventually } from "./endpoint-contract.ts";
 import { upgradeAnswer } from "./gateway-scenarios.ts";
 
@@ -63,11 +64,7 @@ ${
   }`;
 }
 
-async function open(gw: Gateway, clientId: string) {
-  const socket = await TestSocket.open(`${gw.ws}/ws?clientId=${clientId}`);
-  const welcome = await socket.next((f) => f.type === "welcome");
-  return { socket, welcome };
-}
+const open = (gw: Gateway, clientId: string) => openWelcomed(gw.ws, clientId);
 
 async function bind(socket: TestSocket, endpoint = "sensors"): Promise<void> {
   const id = unique("sub");
@@ -89,8 +86,6 @@ async function publishDown(ns: string, clientId: string, count: number): Promise
   }
   await outside.endAsync();
 }
-
-const numbers = (count: number) => Array.from({ length: count }, (_, i) => ({ n: i + 1 }));
 
 let proxy: RedisProxy;
 let kafka: TestKafka;
@@ -137,9 +132,7 @@ test(`cluster (${currentRuntime} + ${otherRuntime}): away from A, 100 published,
 
     const second = await open(b, id);
     assert.equal(second.welcome.resumed, true);
-    await second.socket.until(() => second.socket.messages("sensors").length >= 100, 15_000, "100 messages");
-    await sleep(300);
-    assert.deepEqual(second.socket.messages("sensors").map((m) => m.data), numbers(100), "in order, once");
+    assert.deepEqual(await second.socket.settled("sensors", 100), numbered(100), "in order, once");
     assert.equal(await metric(a, 'mediation_bindings{endpoint="sensors"}'), 0, "A holds no consumer");
     assert.equal(await metric(b, 'mediation_bindings{endpoint="sensors"}'), 1);
     await second.socket.close();
@@ -164,7 +157,7 @@ test(`cluster (${currentRuntime} + ${otherRuntime}): the same client on B takes 
     );
     await publishDown(ns, id, 20);
     await onB.socket.until(() => onB.socket.messages("sensors").length >= 20, 10_000, "20 messages on B");
-    assert.deepEqual(onB.socket.messages("sensors").map((m) => m.data), numbers(20));
+    assert.deepEqual(onB.socket.messages("sensors").map((m) => m.data), numbered(20));
     assert.equal(onA.socket.messages("sensors").length, 0, "nothing went to the old socket");
     await onB.socket.close();
   } finally {
@@ -190,17 +183,7 @@ test(`cluster (${currentRuntime} + ${otherRuntime}): kill -9 A -> its client res
     await publishDown(ns, stay, 20);
     const second = await open(b, stay);
     assert.equal(second.welcome.resumed, true, "resumed within lease + window");
-    await second.socket.until(
-      () => second.socket.messages("sensors").length >= 20,
-      10_000,
-      "20 after the crash",
-    );
-    await sleep(300);
-    assert.deepEqual(
-      second.socket.messages("sensors").map((m) => m.data),
-      numbers(20),
-      "nothing lost or repeated",
-    );
+    assert.deepEqual(await second.socket.settled("sensors", 20), numbered(20), "nothing lost or repeated");
 
     const unbound = `[CleanupWorker] Unbound client ${gone} from endpoint sensors`;
     await eventually(
@@ -247,8 +230,7 @@ test(`cluster (${currentRuntime} + ${otherRuntime}): kafka: away from A, 100 pro
 
     const second = await open(b, id);
     assert.equal(second.welcome.resumed, true);
-    await second.socket.until(() => second.socket.messages("orders").length >= 100, 15_000, "100 on B");
-    assert.deepEqual(second.socket.messages("orders").map((m) => m.data), numbers(100));
+    assert.deepEqual(await second.socket.settled("orders", 100), numbered(100), "in order, once");
     assert.equal(await metric(a, 'mediation_bindings{endpoint="orders"}'), 0, "A holds no consumer");
 
     // The same client on A while B holds it: A's consumer joins the group, B's sees the
@@ -257,8 +239,7 @@ test(`cluster (${currentRuntime} + ${otherRuntime}): kafka: away from A, 100 pro
     assert.equal((await second.socket.closedBy(15_000)).code, 4409);
     await eventually(async () => await metric(b, 'mediation_bindings{endpoint="orders"}') === 0, "B lets go");
     await produceDown(ns, id, 101, 20);
-    await third.socket.until(() => third.socket.messages("orders").length >= 20, 15_000, "20 on A");
-    assert.deepEqual(third.socket.messages("orders").map((m) => m.data), numbers(120).slice(100));
+    assert.deepEqual(await third.socket.settled("orders", 20), numbered(20, 101));
     assert.equal(second.socket.messages("orders").length, 100, "nothing more went to the old socket");
     await third.socket.close();
   } finally {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
 import { outsideProducer } from "../support/kafka/cluster.ts";
-import { TestSocket } from "../support/ws-client.ts";
+import { numbered, openWelcomed } from "../support/ws-client.ts";
 import { eventually } from "./endpoint-contract.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
 import { CLEANUP_MS, WINDOW_MS } from "./gateway-scenarios.ts";
@@ -26,13 +26,6 @@ endpoints:
 }
 
 const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function open(ws: string, clientId: string) {
-  const socket = await TestSocket.open(`${ws}/ws?clientId=${clientId}`);
-  const welcome = await socket.next((f) => f.type === "welcome");
-  return { socket, welcome };
-}
 
 /** `kafka` gives the outside client once the test broker runs (scenarios are made before). */
 export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
@@ -41,7 +34,7 @@ export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
       name: "kafka: publish -> receipt after the broker's ack, seen by an outside consumer",
       async run(gw) {
         const id = unique("pub");
-        const { socket } = await open(gw.ws, id);
+        const { socket } = await openWelcomed(gw.ws, id);
         socket.send({ type: "publish", endpoint: "orders", data: { qty: 3 }, id: "r-1" });
         const receipt = await socket.next((f) => f.type === "receipt" && f.id === "r-1");
         const meta = receipt.meta as Record<string, unknown>;
@@ -65,7 +58,7 @@ export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
       async run(gw) {
         const id = unique("dev");
         const group = `engine-orders-client-${id}`;
-        const first = await open(gw.ws, id);
+        const first = await openWelcomed(gw.ws, id);
         first.socket.send({ type: "subscribe", endpoint: "orders", id: "s" });
         await first.socket.next((f) => f.type === "receipt" && f.id === "s");
         assert.match(gw.output(), new RegExp(`\\[Kafka\\] Client ${id} bound to endpoint orders`));
@@ -81,16 +74,9 @@ export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
         }
         await producer.disconnect();
 
-        const second = await open(gw.ws, id);
+        const second = await openWelcomed(gw.ws, id);
         assert.equal(second.welcome.resumed, true);
-        await second.socket.until(
-          () => second.socket.messages("orders").length >= 200,
-          15_000,
-          "200 messages",
-        );
-        await sleep(300);
-        const got = second.socket.messages("orders");
-        assert.deepEqual(got.map((m) => m.data), Array.from({ length: 200 }, (_, i) => ({ n: i + 1 })));
+        assert.deepEqual(await second.socket.settled("orders", 200), numbered(200), "in order, once");
         await second.socket.close();
 
         const admin = kafka().admin();

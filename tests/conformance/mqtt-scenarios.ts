@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { brokerHasSession, MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
-import { TestSocket } from "../support/ws-client.ts";
+import { numbered, openWelcomed } from "../support/ws-client.ts";
 import { eventually } from "./endpoint-contract.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
 import { CLEANUP_MS, WINDOW_MS } from "./gateway-scenarios.ts";
@@ -27,12 +27,6 @@ endpoints:
 const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function open(ws: string, clientId: string) {
-  const socket = await TestSocket.open(`${ws}/ws?clientId=${clientId}`);
-  const welcome = await socket.next((f) => f.type === "welcome");
-  return { socket, welcome };
-}
-
 export const mqttScenarios: Scenario[] = [
   {
     name: "mqtt: publish -> receipt after PUBACK, seen by an outside subscriber",
@@ -42,7 +36,7 @@ export const mqttScenarios: Scenario[] = [
       const seen: string[] = [];
       await outside.subscribeAsync(`${ns}/${id}/up`, { qos: 1 });
       outside.on("message", (_t, payload) => seen.push(payload.toString()));
-      const { socket } = await open(gw.ws, id);
+      const { socket } = await openWelcomed(gw.ws, id);
       socket.send({ type: "publish", endpoint: "sensors", data: { t: 21.5 }, id: "r-1" });
       const receipt = await socket.next((f) => f.type === "receipt" && f.id === "r-1");
       assert.deepEqual(receipt.meta, { topic: `${ns}/${id}/up` });
@@ -56,7 +50,7 @@ export const mqttScenarios: Scenario[] = [
     name: "mqtt: away, 200 published outside, back in window -> 200 in order once; later no broker session",
     async run(gw) {
       const id = unique("dev");
-      const first = await open(gw.ws, id);
+      const first = await openWelcomed(gw.ws, id);
       const sub = unique("s");
       first.socket.send({ type: "subscribe", endpoint: "sensors", id: sub });
       await first.socket.next((f) => f.type === "receipt" && f.id === sub);
@@ -72,16 +66,9 @@ export const mqttScenarios: Scenario[] = [
       }
       await outside.endAsync();
 
-      const second = await open(gw.ws, id);
+      const second = await openWelcomed(gw.ws, id);
       assert.equal(second.welcome.resumed, true);
-      await second.socket.until(
-        () => second.socket.messages("sensors").length >= 200,
-        10_000,
-        "200 messages",
-      );
-      await sleep(200);
-      const got = second.socket.messages("sensors");
-      assert.deepEqual(got.map((m) => m.data), Array.from({ length: 200 }, (_, i) => ({ n: i + 1 })));
+      assert.deepEqual(await second.socket.settled("sensors", 200), numbered(200), "in order, once");
       await second.socket.close();
 
       await sleep(WINDOW_MS + CLEANUP_MS * 3);

@@ -88,6 +88,16 @@ export class TestSocket {
     }
   }
 
+  /**
+   * The data of `endpoint`'s messages once `count` arrived and a moment more passed, in which
+   * any extra (a duplicate) would have arrived too.
+   */
+  async settled(endpoint: string, count: number, timeoutMs = 15_000): Promise<unknown[]> {
+    await this.until(() => this.messages(endpoint).length >= count, timeoutMs, `${count} messages`);
+    await new Promise((r) => setTimeout(r, 300));
+    return this.messages(endpoint).map((m) => m.data);
+  }
+
   /** Waits for the server to close the socket. */
   async closedBy(timeoutMs = 10_000): Promise<Closed> {
     await this.until(() => this.closed !== undefined, timeoutMs, "the close");
@@ -115,3 +125,14 @@ function tryJson(text: string): unknown {
     return text;
   }
 }
+
+/** Opens a multiplexed socket for `clientId` at `ws` (`ws://host:port`) and waits for its welcome. */
+export async function openWelcomed(ws: string, clientId: string) {
+  const socket = await TestSocket.open(`${ws}/ws?clientId=${clientId}`);
+  const welcome = await socket.next((f) => f.type === "welcome");
+  return { socket, welcome };
+}
+
+/** `{ n }` payloads numbered from `from`, as the tests publish them. */
+export const numbered = (count: number, from = 1) =>
+  Array.from({ length: count }, (_, i) => ({ n: from + i }));
