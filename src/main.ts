@@ -7,6 +7,7 @@
 import process from "node:process";
 import { ConfigError, configPath, loadConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
+import type { Logger } from "./core/logger.ts";
 import { Engine } from "./engine.ts";
 import type { Adapter } from "./serve.ts";
 import { serve } from "./serve.ts";
@@ -25,8 +26,23 @@ try {
   process.exit(2);
 }
 
+/**
+ * Process warnings go through the log. kafkajs arms a timer with a negative delay whenever its
+ * request queue is idle (the runtime clamps it to 1 ms; nothing is wrong), so that one is dropped.
+ */
+function routeWarnings(logger: Logger): void {
+  process.removeAllListeners("warning");
+  process.on("warning", (warning) => {
+    if (warning.name !== "TimeoutNegativeWarning") {
+      logger.warn(`[Process] ${warning.name}: ${warning.message}`);
+    }
+  });
+}
+
 try {
-  await serve(new Engine(config), await loadAdapter());
+  const engine = new Engine(config);
+  routeWarnings(engine.logger);
+  await serve(engine, await loadAdapter());
 } catch (error) {
   console.error(`ERROR [Server] Start-up failed: ${error instanceof Error ? error.message : error}`);
   process.exit(1);
