@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { Kafka, logLevel } from "kafkajs";
 import type { EachMessagePayload } from "kafkajs";
 import type { GatewayError } from "../../src/core/errors.ts";
 import { encodeText } from "../../src/core/payload.ts";
@@ -175,5 +176,50 @@ test("kafka: with the broker gone, publishes fail with UPSTREAM_UNAVAILABLE and 
     assert.equal((await endpoint.health()).ok, false);
   } finally {
     await endpoint.stop();
+  }
+});
+
+test("kafka: broker restart: publishes fail while it is down, then consumers and producer carry on", async () => {
+  const broker = await KafkaTestBroker.start();
+  const ns = kafkaNamespace("restart");
+  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 1000, connectTimeout: 500 });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const client = id("r");
+  const outside = new Kafka({ clientId: "outside", brokers: broker.brokers, logLevel: logLevel.NOTHING });
+  try {
+    await endpoint.bindClient(client, {});
+    await broker.pause();
+    await assert.rejects(
+      endpoint.publish(client, { payload: encodeText("while down") }, {}),
+      (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE",
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    await broker.resume();
+
+    const producer = await outsideProducer(outside);
+    await producer.send({
+      topic: `${ns}.${client}.down`,
+      messages: range("after", 20).map((value) => ({ value })),
+    });
+    await producer.disconnect();
+    await eventually(() => handler.of(client).length >= 20, "deliveries after the restart", 30_000);
+    assert.deepEqual(handler.of(client), range("after", 20));
+    let published = false;
+    await eventually(
+      () => {
+        endpoint.publish(client, { payload: encodeText("probe") }, {}).then(
+          () => (published = true),
+          () => {},
+        );
+        return published;
+      },
+      "publishing to recover",
+      30_000,
+    );
+    await endpoint.unbindClient(client);
+  } finally {
+    await endpoint.stop();
+    await broker.stop();
   }
 });

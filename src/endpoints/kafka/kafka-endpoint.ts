@@ -304,6 +304,15 @@ export class KafkaEndpoint implements BindableEndpoint {
     consumer.on(consumer.events.REBALANCING, () => {
       if (this.#consumers.get(clientId) === state) this.#handler?.consumerDropped?.(clientId, this.name);
     });
+    // kafkajs restarts a consumer after retriable errors by itself; after any other it gives up,
+    // and then a fresh consumer takes over from the committed offsets a little later.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart || this.#consumers.get(clientId) !== state) return;
+      this.#options.logger.warn(
+        `[Kafka] Consumer of ${clientId} stopped (${payload.error.message}); restarting`,
+      );
+      setTimeout(() => void this.#restart(clientId, state), CRASH_RESTART_MS);
+    });
     try {
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: this.#options.startFrom === "earliest" });
@@ -376,6 +385,20 @@ export class KafkaEndpoint implements BindableEndpoint {
     }
   }
 
+  /** Replaces a crashed consumer, unless it was suspended or replaced meanwhile. */
+  #restart(clientId: string, state: ClientConsumer): Promise<void> {
+    return this.#locks.run(clientId, async () => {
+      if (this.#consumers.get(clientId) !== state || state.paused) return;
+      await this.#stopConsumer(clientId, state);
+      await this.#startConsumer(clientId, state.topic).catch((error) =>
+        this.#options.logger.error(
+          `[Kafka] Restarting the consumer of ${clientId} failed; resume it to retry`,
+          error,
+        )
+      );
+    });
+  }
+
   /** Takes a refused consumer offline, unless the hub replaced it meanwhile. */
   #suspendIf(clientId: string, state: ClientConsumer): Promise<void> {
     return this.#locks.run(clientId, async () => {
@@ -412,6 +435,8 @@ export class KafkaEndpoint implements BindableEndpoint {
 }
 
 const GROUP_ID_NOT_FOUND = 69;
+/** How long after a consumer gave up a fresh one starts, in ms. */
+const CRASH_RESTART_MS = 2000;
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -167,6 +167,25 @@ export class KafkaTestBroker {
     return [`${this.host}:${this.port}`];
   }
 
+  /**
+   * Goes away like a broker that stopped: the port closes and every connection drops. What it
+   * holds (topics, records, committed offsets) stays for `resume`, as on a broker's disk.
+   */
+  async pause(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    for (const wake of this.#produced) wake();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Listens again on the same port. */
+  async resume(): Promise<void> {
+    this.#server = createServer((socket) => this.#accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(this.port, this.host, () => resolve());
+    });
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.#sweeper);
     for (const group of this.groups.values()) clearTimeout(group.rebalanceTimer);
