@@ -332,7 +332,8 @@ export class KafkaEndpoint implements BindableEndpoint {
             };
             if (message.key) meta.key = message.key.toString();
             const written = this.#handler?.deliver(clientId, this.name, {
-              payload: message.value ? new Uint8Array(message.value) : EMPTY,
+              // The Buffer is a Uint8Array already: handed over without a copy.
+              payload: message.value ?? EMPTY,
               meta,
             }) ?? false;
             if (!written) {
@@ -360,6 +361,8 @@ export class KafkaEndpoint implements BindableEndpoint {
       if (start.size > 0) await this.#position(clientId, consumer, topic, start);
       release();
     } catch (error) {
+      // Nothing is delivered from a consumer that failed to start (or to take its position).
+      state.paused = true;
       release();
       this.#consumers.delete(clientId);
       await consumer.disconnect().catch(() => {});
