@@ -127,8 +127,3 @@ export interface SessionStore {
   /** Releases connections; the store is unusable afterwards. */
   close(): Promise<void>;
 }
-
-/** Whether the session is past its reconnection deadline at `now`. */
-export function isExpired(session: Session, now: number): boolean {
-  return session.reconnectionDeadline !== undefined && session.reconnectionDeadline < now;
-}
