@@ -4,10 +4,9 @@
  * src/core/session.ts.
  *
  * Layout, under `keyPrefix` (default `mediation:session:`):
- * - `{prefix}{clientId}`: a hash with one field per session attribute (`epoch`, `state`, `node`,
- *   `connectedAt`, `disconnectedAt`, `lease`, `deadline`) and one `sub:{endpoint}` field per
- *   subscription (JSON of its params and bind time), plus `claim` while a cleanup holds it.
- *   Field by field, so every lifecycle step is a few HSETs in a script, never a JSON rewrite.
+ * - `{prefix}{clientId}`: a hash with a field per session attribute and per subscription
+ *   (redis-record.ts), plus `claim` while a cleanup holds it. Field by field, so every lifecycle
+ *   step is a few HSETs in a script (redis-scripts.ts), never a JSON rewrite.
  * - `{prefix}~deadlines`: a sorted set of client IDs by reconnection deadline, so expired
  *   sessions are found by one range query, never by scanning keys. `~` cannot occur in a client
  *   ID, so the index never collides with a session.
@@ -20,6 +19,8 @@
 import { Redis } from "@upstash/redis";
 import { GatewayError } from "../core/errors.ts";
 import type { Attach, Lease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
+import { encode, parseFields, problemOf, SUB } from "./redis-record.ts";
+import { CLAIM, CONNECT, DELETE, GET, RELEASE, RENEW, SUBSCRIPTION, WRITE } from "./redis-scripts.ts";
 
 export interface RedisSessionStoreOptions {
   url: string;
@@ -37,135 +38,6 @@ export interface RedisSessionStoreOptions {
 
 /** How long a key outlives its deadline, as a safety net, in ms. */
 const RETENTION_MS = 24 * 60 * 60 * 1000;
-
-/** Puts a session into (or out of) the deadline index and sets its key's lifetime. */
-const INDEX = `
-local function index(key, zkey, id, deadline, ttl)
-  if deadline ~= '' then
-    redis.call('ZADD', zkey, deadline, id)
-    redis.call('PEXPIRE', key, ttl)
-  else
-    redis.call('ZREM', zkey, id)
-    redis.call('PERSIST', key)
-  end
-end
-`;
-
-/**
- * KEYS: session, index. ARGV: id, deadline, ttl, expectedEpoch ('' to create), then the hash's
- * field/value pairs. Creates (if absent) or replaces (if the epoch matches) the whole record.
- */
-const WRITE = INDEX + `
-if ARGV[4] == '' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-else
-  if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[4] then return 0 end
-  redis.call('DEL', KEYS[1])
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-index(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
-return 1
-`;
-
-/**
- * KEYS: session, index. ARGV: id, now, node, leaseUntil, deadline, ttl, freshEpoch. A connecting
- * client takes its session: created if absent, taken (epoch + 1) if within its deadline.
- * Returns {outcome, fields}: created, resumed, expired (left alone for the caller to clean up),
- * or unreadable (a key of another type, or an epoch or deadline that is not a number).
- */
-const CONNECT = INDEX + `
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind ~= 'hash' and kind ~= 'none' then return {'unreadable', {}} end
-local held = {'state', 'connected', 'node', ARGV[3], 'connectedAt', ARGV[2], 'lease', ARGV[4], 'deadline', ARGV[5]}
-local outcome = 'created'
-if kind == 'none' then
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[7], unpack(held))
-else
-  local deadline = redis.call('HGET', KEYS[1], 'deadline')
-  local epoch = redis.call('HGET', KEYS[1], 'epoch')
-  if (deadline and not tonumber(deadline)) or not epoch or not tonumber(epoch) then
-    return {'unreadable', redis.call('HGETALL', KEYS[1])}
-  end
-  if deadline and tonumber(deadline) < tonumber(ARGV[2]) then return {'expired', redis.call('HGETALL', KEYS[1])} end
-  redis.call('HDEL', KEYS[1], 'disconnectedAt', 'claim')
-  redis.call('HINCRBY', KEYS[1], 'epoch', 1)
-  redis.call('HSET', KEYS[1], unpack(held))
-  outcome = 'resumed'
-end
-index(KEYS[1], KEYS[2], ARGV[1], ARGV[5], ARGV[6])
-return {outcome, redis.call('HGETALL', KEYS[1])}
-`;
-
-/** KEYS: session, index. ARGV: id, epoch, now, deadline, ttl. Marks the session disconnected. */
-const RELEASE = INDEX + `
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], 'node', 'lease', 'claim')
-redis.call('HSET', KEYS[1], 'state', 'disconnected', 'disconnectedAt', ARGV[3], 'deadline', ARGV[4])
-index(KEYS[1], KEYS[2], ARGV[1], ARGV[4], ARGV[5])
-return 1
-`;
-
-/** KEYS: session, index. ARGV: id, epoch, field, value ('' removes the field). */
-const SUBSCRIPTION = `
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
-if ARGV[4] == '' then redis.call('HDEL', KEYS[1], ARGV[3]) else redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
-return 1
-`;
-
-/** KEYS: session, index. ARGV: id, expectedEpoch. */
-const DELETE = `
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-`;
-
-/**
- * KEYS: session, index. ARGV: id, now, claimTtl. Returns nil (nothing to claim), or
- * {outcome, fields}: claimed, or unreadable for a record whose deadline cannot be read (left
- * unclaimed for the caller to report).
- */
-const CLAIM = `
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind ~= 'hash' and kind ~= 'none' then return {'unreadable', {}} end
-local deadline = redis.call('HGET', KEYS[1], 'deadline')
-if kind == 'none' or not deadline then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return nil
-end
-if not tonumber(deadline) then return {'unreadable', redis.call('HGETALL', KEYS[1])} end
-local now = tonumber(ARGV[2])
-if tonumber(deadline) >= now then return nil end
-local claim = tonumber(redis.call('HGET', KEYS[1], 'claim'))
-if claim ~= nil and claim > now then return nil end
-redis.call('HSET', KEYS[1], 'claim', now + tonumber(ARGV[3]))
-return {'claimed', redis.call('HGETALL', KEYS[1])}
-`;
-
-/**
- * KEYS: index, then one session key per lease. ARGV: leaseUntil, deadline, ttl, then
- * (id, epoch) per lease. Renews the leases whose epoch still matches; returns the IDs of the
- * others (taken over by a newer connection, or gone).
- */
-const RENEW = `
-local lost = {}
-for i = 2, #KEYS do
-  local id = ARGV[2 * i]
-  if redis.call('HGET', KEYS[i], 'epoch') == ARGV[2 * i + 1] then
-    redis.call('HSET', KEYS[i], 'lease', ARGV[1], 'deadline', ARGV[2])
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    redis.call('PEXPIRE', KEYS[i], ARGV[3])
-  else
-    lost[#lost + 1] = id
-  end
-end
-return lost
-`;
-
-/** KEYS: session. The record's fields, as a flat field/value array. */
-const GET = `return redis.call('HGETALL', KEYS[1])`;
-
-const SUB = "sub:";
 
 type Script = ReturnType<Redis["createScript"]>;
 
@@ -373,88 +245,4 @@ export class RedisSessionStore implements SessionStore {
 /** The key lifetime for a write at `now`: the deadline plus the retention. */
 function ttl(deadline: number, now: number): number {
   return Math.max(0, deadline - now) + RETENTION_MS;
-}
-
-/** A session as the hash's field/value pairs. */
-function encode(session: Session): string[] {
-  const pairs = [
-    "epoch",
-    String(session.epoch),
-    "state",
-    session.state,
-    "connectedAt",
-    String(session.connectedAt),
-  ];
-  if (session.nodeId !== undefined) pairs.push("node", session.nodeId);
-  if (session.disconnectedAt !== undefined) pairs.push("disconnectedAt", String(session.disconnectedAt));
-  if (session.leaseUntil !== undefined) pairs.push("lease", String(session.leaseUntil));
-  if (session.reconnectionDeadline !== undefined) {
-    pairs.push("deadline", String(session.reconnectionDeadline));
-  }
-  for (const s of session.subscriptions) {
-    pairs.push(SUB + s.endpoint, JSON.stringify({ params: s.params, boundAt: s.boundAt }));
-  }
-  return pairs;
-}
-
-/** What makes a record unreadable; an empty one is a key of another type than hash. */
-function problemOf(clientId: string, fields: string[]): string {
-  if (fields.length === 0) return "not a session hash";
-  const parsed = parseFields(clientId, fields);
-  return typeof parsed === "string" ? parsed : "unreadable";
-}
-
-/** A session from the hash's field/value pairs, or what is wrong with them. */
-function parseFields(clientId: string, fields: string[]): Session | string {
-  const f = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i], fields[i + 1]);
-  const epoch = integer(f.get("epoch"));
-  if (epoch === undefined) return `epoch ${JSON.stringify(f.get("epoch") ?? null)} is not a number`;
-  const state = f.get("state");
-  if (state !== "connected" && state !== "disconnected") return `state ${JSON.stringify(state ?? null)}`;
-  const connectedAt = integer(f.get("connectedAt"));
-  if (connectedAt === undefined) return "connectedAt missing or not a number";
-  const session: Session = { clientId, state, epoch, connectedAt, subscriptions: [] };
-  const node = f.get("node");
-  if (node !== undefined) session.nodeId = node;
-  for (
-    const [field, key] of [["disconnectedAt", "disconnectedAt"], ["lease", "leaseUntil"], [
-      "deadline",
-      "reconnectionDeadline",
-    ]] as const
-  ) {
-    const raw = f.get(field);
-    if (raw === undefined) continue;
-    const value = integer(raw);
-    if (value === undefined) return `${field} ${JSON.stringify(raw)} is not a number`;
-    session[key] = value;
-  }
-  for (const [field, raw] of f) {
-    if (!field.startsWith(SUB)) continue;
-    let sub: unknown;
-    try {
-      sub = JSON.parse(raw);
-    } catch (error) {
-      return `${field} is not JSON (${(error as Error).message})`;
-    }
-    const s = sub as { params?: unknown; boundAt?: unknown };
-    if (
-      !s || typeof s.boundAt !== "number" || !s.params || typeof s.params !== "object" ||
-      !Object.values(s.params).every((p) => typeof p === "string")
-    ) {
-      return `${field} is not a subscription`;
-    }
-    session.subscriptions.push({
-      endpoint: field.slice(SUB.length),
-      params: s.params as Record<string, string>,
-      boundAt: s.boundAt,
-    });
-  }
-  session.subscriptions.sort((a, b) => a.boundAt - b.boundAt || (a.endpoint < b.endpoint ? -1 : 1));
-  return session;
-}
-
-function integer(value: string | undefined): number | undefined {
-  if (value === undefined || !/^-?\d+$/.test(value)) return undefined;
-  return Number(value);
 }

@@ -1,0 +1,132 @@
+/**
+ * The Lua scripts of the Redis session store (src/session/redis.ts), one per lifecycle step:
+ * each checks the session's epoch and updates the session hash and the deadline index together,
+ * atomically, in one round trip. The hash layout they share is in redis-record.ts.
+ */
+
+/** Puts a session into (or out of) the deadline index and sets its key's lifetime. */
+const INDEX = `
+local function index(key, zkey, id, deadline, ttl)
+  if deadline ~= '' then
+    redis.call('ZADD', zkey, deadline, id)
+    redis.call('PEXPIRE', key, ttl)
+  else
+    redis.call('ZREM', zkey, id)
+    redis.call('PERSIST', key)
+  end
+end
+`;
+
+/**
+ * KEYS: session, index. ARGV: id, deadline, ttl, expectedEpoch ('' to create), then the hash's
+ * field/value pairs. Creates (if absent) or replaces (if the epoch matches) the whole record.
+ */
+export const WRITE = INDEX + `
+if ARGV[4] == '' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+else
+  if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[4] then return 0 end
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+index(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+return 1
+`;
+
+/**
+ * KEYS: session, index. ARGV: id, now, node, leaseUntil, deadline, ttl, freshEpoch. A connecting
+ * client takes its session: created if absent, taken (epoch + 1) if within its deadline.
+ * Returns {outcome, fields}: created, resumed, expired (left alone for the caller to clean up),
+ * or unreadable (a key of another type, or an epoch or deadline that is not a number).
+ */
+export const CONNECT = INDEX + `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then return {'unreadable', {}} end
+local held = {'state', 'connected', 'node', ARGV[3], 'connectedAt', ARGV[2], 'lease', ARGV[4], 'deadline', ARGV[5]}
+local outcome = 'created'
+if kind == 'none' then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[7], unpack(held))
+else
+  local deadline = redis.call('HGET', KEYS[1], 'deadline')
+  local epoch = redis.call('HGET', KEYS[1], 'epoch')
+  if (deadline and not tonumber(deadline)) or not epoch or not tonumber(epoch) then
+    return {'unreadable', redis.call('HGETALL', KEYS[1])}
+  end
+  if deadline and tonumber(deadline) < tonumber(ARGV[2]) then return {'expired', redis.call('HGETALL', KEYS[1])} end
+  redis.call('HDEL', KEYS[1], 'disconnectedAt', 'claim')
+  redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+  redis.call('HSET', KEYS[1], unpack(held))
+  outcome = 'resumed'
+end
+index(KEYS[1], KEYS[2], ARGV[1], ARGV[5], ARGV[6])
+return {outcome, redis.call('HGETALL', KEYS[1])}
+`;
+
+/** KEYS: session, index. ARGV: id, epoch, now, deadline, ttl. Marks the session disconnected. */
+export const RELEASE = INDEX + `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], 'node', 'lease', 'claim')
+redis.call('HSET', KEYS[1], 'state', 'disconnected', 'disconnectedAt', ARGV[3], 'deadline', ARGV[4])
+index(KEYS[1], KEYS[2], ARGV[1], ARGV[4], ARGV[5])
+return 1
+`;
+
+/** KEYS: session, index. ARGV: id, epoch, field, value ('' removes the field). */
+export const SUBSCRIPTION = `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
+if ARGV[4] == '' then redis.call('HDEL', KEYS[1], ARGV[3]) else redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
+return 1
+`;
+
+/** KEYS: session, index. ARGV: id, expectedEpoch. */
+export const DELETE = `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`;
+
+/**
+ * KEYS: session, index. ARGV: id, now, claimTtl. Returns nil (nothing to claim), or
+ * {outcome, fields}: claimed, or unreadable for a record whose deadline cannot be read (left
+ * unclaimed for the caller to report).
+ */
+export const CLAIM = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then return {'unreadable', {}} end
+local deadline = redis.call('HGET', KEYS[1], 'deadline')
+if kind == 'none' or not deadline then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return nil
+end
+if not tonumber(deadline) then return {'unreadable', redis.call('HGETALL', KEYS[1])} end
+local now = tonumber(ARGV[2])
+if tonumber(deadline) >= now then return nil end
+local claim = tonumber(redis.call('HGET', KEYS[1], 'claim'))
+if claim ~= nil and claim > now then return nil end
+redis.call('HSET', KEYS[1], 'claim', now + tonumber(ARGV[3]))
+return {'claimed', redis.call('HGETALL', KEYS[1])}
+`;
+
+/**
+ * KEYS: index, then one session key per lease. ARGV: leaseUntil, deadline, ttl, then
+ * (id, epoch) per lease. Renews the leases whose epoch still matches; returns the IDs of the
+ * others (taken over by a newer connection, or gone).
+ */
+export const RENEW = `
+local lost = {}
+for i = 2, #KEYS do
+  local id = ARGV[2 * i]
+  if redis.call('HGET', KEYS[i], 'epoch') == ARGV[2 * i + 1] then
+    redis.call('HSET', KEYS[i], 'lease', ARGV[1], 'deadline', ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('PEXPIRE', KEYS[i], ARGV[3])
+  else
+    lost[#lost + 1] = id
+  end
+end
+return lost
+`;
+
+/** KEYS: session. The record's fields, as a flat field/value array. */
+export const GET = `return redis.call('HGETALL', KEYS[1])`;
