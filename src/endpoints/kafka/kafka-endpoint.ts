@@ -25,6 +25,7 @@ import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
 import { expandTopic } from "../template.ts";
+import { KeyedProducer } from "./producer.ts";
 
 export interface KafkaEndpointOptions {
   name: string;
@@ -56,17 +57,6 @@ interface ClientConsumer {
   paused: boolean;
 }
 
-interface Lane {
-  topic: string;
-  key: string;
-  queue: Array<{
-    value: Buffer;
-    resolve: (ack: { partition: number; offset: string }) => void;
-    reject: (error: unknown) => void;
-  }>;
-  busy: boolean;
-}
-
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
 const EMPTY = new Uint8Array(0);
 
@@ -78,8 +68,7 @@ export class KafkaEndpoint implements BindableEndpoint {
   #admin: Admin;
   #handler?: DeliveryHandler;
   #consumers = new Map<string, ClientConsumer>();
-  /** Publishes waiting behind an in-flight send of the same topic and key. */
-  #lanes = new Map<string, Lane>();
+  #publisher: KeyedProducer;
   #locks = new KeyedMutex();
 
   constructor(options: KafkaEndpointOptions) {
@@ -107,6 +96,7 @@ export class KafkaEndpoint implements BindableEndpoint {
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: true,
     });
+    this.#publisher = new KeyedProducer(this.#producer, options.publishTimeout ?? 10_000);
     this.#admin = this.#kafka.admin();
   }
 
@@ -130,11 +120,7 @@ export class KafkaEndpoint implements BindableEndpoint {
     await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()]);
   }
 
-  /**
-   * Publishes through the shared producer. One client's messages (one key) go out in the order
-   * they came: while a send for that key is in flight, the next ones queue and leave together in
-   * one request, then each caller gets its own offset.
-   */
+  /** Publishes through the shared producer, in order per key (see KeyedProducer). */
   async publish(
     clientId: string,
     message: OutboundMessage,
@@ -142,51 +128,13 @@ export class KafkaEndpoint implements BindableEndpoint {
   ): Promise<Receipt> {
     const topic = this.#topic(this.#options.publishTopic, clientId, params);
     const key = (this.#options.keyParam && params[this.#options.keyParam]) || clientId;
-    const timeout = this.#options.publishTimeout ?? 10_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const sent = new Promise<{ partition: number; offset: string }>((resolve, reject) => {
-        const laneKey = `${topic}\0${key}`;
-        let lane = this.#lanes.get(laneKey);
-        if (!lane) this.#lanes.set(laneKey, lane = { topic, key, queue: [], busy: false });
-        lane.queue.push({ value: toBuffer(message.payload), resolve, reject });
-        if (!lane.busy) void this.#drain(laneKey, lane);
-      });
-      const { partition, offset } = await Promise.race([
-        sent,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no ack within ${timeout} ms`)), timeout);
-        }),
-      ]);
+      const sent = this.#publisher.send(topic, key, toBuffer(message.payload));
+      const { partition, offset } = await withTimeout(sent, this.#options.publishTimeout ?? 10_000);
       return { meta: { topic, partition, offset } };
     } catch (error) {
       throw this.#unavailable(`publish to ${topic} failed`, error);
-    } finally {
-      clearTimeout(timer);
     }
-  }
-
-  async #drain(laneKey: string, lane: Lane): Promise<void> {
-    lane.busy = true;
-    while (lane.queue.length > 0) {
-      const batch = lane.queue.splice(0, lane.queue.length);
-      try {
-        const [ack] = await this.#producer.send({
-          topic: lane.topic,
-          acks: -1,
-          timeout: this.#options.publishTimeout ?? 10_000,
-          messages: batch.map((m) => ({ key: lane.key, value: m.value })),
-        });
-        const base = BigInt(ack.baseOffset ?? "0");
-        batch.forEach((m, i) =>
-          m.resolve({ partition: ack.partition, offset: (base + BigInt(i)).toString() })
-        );
-      } catch (error) {
-        for (const m of batch) m.reject(error);
-      }
-    }
-    lane.busy = false;
-    this.#lanes.delete(laneKey);
   }
 
   bindClient(clientId: string, params: Record<string, string>): Promise<void> {
