@@ -75,18 +75,15 @@ export class Engine {
       expire: (id) => this.hub.expire(id),
       interval: config.session.cleanup_interval,
     });
-    const counts = (this.store as { counts?: () => Promise<Record<string, number>> }).counts;
-    if (counts) {
-      this.metrics.gauge(
-        "mediation_sessions",
-        "Sessions in the store, by state",
-        async () =>
-          Object.entries(await counts.call(this.store)).map(([state, value]) => ({
-            labels: { state },
-            value,
-          })),
-      );
-    }
+    this.metrics.gauge(
+      "mediation_sessions",
+      "Sessions in the store by state, across every node using it",
+      async () =>
+        Object.entries(await this.store.counts(this.scheduler.now())).map(([state, value]) => ({
+          labels: { state },
+          value,
+        })),
+    );
   }
 
   /** Starts every endpoint and the cleanup worker. */

@@ -61,7 +61,10 @@ export class Metrics {
     }
     for (const g of this.#gauges) {
       out.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);
-      for (const { labels, value } of await g.collect()) {
+      // A gauge whose source is unreachable (the session store in an outage) has no samples
+      // this scrape; the rest of the page still answers.
+      const samples = await Promise.resolve().then(g.collect).catch(() => []);
+      for (const { labels, value } of samples) {
         out.push(`${g.name}${formatLabels(labels ?? {})} ${value}`);
       }
     }

@@ -122,6 +122,11 @@ export interface SessionStore {
    * Resolves the client IDs of the others: taken over by a newer connection, or gone.
    */
   renew(leases: Lease[], leaseUntil: number, deadline: number): Promise<string[]>;
+  /**
+   * How many sessions are connected (under a lease that has not lapsed at `now`) and how many
+   * are disconnected (lapsed leases included), across every node using the store.
+   */
+  counts(now: number): Promise<{ connected: number; disconnected: number }>;
   /** Resolves once the backing service answers; rejects with STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */

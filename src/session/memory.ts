@@ -126,10 +126,13 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve();
   }
 
-  /** Sessions by state, for /metrics. */
-  counts(): Promise<Record<"connected" | "disconnected", number>> {
+  counts(now: number): Promise<{ connected: number; disconnected: number }> {
     const counts = { connected: 0, disconnected: 0 };
-    for (const { session } of this.#entries.values()) counts[session.state]++;
+    for (const { session } of this.#entries.values()) {
+      const held = session.state === "connected" &&
+        (session.leaseUntil === undefined || session.leaseUntil >= now);
+      counts[held ? "connected" : "disconnected"]++;
+    }
     return Promise.resolve(counts);
   }
 

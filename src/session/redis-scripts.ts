@@ -1,40 +1,45 @@
 /**
  * The Lua scripts of the Redis session store (src/session/redis.ts), one per lifecycle step:
- * each checks the session's epoch and updates the session hash and the deadline index together,
+ * each checks the session's epoch and updates the session hash and the two indexes together,
  * atomically, in one round trip. The hash layout they share is in redis-record.ts.
+ *
+ * KEYS are the session's hash, the deadline index (client IDs by reconnection deadline, for
+ * cleanup) and the lease index (connected client IDs by lease end, for counting who is
+ * connected), in that order, unless a script says otherwise.
  */
 
-/** Puts a session into (or out of) the deadline index and sets its key's lifetime. */
+/** Puts a session into (or out of) the indexes and sets its key's lifetime. */
 const INDEX = `
-local function index(key, zkey, id, deadline, ttl)
+local function index(id, deadline, ttl, lease)
   if deadline ~= '' then
-    redis.call('ZADD', zkey, deadline, id)
-    redis.call('PEXPIRE', key, ttl)
+    redis.call('ZADD', KEYS[2], deadline, id)
+    redis.call('PEXPIRE', KEYS[1], ttl)
   else
-    redis.call('ZREM', zkey, id)
-    redis.call('PERSIST', key)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('PERSIST', KEYS[1])
   end
+  if lease ~= '' then redis.call('ZADD', KEYS[3], lease, id) else redis.call('ZREM', KEYS[3], id) end
 end
 `;
 
 /**
- * KEYS: session, index. ARGV: id, deadline, ttl, expectedEpoch ('' to create), then the hash's
- * field/value pairs. Creates (if absent) or replaces (if the epoch matches) the whole record.
+ * ARGV: id, deadline, ttl, lease, expectedEpoch ('' to create), then the hash's field/value
+ * pairs. Creates (if absent) or replaces (if the epoch matches) the whole record.
  */
 export const WRITE = INDEX + `
-if ARGV[4] == '' then
+if ARGV[5] == '' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 else
-  if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[4] then return 0 end
+  if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[5] then return 0 end
   redis.call('DEL', KEYS[1])
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-index(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+index(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1
 `;
 
 /**
- * KEYS: session, index. ARGV: id, now, node, leaseUntil, deadline, ttl, freshEpoch. A connecting
+ * ARGV: id, now, node, leaseUntil, deadline, ttl, freshEpoch. A connecting
  * client takes its session: created if absent, taken (epoch + 1) if within its deadline.
  * Returns {outcome, fields}: created, resumed, expired (left alone for the caller to clean up),
  * or unreadable (a key of another type, or an epoch or deadline that is not a number).
@@ -58,36 +63,37 @@ else
   redis.call('HSET', KEYS[1], unpack(held))
   outcome = 'resumed'
 end
-index(KEYS[1], KEYS[2], ARGV[1], ARGV[5], ARGV[6])
+index(ARGV[1], ARGV[5], ARGV[6], ARGV[4])
 return {outcome, redis.call('HGETALL', KEYS[1])}
 `;
 
-/** KEYS: session, index. ARGV: id, epoch, now, deadline, ttl. Marks the session disconnected. */
+/** ARGV: id, epoch, now, deadline, ttl. Marks the session disconnected. */
 export const RELEASE = INDEX + `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], 'node', 'lease', 'claim')
 redis.call('HSET', KEYS[1], 'state', 'disconnected', 'disconnectedAt', ARGV[3], 'deadline', ARGV[4])
-index(KEYS[1], KEYS[2], ARGV[1], ARGV[4], ARGV[5])
+index(ARGV[1], ARGV[4], ARGV[5], '')
 return 1
 `;
 
-/** KEYS: session, index. ARGV: id, epoch, field, value ('' removes the field). */
+/** ARGV: id, epoch, field, value ('' removes the field). */
 export const SUBSCRIPTION = `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
 if ARGV[4] == '' then redis.call('HDEL', KEYS[1], ARGV[3]) else redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end
 return 1
 `;
 
-/** KEYS: session, index. ARGV: id, expectedEpoch. */
+/** ARGV: id, expectedEpoch. */
 export const DELETE = `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 `;
 
 /**
- * KEYS: session, index. ARGV: id, now, claimTtl. Returns nil (nothing to claim), or
+ * ARGV: id, now, claimTtl. Returns nil (nothing to claim), or
  * {outcome, fields}: claimed, or unreadable for a record whose deadline cannot be read (left
  * unclaimed for the caller to report).
  */
@@ -97,6 +103,7 @@ if kind ~= 'hash' and kind ~= 'none' then return {'unreadable', {}} end
 local deadline = redis.call('HGET', KEYS[1], 'deadline')
 if kind == 'none' or not deadline then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  if kind == 'none' then redis.call('ZREM', KEYS[3], ARGV[1]) end
   return nil
 end
 if not tonumber(deadline) then return {'unreadable', redis.call('HGETALL', KEYS[1])} end
@@ -109,23 +116,34 @@ return {'claimed', redis.call('HGETALL', KEYS[1])}
 `;
 
 /**
- * KEYS: index, then one session key per lease. ARGV: leaseUntil, deadline, ttl, then
- * (id, epoch) per lease. Renews the leases whose epoch still matches; returns the IDs of the
- * others (taken over by a newer connection, or gone).
+ * KEYS: the deadline index, the lease index, then one session key per lease. ARGV: leaseUntil,
+ * deadline, ttl, then (id, epoch) per lease. Renews the leases whose epoch still matches;
+ * returns the IDs of the others (taken over by a newer connection, or gone).
  */
 export const RENEW = `
 local lost = {}
-for i = 2, #KEYS do
-  local id = ARGV[2 * i]
-  if redis.call('HGET', KEYS[i], 'epoch') == ARGV[2 * i + 1] then
+for i = 3, #KEYS do
+  local id = ARGV[2 * i - 2]
+  if redis.call('HGET', KEYS[i], 'epoch') == ARGV[2 * i - 1] then
     redis.call('HSET', KEYS[i], 'lease', ARGV[1], 'deadline', ARGV[2])
     redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('ZADD', KEYS[2], ARGV[1], id)
     redis.call('PEXPIRE', KEYS[i], ARGV[3])
   else
     lost[#lost + 1] = id
   end
 end
 return lost
+`;
+
+/**
+ * KEYS: the deadline index, the lease index. ARGV: now, retention. Returns {sessions, connected}:
+ * every session has a deadline; connected ones hold a lease that has not lapsed. Lease entries a
+ * retention old (their key expired unclaimed) are dropped on the way.
+ */
+export const COUNTS = `
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZCOUNT', KEYS[2], ARGV[1], '+inf')}
 `;
 
 /** KEYS: session. The record's fields, as a flat field/value array. */

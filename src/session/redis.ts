@@ -8,8 +8,9 @@
  *   (redis-record.ts), plus `claim` while a cleanup holds it. Field by field, so every lifecycle
  *   step is a few HSETs in a script (redis-scripts.ts), never a JSON rewrite.
  * - `{prefix}~deadlines`: a sorted set of client IDs by reconnection deadline, so expired
- *   sessions are found by one range query, never by scanning keys. `~` cannot occur in a client
- *   ID, so the index never collides with a session.
+ *   sessions are found by one range query, never by scanning keys; `{prefix}~leases`, connected
+ *   client IDs by lease end, so the connected ones are counted without reading sessions. `~`
+ *   cannot occur in a client ID, so neither collides with a session.
  *
  * Each lifecycle operation is one EVAL: it checks the epoch and updates hash and index together,
  * so nothing is ever half-written, in one round trip. Every key also expires a day past its
@@ -20,7 +21,7 @@ import { Redis } from "@upstash/redis";
 import { GatewayError } from "../core/errors.ts";
 import type { Attach, Lease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
 import { encode, parseFields, problemOf, SUB } from "./redis-record.ts";
-import { CLAIM, CONNECT, DELETE, GET, RELEASE, RENEW, SUBSCRIPTION, WRITE } from "./redis-scripts.ts";
+import { CLAIM, CONNECT, COUNTS, DELETE, GET, RELEASE, RENEW, SUBSCRIPTION, WRITE } from "./redis-scripts.ts";
 
 export interface RedisSessionStoreOptions {
   url: string;
@@ -45,10 +46,11 @@ export class RedisSessionStore implements SessionStore {
   readonly prefix: string;
   readonly #redis: Redis;
   readonly #index: string;
+  readonly #leases: string;
   readonly #options: RedisSessionStoreOptions;
   /** Sent by SHA (EVALSHA), the text only when Redis does not have it yet. */
   readonly #scripts: Record<
-    "get" | "write" | "connect" | "release" | "subscription" | "delete" | "claim" | "renew",
+    "get" | "write" | "connect" | "release" | "subscription" | "delete" | "claim" | "renew" | "counts",
     Script
   >;
   #closed = false;
@@ -57,6 +59,7 @@ export class RedisSessionStore implements SessionStore {
     this.#options = options;
     this.prefix = options.keyPrefix ?? "mediation:session:";
     this.#index = `${this.prefix}~deadlines`;
+    this.#leases = `${this.prefix}~leases`;
     const timeout = options.timeout ?? 3000;
     this.#redis = new Redis({
       url: options.url,
@@ -78,6 +81,7 @@ export class RedisSessionStore implements SessionStore {
       delete: script(DELETE),
       claim: script(CLAIM),
       renew: script(RENEW),
+      counts: script(COUNTS),
     };
   }
 
@@ -170,7 +174,7 @@ export class RedisSessionStore implements SessionStore {
 
   async renew(leases: Lease[], leaseUntil: number, deadline: number): Promise<string[]> {
     if (leases.length === 0) return [];
-    const keys = [this.#index, ...leases.map((l) => this.key(l.clientId))];
+    const keys = [this.#index, this.#leases, ...leases.map((l) => this.key(l.clientId))];
     const args = [String(leaseUntil), String(deadline), String(ttl(deadline, leaseUntil))];
     for (const { clientId, epoch } of leases) args.push(clientId, String(epoch));
     return await this.#call(() => this.#scripts.renew.exec(keys, args)) as string[];
@@ -180,9 +184,11 @@ export class RedisSessionStore implements SessionStore {
     await this.#call(() => this.#redis.ping());
   }
 
-  /** Sessions in the store (for /metrics): every session has a deadline, so the index counts them. */
-  async counts(): Promise<Record<string, number>> {
-    return { all: await this.#call(() => this.#redis.zcard(this.#index)) };
+  async counts(now: number): Promise<{ connected: number; disconnected: number }> {
+    const [sessions, connected] = await this.#call(() =>
+      this.#scripts.counts.exec([this.#index, this.#leases], [String(now), String(RETENTION_MS)])
+    ) as [number, number];
+    return { connected, disconnected: sessions - connected };
   }
 
   close(): Promise<void> {
@@ -196,13 +202,16 @@ export class RedisSessionStore implements SessionStore {
     return this.#eval(this.#scripts.write, session.clientId, [
       deadline === undefined ? "" : String(deadline),
       deadline === undefined ? "" : String(ttl(deadline, anchor)),
+      session.state === "connected" && session.leaseUntil !== undefined ? String(session.leaseUntil) : "",
       expected,
       ...encode(session),
     ]);
   }
 
   #eval(script: Script, clientId: string, args: string[]): Promise<unknown> {
-    return this.#call(() => script.exec([this.key(clientId), this.#index], [clientId, ...args]));
+    return this.#call(() =>
+      script.exec([this.key(clientId), this.#index, this.#leases], [clientId, ...args])
+    );
   }
 
   /** One round trip; any failure of Redis or of the way there is STORE_UNAVAILABLE. */

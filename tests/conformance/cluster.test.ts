@@ -270,6 +270,9 @@ test(`gateway (${currentRuntime}): Redis unreachable -> new connections get 503 
     assert.equal(JSON.parse(refused.body).code, "STORE_UNAVAILABLE");
     assert.match(JSON.parse(refused.body).message, /session store unreachable/);
     assert.equal((await fetch(`${gw.http}/readyz`)).status, 503);
+    const during = await fetch(`${gw.http}/metrics`);
+    assert.equal(during.status, 200, "metrics answer without the store");
+    assert.match(await during.text(), /mediation_connections\{transport="ws"\} 1/);
 
     // The live connection keeps flowing both ways while the store is gone.
     await publishDown(ns, id, 5);
@@ -296,6 +299,12 @@ test(`gateway (${currentRuntime}): Redis unreachable -> new connections get 503 
     assert.equal(after?.state, "connected");
     assert.equal(after?.epoch, epoch, "the live session was not disturbed");
     assert.deepEqual(after?.subscriptions.map((s) => s.endpoint), ["sensors"]);
+    assert.equal(await metric(gw, 'mediation_sessions{state="connected"}'), 1);
+    assert.equal(
+      await metric(gw, 'mediation_sessions{state="disconnected"}'),
+      1,
+      "the one that came and went",
+    );
     assert.equal(live.socket.closed, undefined);
     await publishDown(ns, id, 1);
     await live.socket.until(() => live.socket.messages("sensors").length === 7, 10_000, "after the outage");

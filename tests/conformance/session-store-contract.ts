@@ -289,4 +289,34 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
     assert.deepEqual((await store.get(c))?.subscriptions, [moved]);
     assert.equal(await store.setSubscription(id("missing"), 1, "chat", chat), false, "creates nothing");
   });
+
+  run(
+    "counts: connected under a live lease, disconnected otherwise (lapsed leases included)",
+    async (store, peer) => {
+      const now = T0 + 10 * 60_000;
+      const [live, lapsed, away1, gone] = [id("live"), id("lapsed"), id("away"), id("gone")];
+      const before = await store.counts(now);
+      await store.create(session(live, { leaseUntil: now + 5000, reconnectionDeadline: now + 305_000 }));
+      await store.create(session(lapsed, { leaseUntil: now - 5000, reconnectionDeadline: now + 295_000 }));
+      await store.create(away(away1, now + 1000));
+      await peer.connect(gone, {
+        nodeId: "n2",
+        now,
+        leaseUntil: now + 5000,
+        deadline: now + 305_000,
+        freshEpoch: 1,
+      });
+      await peer.release(gone, 1, now, now + 300_000);
+      const after = await store.counts(now);
+      assert.deepEqual(
+        {
+          connected: after.connected - before.connected,
+          disconnected: after.disconnected - before.disconnected,
+        },
+        { connected: 1, disconnected: 3 },
+      );
+      await store.delete(gone, 1);
+      assert.equal((await peer.counts(now)).disconnected, after.disconnected - 1);
+    },
+  );
 }
