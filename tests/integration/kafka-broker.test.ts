@@ -191,6 +191,21 @@ test("kafka broker: Fetch waits up to max_wait for min_bytes, and answers as soo
     body.int32();
     assert.ok(body.int32() > 61, "one record batch");
 
+    // One small batch is there, but less than min_bytes: held until max_wait, then answered with it.
+    started = Date.now();
+    body = await raw.request(ApiKey.Fetch, 4, fetchRequest(topic, 0, 300, 1 << 16));
+    assert.ok(Date.now() - started >= 280, "held for max_wait while under min_bytes");
+    body.int32();
+    body.int32();
+    body.string();
+    body.int32();
+    body.int32();
+    assert.equal(body.int16(), ErrorCode.NONE);
+    body.int64();
+    body.int64();
+    body.int32();
+    assert.ok(body.int32() > 61, "still answered with what there is");
+
     body = await raw.request(ApiKey.Fetch, 4, fetchRequest(topic, 5, 0, 1));
     body.int32();
     body.int32();
