@@ -8,6 +8,7 @@ import { Kafka, logLevel, Partitioners } from "kafkajs";
 import type { Consumer, EachMessagePayload } from "kafkajs";
 import { ApiKey, ErrorCode, KafkaTestBroker } from "../support/kafka/broker.ts";
 import { Writer } from "../support/kafka/codec.ts";
+import type { Reader } from "../support/kafka/codec.ts";
 import { RawKafkaClient } from "../support/kafka/raw-client.ts";
 import { eventually } from "../conformance/endpoint-contract.ts";
 
@@ -160,59 +161,56 @@ function fetchRequest(topic: string, offset: number, maxWait: number, minBytes: 
     .array([topic], (w, t) => w.string(t).array([0], (w) => w.int32(0).int64(offset).int32(1 << 20)));
 }
 
+/** The one partition of a Fetch v4 answer to `fetchRequest`. */
+function fetchAnswer(body: Reader) {
+  body.int32(); // throttle_time_ms
+  assert.equal(body.int32(), 1, "one topic");
+  const topic = body.string();
+  assert.equal(body.int32(), 1, "one partition");
+  const partition = body.int32();
+  const error = body.int16();
+  const highWatermark = body.int64();
+  body.int64(); // last_stable_offset
+  body.int32(); // aborted_transactions, always empty here
+  return { topic, partition, error, highWatermark, recordBytes: body.int32() };
+}
+
 test("kafka broker: Fetch waits up to max_wait for min_bytes, and answers as soon as data arrives", async () => {
   const topic = unique("wait");
   broker.createTopic(topic);
   const raw = await RawKafkaClient.connect(broker.port);
+  const fetch = async (offset: number, maxWait: number, minBytes: number) => {
+    const started = Date.now();
+    const answer = fetchAnswer(
+      await raw.request(ApiKey.Fetch, 4, fetchRequest(topic, offset, maxWait, minBytes)),
+    );
+    return { ...answer, took: Date.now() - started };
+  };
   try {
-    let started = Date.now();
-    let body = await raw.request(ApiKey.Fetch, 4, fetchRequest(topic, 0, 400, 1));
-    assert.ok(Date.now() - started >= 380, "an empty partition is held for max_wait");
-    body.int32();
-    assert.equal(body.int32(), 1);
-    assert.equal(body.string(), topic);
-    body.int32();
-    assert.equal(body.int32(), 0);
-    assert.equal(body.int16(), ErrorCode.NONE);
+    const empty = await fetch(0, 400, 1);
+    assert.ok(empty.took >= 380, "an empty partition is held for max_wait");
+    assert.deepEqual([empty.topic, empty.partition, empty.error, empty.recordBytes], [
+      topic,
+      0,
+      ErrorCode.NONE,
+      0,
+    ]);
 
-    started = Date.now();
-    const pending = raw.request(ApiKey.Fetch, 4, fetchRequest(topic, 0, 5000, 1));
+    const pending = fetch(0, 5000, 1);
     setTimeout(() => void produce(topic, [{ value: "late" }]), 200);
-    body = await pending;
-    assert.ok(Date.now() - started < 3000, "answered when the data came, not at max_wait");
-    body.int32();
-    body.int32();
-    body.string();
-    body.int32();
-    body.int32();
-    assert.equal(body.int16(), ErrorCode.NONE);
-    assert.equal(body.int64(), 1, "high watermark");
-    body.int64();
-    body.int32();
-    assert.ok(body.int32() > 61, "one record batch");
+    const late = await pending;
+    assert.ok(late.took < 3000, "answered when the data came, not at max_wait");
+    assert.equal(late.error, ErrorCode.NONE);
+    assert.equal(late.highWatermark, 1, "high watermark");
+    assert.ok(late.recordBytes > 61, "one record batch");
 
     // One small batch is there, but less than min_bytes: held until max_wait, then answered with it.
-    started = Date.now();
-    body = await raw.request(ApiKey.Fetch, 4, fetchRequest(topic, 0, 300, 1 << 16));
-    assert.ok(Date.now() - started >= 280, "held for max_wait while under min_bytes");
-    body.int32();
-    body.int32();
-    body.string();
-    body.int32();
-    body.int32();
-    assert.equal(body.int16(), ErrorCode.NONE);
-    body.int64();
-    body.int64();
-    body.int32();
-    assert.ok(body.int32() > 61, "still answered with what there is");
+    const under = await fetch(0, 300, 1 << 16);
+    assert.ok(under.took >= 280, "held for max_wait while under min_bytes");
+    assert.equal(under.error, ErrorCode.NONE);
+    assert.ok(under.recordBytes > 61, "still answered with what there is");
 
-    body = await raw.request(ApiKey.Fetch, 4, fetchRequest(topic, 5, 0, 1));
-    body.int32();
-    body.int32();
-    body.string();
-    body.int32();
-    body.int32();
-    assert.equal(body.int16(), ErrorCode.OFFSET_OUT_OF_RANGE);
+    assert.equal((await fetch(5, 0, 1)).error, ErrorCode.OFFSET_OUT_OF_RANGE);
   } finally {
     raw.close();
   }
