@@ -43,7 +43,7 @@ const RETENTION_MS = 24 * 60 * 60 * 1000;
 type Script = ReturnType<Redis["createScript"]>;
 
 export class RedisSessionStore implements SessionStore {
-  readonly prefix: string;
+  readonly #prefix: string;
   readonly #redis: Redis;
   readonly #index: string;
   readonly #leases: string;
@@ -57,9 +57,9 @@ export class RedisSessionStore implements SessionStore {
 
   constructor(options: RedisSessionStoreOptions) {
     this.#options = options;
-    this.prefix = options.keyPrefix ?? "mediation:session:";
-    this.#index = `${this.prefix}~deadlines`;
-    this.#leases = `${this.prefix}~leases`;
+    this.#prefix = options.keyPrefix ?? "mediation:session:";
+    this.#index = `${this.#prefix}~deadlines`;
+    this.#leases = `${this.#prefix}~leases`;
     const timeout = options.timeout ?? 3000;
     this.#redis = new Redis({
       url: options.url,
@@ -86,12 +86,12 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** The key holding a client's session. */
-  key(clientId: string): string {
-    return this.prefix + clientId;
+  #key(clientId: string): string {
+    return this.#prefix + clientId;
   }
 
   async get(clientId: string): Promise<Session | undefined> {
-    const fields = await this.#call(() => this.#scripts.get.exec([this.key(clientId)], [])) as
+    const fields = await this.#call(() => this.#scripts.get.exec([this.#key(clientId)], [])) as
       | string[]
       | null;
     if (!fields || fields.length === 0) return undefined;
@@ -174,7 +174,7 @@ export class RedisSessionStore implements SessionStore {
 
   async renew(leases: Lease[], leaseUntil: number, deadline: number): Promise<string[]> {
     if (leases.length === 0) return [];
-    const keys = [this.#index, this.#leases, ...leases.map((l) => this.key(l.clientId))];
+    const keys = [this.#index, this.#leases, ...leases.map((l) => this.#key(l.clientId))];
     const args = [String(leaseUntil), String(deadline), String(ttl(deadline, leaseUntil))];
     for (const { clientId, epoch } of leases) args.push(clientId, String(epoch));
     return await this.#call(() => this.#scripts.renew.exec(keys, args)) as string[];
@@ -210,7 +210,7 @@ export class RedisSessionStore implements SessionStore {
 
   #eval(script: Script, clientId: string, args: string[]): Promise<unknown> {
     return this.#call(() =>
-      script.exec([this.key(clientId), this.#index, this.#leases], [clientId, ...args])
+      script.exec([this.#key(clientId), this.#index, this.#leases], [clientId, ...args])
     );
   }
 
