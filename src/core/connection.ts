@@ -41,8 +41,8 @@ export class Connection {
   }
 
   /** Publishes `payload` to `endpoint`, binding the client to it first if this is its first event. */
-  publish(endpoint: string, payload: Uint8Array, signal?: AbortSignal): Promise<Receipt> {
-    return this.hub.publish(this, endpoint, payload, signal);
+  publish(endpoint: string, payload: Uint8Array): Promise<Receipt> {
+    return this.hub.publish(this, endpoint, payload);
   }
 
   /** Binds to `endpoint` without publishing. */

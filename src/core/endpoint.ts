@@ -52,21 +52,19 @@ export interface EndpointHealth {
 export interface Endpoint {
   readonly name: string;
   /** Connects the shared resources (producer pool); deliveries go to `handler`. */
-  start(handler: DeliveryHandler, signal?: AbortSignal): Promise<void>;
+  start(handler: DeliveryHandler): Promise<void>;
   /** Flushes producers and closes every connection, leaving broker-side client state intact. */
   stop(): Promise<void>;
   /**
    * Publishes one message for `clientId` on the shared producer path and resolves once the
    * broker confirmed it. `params` are the client's binding params (topic templates).
-   * Rejects with GatewayError: UPSTREAM_UNAVAILABLE when the broker cannot take it, BAD_FRAME
-   * when params do not make a valid destination.
+   * Rejects with GatewayError: UPSTREAM_UNAVAILABLE when the broker did not take it (safe to
+   * retry), OUTCOME_UNKNOWN when it was sent but not confirmed within the endpoint's publish
+   * timeout (a retry may duplicate it), BAD_FRAME when params do not make a valid destination.
+   * Every I/O method of an endpoint is bounded by its own configured timeouts (connect_timeout,
+   * publish_timeout), so none takes an AbortSignal.
    */
-  publish(
-    clientId: string,
-    message: OutboundMessage,
-    params: Record<string, string>,
-    signal?: AbortSignal,
-  ): Promise<Receipt>;
+  publish(clientId: string, message: OutboundMessage, params: Record<string, string>): Promise<Receipt>;
   health(): Promise<EndpointHealth>;
   /** Clients with a binding held by this node, suspended ones included (for /metrics). */
   bindingCount?(): number;
@@ -79,7 +77,7 @@ export interface Endpoint {
  */
 export interface LifecycleBinder {
   /** Creates the client's dedicated consumer/subscription and starts delivering. */
-  bindClient(clientId: string, params: Record<string, string>, signal?: AbortSignal): Promise<void>;
+  bindClient(clientId: string, params: Record<string, string>): Promise<void>;
   /**
    * The client disconnected: take its consumer offline without deleting broker-side state, so
    * the broker queues its messages (persistent session, committed offsets).
@@ -89,7 +87,7 @@ export interface LifecycleBinder {
    * Brings the consumer back (re-creating it from `params` after a restart); queued messages
    * flow in order. Also called after a `deliver` refusal once the connection can take more.
    */
-  resumeClient(clientId: string, params: Record<string, string>, signal?: AbortSignal): Promise<void>;
+  resumeClient(clientId: string, params: Record<string, string>): Promise<void>;
   /** Deletes everything for the client, broker-side state included. */
   unbindClient(clientId: string, params: Record<string, string>): Promise<void>;
 }

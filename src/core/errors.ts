@@ -8,23 +8,29 @@
 /** Codes carried by error frames and HTTP error bodies. */
 export type ErrorCode =
   | "BAD_FRAME"
+  | "BAD_REQUEST"
   | "BAD_CLIENT_ID"
   | "UNKNOWN_ENDPOINT"
   | "FORBIDDEN"
   | "TOO_LARGE"
   | "RATE_LIMITED"
   | "UPSTREAM_UNAVAILABLE"
+  | "OUTCOME_UNKNOWN"
+  | "TAKEN_OVER"
   | "STORE_UNAVAILABLE"
   | "INTERNAL";
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   BAD_FRAME: 400,
+  BAD_REQUEST: 400,
   BAD_CLIENT_ID: 400,
   UNKNOWN_ENDPOINT: 404,
   FORBIDDEN: 403,
   TOO_LARGE: 413,
   RATE_LIMITED: 429,
   UPSTREAM_UNAVAILABLE: 503,
+  OUTCOME_UNKNOWN: 504,
+  TAKEN_OVER: 409,
   STORE_UNAVAILABLE: 503,
   INTERNAL: 500,
 };
@@ -41,7 +47,7 @@ export class GatewayError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly temporary = code === "UPSTREAM_UNAVAILABLE" || code === "STORE_UNAVAILABLE" ||
-      code === "RATE_LIMITED",
+      code === "RATE_LIMITED" || code === "OUTCOME_UNKNOWN",
     options?: { cause?: unknown },
   ) {
     super(message, options);
@@ -79,6 +85,11 @@ export const CloseCode = {
   UNAUTHENTICATED: 4401,
   /** Session taken over by a newer connection with the same client ID: do not reconnect automatically. */
   TAKEN_OVER: 4409,
+  /**
+   * The session expired under a live connection (this node could not renew its lease for longer
+   * than the window, and the cleanup worker ended it): reconnect for a fresh session.
+   */
+  SESSION_EXPIRED: 4410,
   /** Session store unavailable: retry later. */
   STORE_UNAVAILABLE: 4503,
 } as const;

@@ -304,13 +304,12 @@ export class Hub implements DeliveryHandler {
     conn: Connection,
     name: string,
     payload: Uint8Array,
-    signal?: AbortSignal,
   ): Promise<Receipt> {
     this.#requireLive(conn);
     this.options.policy.checkPublish(conn.clientId, name, payload.length);
     const endpoint = this.#endpoint(name);
     if (isBindable(endpoint) && !conn.bound.has(name)) await this.#bind(conn, name, {});
-    const receipt = await endpoint.publish(conn.clientId, { payload }, conn.bound.get(name) ?? {}, signal);
+    const receipt = await endpoint.publish(conn.clientId, { payload }, conn.bound.get(name) ?? {});
     this.#messagesIn.inc({ endpoint: name });
     return receipt;
   }
@@ -324,11 +323,10 @@ export class Hub implements DeliveryHandler {
     name: string,
     payload: Uint8Array,
     params: Record<string, string> = {},
-    signal?: AbortSignal,
   ): Promise<Receipt> {
     this.options.policy.checkPublish(clientId, name, payload.length);
     this.options.policy.checkSubscribe(clientId, name, params);
-    const receipt = await this.#endpoint(name).publish(clientId, { payload }, params, signal);
+    const receipt = await this.#endpoint(name).publish(clientId, { payload }, params);
     this.#messagesIn.inc({ endpoint: name });
     return receipt;
   }
