@@ -4,11 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GatewayError } from "../../src/core/errors.ts";
+import type { GatewayError } from "../../src/core/errors.ts";
+import { memoryLogger } from "../../src/core/logger.ts";
 import { encodeText } from "../../src/core/payload.ts";
 import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
 import {
   brokerHasSession,
+  freePort,
   makeMqttEndpoint,
   namespace,
   outsideClient,
@@ -162,5 +164,50 @@ test("mqtt: broker restart: publishes fail fast while it is down, then everythin
   } finally {
     await endpoint.stop();
     await broker.stop();
+  }
+});
+
+test("mqtt: a bind or resume that cannot reach the broker leaves no binding behind", async () => {
+  const url = `mqtt://127.0.0.1:${await freePort()}`;
+  const endpoint = makeMqttEndpoint({
+    ns: namespace("nobind"),
+    url,
+    connectTimeout: 300,
+    producerPoolSize: 1,
+  });
+  await endpoint.start(new RecordingHandler());
+  try {
+    const unavailable = (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE";
+    await assert.rejects(endpoint.bindClient("c1", {}), unavailable);
+    assert.equal(endpoint.bindingCount(), 0, "a failed bind is not counted");
+    await assert.rejects(endpoint.resumeClient("c1", {}), unavailable);
+    assert.equal(endpoint.bindingCount(), 0, "a failed resume is not counted");
+  } finally {
+    await endpoint.stop();
+  }
+});
+
+test("mqtt: an unbind that cannot reach the broker says why in the debug log", async () => {
+  const url = `mqtt://127.0.0.1:${await freePort()}`;
+  const logger = memoryLogger();
+  const endpoint = makeMqttEndpoint({
+    ns: namespace("nounbind"),
+    url,
+    connectTimeout: 300,
+    producerPoolSize: 1,
+    logger,
+  });
+  await endpoint.start(new RecordingHandler());
+  try {
+    await assert.rejects(
+      endpoint.unbindClient("c1", {}),
+      (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE",
+    );
+    assert.ok(
+      logger.lines.some((l) => /^DEBUG \[MQTT\] sensors: ending the session of c1: .*ECONNREFUSED/.test(l)),
+      `a debug line naming the client and the cause, got ${JSON.stringify(logger.lines)}`,
+    );
+  } finally {
+    await endpoint.stop();
   }
 });

@@ -313,7 +313,11 @@ export class KafkaEndpoint implements BindableEndpoint {
       state.paused = true;
       release();
       this.#consumers.delete(clientId);
-      await consumer.disconnect().catch(() => {});
+      await consumer.disconnect().catch((e) =>
+        this.#options.logger.debug(
+          `[Kafka] ${this.name}: disconnecting the failed consumer of ${clientId}: ${(e as Error).message}`,
+        )
+      );
       throw this.#unavailable(`Kafka consumer for ${clientId} failed`, error);
     }
   }

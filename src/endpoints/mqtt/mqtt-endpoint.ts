@@ -159,7 +159,11 @@ export class MqttEndpoint implements BindableEndpoint {
         connectTimeout: this.#connectTimeout,
         properties: this.#options.protocolVersion === 4 ? undefined : { sessionExpiryInterval: 0 },
       });
-      client.on("error", () => {});
+      client.on(
+        "error",
+        (e) =>
+          this.#options.logger.debug(`[MQTT] ${this.name}: ending the session of ${clientId}: ${e.message}`),
+      );
       try {
         await connected(client, this.#connectTimeout);
       } catch (error) {
@@ -255,6 +259,8 @@ export class MqttEndpoint implements BindableEndpoint {
       if (subscribe) await client.subscribeAsync(consumer.topic, { qos });
     } catch (error) {
       this.#close(consumer);
+      // A consumer that never came up is no binding (bindingCount, /metrics); a newer one stays.
+      if (this.#consumers.get(clientId) === consumer) this.#consumers.delete(clientId);
       throw new GatewayError(
         "UPSTREAM_UNAVAILABLE",
         `MQTT consumer for ${clientId} failed: ${(error as Error).message}`,

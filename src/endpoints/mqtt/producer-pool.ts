@@ -45,6 +45,8 @@ export class ProducerPool {
     for (const client of this.#clients) {
       client.on("error", (e) => logger.debug(`[MQTT] Producer ${client.options.clientId}: ${e.message}`));
     }
+    // A connection not up yet is logged by its error handler above and counted just below; it
+    // keeps reconnecting, so start() goes on without it.
     await Promise.all(this.#clients.map((c) => connected(c, connectTimeout).catch(() => {})));
     const up = this.connectedCount;
     if (up < size) logger.warn(`[MQTT] ${up} of ${size} producer connections to ${url} are up; retrying`);
@@ -121,6 +123,7 @@ export async function endWithin(client: MqttClient, ms: number): Promise<void> {
       resolve();
     }, ms);
   });
+  // A graceful end that fails has nothing left to flush: the socket is closed by force instead.
   await Promise.race([client.endAsync(false).catch(() => client.end(true)), forced]);
   clearTimeout(timer);
 }
