@@ -8,10 +8,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { BindableEndpoint, DeliveryHandler, InboundMessage } from "../../src/core/endpoint.ts";
+import { memoryLogger } from "../../src/core/logger.ts";
+import type { Logger } from "../../src/core/logger.ts";
 
 export interface ContractHarness {
-  /** A new, unstarted endpoint instance on the same broker (called again to model a restart). */
-  make(): BindableEndpoint;
+  /**
+   * A new, unstarted endpoint instance on the same broker (called again to model a restart),
+   * logging to `logger` when one is given.
+   */
+  make(logger?: Logger): BindableEndpoint;
   /** Publishes `text` to `clientId`'s subscription from outside the gateway. */
   inject(clientId: string, text: string): Promise<void>;
   /** Whether the broker keeps a client's queue across an endpoint restart. */
@@ -27,13 +32,22 @@ export interface ContractHarness {
 export class RecordingHandler implements DeliveryHandler {
   received = new Map<string, string[]>();
   refusing = new Set<string>();
+  /** Payloads whose next delivery throws (once each), like a hub with a bug. */
+  throwOnce = new Set<string>();
+  /** Payloads whose delivery threw. */
+  thrown: string[] = [];
   /** Called after each accepted delivery, with how many that client has had. */
   onDelivered?: (clientId: string, count: number) => void;
 
   deliver(clientId: string, _endpoint: string, message: InboundMessage): boolean {
     if (this.refusing.has(clientId)) return false;
+    const text = new TextDecoder().decode(message.payload);
+    if (this.throwOnce.delete(text)) {
+      this.thrown.push(text);
+      throw new Error(`deliver broke on ${text}`);
+    }
     const list = this.received.get(clientId) ?? [];
-    list.push(new TextDecoder().decode(message.payload));
+    list.push(text);
     this.received.set(clientId, list);
     this.onDelivered?.(clientId, list.length);
     return true;
@@ -122,6 +136,36 @@ export function endpointContract(kind: string, setup: () => Promise<ContractHarn
       await endpoint.unbindClient(id, params);
     } finally {
       await done();
+    }
+  });
+
+  test(`${kind} contract: a deliver that throws is a refusal: logged, kept, delivered on resume`, async () => {
+    const harness = await setup();
+    const params = harness.params ?? {};
+    const logger = memoryLogger();
+    const handler = new RecordingHandler();
+    const endpoint = harness.make(logger);
+    await endpoint.start(handler);
+    const id = harness.clientId("throw");
+    try {
+      await endpoint.bindClient(id, params);
+      handler.throwOnce.add("t-3");
+      // For the memory endpoint, inject is a publish: it must still get its receipt.
+      for (const m of range("t", 5)) await harness.inject(id, m);
+      await eventually(() => handler.thrown.length === 1, "the delivery that throws");
+      assert.deepEqual(handler.of(id).slice(0, 2), ["t-1", "t-2"]);
+      assert.ok(
+        logger.lines.some((l) => l.startsWith("ERROR") && l.includes(id) && l.includes(endpoint.name)),
+        `an error line naming the client and the endpoint, got ${JSON.stringify(logger.lines)}`,
+      );
+      await endpoint.resumeClient(id, params);
+      await harness.inject(id, "after");
+      await eventually(() => handler.of(id).length >= 6, "the held messages and a live one");
+      assert.deepEqual(handler.of(id), [...range("t", 5), "after"], "nothing lost, nothing twice");
+      await endpoint.unbindClient(id, params);
+    } finally {
+      await endpoint.stop();
+      await harness.close?.();
     }
   });
 

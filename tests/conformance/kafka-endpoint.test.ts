@@ -22,7 +22,7 @@ after(async () => {
 
 endpointContract("kafka", () =>
   Promise.resolve({
-    make: () => makeKafkaEndpoint(kafka.brokers, { ns }),
+    make: (logger) => makeKafkaEndpoint(kafka.brokers, { ns, ...(logger && { logger }) }),
     inject: async (clientId, text) => {
       await producer.send({ topic: `${ns}.${clientId}.down`, messages: [{ key: clientId, value: text }] });
     },

@@ -2,16 +2,20 @@
  * The endpoint contract kit against the memory endpoint. Its bus lives in the process, so it is
  * not durable across a restart (a restarted node starts with an empty bus).
  */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { memoryLogger } from "../../src/core/logger.ts";
 import { encodeText } from "../../src/core/payload.ts";
 import { MemoryEndpoint } from "../../src/endpoints/memory/memory-endpoint.ts";
-import { endpointContract } from "./endpoint-contract.ts";
+import { endpointContract, RecordingHandler } from "./endpoint-contract.ts";
 
 endpointContract("memory", () => {
   let current: MemoryEndpoint | undefined;
   return Promise.resolve({
-    make() {
+    make(logger) {
       current = new MemoryEndpoint({
         name: "bus",
+        logger,
         publishTopic: "inbox/{clientId}",
         subscribeTopic: "inbox/{clientId}",
       });
@@ -24,4 +28,27 @@ endpointContract("memory", () => {
     durable: false,
     clientId: (label) => `${label}-${crypto.randomUUID()}`,
   });
+});
+
+test("memory: a deliver that throws for one subscriber fails no publish to the topic", async () => {
+  const logger = memoryLogger();
+  const endpoint = new MemoryEndpoint({ name: "chat", logger });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  await endpoint.bindClient("a", {});
+  await endpoint.bindClient("b", {});
+  handler.throwOnce.add("m2");
+  for (const m of ["m1", "m2", "m3"]) {
+    const receipt = await endpoint.publish("sender", { payload: encodeText(m) }, {});
+    assert.deepEqual(receipt, { meta: { topic: "chat" } });
+  }
+  // The throw hit whichever subscriber came first; the other one got everything.
+  const [broken, fine] = handler.of("a").length < 3 ? ["a", "b"] : ["b", "a"];
+  assert.deepEqual(handler.of(fine), ["m1", "m2", "m3"]);
+  assert.deepEqual(handler.of(broken), ["m1"]);
+  assert.equal(endpoint.queued(broken), 2, "held, not lost");
+  assert.ok(logger.lines.some((l) => /^ERROR \[Memory\] chat: delivering to [ab] failed/.test(l)));
+  await endpoint.resumeClient(broken, {});
+  assert.deepEqual(handler.of(broken), ["m1", "m2", "m3"]);
+  await endpoint.stop();
 });

@@ -18,7 +18,7 @@ after(async () => {
 
 endpointContract("mqtt", () =>
   Promise.resolve({
-    make: () => makeMqttEndpoint({ ns }),
+    make: (logger) => makeMqttEndpoint({ ns, ...(logger && { logger }) }),
     inject: async (clientId, text) => {
       await publisher.publishAsync(`${ns}/${clientId}/down`, text, { qos: 1 });
     },

@@ -18,6 +18,7 @@ import type {
   BindableEndpoint,
   DeliveryHandler,
   EndpointHealth,
+  InboundMessage,
   OutboundMessage,
   Receipt,
 } from "../../core/endpoint.ts";
@@ -249,9 +250,10 @@ export class KafkaEndpoint implements BindableEndpoint {
     let release = () => {};
     const positioned = new Promise<void>((resolve) => (release = resolve));
     // Another member joining this client's group means another node resumed the client.
-    consumer.on(consumer.events.REBALANCING, () => {
-      if (this.#consumers.get(clientId) === state) this.#handler?.consumerDropped?.(clientId, this.name);
-    });
+    consumer.on(consumer.events.REBALANCING, () =>
+      this.#guard(clientId, "reporting the rebalance", () => {
+        if (this.#consumers.get(clientId) === state) this.#handler?.consumerDropped?.(clientId, this.name);
+      }));
     // kafkajs restarts a consumer after retriable errors by itself; after any other it gives up,
     // and then a fresh consumer takes over from the committed offsets a little later.
     consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -279,12 +281,8 @@ export class KafkaEndpoint implements BindableEndpoint {
               offset: message.offset,
             };
             if (message.key) meta.key = message.key.toString();
-            const written = this.#handler?.deliver(clientId, this.name, {
-              // The Buffer is a Uint8Array already: handed over without a copy.
-              payload: message.value ?? EMPTY,
-              meta,
-            }) ?? false;
-            if (!written) {
+            // The Buffer is a Uint8Array already: handed over without a copy.
+            if (!this.#deliver(clientId, { payload: message.value ?? EMPTY, meta })) {
               // Not committed: the broker keeps it and everything after it for the next consumer.
               state.paused = true;
               break;
@@ -319,6 +317,31 @@ export class KafkaEndpoint implements BindableEndpoint {
         )
       );
       throw this.#unavailable(`Kafka consumer for ${clientId} failed`, error);
+    }
+  }
+
+  /**
+   * One hand-over to the hub. An exception is a refusal: kafkajs would otherwise retry the batch
+   * at once, with nobody told which client's delivery broke.
+   */
+  #deliver(clientId: string, message: InboundMessage): boolean {
+    try {
+      return this.#handler?.deliver(clientId, this.name, message) ?? false;
+    } catch (error) {
+      this.#options.logger.error(
+        `[Kafka] ${this.name}: delivering to ${clientId} failed; kept by the broker until resume`,
+        error,
+      );
+      return false;
+    }
+  }
+
+  /** Runs an event handler of kafkajs's, logging what it throws. */
+  #guard(clientId: string, what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#options.logger.error(`[Kafka] ${this.name}: ${what} for ${clientId} failed`, error);
     }
   }
 

@@ -143,11 +143,27 @@ export class MemoryEndpoint implements BindableEndpoint {
   /** Hands queued messages over in order until the queue is empty or the hub refuses one. */
   #drain(clientId: string, binding: Binding): void {
     while (binding.active && binding.queue.length > 0) {
-      if (!this.#handler!.deliver(clientId, this.name, binding.queue.peek()!)) {
+      if (!this.#deliver(clientId, binding.queue.peek()!)) {
         binding.active = false;
         return;
       }
       binding.queue.shift();
+    }
+  }
+
+  /**
+   * One hand-over to the hub. An exception is a refusal: #drain runs inside publish, so a throw
+   * would fail this publish and, the message staying at the head, every later one to the topic.
+   */
+  #deliver(clientId: string, message: InboundMessage): boolean {
+    try {
+      return this.#handler!.deliver(clientId, this.name, message);
+    } catch (error) {
+      this.#options.logger?.error(
+        `[Memory] ${this.name}: delivering to ${clientId} failed; held until it resumes`,
+        error,
+      );
+      return false;
     }
   }
 }

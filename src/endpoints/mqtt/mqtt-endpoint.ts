@@ -225,8 +225,16 @@ export class MqttEndpoint implements BindableEndpoint {
       customHandleAcks: (topic, payload, _packet, ack) => {
         // Not acked means the broker keeps it; the socket and everything after it wait for resume.
         if (consumer.paused || consumer.client !== client) return;
-        const written = this.#handler?.deliver(clientId, this.name, { payload, meta: { topic } }) ?? false;
-        if (written) return ack(0);
+        try {
+          const written = this.#handler?.deliver(clientId, this.name, { payload, meta: { topic } }) ?? false;
+          if (written) return ack(0);
+        } catch (error) {
+          // Thrown inside mqtt.js's packet handling, it would end the process: taken as a refusal.
+          this.#options.logger.error(
+            `[MQTT] ${this.name}: delivering to ${clientId} failed; kept by the broker until resume`,
+            error,
+          );
+        }
         consumer.paused = true;
         this.#close(consumer, false);
       },
@@ -236,23 +244,25 @@ export class MqttEndpoint implements BindableEndpoint {
     client.on("error", (e) => this.#options.logger.debug(`[MQTT] Consumer ${clientId}: ${e.message}`));
     let first = true;
     let up = false;
-    client.on("close", () => {
-      // Reported once per drop of a live connection, not per failed reconnect attempt.
-      if (!up || consumer.client !== client) return;
-      up = false;
-      this.#handler?.consumerDropped?.(clientId, this.name);
-    });
-    client.on("connect", (connack) => {
-      up = true;
-      const subscribing = subscribe && first;
-      first = false;
-      // A broker that lost the session (restart without persistence) needs the subscription again.
-      if (!connack.sessionPresent && !subscribing) {
-        client.subscribe(consumer.topic, { qos }, (e) => {
-          if (e) this.#options.logger.error(`[MQTT] Resubscribing ${clientId} failed`, e);
-        });
-      }
-    });
+    client.on("close", () =>
+      this.#guard(clientId, "reporting the dropped consumer", () => {
+        // Reported once per drop of a live connection, not per failed reconnect attempt.
+        if (!up || consumer.client !== client) return;
+        up = false;
+        this.#handler?.consumerDropped?.(clientId, this.name);
+      }));
+    client.on("connect", (connack) =>
+      this.#guard(clientId, "resubscribing", () => {
+        up = true;
+        const subscribing = subscribe && first;
+        first = false;
+        // A broker that lost the session (restart without persistence) needs the subscription again.
+        if (!connack.sessionPresent && !subscribing) {
+          client.subscribe(consumer.topic, { qos }, (e) => {
+            if (e) this.#options.logger.error(`[MQTT] Resubscribing ${clientId} failed`, e);
+          });
+        }
+      }));
     client.connect();
     try {
       await connected(client, this.#connectTimeout);
@@ -265,6 +275,15 @@ export class MqttEndpoint implements BindableEndpoint {
         "UPSTREAM_UNAVAILABLE",
         `MQTT consumer for ${clientId} failed: ${(error as Error).message}`,
       );
+    }
+  }
+
+  /** Runs an event handler of mqtt.js's: an exception thrown there would end the process. */
+  #guard(clientId: string, what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#options.logger.error(`[MQTT] ${this.name}: ${what} for ${clientId} failed`, error);
     }
   }
 
