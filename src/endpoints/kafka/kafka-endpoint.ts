@@ -8,25 +8,27 @@
  *
  * A new binding takes the topic's end (`latest`, default) or beginning (`earliest`) as its
  * position before it is confirmed, and commits it as soon as its consumer joined the group, so
- * everything produced after the bind is delivered, however long the group takes to form. Suspend disconnects the consumer (the offsets stay with the broker);
- * resume starts a new one from the committed offsets; unbind disconnects and deletes the group.
+ * everything produced after the bind is delivered, however long the group takes to form. Suspend
+ * disconnects the consumer (the offsets stay with the broker); resume starts a new one from the
+ * committed offsets; unbind disconnects and deletes the group. The consumers themselves are in
+ * client-consumers.ts, the publish lanes in producer.ts.
  */
 import { Buffer } from "node:buffer";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
-import type { Admin, Consumer, KafkaConfig, LogEntry, Producer, SASLOptions } from "kafkajs";
+import type { Admin, KafkaConfig, LogEntry, Producer, SASLOptions } from "kafkajs";
 import type {
   BindableEndpoint,
   DeliveryHandler,
   EndpointHealth,
-  InboundMessage,
   OutboundMessage,
   Receipt,
 } from "../../core/endpoint.ts";
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
-import { KeyedMutex } from "../../core/mutex.ts";
 import { expandTopic } from "../template.ts";
+import { ClientConsumers } from "./client-consumers.ts";
 import { KeyedProducer } from "./producer.ts";
+import { withTimeout } from "./timeout.ts";
 
 export interface KafkaEndpointOptions {
   name: string;
@@ -51,15 +53,7 @@ export interface KafkaEndpointOptions {
   logger: Logger;
 }
 
-interface ClientConsumer {
-  topic: string;
-  consumer: Consumer;
-  /** Set when a delivery was refused: nothing more is handed over or committed. */
-  paused: boolean;
-}
-
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
-const EMPTY = new Uint8Array(0);
 
 export class KafkaEndpoint implements BindableEndpoint {
   readonly name: string;
@@ -67,10 +61,8 @@ export class KafkaEndpoint implements BindableEndpoint {
   #kafka: Kafka;
   #producer: Producer;
   #admin: Admin;
-  #handler?: DeliveryHandler;
-  #consumers = new Map<string, ClientConsumer>();
+  #consumers: ClientConsumers;
   #publisher: KeyedProducer;
-  #locks = new KeyedMutex();
 
   constructor(options: KafkaEndpointOptions) {
     this.name = options.name;
@@ -99,6 +91,16 @@ export class KafkaEndpoint implements BindableEndpoint {
     });
     this.#publisher = new KeyedProducer(this.#producer, options.publishTimeout ?? 10_000);
     this.#admin = this.#kafka.admin();
+    this.#consumers = new ClientConsumers({
+      endpoint: options.name,
+      kafka: this.#kafka,
+      admin: this.#admin,
+      groupId: (clientId) => this.groupId(clientId),
+      startFrom: options.startFrom ?? "latest",
+      sessionTimeout: options.sessionTimeout ?? 30_000,
+      fetchMaxWait: options.fetchMaxWait ?? 500,
+      logger,
+    });
   }
 
   /** The consumer group of a gateway client. */
@@ -107,7 +109,7 @@ export class KafkaEndpoint implements BindableEndpoint {
   }
 
   async start(handler: DeliveryHandler): Promise<void> {
-    this.#handler = handler;
+    this.#consumers.deliverTo(handler);
     try {
       await Promise.all([this.#producer.connect(), this.#admin.connect()]);
     } catch (error) {
@@ -117,7 +119,7 @@ export class KafkaEndpoint implements BindableEndpoint {
 
   async stop(): Promise<void> {
     // Consumers leave their groups; the committed offsets stay, so clients resume elsewhere.
-    await Promise.all([...this.#consumers.keys()].map((id) => this.suspendClient(id)));
+    await Promise.all(this.#consumers.clientIds().map((id) => this.suspendClient(id)));
     await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()]);
   }
 
@@ -139,11 +141,11 @@ export class KafkaEndpoint implements BindableEndpoint {
   }
 
   bindClient(clientId: string, params: Record<string, string>): Promise<void> {
-    return this.#locks.run(clientId, async () => {
+    return this.#consumers.run(clientId, async () => {
       const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
       const existing = this.#consumers.get(clientId);
       if (existing && existing.topic === topic && !existing.paused) return;
-      if (existing) await this.#stopConsumer(clientId, existing);
+      if (existing) await this.#consumers.stop(clientId, existing);
       const start = await this.#startOffsets(this.groupId(clientId), topic);
       await this.#startConsumer(clientId, topic, start);
       this.#options.logger.info(
@@ -154,28 +156,27 @@ export class KafkaEndpoint implements BindableEndpoint {
 
   suspendClient(clientId: string): Promise<void> {
     // Nothing more is handed over from now on, even from a batch already being delivered.
-    const current = this.#consumers.get(clientId);
-    if (current) current.paused = true;
-    return this.#locks.run(clientId, async () => {
+    this.#consumers.pause(clientId);
+    return this.#consumers.run(clientId, async () => {
       const existing = this.#consumers.get(clientId);
-      if (existing) await this.#stopConsumer(clientId, existing);
+      if (existing) await this.#consumers.stop(clientId, existing);
     });
   }
 
   resumeClient(clientId: string, params: Record<string, string>): Promise<void> {
-    return this.#locks.run(clientId, async () => {
+    return this.#consumers.run(clientId, async () => {
       const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
       const existing = this.#consumers.get(clientId);
       if (existing && !existing.paused) return;
-      if (existing) await this.#stopConsumer(clientId, existing);
+      if (existing) await this.#consumers.stop(clientId, existing);
       await this.#startConsumer(clientId, topic);
     });
   }
 
   unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
-    return this.#locks.run(clientId, async () => {
+    return this.#consumers.run(clientId, async () => {
       const existing = this.#consumers.get(clientId);
-      if (existing) await this.#stopConsumer(clientId, existing);
+      if (existing) await this.#consumers.stop(clientId, existing);
       try {
         await this.#admin.deleteGroups([this.groupId(clientId)]);
       } catch (error) {
@@ -232,167 +233,12 @@ export class KafkaEndpoint implements BindableEndpoint {
     }
   }
 
-  /**
-   * Starts the client's consumer. With `start` (a new binding), it first joins the group, moves
-   * to those offsets and commits them, delivering nothing before; so what was produced after the
-   * bind is delivered, here or by a consumer on another node.
-   */
-  async #startConsumer(clientId: string, topic: string, start = new Map<number, string>()): Promise<void> {
-    const consumer = this.#kafka.consumer({
-      groupId: this.groupId(clientId),
-      sessionTimeout: this.#options.sessionTimeout ?? 30_000,
-      heartbeatInterval: Math.max(100, Math.floor((this.#options.sessionTimeout ?? 30_000) / 10)),
-      maxWaitTimeInMs: this.#options.fetchMaxWait ?? 500,
-      allowAutoTopicCreation: true,
-    });
-    const state: ClientConsumer = { topic, consumer, paused: false };
-    this.#consumers.set(clientId, state);
-    let release = () => {};
-    const positioned = new Promise<void>((resolve) => (release = resolve));
-    // Another member joining this client's group means another node resumed the client.
-    consumer.on(consumer.events.REBALANCING, () =>
-      this.#guard(clientId, "reporting the rebalance", () => {
-        if (this.#consumers.get(clientId) === state) this.#handler?.consumerDropped?.(clientId, this.name);
-      }));
-    // kafkajs restarts a consumer after retriable errors by itself; after any other it gives up,
-    // and then a fresh consumer takes over from the committed offsets a little later.
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (payload.restart || this.#consumers.get(clientId) !== state) return;
-      this.#options.logger.warn(
-        `[Kafka] Consumer of ${clientId} stopped (${payload.error.message}); restarting`,
-      );
-      setTimeout(() => void this.#restart(clientId, state), CRASH_RESTART_MS);
-    });
+  /** Starts the client's consumer (see ClientConsumers.start); UPSTREAM_UNAVAILABLE if it cannot. */
+  async #startConsumer(clientId: string, topic: string, start?: Map<number, string>): Promise<void> {
     try {
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: this.#options.startFrom === "earliest" });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
-          // Fetched before the new binding's position was set: stale once it is, not delivered.
-          await positioned;
-          let next: string | undefined;
-          for (const message of batch.messages) {
-            if (state.paused || !isRunning() || isStale()) break;
-            const meta: Record<string, string | number> = {
-              topic,
-              partition: batch.partition,
-              offset: message.offset,
-            };
-            if (message.key) meta.key = message.key.toString();
-            // The Buffer is a Uint8Array already: handed over without a copy.
-            if (!this.#deliver(clientId, { payload: message.value ?? EMPTY, meta })) {
-              // Not committed: the broker keeps it and everything after it for the next consumer.
-              state.paused = true;
-              break;
-            }
-            resolveOffset(message.offset);
-            next = (BigInt(message.offset) + 1n).toString();
-          }
-          if (next !== undefined) {
-            await consumer.commitOffsets([{ topic, partition: batch.partition, offset: next }]).catch((e) =>
-              this.#options.logger.warn(
-                `[Kafka] Commit for ${clientId} failed; those messages come again: ${e}`,
-              )
-            );
-          }
-          if (state.paused) {
-            // Offline until the hub resumes it; stopping waits for this batch, so not awaited here.
-            setTimeout(() => void this.#suspendIf(clientId, state), 0);
-          }
-        },
-      });
-      // `run` resolves once the consumer joined its group: a new binding takes its position now.
-      if (start.size > 0) await this.#position(clientId, consumer, topic, start);
-      release();
+      await this.#consumers.start(clientId, topic, start);
     } catch (error) {
-      // Nothing is delivered from a consumer that failed to start (or to take its position).
-      state.paused = true;
-      release();
-      this.#consumers.delete(clientId);
-      await consumer.disconnect().catch((e) =>
-        this.#options.logger.debug(
-          `[Kafka] ${this.name}: disconnecting the failed consumer of ${clientId}: ${(e as Error).message}`,
-        )
-      );
       throw this.#unavailable(`Kafka consumer for ${clientId} failed`, error);
-    }
-  }
-
-  /**
-   * One hand-over to the hub. An exception is a refusal: kafkajs would otherwise retry the batch
-   * at once, with nobody told which client's delivery broke.
-   */
-  #deliver(clientId: string, message: InboundMessage): boolean {
-    try {
-      return this.#handler?.deliver(clientId, this.name, message) ?? false;
-    } catch (error) {
-      this.#options.logger.error(
-        `[Kafka] ${this.name}: delivering to ${clientId} failed; kept by the broker until resume`,
-        error,
-      );
-      return false;
-    }
-  }
-
-  /** Runs an event handler of kafkajs's, logging what it throws. */
-  #guard(clientId: string, what: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.#options.logger.error(`[Kafka] ${this.name}: ${what} for ${clientId} failed`, error);
-    }
-  }
-
-  /** Moves a joined consumer to `start` and commits it, so any consumer of the group goes on from there. */
-  async #position(
-    clientId: string,
-    consumer: Consumer,
-    topic: string,
-    start: Map<number, string>,
-  ): Promise<void> {
-    for (const [partition, offset] of start) consumer.seek({ topic, partition, offset });
-    const offsets = [...start].map(([partition, offset]) => ({ topic, partition, offset }));
-    await consumer.commitOffsets(offsets);
-    // kafkajs skips a commit quietly when its consumer is not running (it failed to join).
-    const [committed] = await this.#admin.fetchOffsets({ groupId: this.groupId(clientId), topics: [topic] });
-    const stored = new Map(committed.partitions.map((p) => [p.partition, p.offset]));
-    if (offsets.some((o) => stored.get(o.partition) !== o.offset)) {
-      throw new Error(`the starting offsets of ${this.groupId(clientId)} did not commit`);
-    }
-  }
-
-  /** Replaces a crashed consumer, unless it was suspended or replaced meanwhile. */
-  #restart(clientId: string, state: ClientConsumer): Promise<void> {
-    return this.#locks.run(clientId, async () => {
-      if (this.#consumers.get(clientId) !== state || state.paused) return;
-      await this.#stopConsumer(clientId, state);
-      await this.#startConsumer(clientId, state.topic).catch((error) =>
-        this.#options.logger.error(
-          `[Kafka] Restarting the consumer of ${clientId} failed; resume it to retry`,
-          error,
-        )
-      );
-    });
-  }
-
-  /** Takes a refused consumer offline, unless the hub replaced it meanwhile. */
-  #suspendIf(clientId: string, state: ClientConsumer): Promise<void> {
-    return this.#locks.run(clientId, async () => {
-      if (this.#consumers.get(clientId) === state) await this.#stopConsumer(clientId, state);
-    });
-  }
-
-  async #stopConsumer(clientId: string, state: ClientConsumer): Promise<void> {
-    state.paused = true;
-    if (this.#consumers.get(clientId) === state) this.#consumers.delete(clientId);
-    try {
-      await withTimeout(state.consumer.disconnect(), (this.#options.fetchMaxWait ?? 500) + 10_000);
-    } catch (error) {
-      this.#options.logger.warn(
-        `[Kafka] Consumer of ${clientId} did not stop cleanly: ${(error as Error).message}`,
-      );
     }
   }
 
@@ -413,19 +259,7 @@ export class KafkaEndpoint implements BindableEndpoint {
 }
 
 const GROUP_ID_NOT_FOUND = 69;
-/** How long after a consumer gave up a fresh one starts, in ms. */
-const CRASH_RESTART_MS = 2000;
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
