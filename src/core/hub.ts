@@ -6,17 +6,21 @@
  * client's lock, so on one node they never interleave. Across nodes the session's epoch fences
  * them: each connect increments it, and every write is a compare-and-set on it.
  */
-import { Connection } from "./connection.ts";
+import type { Connection } from "./connection.ts";
 import { isBindable } from "./endpoint.ts";
 import type { DeliveryHandler, Endpoint, InboundMessage, Receipt } from "./endpoint.ts";
 import { CloseCode, GatewayError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Counter, Metrics } from "./metrics.ts";
+import { LiveConnection } from "./live-connection.ts";
+import type { ConnectionOps } from "./live-connection.ts";
 import { KeyedMutex } from "./mutex.ts";
 import type { Policy } from "./policy.ts";
 import type { Scheduler, TimerId } from "./scheduler.ts";
-import type { Session, SessionStore, Subscription } from "./session.ts";
-import type { DeliverySink } from "./sink.ts";
+import { preparePayload, toBase64 } from "./payload.ts";
+import type { PreparedPayload } from "./payload.ts";
+import type { LostLease, Session, SessionStore, Subscription } from "./session.ts";
+import type { Delivery, DeliverySink } from "./sink.ts";
 
 export interface HubOptions {
   store: SessionStore;
@@ -39,6 +43,8 @@ export interface HubOptions {
   claimTtl?: number;
   /** How often a back-pressured connection is checked for having drained, in ms. */
   drainInterval?: number;
+  /** Deepest nesting of a delivered JSON payload spliced into frames as JSON; deeper goes as text. */
+  maxJsonDepth: number;
 }
 
 const CONNECT_ATTEMPTS = 5;
@@ -48,7 +54,7 @@ const RENEW_BATCH = 1000;
 export class Hub implements DeliveryHandler {
   readonly endpoints: ReadonlyMap<string, Endpoint>;
   readonly options: HubOptions;
-  #live = new Map<string, Connection>();
+  #live = new Map<string, LiveConnection>();
   #locks = new KeyedMutex();
   #stopping = false;
   #renewal?: TimerId;
@@ -56,6 +62,15 @@ export class Hub implements DeliveryHandler {
   #messagesIn: Counter;
   #messagesOut: Counter;
   #errors: Counter;
+  /** One payload fanned out to many clients is prepared once (keyed by its bytes). */
+  #prepared = new WeakMap<Uint8Array, PreparedPayload>();
+  readonly #ops: ConnectionOps = {
+    open: (conn, sink) => this.#open(conn, sink),
+    publish: (conn, name, payload) => this.#publish(conn, name, payload),
+    subscribe: (conn, name, params) => this.#subscribe(conn, name, params),
+    unsubscribe: (conn, name) => this.#unsubscribe(conn, name),
+    close: (conn) => this.#disconnect(conn),
+  };
 
   constructor(options: HubOptions) {
     this.options = options;
@@ -85,23 +100,19 @@ export class Hub implements DeliveryHandler {
 
   /**
    * Renews the lease of every session this node holds connected, in batches of one store round
-   * trip each. A session that moved on (another node took the client over) loses its connection
-   * here: closed with 4409, its consumers released. Store failures are logged; the leases run on
-   * until the next renewal.
+   * trip each. A session that moved on loses its connection here: closed with 4409 when another
+   * connection took it over, with 4410 when it expired (the cleanup worker is ending it), its
+   * consumers released. Store failures are logged; the leases run on until the next renewal.
+   * Never called under a client's lock: releasing takes it.
    */
   async renewLeases(): Promise<void> {
-    const { store, scheduler, lease, reconnectionWindow, logger } = this.options;
+    const { logger } = this.options;
     const conns = [...this.#live.values()];
     for (let i = 0; i < conns.length; i += RENEW_BATCH) {
       const batch = conns.slice(i, i + RENEW_BATCH);
-      const leaseUntil = scheduler.now() + lease;
-      let lost: string[];
+      let lost: LostLease[];
       try {
-        lost = await store.renew(
-          batch.map((c) => ({ clientId: c.clientId, epoch: c.epoch })),
-          leaseUntil,
-          leaseUntil + reconnectionWindow,
-        );
+        lost = await this.#renew(batch);
       } catch (error) {
         logger.warn(
           `[Session] Lease renewal failed; connections keep flowing: ${GatewayError.from(error).message}`,
@@ -109,8 +120,21 @@ export class Hub implements DeliveryHandler {
         return;
       }
       const epochs = new Map(batch.map((c) => [c.clientId, c.epoch]));
-      for (const id of lost) await this.#release(id, epochs.get(id)!);
+      for (const { clientId, reason } of lost) {
+        await this.#locks.run(clientId, () => this.#release(clientId, epochs.get(clientId)!, reason));
+      }
     }
+  }
+
+  #renew(conns: LiveConnection[]): Promise<LostLease[]> {
+    const { store, scheduler, lease, reconnectionWindow } = this.options;
+    const now = scheduler.now();
+    return store.renew(
+      conns.map((c) => ({ clientId: c.clientId, epoch: c.epoch })),
+      now,
+      now + lease,
+      now + lease + reconnectionWindow,
+    );
   }
 
   /** DeliveryHandler: a consumer dropped; if another node took the client over, let go of it. */
@@ -118,7 +142,8 @@ export class Hub implements DeliveryHandler {
     const conn = this.#live.get(clientId);
     if (!conn) return;
     this.options.store.get(clientId).then((session) => {
-      if (!session || session.epoch !== conn.epoch) return this.#release(clientId, conn.epoch);
+      if (session && session.epoch === conn.epoch) return;
+      return this.#locks.run(clientId, () => this.#release(clientId, conn.epoch, session ? "taken" : "expired"));
     }).catch((error) =>
       this.options.logger.warn(
         `[Session] Ownership check of ${clientId} failed: ${GatewayError.from(error).message}`,
@@ -127,21 +152,23 @@ export class Hub implements DeliveryHandler {
   }
 
   /**
-   * Another connection (on another node) owns the session now: close ours with 4409 and take its
-   * consumers offline, touching neither the store nor broker-side state, which are the new
-   * owner's.
+   * The session moved on without this node (taken over elsewhere, or expired): close our
+   * connection and take its consumers offline, touching neither the store nor broker-side state,
+   * which are the new owner's or the cleanup's. Runs under the client's lock.
    */
-  #release(clientId: string, epoch: number): Promise<void> {
-    return this.#locks.run(clientId, async () => {
-      const conn = this.#live.get(clientId);
-      if (!conn || conn.epoch !== epoch) return;
-      conn.state = "closed";
-      this.#clearTimer(conn);
-      this.#live.delete(clientId);
+  async #release(clientId: string, epoch: number, reason: LostLease["reason"]): Promise<void> {
+    const conn = this.#live.get(clientId);
+    if (!conn || conn.epoch !== epoch) return;
+    this.#forget(conn);
+    if (reason === "taken") {
       conn.sink?.close(CloseCode.TAKEN_OVER, "session taken over by a newer connection");
-      await this.#suspendAll(conn);
-      this.options.logger.info(`[Session] Client ${clientId} taken over elsewhere; connection released`);
-    });
+    } else {
+      conn.sink?.close(CloseCode.SESSION_EXPIRED, "session expired; reconnect for a fresh one");
+    }
+    await this.#suspendAll(conn);
+    this.options.logger.info(
+      `[Session] Client ${clientId} ${reason === "taken" ? "taken over elsewhere" : "expired"}; connection released`,
+    );
   }
 
   /** Names of the configured endpoints, in configuration order. */
@@ -159,15 +186,25 @@ export class Hub implements DeliveryHandler {
     this.#errors.inc({ code: error.code });
   }
 
+  /** The endpoint named `name`; throws UNKNOWN_ENDPOINT (the one place that says so). */
+  endpoint(name: string): Endpoint {
+    const endpoint = this.endpoints.get(name);
+    if (!endpoint) throw new GatewayError("UNKNOWN_ENDPOINT", `no endpoint named "${name}"`);
+    return endpoint;
+  }
+
   /**
    * Takes the session for `clientId`: resumes it within its window, starts fresh after it,
    * creates it if there is none, and takes it over from an older connection (closed with 4409).
-   * The connection receives nothing until `open` attaches its socket.
+   * The connection receives nothing until `open` attaches its socket. `endpoints` limits what it
+   * carries (an SSE stream's own); undefined carries every endpoint.
    */
-  connect(clientId: string, transport: string): Promise<Connection> {
+  connect(clientId: string, transport: string, endpoints?: Iterable<string>): Promise<Connection> {
     if (this.#stopping) {
       return Promise.reject(new GatewayError("UPSTREAM_UNAVAILABLE", "gateway is shutting down"));
     }
+    const carried = endpoints === undefined ? undefined : new Set(endpoints);
+    for (const name of carried ?? []) this.endpoint(name);
     return this.#locks.run(clientId, async () => {
       const { store, scheduler, lease, reconnectionWindow, nodeId } = this.options;
       let lastEpoch = 0;
@@ -184,7 +221,7 @@ export class Hub implements DeliveryHandler {
           freshEpoch: Math.max(lastEpoch + 1, now),
         });
         if (taken.outcome !== "expired") {
-          return this.#attach(taken.session, taken.outcome === "resumed", transport);
+          return this.#attach(taken.session, taken.outcome === "resumed", transport, carried);
         }
         // Past its window: cleaned up first, claimed like the cleanup worker does, so the two
         // never unbind one session at once.
@@ -198,27 +235,33 @@ export class Hub implements DeliveryHandler {
     });
   }
 
-  #attach(session: Session, resumed: boolean, transport: string): Connection {
+  #attach(
+    session: Session,
+    resumed: boolean,
+    transport: string,
+    carried: ReadonlySet<string> | undefined,
+  ): LiveConnection {
     const { clientId } = session;
     const older = this.#live.get(clientId);
     if (older) {
-      // Same node: the consumers stay bound and simply deliver to the newer connection.
-      older.state = "closed";
-      this.#clearTimer(older);
+      // Same node: the consumers stay bound and deliver to the newer connection (those it does
+      // not carry are suspended when it opens).
+      this.#forget(older);
       older.sink?.close(CloseCode.TAKEN_OVER, "session taken over by a newer connection");
       this.options.logger.info(`[Session] Client ${clientId} taken over by a newer connection`);
     }
-    const conn = new Connection(
-      this,
+    const conn = new LiveConnection(
+      this.#ops,
       clientId,
       session.epoch,
       resumed,
       transport,
+      carried,
       session.subscriptions.map((s) => [s.endpoint, s.params]),
     );
     this.#live.set(clientId, conn);
-    conn.timer = this.options.scheduler.setTimeout(() => {
-      if (conn.state === "pending") void this.disconnect(conn);
+    conn.openTimer = this.options.scheduler.setTimeout(() => {
+      if (conn.state === "pending") void this.#disconnect(conn);
     }, this.options.openTimeout ?? 10_000);
     this.options.logger.debug(
       `[Session] Client ${clientId} ${resumed ? "resumed" : "created"} (epoch ${session.epoch})`,
@@ -226,14 +269,20 @@ export class Hub implements DeliveryHandler {
     return conn;
   }
 
-  /** See `Connection.open`. */
-  open(conn: Connection, sink: DeliverySink): Promise<GatewayError[]> {
+  /** Closes a connection's books on this node: no more deliveries, no timers. */
+  #forget(conn: LiveConnection): void {
+    conn.state = "closed";
+    this.#clearTimers(conn);
+    if (this.#live.get(conn.clientId) === conn) this.#live.delete(conn.clientId);
+  }
+
+  #open(conn: LiveConnection, sink: DeliverySink): Promise<GatewayError[]> {
     return this.#locks.run(conn.clientId, async () => {
       if (conn.state !== "pending") {
         sink.close(CloseCode.TAKEN_OVER, "session taken over by a newer connection");
         return [];
       }
-      this.#clearTimer(conn);
+      this.#clearTimers(conn);
       conn.sink = sink;
       conn.state = "open";
       const failures: GatewayError[] = [];
@@ -241,7 +290,9 @@ export class Hub implements DeliveryHandler {
         const endpoint = this.endpoints.get(name);
         if (!endpoint || !isBindable(endpoint)) continue;
         try {
-          await endpoint.resumeClient(conn.clientId, params);
+          // What this connection does not carry stays queued with its broker.
+          if (conn.carries(name)) await endpoint.resumeClient(conn.clientId, params);
+          else await endpoint.suspendClient(conn.clientId);
         } catch (error) {
           const e = GatewayError.from(error, "UPSTREAM_UNAVAILABLE");
           this.options.logger.error(`[Session] Resume of ${conn.clientId} on ${name} failed`, e);
@@ -252,20 +303,28 @@ export class Hub implements DeliveryHandler {
     });
   }
 
-  /** DeliveryHandler: writes an endpoint's message to the client's live connection, if any. */
+  /**
+   * DeliveryHandler: writes an endpoint's message to the client's live connection, if any, and
+   * if that connection carries the endpoint. Never throws: whatever the payload, it is formatted
+   * in linear time, and a sink that fails is answered "not written" (the broker keeps it).
+   */
   deliver(clientId: string, endpoint: string, message: InboundMessage): boolean {
     const conn = this.#live.get(clientId);
-    if (!conn || conn.state !== "open" || !conn.sink) return false;
+    if (!conn || conn.state !== "open" || !conn.sink || !conn.carries(endpoint)) return false;
     const sequence = (conn.sequences.get(endpoint) ?? 0) + 1;
-    const written = conn.sink.deliver({
+    const delivery: Delivery = {
       endpoint,
       id: `${conn.epoch}.${sequence}`,
       payload: message.payload,
+      prepared: this.#prepare(message.payload),
       meta: message.meta,
-    });
+    };
+    const written = this.#write(conn, conn.sink, delivery);
     if (!written) {
-      conn.blocked.add(endpoint);
-      this.#watchDrain(conn);
+      if (conn.state === "open") {
+        conn.blocked.add(endpoint);
+        this.#watchDrain(conn);
+      }
       return false;
     }
     conn.sequences.set(endpoint, sequence);
@@ -273,14 +332,54 @@ export class Hub implements DeliveryHandler {
     return true;
   }
 
+  #prepare(payload: Uint8Array): PreparedPayload {
+    let prepared = this.#prepared.get(payload);
+    if (!prepared) {
+      prepared = preparePayload(payload, this.options.maxJsonDepth);
+      this.#prepared.set(payload, prepared);
+    }
+    return prepared;
+  }
+
+  /**
+   * One write to a sink. A sink that throws gets the message once more as base64 (the form
+   * nothing can go wrong with); if that throws too, the socket is broken: it is closed (1011),
+   * and the message stays with the broker.
+   */
+  #write(conn: LiveConnection, sink: DeliverySink, delivery: Delivery): boolean {
+    try {
+      return sink.deliver(delivery);
+    } catch (error) {
+      this.options.logger.error(
+        `[Delivery] Writing to ${conn.clientId} from ${delivery.endpoint} failed; sending it as base64`,
+        error,
+      );
+    }
+    try {
+      return sink.deliver({
+        ...delivery,
+        prepared: { json: `"${toBase64(delivery.payload)}"`, encoding: "base64" },
+      });
+    } catch (error) {
+      this.options.logger.error(`[Delivery] Connection of ${conn.clientId} cannot be written; closing it`, error);
+      try {
+        sink.close(CloseCode.INTERNAL_ERROR, "internal error");
+      } catch {
+        // A sink that cannot write may not close either; its socket's own close ends the session.
+      }
+      return false;
+    }
+  }
+
   /** Polls a back-pressured connection; once it drains, the refused consumers resume. */
-  #watchDrain(conn: Connection): void {
-    if (conn.timer !== undefined) return;
+  #watchDrain(conn: LiveConnection): void {
+    if (conn.drainTimer !== undefined) return;
     const { scheduler } = this.options;
-    conn.timer = scheduler.setInterval(() => {
-      if (conn.state !== "open") return this.#clearTimer(conn);
+    conn.drainTimer = scheduler.setInterval(() => {
+      if (conn.state !== "open") return this.#clearTimers(conn);
       if (!conn.sink?.writable()) return;
-      this.#clearTimer(conn);
+      scheduler.clear(conn.drainTimer!);
+      conn.drainTimer = undefined;
       const endpoints = [...conn.blocked];
       conn.blocked.clear();
       for (const name of endpoints) {
@@ -294,20 +393,17 @@ export class Hub implements DeliveryHandler {
     }, this.options.drainInterval ?? 20);
   }
 
-  #clearTimer(conn: Connection): void {
-    if (conn.timer !== undefined) this.options.scheduler.clear(conn.timer);
-    conn.timer = undefined;
+  #clearTimers(conn: LiveConnection): void {
+    const { scheduler } = this.options;
+    if (conn.openTimer !== undefined) scheduler.clear(conn.openTimer);
+    if (conn.drainTimer !== undefined) scheduler.clear(conn.drainTimer);
+    conn.openTimer = conn.drainTimer = undefined;
   }
 
-  /** See `Connection.publish`. */
-  async publish(
-    conn: Connection,
-    name: string,
-    payload: Uint8Array,
-  ): Promise<Receipt> {
+  async #publish(conn: LiveConnection, name: string, payload: Uint8Array): Promise<Receipt> {
     this.#requireLive(conn);
+    const endpoint = this.endpoint(name);
     this.options.policy.checkPublish(conn.clientId, name, payload.length);
-    const endpoint = this.#endpoint(name);
     if (isBindable(endpoint) && !conn.bound.has(name)) await this.#bind(conn, name, {});
     const receipt = await endpoint.publish(conn.clientId, { payload }, conn.bound.get(name) ?? {});
     this.#messagesIn.inc({ endpoint: name });
@@ -324,18 +420,18 @@ export class Hub implements DeliveryHandler {
     payload: Uint8Array,
     params: Record<string, string> = {},
   ): Promise<Receipt> {
+    const endpoint = this.endpoint(name);
     this.options.policy.checkPublish(clientId, name, payload.length);
     this.options.policy.checkSubscribe(clientId, name, params);
-    const receipt = await this.#endpoint(name).publish(clientId, { payload }, params);
+    const receipt = await endpoint.publish(clientId, { payload }, params);
     this.#messagesIn.inc({ endpoint: name });
     return receipt;
   }
 
-  /** See `Connection.subscribe`. */
-  async subscribe(conn: Connection, name: string, params: Record<string, string>): Promise<void> {
+  async #subscribe(conn: LiveConnection, name: string, params: Record<string, string>): Promise<void> {
     this.#requireLive(conn);
+    const endpoint = this.endpoint(name);
     this.options.policy.checkSubscribe(conn.clientId, name, params);
-    const endpoint = this.#endpoint(name);
     if (!isBindable(endpoint)) {
       throw new GatewayError("BAD_FRAME", `endpoint "${name}" does not deliver to clients`);
     }
@@ -347,19 +443,20 @@ export class Hub implements DeliveryHandler {
   }
 
   /** Binds once per client-endpoint pair; concurrent callers share the same bind. */
-  #bind(conn: Connection, name: string, params: Record<string, string>): Promise<void> {
+  #bind(conn: LiveConnection, name: string, params: Record<string, string>): Promise<void> {
     const pending = conn.binding.get(name);
     if (pending) return pending;
     const bind = this.#locks.run(conn.clientId, async () => {
-      this.#requireLive(conn);
+      this.#requireOwner(conn);
       if (conn.bound.has(name)) return;
-      const endpoint = this.#endpoint(name);
+      const endpoint = this.endpoint(name);
       if (!isBindable(endpoint)) return;
       this.options.logger.info(
         `[Binding] Creating endpoint binding: client=${conn.clientId} endpoint=${name}`,
       );
-      // Recorded before binding: a crash in between leaves a record whose (idempotent) unbind
-      // cleans up; the other order would leak broker resources nothing knows about.
+      // Recorded before binding (an epoch-checked write, so only the session's owner gets past
+      // it): a crash in between leaves a record whose (idempotent) unbind cleans up; the other
+      // order would leak broker resources nothing knows about.
       await this.#setSubscription(conn, name, {
         endpoint: name,
         params,
@@ -372,13 +469,21 @@ export class Hub implements DeliveryHandler {
     return bind;
   }
 
-  /** See `Connection.unsubscribe`. */
-  unsubscribe(conn: Connection, name: string): Promise<void> {
+  /**
+   * Unbinds now, fenced like a bind: under the client's lock, only if this connection is still
+   * the live one here, and only after an epoch-checked store write shows it still owns the
+   * session (another node may have taken it over); then the broker state goes, then the record.
+   * A stale connection's unsubscribe fails with FORBIDDEN and touches nothing.
+   */
+  async #unsubscribe(conn: LiveConnection, name: string): Promise<void> {
     this.#requireLive(conn);
-    const endpoint = this.#endpoint(name);
-    return this.#locks.run(conn.clientId, async () => {
+    const endpoint = this.endpoint(name);
+    await this.#locks.run(conn.clientId, async () => {
+      this.#requireOwner(conn);
       const params = conn.bound.get(name);
       if (!params || !isBindable(endpoint)) return;
+      const subscription = { endpoint: name, params, boundAt: this.options.scheduler.now() };
+      await this.#setSubscription(conn, name, subscription);
       await endpoint.unbindClient(conn.clientId, params);
       conn.bound.delete(name);
       conn.blocked.delete(name);
@@ -390,7 +495,7 @@ export class Hub implements DeliveryHandler {
   }
 
   async #setSubscription(
-    conn: Connection,
+    conn: LiveConnection,
     name: string,
     subscription: Subscription | undefined,
   ): Promise<void> {
@@ -404,13 +509,12 @@ export class Hub implements DeliveryHandler {
    * deadline and suspend its consumers so the brokers queue. A connection superseded by a
    * newer one on this node changes nothing: the newer one owns the session and the consumers.
    */
-  disconnect(conn: Connection): Promise<void> {
+  #disconnect(conn: LiveConnection): Promise<void> {
     return this.#locks.run(conn.clientId, async () => {
       if (conn.state === "closed") return;
-      conn.state = "closed";
-      this.#clearTimer(conn);
-      if (this.#live.get(conn.clientId) !== conn) return;
-      this.#live.delete(conn.clientId);
+      const owner = this.#live.get(conn.clientId) === conn;
+      this.#forget(conn);
+      if (!owner) return;
       const { store, scheduler, reconnectionWindow, logger } = this.options;
       try {
         const now = scheduler.now();
@@ -424,7 +528,7 @@ export class Hub implements DeliveryHandler {
     });
   }
 
-  async #suspendAll(conn: Connection): Promise<void> {
+  async #suspendAll(conn: LiveConnection): Promise<void> {
     for (const name of conn.bound.keys()) {
       const endpoint = this.endpoints.get(name);
       if (!endpoint || !isBindable(endpoint)) continue;
@@ -438,21 +542,25 @@ export class Hub implements DeliveryHandler {
 
   /**
    * Cleanup of one expired session: claims it (one node wins), unbinds every subscription,
-   * deletes it. Resolves whether this call cleaned it up.
+   * deletes it. Resolves whether this call cleaned it up. A session live on this node is renewed
+   * first (its lease lapsed while the store was out of reach); only if that renewal is refused
+   * does the connection let go and the cleanup go on. Nothing here waits on the client's lock
+   * while holding it.
    */
   expire(clientId: string): Promise<boolean> {
     return this.#locks.run(clientId, async () => {
-      const { store, scheduler } = this.options;
+      const { store, scheduler, logger } = this.options;
+      const live = this.#live.get(clientId);
+      if (live) {
+        const [lost] = await this.#renew([live]);
+        if (!lost) {
+          logger.warn(`[CleanupWorker] Client ${clientId} is live on this node; lease renewed`);
+          return false;
+        }
+        await this.#release(clientId, live.epoch, lost.reason);
+      }
       const claimed = await store.claimExpired(clientId, scheduler.now(), this.options.claimTtl ?? 60_000);
       if (!claimed) return false;
-      const live = this.#live.get(clientId);
-      if (live?.epoch === claimed.epoch) {
-        // Ours and live: the lease lapsed while the store was out of reach. Renewed, it is no
-        // longer expired, so the claim is moot.
-        this.options.logger.warn(`[CleanupWorker] Client ${clientId} is live on this node; lease renewed`);
-        await this.renewLeases();
-        return false;
-      }
       return await this.#expireSession(claimed, "[CleanupWorker]");
     });
   }
@@ -492,18 +600,20 @@ export class Hub implements DeliveryHandler {
     for (const conn of connections) {
       conn.sink?.close(CloseCode.GOING_AWAY, "server shutting down");
     }
-    await Promise.all(connections.map((conn) => this.disconnect(conn)));
+    await Promise.all(connections.map((conn) => this.#disconnect(conn)));
   }
 
   /** A closed or superseded connection acts no more: its session belongs to someone else. */
-  #requireLive(conn: Connection): void {
+  #requireLive(conn: LiveConnection): void {
     if (conn.state === "closed") throw new GatewayError("FORBIDDEN", "connection is closed");
   }
 
-  #endpoint(name: string): Endpoint {
-    const endpoint = this.endpoints.get(name);
-    if (!endpoint) throw new GatewayError("UNKNOWN_ENDPOINT", `no endpoint named "${name}"`);
-    return endpoint;
+  /** Under the client's lock: this connection still holds the session on this node. */
+  #requireOwner(conn: LiveConnection): void {
+    this.#requireLive(conn);
+    if (this.#live.get(conn.clientId) !== conn) {
+      throw new GatewayError("FORBIDDEN", "session was taken over by a newer connection");
+    }
   }
 }
 

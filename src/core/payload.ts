@@ -1,9 +1,11 @@
 /**
  * Payload mapping between wire frames and broker bytes (DESIGN.md section 7).
  *
- * Publishing `data` sends `JSON.stringify(data)`. A broker payload that parses as JSON is
- * delivered as that value, other UTF-8 as a string, other bytes as base64.
+ * Publishing `data` sends `JSON.stringify(data)`. A broker payload that is JSON (nested no deeper
+ * than the bound) is delivered as that value, other UTF-8 (deeper JSON included) as a string,
+ * other bytes as base64.
  */
+import { scanJson } from "./json-scan.ts";
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -34,7 +36,31 @@ export function decodeText(bytes: Uint8Array): string | undefined {
   }
 }
 
-/** How a broker payload is presented to a client. */
+/**
+ * A broker payload made ready for every client it goes to, once: the JSON text of a frame's
+ * `data` and the payload as text where it is UTF-8.
+ */
+export interface PreparedPayload {
+  /** The `data` value as JSON text: the payload itself when it is JSON, else a JSON string. */
+  readonly json: string;
+  /** Set when `json` is the base64 of a payload that is not UTF-8. */
+  readonly encoding?: "base64";
+  /** The payload as text, when it is UTF-8 (what raw sockets and SSE send as is). */
+  readonly text?: string;
+}
+
+/**
+ * Prepares a payload for delivery in linear time and constant stack, whatever it holds: JSON
+ * within `maxDepth` is spliced into frames as it is (never re-serialized), deeper JSON and other
+ * UTF-8 go as a JSON string of the text, other bytes as base64. Never throws.
+ */
+export function preparePayload(bytes: Uint8Array, maxDepth: number): PreparedPayload {
+  const text = decodeText(bytes);
+  if (text === undefined) return { json: `"${toBase64(bytes)}"`, encoding: "base64" };
+  return { json: scanJson(text, maxDepth) === "json" ? text : JSON.stringify(text), text };
+}
+
+/** How a broker payload is presented to a client (tests read deliveries with it). */
 export function decodePayload(bytes: Uint8Array): DecodedPayload {
   const text = decodeText(bytes);
   if (text === undefined) return { data: toBase64(bytes), encoding: "base64" };

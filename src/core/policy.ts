@@ -7,11 +7,11 @@ import type { ClientFrame } from "./protocol.ts";
 export interface Policy {
   /**
    * Parses and validates one multiplexed WebSocket text frame.
-   * Throws TOO_LARGE past the size limit, BAD_FRAME for anything malformed.
+   * Throws TOO_LARGE past the size limit, BAD_FRAME for anything malformed or nested too deep.
    */
   parseFrame(text: string): ClientFrame;
-  /** Checks a publish of `bytes` payload bytes: UNKNOWN_ENDPOINT, TOO_LARGE, FORBIDDEN. */
+  /** Checks a publish of `bytes` payload bytes to a configured endpoint: TOO_LARGE, FORBIDDEN. */
   checkPublish(clientId: string, endpoint: string, bytes: number): void;
-  /** Checks a subscription: UNKNOWN_ENDPOINT, FORBIDDEN, BAD_FRAME for bad params. */
+  /** Checks a subscription to a configured endpoint: FORBIDDEN, BAD_FRAME for bad params. */
   checkSubscribe(clientId: string, endpoint: string, params: Record<string, string>): void;
 }

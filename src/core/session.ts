@@ -41,6 +41,16 @@ export interface Lease {
   epoch: number;
 }
 
+/**
+ * A lease that could not be renewed: the session was taken over by a newer connection (its epoch
+ * moved on), or it expired (gone, or held by a cleanup claim: the node could not renew it for
+ * longer than the window, and the cleanup worker is ending it).
+ */
+export interface LostLease {
+  clientId: string;
+  reason: "taken" | "expired";
+}
+
 /** A node taking a connecting client's session: the values the session gets. */
 export interface Attach {
   nodeId: string;
@@ -83,8 +93,9 @@ export interface SessionStore {
   /** Deletes a session only if its epoch is still `expectedEpoch`. Resolves whether it deleted. */
   delete(clientId: string, expectedEpoch: number): Promise<boolean>;
   /**
-   * Up to `limit` client IDs whose `reconnectionDeadline` is before `now`, oldest first.
-   * Does not claim them.
+   * Up to `limit` client IDs whose `reconnectionDeadline` is before `now` and that no cleanup
+   * claim holds at `now`, oldest first. Does not claim them. Sessions held by a claim are left
+   * out, so claims whose cleanup keeps failing never crowd newer expired sessions out of a page.
    */
   listExpired(now: number, limit: number): Promise<string[]>;
   /**
@@ -92,7 +103,7 @@ export interface SessionStore {
    * across all nodes gets it back; every other gets undefined. A session that is no longer
    * expired at `now` (the client came back) is not claimed. The claimed session stays readable
    * through `get` until `delete`, so a crash mid-cleanup leaves it to be claimed again after
-   * `claimTtl` milliseconds.
+   * `claimTtl` milliseconds; until then `listExpired` leaves it out.
    */
   claimExpired(clientId: string, now: number, claimTtl: number): Promise<Session | undefined>;
   /**
@@ -118,10 +129,12 @@ export interface SessionStore {
   ): Promise<boolean>;
   /**
    * Renews the leases of the sessions a node holds connected, in one round trip: each session
-   * whose epoch is still the given one gets `leaseUntil` and `reconnectionDeadline = deadline`.
-   * Resolves the client IDs of the others: taken over by a newer connection, or gone.
+   * whose epoch is still the given one, and that no cleanup claim holds at `now`, gets
+   * `leaseUntil` and `reconnectionDeadline = deadline`. Resolves the others with the reason:
+   * taken over by a newer connection, or expired (gone, or claimed: a claim is honoured, never
+   * cleared by a renewal, since its cleanup may already be unbinding the broker state).
    */
-  renew(leases: Lease[], leaseUntil: number, deadline: number): Promise<string[]>;
+  renew(leases: Lease[], now: number, leaseUntil: number, deadline: number): Promise<LostLease[]>;
   /**
    * How many sessions are connected (under a lease that has not lapsed at `now`) and how many
    * are disconnected (lapsed leases included), across every node using the store.

@@ -2,12 +2,15 @@
  * The delivery sink port: how the hub writes to one live client connection. Each entrypoint
  * (multiplexed WS, raw WS, SSE) implements it with its own framing.
  */
+import type { PreparedPayload } from "./payload.ts";
 
 export interface Delivery {
   endpoint: string;
   /** Per session and endpoint, strictly increasing: `<epoch>.<sequence>`. */
   id: string;
   payload: Uint8Array;
+  /** The payload made ready once for every client it goes to (see `preparePayload`). */
+  prepared: PreparedPayload;
   meta?: Record<string, string | number>;
 }
 
@@ -15,7 +18,7 @@ export interface DeliverySink {
   /**
    * Writes one delivery to the connection. Returns false, writing nothing, when the connection
    * is closed or its send buffer is past `server.max_buffered_bytes`; the broker then keeps the
-   * message.
+   * message. May throw only when the socket itself fails; the hub treats that as not written.
    */
   deliver(delivery: Delivery): boolean;
   /** Whether the connection is open and its send buffer is below the limit. */

@@ -2,6 +2,12 @@
  * The cleanup worker: every `cleanup_interval` it lists expired sessions and has the hub expire
  * each one (claim, unbind every subscription, delete). With several nodes, the store's atomic
  * claim makes exactly one of them clean each session.
+ *
+ * A run goes on page after page while expired sessions remain, bounded in time (one interval),
+ * not in count: clients that connect without an ID get a fresh session each time, and a worker
+ * that took a fixed number per run would fall behind them for good. Sessions whose cleanup
+ * failed stay claimed, out of the listing, until their claim lapses, so they never crowd newer
+ * ones out.
  */
 import type { Logger } from "../core/logger.ts";
 import type { Counter, Metrics } from "../core/metrics.ts";
@@ -16,8 +22,10 @@ export interface CleanupWorkerOptions {
   /** Expires one session; resolves whether this call cleaned it up (see Hub.expire). */
   expire: (clientId: string) => Promise<boolean>;
   interval: number;
-  /** Most sessions handled in one run; the rest wait for the next. */
+  /** Sessions listed per store round trip. */
   batch?: number;
+  /** Sessions expired at once (each is a few store round trips and broker requests). */
+  concurrency?: number;
 }
 
 export class CleanupWorker {
@@ -56,27 +64,49 @@ export class CleanupWorker {
   }
 
   async #pass(): Promise<number> {
-    const { store, scheduler, logger, expire } = this.options;
+    const { store, scheduler, logger, interval } = this.options;
+    const batch = this.options.batch ?? 500;
     this.#runs.inc();
-    let ids: string[];
-    try {
-      ids = await store.listExpired(scheduler.now(), this.options.batch ?? 500);
-    } catch (error) {
-      logger.error("[CleanupWorker] Could not list expired sessions", error);
-      return 0;
-    }
-    if (ids.length === 0) return 0;
-    logger.info(`[CleanupWorker] Found ${ids.length} expired sessions`);
+    const started = scheduler.now();
+    const tried = new Set<string>();
     let cleaned = 0;
-    for (const id of ids) {
+    for (;;) {
+      let ids: string[];
       try {
-        if (await expire(id)) cleaned++;
+        ids = await store.listExpired(scheduler.now(), batch);
       } catch (error) {
-        // One bad session (unreadable record, broker down) never stops the others.
-        logger.error(`[CleanupWorker] Cleanup of ${id} failed`, error);
+        logger.error("[CleanupWorker] Could not list expired sessions", error);
+        break;
       }
+      // What this run already tried and could not clean (a store error) waits for the next run.
+      const fresh = ids.filter((id) => !tried.has(id));
+      if (fresh.length === 0) break;
+      logger.info(`[CleanupWorker] Found ${fresh.length} expired sessions`);
+      for (const id of fresh) tried.add(id);
+      cleaned += await this.#expireAll(fresh);
+      if (ids.length < batch || scheduler.now() - started >= interval) break;
     }
     this.#expired.inc({}, cleaned);
+    return cleaned;
+  }
+
+  /** Expires `ids`, a few at a time; resolves how many this node cleaned up. */
+  async #expireAll(ids: string[]): Promise<number> {
+    const { logger, expire } = this.options;
+    let next = 0;
+    let cleaned = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const id = ids[next++];
+        try {
+          if (await expire(id)) cleaned++;
+        } catch (error) {
+          // One bad session (unreadable record, broker down) never stops the others.
+          logger.error(`[CleanupWorker] Cleanup of ${id} failed`, error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ids.length, this.options.concurrency ?? 8) }, worker));
     return cleaned;
   }
 }

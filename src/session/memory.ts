@@ -2,7 +2,7 @@
  * MemorySessionStore: sessions in this process's memory. For a single node; the rules are those
  * of the SessionStore port in src/core/session.ts.
  */
-import type { Attach, Lease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
+import type { Attach, Lease, LostLease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
 
 interface Entry {
   session: Session;
@@ -93,9 +93,10 @@ export class MemorySessionStore implements SessionStore {
 
   listExpired(now: number, limit: number): Promise<string[]> {
     const expired: Array<[number, string]> = [];
-    for (const { session } of this.#entries.values()) {
+    for (const { session, claimedUntil } of this.#entries.values()) {
       const deadline = session.reconnectionDeadline;
-      if (deadline !== undefined && deadline < now) expired.push([deadline, session.clientId]);
+      if (deadline === undefined || deadline >= now) continue;
+      if (claimedUntil === undefined || claimedUntil <= now) expired.push([deadline, session.clientId]);
     }
     expired.sort((a, b) => a[0] - b[0]);
     return Promise.resolve(expired.slice(0, limit).map(([, id]) => id));
@@ -112,12 +113,17 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve(copy(entry.session));
   }
 
-  renew(leases: Lease[], leaseUntil: number, deadline: number): Promise<string[]> {
-    const lost: string[] = [];
+  renew(leases: Lease[], now: number, leaseUntil: number, deadline: number): Promise<LostLease[]> {
+    const lost: LostLease[] = [];
     for (const { clientId, epoch } of leases) {
-      const session = this.#entries.get(clientId)?.session;
-      if (!session || session.epoch !== epoch) lost.push(clientId);
-      else Object.assign(session, { leaseUntil, reconnectionDeadline: deadline });
+      const entry = this.#entries.get(clientId);
+      if (entry && entry.session.epoch !== epoch) lost.push({ clientId, reason: "taken" });
+      else if (!entry || (entry.claimedUntil !== undefined && entry.claimedUntil > now)) {
+        lost.push({ clientId, reason: "expired" });
+      } else {
+        delete entry.claimedUntil;
+        Object.assign(entry.session, { leaseUntil, reconnectionDeadline: deadline });
+      }
     }
     return Promise.resolve(lost);
   }

@@ -111,26 +111,42 @@ local now = tonumber(ARGV[2])
 if tonumber(deadline) >= now then return nil end
 local claim = tonumber(redis.call('HGET', KEYS[1], 'claim'))
 if claim ~= nil and claim > now then return nil end
-redis.call('HSET', KEYS[1], 'claim', now + tonumber(ARGV[3]))
+local claimed_until = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'claim', claimed_until)
+-- Out of the expired range while the claim holds: a cleanup that keeps failing never fills a
+-- page again before its claim lapses, and then it comes back by itself.
+redis.call('ZADD', KEYS[2], claimed_until, ARGV[1])
 return {'claimed', redis.call('HGETALL', KEYS[1])}
 `;
 
 /**
- * KEYS: the deadline index, the lease index, then one session key per lease. ARGV: leaseUntil,
- * deadline, ttl, then (id, epoch) per lease. Renews the leases whose epoch still matches;
- * returns the IDs of the others (taken over by a newer connection, or gone).
+ * KEYS: the deadline index, the lease index, then one session key per lease. ARGV: now,
+ * leaseUntil, deadline, ttl, then (id, epoch) per lease. Renews the leases whose epoch still
+ * matches and that no cleanup claim holds; returns the others as flat (id, reason) pairs:
+ * 'taken' (the epoch moved on) or 'expired' (gone, or claimed by a cleanup, which is honoured).
  */
 export const RENEW = `
 local lost = {}
+local now = tonumber(ARGV[1])
 for i = 3, #KEYS do
-  local id = ARGV[2 * i - 2]
-  if redis.call('HGET', KEYS[i], 'epoch') == ARGV[2 * i - 1] then
-    redis.call('HSET', KEYS[i], 'lease', ARGV[1], 'deadline', ARGV[2])
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    redis.call('ZADD', KEYS[2], ARGV[1], id)
-    redis.call('PEXPIRE', KEYS[i], ARGV[3])
-  else
+  local id = ARGV[2 * i - 1]
+  local fields = redis.call('HMGET', KEYS[i], 'epoch', 'claim')
+  local claim = tonumber(fields[2])
+  if not fields[1] then
     lost[#lost + 1] = id
+    lost[#lost + 1] = 'expired'
+  elseif fields[1] ~= ARGV[2 * i] then
+    lost[#lost + 1] = id
+    lost[#lost + 1] = 'taken'
+  elseif claim ~= nil and claim > now then
+    lost[#lost + 1] = id
+    lost[#lost + 1] = 'expired'
+  else
+    redis.call('HDEL', KEYS[i], 'claim')
+    redis.call('HSET', KEYS[i], 'lease', ARGV[2], 'deadline', ARGV[3])
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    redis.call('PEXPIRE', KEYS[i], ARGV[4])
   end
 end
 return lost

@@ -19,7 +19,7 @@
  */
 import { Redis } from "@upstash/redis";
 import { GatewayError } from "../core/errors.ts";
-import type { Attach, Lease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
+import type { Attach, Lease, LostLease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
 import { encode, parseFields, problemOf, SUB } from "./redis-record.ts";
 import { CLAIM, CONNECT, COUNTS, DELETE, GET, RELEASE, RENEW, SUBSCRIPTION, WRITE } from "./redis-scripts.ts";
 
@@ -172,12 +172,17 @@ export class RedisSessionStore implements SessionStore {
     return session;
   }
 
-  async renew(leases: Lease[], leaseUntil: number, deadline: number): Promise<string[]> {
+  async renew(leases: Lease[], now: number, leaseUntil: number, deadline: number): Promise<LostLease[]> {
     if (leases.length === 0) return [];
     const keys = [this.#index, this.#leases, ...leases.map((l) => this.#key(l.clientId))];
-    const args = [String(leaseUntil), String(deadline), String(ttl(deadline, leaseUntil))];
+    const args = [String(now), String(leaseUntil), String(deadline), String(ttl(deadline, leaseUntil))];
     for (const { clientId, epoch } of leases) args.push(clientId, String(epoch));
-    return await this.#call(() => this.#scripts.renew.exec(keys, args)) as string[];
+    const pairs = await this.#call(() => this.#scripts.renew.exec(keys, args)) as string[];
+    const lost: LostLease[] = [];
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      lost.push({ clientId: pairs[i], reason: pairs[i + 1] === "taken" ? "taken" : "expired" });
+    }
+    return lost;
   }
 
   async ping(): Promise<void> {

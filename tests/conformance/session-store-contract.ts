@@ -185,7 +185,7 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
   });
 
   run(
-    "renew: matching epochs get the lease and deadline, the others are reported lost",
+    "renew: matching epochs get the lease and deadline, the others are reported lost with the reason",
     async (store, peer) => {
       const now = T0 + 10 * 60_000;
       const [mine, taken, gone] = [id("mine"), id("taken"), id("gone")];
@@ -194,19 +194,61 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
       assert.ok((await store.listExpired(now, 1000)).includes(mine));
       const lost = await peer.renew(
         [{ clientId: mine, epoch: 1 }, { clientId: taken, epoch: 1 }, { clientId: gone, epoch: 1 }],
+        now,
         now + 15_000,
         now + 315_000,
       );
-      assert.deepEqual(lost.sort(), [gone, taken].sort());
+      assert.deepEqual(
+        lost.sort((a, b) => a.clientId < b.clientId ? -1 : 1),
+        [{ clientId: gone, reason: "expired" }, { clientId: taken, reason: "taken" }].sort((a, b) =>
+          a.clientId < b.clientId ? -1 : 1
+        ),
+      );
       const renewed = await store.get(mine);
       assert.equal(renewed?.leaseUntil, now + 15_000);
       assert.equal(renewed?.reconnectionDeadline, now + 315_000);
       assert.ok(!(await store.listExpired(now + 1000, 1000)).includes(mine), "no longer expired");
       assert.equal((await store.get(taken))?.leaseUntil, undefined, "a lost lease is not written");
       assert.equal(await store.get(gone), undefined, "a lost lease creates nothing");
-      assert.deepEqual(await store.renew([], now, now), []);
+      assert.deepEqual(await store.renew([], now, now, now), []);
     },
   );
+
+  run("renew honours a held cleanup claim and clears a lapsed one", async (store, peer) => {
+    const now = T0 + 10 * 60_000;
+    const [held, lapsed] = [id("held"), id("lapsed")];
+    for (const c of [held, lapsed]) {
+      await store.create(session(c, { leaseUntil: now - 5000, reconnectionDeadline: now - 100 }));
+    }
+    assert.ok(await peer.claimExpired(held, now, 60_000));
+    assert.ok(await peer.claimExpired(lapsed, now - 50, 10), "claimed until now - 40: lapsed at now");
+    const lost = await store.renew(
+      [{ clientId: held, epoch: 1 }, { clientId: lapsed, epoch: 1 }],
+      now,
+      now + 15_000,
+      now + 315_000,
+    );
+    assert.deepEqual(lost, [{ clientId: held, reason: "expired" }], "a held claim wins over the renewal");
+    assert.equal((await store.get(held))?.reconnectionDeadline, now - 100, "the claimed session is not renewed");
+    assert.equal((await store.get(lapsed))?.reconnectionDeadline, now + 315_000);
+    // The lapsed claim went with the renewal: once expired again, the session can be claimed at once.
+    assert.ok(await peer.claimExpired(lapsed, now + 400_000, 60_000));
+  });
+
+  run("listExpired leaves out sessions held by a cleanup claim until the claim lapses", async (store, peer) => {
+    const now = T0 + 10 * 60_000;
+    const stuck = Array.from({ length: 5 }, (_, i) => id(`stuck${i}`));
+    const newer = id("newer");
+    for (const [i, c] of stuck.entries()) await store.create(away(c, now - 1000 + i));
+    await store.create(away(newer, now - 10));
+    for (const c of stuck) assert.ok(await peer.claimExpired(c, now, 60_000));
+    const ours = (ids: string[]) => ids.filter((x) => [...stuck, newer].includes(x));
+    // More stuck claims than the page holds: the newer session is still listed.
+    assert.deepEqual(ours(await store.listExpired(now, 1000)), [newer]);
+    assert.ok((await store.listExpired(now, 1)).length <= 1);
+    const later = ours(await store.listExpired(now + 61_000, 1000));
+    assert.deepEqual(later.sort(), [...stuck, newer].sort(), "lapsed claims come back");
+  });
 
   run(
     "connect: creates, then takes within the deadline (epoch + 1), leaves an expired one alone",

@@ -64,12 +64,13 @@ export async function createHarness(options: HarnessOptions = {}) {
     store,
     endpoints: [chat, rooms],
     scheduler: clock,
-    policy: new DefaultPolicy({ endpoints: ["chat", "rooms"], maxMessageBytes: 1024 }),
+    policy: new DefaultPolicy({ maxMessageBytes: 1024, maxJsonDepth: 64 }),
     logger,
     metrics,
     reconnectionWindow: WINDOW,
     nodeId: options.nodeId ?? "node-a",
     lease: LEASE,
+    maxJsonDepth: 64,
   });
   hub.start();
   await chat.start(hub);
@@ -84,9 +85,9 @@ export async function createHarness(options: HarnessOptions = {}) {
   });
   cleanup.start();
 
-  /** Connects and opens a client the way an entrypoint does. */
-  async function connect(clientId: string) {
-    const conn = await hub.connect(clientId, "test");
+  /** Connects and opens a client the way an entrypoint does (an SSE stream names its endpoints). */
+  async function connect(clientId: string, endpoints?: string[]) {
+    const conn = await hub.connect(clientId, endpoints ? "sse" : "test", endpoints);
     const sink = new RecordingSink();
     const failures = await conn.open(sink);
     if (failures.length) throw failures[0];

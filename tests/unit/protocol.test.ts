@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GatewayError } from "../../src/core/errors.ts";
 import { isValidClientId, resolveIdentity } from "../../src/core/identity.ts";
-import { decodePayload, encodeData, toBase64 } from "../../src/core/payload.ts";
+import { scanJson } from "../../src/core/json-scan.ts";
+import { messageFrame } from "../../src/core/message-frame.ts";
+import { decodePayload, encodeData, preparePayload, toBase64 } from "../../src/core/payload.ts";
 import { DefaultPolicy } from "../../src/policy/default-policy.ts";
 import { expandTopic } from "../../src/endpoints/template.ts";
 
@@ -42,7 +44,7 @@ test("payload: data is JSON on the way in; JSON, text or base64 on the way out",
 });
 
 test("policy: frames are validated; bad ones get BAD_FRAME, big ones TOO_LARGE", () => {
-  const policy = new DefaultPolicy({ endpoints: ["chat"], maxMessageBytes: 100 });
+  const policy = new DefaultPolicy({ maxMessageBytes: 100, maxJsonDepth: 64 });
   assert.deepEqual(policy.parseFrame('{"type":"publish","endpoint":"chat","data":{"x":1},"id":"m1"}'), {
     type: "publish",
     endpoint: "chat",
@@ -70,10 +72,6 @@ test("policy: frames are validated; bad ones get BAD_FRAME, big ones TOO_LARGE",
     code(JSON.stringify({ type: "publish", endpoint: "chat", data: "x".repeat(2000) })),
     /^TOO_LARGE/,
   );
-  assert.throws(
-    () => policy.checkPublish("c", "nope", 1),
-    (e: GatewayError) => e.code === "UNKNOWN_ENDPOINT",
-  );
   assert.throws(() => policy.checkPublish("c", "chat", 101), (e: GatewayError) => e.code === "TOO_LARGE");
   policy.checkPublish("c", "chat", 100);
 });
@@ -87,4 +85,71 @@ test("topic templates: clientId and params expand; wildcards and separators are 
     );
   }
   assert.throws(() => expandTopic("s/{room}", "c1", {}), /needs the param "room"/);
+});
+
+test("policy: a frame nested deeper than max_json_depth is BAD_FRAME, found without recursion", () => {
+  const policy = new DefaultPolicy({ maxMessageBytes: 100_000, maxJsonDepth: 64 });
+  const frame = (data: string) => `{"type":"publish","endpoint":"chat","data":${data}}`;
+  const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+  assert.deepEqual(policy.parseFrame(frame(nested(64))).type, "publish");
+  for (const depth of [65, 6000, 33_000]) {
+    assert.throws(
+      () => policy.parseFrame(frame(nested(depth))),
+      (e: GatewayError) => e.code === "BAD_FRAME" && /nested deeper than 64/.test(e.message),
+    );
+  }
+  // Unclosed, and deep objects: refused the same way.
+  assert.throws(() => policy.parseFrame(frame('{"a":'.repeat(10_000))), /nested deeper/);
+  assert.throws(() => policy.parseFrame(frame("[".repeat(10))), /not valid JSON/);
+});
+
+test("json scan: accepts exactly what JSON.parse accepts, within the depth bound", () => {
+  const samples = [
+    "{}", "[]", "1", "-0.5e+3", '"a\\u00e9\\n"', '{"a":[1,{"b":null}],"c":true}', " [ 1 , 2 ] ", "01", "1.",
+    ".5", '{"a" 1}', "[1,]", "{,}", '"\\x"', '"a', "tru", "[1 2]", '{"a":1,}', "", " ", '"\u0001"', "[]]",
+    '{"a":{}}x', "nul", "-", "1e", "[[[]]]", '{"a":1}{', "\u00a0 1",
+  ];
+  const alphabet = ["{", "}", "[", "]", ",", ":", '"', "a", "1", "0", "-", ".", "e", "true", "null", " ", "\\", '"k"'];
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let t = 0; t < 20_000; t++) {
+    let text = "";
+    for (let k = Math.floor(random() * 10); k > 0; k--) text += alphabet[Math.floor(random() * alphabet.length)];
+    samples.push(text);
+  }
+  for (const text of samples) {
+    let expected = "json";
+    try {
+      JSON.parse(text);
+    } catch {
+      expected = "invalid";
+    }
+    assert.equal(scanJson(text, 64), expected, JSON.stringify(text));
+  }
+  assert.equal(scanJson("[".repeat(64) + "]".repeat(64), 64), "json");
+  assert.equal(scanJson("[".repeat(65) + "]".repeat(65), 64), "deep");
+});
+
+test("payload: prepared once per message; deep JSON and odd bytes become safe JSON text", () => {
+  const encode = (t: string) => new TextEncoder().encode(t);
+  assert.deepEqual(preparePayload(encode('{"a":1}'), 64), { json: '{"a":1}', text: '{"a":1}' });
+  assert.deepEqual(preparePayload(encode("hi\n"), 64), { json: '"hi\\n"', text: "hi\n" });
+  const deep = "[".repeat(6000) + "]".repeat(6000);
+  const prepared = preparePayload(encode(deep), 64);
+  assert.equal(JSON.parse(prepared.json), deep, "delivered as its text, a JSON string");
+  assert.deepEqual(preparePayload(new Uint8Array([0xff, 0]), 64), { json: '"/wA="', encoding: "base64" });
+  const frame = messageFrame({
+    endpoint: "chat",
+    id: "7.1",
+    payload: encode(deep),
+    prepared,
+    meta: { topic: "t/1", offset: 3 },
+  });
+  assert.deepEqual(JSON.parse(frame), {
+    type: "message",
+    endpoint: "chat",
+    id: "7.1",
+    data: deep,
+    meta: { topic: "t/1", offset: 3 },
+  });
 });

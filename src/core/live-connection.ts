@@ -1,0 +1,72 @@
+/**
+ * The hub's own record of one client connection: the `Connection` an entrypoint holds, with the
+ * mutable state only the hub changes. It imports nothing of the hub: client actions go back
+ * through the `ConnectionOps` the hub hands it.
+ */
+import type { Connection, ConnectionState } from "./connection.ts";
+import type { Receipt } from "./endpoint.ts";
+import type { GatewayError } from "./errors.ts";
+import type { TimerId } from "./scheduler.ts";
+import type { DeliverySink } from "./sink.ts";
+
+/** What a connection's methods do, implemented by the hub. */
+export interface ConnectionOps {
+  open(conn: LiveConnection, sink: DeliverySink): Promise<GatewayError[]>;
+  publish(conn: LiveConnection, endpoint: string, payload: Uint8Array): Promise<Receipt>;
+  subscribe(conn: LiveConnection, endpoint: string, params: Record<string, string>): Promise<void>;
+  unsubscribe(conn: LiveConnection, endpoint: string): Promise<void>;
+  close(conn: LiveConnection): Promise<void>;
+}
+
+export class LiveConnection implements Connection {
+  state: ConnectionState = "pending";
+  sink?: DeliverySink;
+  readonly bound: Map<string, Record<string, string>>;
+  /** Binds under way, so publishes that arrive meanwhile keep their order behind them. */
+  readonly binding = new Map<string, Promise<void>>();
+  /** Last delivery sequence per endpoint. */
+  readonly sequences = new Map<string, number>();
+  /** Endpoints whose delivery was refused for back-pressure, waiting for the socket to drain. */
+  readonly blocked = new Set<string>();
+  /** Drops a connection whose socket never attaches. */
+  openTimer?: TimerId;
+  /** Polls a back-pressured socket until it drains. */
+  drainTimer?: TimerId;
+
+  constructor(
+    private readonly ops: ConnectionOps,
+    readonly clientId: string,
+    readonly epoch: number,
+    readonly resumed: boolean,
+    readonly transport: string,
+    readonly endpoints: ReadonlySet<string> | undefined,
+    bound: Iterable<[string, Record<string, string>]>,
+  ) {
+    this.bound = new Map(bound);
+  }
+
+  /** Whether deliveries of `endpoint` go to this connection. */
+  carries(endpoint: string): boolean {
+    return this.endpoints === undefined || this.endpoints.has(endpoint);
+  }
+
+  open(sink: DeliverySink): Promise<GatewayError[]> {
+    return this.ops.open(this, sink);
+  }
+
+  publish(endpoint: string, payload: Uint8Array): Promise<Receipt> {
+    return this.ops.publish(this, endpoint, payload);
+  }
+
+  subscribe(endpoint: string, params: Record<string, string> = {}): Promise<void> {
+    return this.ops.subscribe(this, endpoint, params);
+  }
+
+  unsubscribe(endpoint: string): Promise<void> {
+    return this.ops.unsubscribe(this, endpoint);
+  }
+
+  close(): Promise<void> {
+    return this.ops.close(this);
+  }
+}
