@@ -19,8 +19,9 @@ async function loadAdapter(): Promise<Adapter> {
 }
 
 let config: Config;
+let warnings: string[];
 try {
-  config = await loadConfig(configPath(process.argv.slice(2), process.env), process.env);
+  ({ config, warnings } = await loadConfig(configPath(process.argv.slice(2), process.env), process.env));
 } catch (error) {
   console.error(error instanceof ConfigError ? error.message : String(error));
   process.exit(2);
@@ -42,6 +43,7 @@ function routeWarnings(logger: Logger): void {
 try {
   const engine = new Engine(config);
   routeWarnings(engine.logger);
+  for (const warning of warnings) engine.logger.warn(`[Config] ${warning}`);
   await serve(engine, await loadAdapter());
 } catch (error) {
   console.error(`ERROR [Server] Start-up failed: ${error instanceof Error ? error.message : error}`);

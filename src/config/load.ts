@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
 import { interpolateEnv } from "./env.ts";
-import { ConfigSchema } from "./schema.ts";
+import { ConfigSchema, configWarnings } from "./schema.ts";
 import type { Config } from "./schema.ts";
 
 /** Everything wrong with a config, one problem a line (`key.path: expected ..., got ...`). */
@@ -28,8 +28,17 @@ export function configPath(args: string[], env: Record<string, string | undefine
   return env.MEDIATION_CONFIG || "./config.yaml";
 }
 
+/** A valid config, and what in it is ignored (one line each, for the log). */
+export interface LoadedConfig {
+  config: Config;
+  warnings: string[];
+}
+
 /** Reads and validates a config file. Throws ConfigError listing every problem. */
-export async function loadConfig(path: string, env: Record<string, string | undefined>): Promise<Config> {
+export async function loadConfig(
+  path: string,
+  env: Record<string, string | undefined>,
+): Promise<LoadedConfig> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -44,7 +53,7 @@ export function parseConfig(
   text: string,
   env: Record<string, string | undefined>,
   source = "config",
-): Config {
+): LoadedConfig {
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -53,7 +62,7 @@ export function parseConfig(
   }
   const { value, missing } = interpolateEnv(raw ?? {}, env);
   const result = v.safeParse(ConfigSchema, value);
-  if (result.success) return result.output;
+  if (result.success) return { config: result.output, warnings: configWarnings(value, result.output) };
   const problems = result.issues.map((issue) => {
     const path = issuePath(issue);
     const unset = missing.get(path);

@@ -1,6 +1,7 @@
 /**
  * The config.yaml schema (DESIGN.md section 9), in valibot. Every problem message reads
  * "expected ..., got ..." so start-up can print one line per problem with its key path.
+ * Defaults live here and nowhere else.
  */
 import * as v from "valibot";
 import { parseDuration } from "./duration.ts";
@@ -68,32 +69,89 @@ const ServerSchema = v.optional(
   {},
 );
 
-const RedisSchema = v.object({
-  url: v.pipe(text("an http(s):// URL"), v.regex(/^https?:\/\/\S+$/, expected("an http(s):// URL"))),
-  token: text("the REST token"),
-  keyPrefix: v.optional(
-    v.pipe(
-      v.string(expected("a key prefix")),
-      v.regex(/^[^\s~]*$/, expected("a key prefix without spaces or ~")),
-    ),
-    "mediation:session:",
+/** Keys of a plain Redis (RESP over TCP) connection, as in the seed's config: not supported yet. */
+const PLAIN_REDIS_KEYS = ["addr", "username", "password", "db"] as const;
+
+const plainRedisProblem = (keys: readonly string[]) =>
+  `plain Redis over TCP${keys.length > 1 ? ` (${keys.join(", ")})` : ""} is not supported yet; ` +
+  `use url: (the Upstash REST API, or a REST proxy in front of Redis, see README "Several nodes") and token:`;
+
+const redisUrl = v.pipe(
+  text("an http(s):// URL"),
+  v.regex(/^https?:\/\/\S+$/, expected("an http(s):// URL")),
+);
+const redisToken = text("the REST token");
+
+const isMapping = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const RedisSchema = v.pipe(
+  v.object(
+    {
+      url: v.optional(redisUrl),
+      token: v.optional(redisToken),
+      keyPrefix: v.optional(
+        v.pipe(
+          v.string(expected("a key prefix")),
+          v.regex(/^[^\s~]*$/, expected("a key prefix without spaces or ~")),
+        ),
+        "mediation:session:",
+      ),
+      /** `base64` (Upstash's default) or `none` for REST proxies that do not encode responses. */
+      encoding: v.optional(v.picklist(["base64", "none"], expected('"base64" or "none"')), "base64"),
+      /** Longest wait for one round trip before the store counts as unreachable. */
+      timeout: duration("3s"),
+      // Refused below with what to use instead (one line for all of them, not one per key).
+      addr: v.optional(v.unknown()),
+      username: v.optional(v.unknown()),
+      password: v.optional(v.unknown()),
+      db: v.optional(v.unknown()),
+    },
+    expected("a mapping"),
   ),
-  /** `base64` (Upstash's default) or `none` for REST proxies that do not encode responses. */
-  encoding: v.optional(v.picklist(["base64", "none"], expected('"base64" or "none"')), "base64"),
-  /** Longest wait for one round trip before the store counts as unreachable. */
-  timeout: duration("3s"),
-}, expected("a mapping"));
+  v.rawCheck(({ dataset, addIssue }) => {
+    const redis = dataset.value;
+    if (!isMapping(redis)) return;
+    const at = (key: string): [v.ObjectPathItem] => [
+      { type: "object", origin: "value", input: redis, key, value: redis[key] },
+    ];
+    const plain = PLAIN_REDIS_KEYS.filter((key) => key in redis);
+    if (plain.length > 0) return addIssue({ message: plainRedisProblem(plain), path: at(plain[0]) });
+    for (const [key, schema] of [["url", redisUrl], ["token", redisToken]] as const) {
+      const nothing = v.safeParse(schema, undefined);
+      if (!(key in redis) && !nothing.success) {
+        addIssue({ message: nothing.issues[0].message, path: at(key) });
+      }
+    }
+  }),
+  v.transform(({ url, token, keyPrefix, encoding, timeout }) => ({
+    url: url!,
+    token: token!,
+    keyPrefix,
+    encoding,
+    timeout,
+  })),
+);
+
+const sessionTimes = {
+  reconnection_window: duration("5m"),
+  cleanup_interval: duration("30s"),
+  /** How long a node's hold on its connected sessions lasts without renewal. */
+  lease: duration("15s"),
+};
 
 const SessionSchema = v.pipe(
   v.optional(
-    v.object({
-      type: v.optional(v.picklist(["memory", "redis"], expected('"memory" or "redis"')), "memory"),
-      reconnection_window: duration("5m"),
-      cleanup_interval: duration("30s"),
-      /** How long a node's hold on its connected sessions lasts without renewal. */
-      lease: duration("15s"),
-      redis: v.optional(RedisSchema),
-    }, expected("a mapping")),
+    v.variant("type", [
+      // `redis:` is accepted and ignored (with a warning, see configWarnings): the seed's config
+      // keeps it next to `type: memory`.
+      v.object({
+        type: v.optional(v.literal("memory"), "memory"),
+        ...sessionTimes,
+        redis: v.optional(v.unknown()),
+      }),
+      v.object({ type: v.literal("redis"), ...sessionTimes, redis: v.optional(RedisSchema) }),
+    ], (issue) => `expected ${issue.path ? '"memory" or "redis"' : "a mapping"}, got ${show(issue.input)}`),
     {},
   ),
   v.forward(
@@ -110,6 +168,12 @@ const SessionSchema = v.pipe(
     ),
     ["lease"],
   ),
+  /** With `type: memory`, nothing of an ignored `redis:` is kept. */
+  v.transform((session) => {
+    if (session.type === "redis") return session;
+    const { redis: _ignored, ...memory } = session;
+    return memory as typeof memory & { redis?: undefined };
+  }),
 );
 
 const EntrypointSchema = v.variant("type", [
@@ -227,5 +291,18 @@ export const ConfigSchema = v.pipe(
 );
 
 export type Config = v.InferOutput<typeof ConfigSchema>;
+
+/**
+ * What a valid config says that start-up ignores, one line each, for the log: `input` is the
+ * config as written (after `${ENV}`), `config` what the schema made of it.
+ */
+export function configWarnings(input: unknown, config: Config): string[] {
+  const session = isMapping(input) ? input.session : undefined;
+  const warnings: string[] = [];
+  if (config.session.type === "memory" && isMapping(session) && session.redis !== undefined) {
+    warnings.push("session.redis is ignored: session.type is memory");
+  }
+  return warnings;
+}
 export type EndpointConfig = Config["endpoints"][number];
 export type EntrypointConfig = Config["entrypoints"][number];

@@ -26,7 +26,8 @@ test("config: durations", () => {
 });
 
 test("config: the shipped config.yaml is valid and is the embedded default", async () => {
-  const config = await loadConfig("config.yaml", {});
+  const { config, warnings } = await loadConfig("config.yaml", {});
+  assert.deepEqual(warnings, []);
   assert.equal(config.session.type, "memory");
   assert.equal(config.session.reconnection_window, 300_000);
   assert.deepEqual(config.endpoints.map((e) => [e.name, e.type]), [["chat", "memory"]]);
@@ -34,7 +35,7 @@ test("config: the shipped config.yaml is valid and is the embedded default", asy
 });
 
 test("config: defaults fill what is not said", () => {
-  const config = parseConfig("endpoints: [{ name: chat, type: memory }]", {});
+  const { config } = parseConfig("endpoints: [{ name: chat, type: memory }]", {});
   assert.equal(config.server.port, 8080);
   assert.equal(config.server.idle_timeout, 60_000);
   assert.equal(config.server.max_buffered_bytes, 1024 * 1024);
@@ -64,6 +65,9 @@ endpoints:
   assert.deepEqual(problems("server: 5\nendpoints: [{name: a, type: memory}]"), [
     "server: expected a mapping, got 5",
   ]);
+  assert.deepEqual(problems("session: { type: mongo }\nendpoints: [{name: a, type: memory}]"), [
+    'session.type: expected "memory" or "redis", got "mongo"',
+  ]);
   assert.match(problems("endpoints: [")[0], /^not valid YAML/);
   assert.deepEqual(
     problems("endpoints: [{name: a, type: memory}, {name: a, type: memory}]"),
@@ -72,7 +76,7 @@ endpoints:
 });
 
 test("config: the Redis store and the Kafka endpoint, their defaults and their problems", () => {
-  const config = parseConfig(
+  const { config } = parseConfig(
     `
 server: { node_id: gw-1 }
 session: { type: redis, lease: 10s, redis: { url: "https://x.upstash.io", token: t } }
@@ -124,7 +128,7 @@ endpoints: [{ name: a, type: memory }]
 });
 
 test("config: ${ENV} interpolation, defaults, and unset variables named in the problem", () => {
-  const config = parseConfig(
+  const { config } = parseConfig(
     "server: { host: '${HOST}', node_id: 'n-${ID:-7}' }\nendpoints: [{ name: chat, type: memory, publish_topic: '${T}' }]",
     { HOST: "127.0.0.1", T: "t/{clientId}" },
   );
@@ -150,4 +154,66 @@ test("config: an unreadable file is one clear problem", async () => {
     loadConfig("does/not/exist.yaml", {}),
     (e: ConfigError) => e.problems.length === 1 && e.problems[0].startsWith("cannot read the file"),
   );
+});
+
+/** The `session:` block of the seed project's config.yaml, as it was written. */
+const SEED_SESSION = `
+session:
+  type: "memory"
+  reconnection_window: "5m"
+  cleanup_interval: "30s"
+  redis:
+    addr: "localhost:6379"
+    password: ""
+    db: 0
+    keyPrefix: "mediation:session:"
+`;
+const CHAT = "endpoints: [{ name: chat, type: memory }]\n";
+const PLAIN_REDIS =
+  'is not supported yet; use url: (the Upstash REST API, or a REST proxy in front of Redis, see README "Several nodes") and token:';
+
+test("config: the seed's session block starts: with type memory its redis: mapping is ignored, with a warning", () => {
+  const { config, warnings } = parseConfig(SEED_SESSION + CHAT, {});
+  assert.equal(config.session.type, "memory");
+  assert.equal(config.session.reconnection_window, 300_000);
+  assert.equal(config.session.cleanup_interval, 30_000);
+  assert.equal(config.session.redis, undefined);
+  assert.deepEqual(warnings, ["session.redis is ignored: session.type is memory"]);
+  // memory is the default type: the same without `type:`, and whatever the ignored mapping holds
+  assert.deepEqual(parseConfig("session: { redis: { addr: x, whatever: 1 } }\n" + CHAT, {}).warnings, [
+    "session.redis is ignored: session.type is memory",
+  ]);
+  assert.deepEqual(parseConfig("session: { type: memory }\n" + CHAT, {}).warnings, []);
+});
+
+test("config: with type redis, plain-Redis keys (addr, username, password, db) are refused in one line saying what to use", () => {
+  assert.deepEqual(problems(SEED_SESSION.replace('"memory"', '"redis"') + CHAT), [
+    `session.redis.addr: plain Redis over TCP (addr, password, db) ${PLAIN_REDIS}`,
+  ]);
+  assert.deepEqual(
+    problems(
+      'session: { type: redis, redis: { url: "https://x.upstash.io", token: t, password: "" } }\n' + CHAT,
+    ),
+    [`session.redis.password: plain Redis over TCP ${PLAIN_REDIS}`],
+  );
+  assert.deepEqual(problems("session: { type: redis, redis: { username: u, db: 1 } }\n" + CHAT), [
+    `session.redis.username: plain Redis over TCP (username, db) ${PLAIN_REDIS}`,
+  ]);
+  // a missing url or token says what it is (it said "expected a mapping")
+  assert.deepEqual(problems("session: { type: redis, redis: { keyPrefix: p } }\n" + CHAT), [
+    "session.redis.url: expected an http(s):// URL, got nothing",
+    "session.redis.token: expected the REST token, got nothing",
+  ]);
+  const { config, warnings } = parseConfig(
+    'session: { type: redis, redis: { url: "https://x.upstash.io", token: t, keyPrefix: "p:" } }\n' + CHAT,
+    {},
+  );
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(config.session.redis, {
+    url: "https://x.upstash.io",
+    token: "t",
+    keyPrefix: "p:",
+    encoding: "base64",
+    timeout: 3000,
+  });
 });
