@@ -1,10 +1,11 @@
 /**
  * The config.yaml schema (DESIGN.md section 9), in valibot. Every problem message reads
- * "expected ..., got ..." so start-up can print one line per problem with its key path.
- * Defaults live here and nowhere else.
+ * "expected ..., got ..." (or "unknown key ...") so start-up can print one line per problem with
+ * its key path. Every mapping is strict. Defaults live here and nowhere else.
  */
 import * as v from "valibot";
 import { parseDuration } from "./duration.ts";
+import { strict as strictMapping } from "./keys.ts";
 
 /** `expected <what>, got <input>` for any issue. */
 const expected = (what: string) => (issue: v.BaseIssue<unknown>) =>
@@ -15,6 +16,13 @@ export function show(value: unknown): string {
   const text = JSON.stringify(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
+
+/** A mapping whose every key is known (see keys.ts). */
+const strict = <const TEntries extends v.ObjectEntries>(
+  entries: TEntries,
+  what = "a mapping",
+  hidden: readonly string[] = [],
+) => strictMapping(entries, what, show, hidden);
 
 const duration = (fallback: string) =>
   v.pipe(
@@ -47,7 +55,7 @@ const routePath = v.pipe(
 );
 
 const ServerSchema = v.optional(
-  v.object({
+  strict({
     host: v.optional(text(), "0.0.0.0"),
     port: v.optional(
       v.pipe(
@@ -65,7 +73,7 @@ const ServerSchema = v.optional(
     max_buffered_bytes: positiveInt(1024 * 1024),
     shutdown_timeout: duration("10s"),
     sse_ping_interval: duration("15s"),
-  }, expected("a mapping")),
+  }),
   {},
 );
 
@@ -86,7 +94,7 @@ const isMapping = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 const RedisSchema = v.pipe(
-  v.object(
+  strict(
     {
       url: v.optional(redisUrl),
       token: v.optional(redisToken),
@@ -107,7 +115,8 @@ const RedisSchema = v.pipe(
       password: v.optional(v.unknown()),
       db: v.optional(v.unknown()),
     },
-    expected("a mapping"),
+    "a mapping",
+    PLAIN_REDIS_KEYS,
   ),
   v.rawCheck(({ dataset, addIssue }) => {
     const redis = dataset.value;
@@ -145,12 +154,12 @@ const SessionSchema = v.pipe(
     v.variant("type", [
       // `redis:` is accepted and ignored (with a warning, see configWarnings): the seed's config
       // keeps it next to `type: memory`.
-      v.object({
+      strict({
         type: v.optional(v.literal("memory"), "memory"),
         ...sessionTimes,
         redis: v.optional(v.unknown()),
       }),
-      v.object({ type: v.literal("redis"), ...sessionTimes, redis: v.optional(RedisSchema) }),
+      strict({ type: v.literal("redis"), ...sessionTimes, redis: v.optional(RedisSchema) }),
     ], (issue) => `expected ${issue.path ? '"memory" or "redis"' : "a mapping"}, got ${show(issue.input)}`),
     {},
   ),
@@ -177,14 +186,14 @@ const SessionSchema = v.pipe(
 );
 
 const EntrypointSchema = v.variant("type", [
-  v.object({ name, type: v.literal("websocket"), path: v.optional(routePath, "/ws") }),
-  v.object({ name, type: v.literal("sse"), path: v.optional(routePath, "/sse") }),
-  v.object({ name, type: v.literal("http"), path: v.optional(routePath, "/publish") }),
+  strict({ name, type: v.literal("websocket"), path: v.optional(routePath, "/ws") }),
+  strict({ name, type: v.literal("sse"), path: v.optional(routePath, "/sse") }),
+  strict({ name, type: v.literal("http"), path: v.optional(routePath, "/publish") }),
 ], expected('an entrypoint of type "websocket", "sse" or "http"'));
 
 const topic = v.optional(text("a topic template"));
 
-const MemoryEndpointSchema = v.object({
+const MemoryEndpointSchema = strict({
   name,
   type: v.literal("memory"),
   publish_topic: topic,
@@ -192,7 +201,7 @@ const MemoryEndpointSchema = v.object({
   queue_limit: positiveInt(10_000),
 });
 
-const MqttEndpointSchema = v.object({
+const MqttEndpointSchema = strict({
   name,
   type: v.literal("mqtt"),
   url: v.pipe(text("an mqtt:// URL"), v.regex(/^(mqtts?|wss?|tcp|ssl):\/\/\S+$/, expected("an mqtt:// URL"))),
@@ -207,7 +216,7 @@ const MqttEndpointSchema = v.object({
   publish_timeout: duration("10s"),
 });
 
-const KafkaEndpointSchema = v.object({
+const KafkaEndpointSchema = strict({
   name,
   type: v.literal("kafka"),
   brokers: v.pipe(
@@ -222,14 +231,14 @@ const KafkaEndpointSchema = v.object({
   key_param: v.optional(text("a binding param name")),
   start_from: v.optional(v.picklist(["latest", "earliest"], expected('"latest" or "earliest"')), "latest"),
   ssl: v.optional(v.boolean(expected("true or false")), false),
-  sasl: v.optional(v.object({
+  sasl: v.optional(strict({
     mechanism: v.picklist(
       ["plain", "scram-sha-256", "scram-sha-512"],
       expected('"plain", "scram-sha-256" or "scram-sha-512"'),
     ),
     username: text(),
     password: v.string(expected("a string")),
-  }, expected("a mapping with mechanism, username, password"))),
+  }, "a mapping with mechanism, username, password")),
   connect_timeout: duration("10s"),
   publish_timeout: duration("10s"),
   session_timeout: duration("30s"),
@@ -243,17 +252,17 @@ const EndpointSchema = v.variant(
 );
 
 const PolicySchema = v.optional(
-  v.object({ max_message_bytes: positiveInt(65_536) }, expected("a mapping")),
+  strict({ max_message_bytes: positiveInt(65_536) }),
   {},
 );
 
 const LogSchema = v.optional(
-  v.object({
+  strict({
     level: v.optional(
       v.picklist(["debug", "info", "warn", "error"], expected('"debug", "info", "warn" or "error"')),
       "info",
     ),
-  }, expected("a mapping")),
+  }),
   {},
 );
 
@@ -264,7 +273,7 @@ const DEFAULT_ENTRYPOINTS = [
 ];
 
 export const ConfigSchema = v.pipe(
-  v.object({
+  strict({
     server: ServerSchema,
     session: SessionSchema,
     entrypoints: v.optional(
@@ -277,7 +286,7 @@ export const ConfigSchema = v.pipe(
     ),
     policy: PolicySchema,
     log: LogSchema,
-  }, expected("a mapping")),
+  }),
   v.forward(
     v.check(
       (c) => new Set(c.endpoints.map((e) => e.name)).size === c.endpoints.length,

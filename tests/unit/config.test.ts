@@ -217,3 +217,54 @@ test("config: with type redis, plain-Redis keys (addr, username, password, db) a
     timeout: 3000,
   });
 });
+
+test("config: an unknown key in any mapping stops start-up at its own key path, with a did-you-mean when one is close", () => {
+  assert.deepEqual(problems("session: { reconection_window: 1m }\n" + CHAT), [
+    'session.reconection_window: unknown key (did you mean "reconnection_window"?)',
+  ]);
+  assert.deepEqual(
+    problems(`
+sever: { port: 1 }
+server: { colour: red, max_bufered_bytes: 5, host: h }
+session:
+  type: redis
+  redis: { url: "https://x.upstash.io", token: t, response_encoding: none, keyprefix: p }
+entrypoints:
+  - { name: ws, type: websocket, paht: /ws }
+  - { name: sse, type: sse, Path: /sse }
+endpoints:
+  - { name: chat, type: memory, queue_limt: 5 }
+  - { name: s, type: mqtt, url: "mqtt://h", publish_topic: a, subscribe_topic: b, qso: 1, brokers: [] }
+  - name: k
+    type: kafka
+    brokers: ["h:9092"]
+    publish_topic: a
+    subscribe_topic: b
+    sasl: { mechanism: plain, username: u, password: p, mechansim: x }
+policy: { max_mesage_bytes: 1 }
+log: { lvl: debug }
+`),
+    [
+      "server.colour: unknown key (expected one of host, port, node_id, idle_timeout, max_buffered_bytes, " +
+      "shutdown_timeout, sse_ping_interval)",
+      'server.max_bufered_bytes: unknown key (did you mean "max_buffered_bytes"?)',
+      'session.redis.response_encoding: unknown key (did you mean "encoding"?)',
+      'session.redis.keyprefix: unknown key (did you mean "keyPrefix"?)',
+      'entrypoints[0].paht: unknown key (did you mean "path"?)',
+      'entrypoints[1].Path: unknown key (did you mean "path"?)',
+      'endpoints[0].queue_limt: unknown key (did you mean "queue_limit"?)',
+      'endpoints[1].qso: unknown key (did you mean "qos"?)',
+      "endpoints[1].brokers: unknown key (expected one of name, type, url, publish_topic, subscribe_topic, qos, " +
+      "producer_pool_size, protocol_version, username, password, connect_timeout, publish_timeout)",
+      'endpoints[2].sasl.mechansim: unknown key (did you mean "mechanism"?)',
+      'policy.max_mesage_bytes: unknown key (did you mean "max_message_bytes"?)',
+      'log.lvl: unknown key (did you mean "level"?)',
+      'sever: unknown key (did you mean "server"?)',
+    ],
+  );
+  // an unknown key is listed with the other problems of its mapping
+  assert.deepEqual(problems("server: { port: x, hots: h }\n" + CHAT), [
+    'server.port: expected a port number 0-65535, got "x"',
+    'server.hots: unknown key (did you mean "host"?)',
+  ]);
+});
