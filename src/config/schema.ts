@@ -2,6 +2,10 @@
  * The config.yaml schema (DESIGN.md section 9), in valibot. Every problem message reads
  * "expected ..., got ..." (or "unknown key ...") so start-up can print one line per problem with
  * its key path. Every mapping is strict. Defaults live here and nowhere else.
+ *
+ * Values from `${ENV}` interpolation are strings: where a number, duration or boolean is expected,
+ * a string spelling one is taken as that ("8080", "5000" ms, "true"), and validated as usual.
+ * Nowhere else is a string turned into anything: `password: ${PASS}` stays a string.
  */
 import * as v from "valibot";
 import { parseDuration } from "./duration.ts";
@@ -24,20 +28,45 @@ const strict = <const TEntries extends v.ObjectEntries>(
   hidden: readonly string[] = [],
 ) => strictMapping(entries, what, show, hidden);
 
+const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/** "8080" (as `${ENV}` gives it) -> 8080; anything else is left for the next check to judge. */
+const fromNumberText = (input: unknown): unknown =>
+  typeof input === "string" && NUMBER_TEXT.test(input.trim()) ? Number(input.trim()) : input;
+
+/** "true" / "false" (as `${ENV}` gives them) -> true / false; anything else is left as it is. */
+const fromBooleanText = (input: unknown): unknown => {
+  const word = typeof input === "string" ? input.trim().toLowerCase() : undefined;
+  return word === "true" ? true : word === "false" ? false : input;
+};
+
+/** A whole number from `min` to `max`, also written as a string. */
+const wholeNumber = (what: string, min: number, max = Infinity) =>
+  v.pipe(
+    v.unknown(),
+    v.transform(fromNumberText),
+    v.number(expected(what)),
+    v.integer(expected(what)),
+    v.minValue(min, expected(what)),
+    v.maxValue(max, expected(what)),
+  );
+
+/** One of a few numbers (qos, protocol_version), also written as a string. */
+const numberOf = <const TOptions extends readonly number[]>(options: TOptions, what: string) =>
+  v.pipe(v.unknown(), v.transform(fromNumberText), v.picklist(options, expected(what)));
+
 const duration = (fallback: string) =>
   v.pipe(
     v.optional(v.union([v.string(), v.number()], expected('a duration like "5m"')), fallback),
-    v.check((d) => parseDuration(d) !== undefined, expected('a duration like "5m"')),
-    v.transform((d) => parseDuration(d)!),
+    v.check((d) => parseDuration(fromNumberText(d)) !== undefined, expected('a duration like "5m"')),
+    v.transform((d) => parseDuration(fromNumberText(d))!),
   );
 
-const positiveInt = (fallback: number) =>
+const positiveInt = (fallback: number) => v.optional(wholeNumber("a positive whole number", 1), fallback);
+
+const boolean = (fallback: boolean) =>
   v.optional(
-    v.pipe(
-      v.number(expected("a positive whole number")),
-      v.integer(expected("a positive whole number")),
-      v.minValue(1, expected("a positive whole number")),
-    ),
+    v.pipe(v.unknown(), v.transform(fromBooleanText), v.boolean(expected("true or false"))),
     fallback,
   );
 
@@ -57,15 +86,7 @@ const routePath = v.pipe(
 const ServerSchema = v.optional(
   strict({
     host: v.optional(text(), "0.0.0.0"),
-    port: v.optional(
-      v.pipe(
-        v.number(expected("a port number 0-65535")),
-        v.integer(expected("a port number 0-65535")),
-        v.minValue(0, expected("a port number 0-65535")),
-        v.maxValue(65535, expected("a port number 0-65535")),
-      ),
-      8080,
-    ),
+    port: v.optional(wholeNumber("a port number 0-65535", 0, 65535), 8080),
     node_id: v.optional(
       v.pipe(text(), v.regex(/^[A-Za-z0-9._:-]{1,64}$/, expected("a node ID of A-Z a-z 0-9 . _ : -"))),
     ),
@@ -207,9 +228,9 @@ const MqttEndpointSchema = strict({
   url: v.pipe(text("an mqtt:// URL"), v.regex(/^(mqtts?|wss?|tcp|ssl):\/\/\S+$/, expected("an mqtt:// URL"))),
   publish_topic: text("a topic template"),
   subscribe_topic: text("a topic template"),
-  qos: v.optional(v.picklist([0, 1], expected("0 or 1")), 1),
+  qos: v.optional(numberOf([0, 1], "0 or 1"), 1),
   producer_pool_size: positiveInt(5),
-  protocol_version: v.optional(v.picklist([4, 5], expected("4 (MQTT 3.1.1) or 5")), 5),
+  protocol_version: v.optional(numberOf([4, 5], "4 (MQTT 3.1.1) or 5"), 5),
   username: v.optional(v.string(expected("a string"))),
   password: v.optional(v.string(expected("a string"))),
   connect_timeout: duration("10s"),
@@ -230,7 +251,7 @@ const KafkaEndpointSchema = strict({
   subscribe_topic: text("a topic template"),
   key_param: v.optional(text("a binding param name")),
   start_from: v.optional(v.picklist(["latest", "earliest"], expected('"latest" or "earliest"')), "latest"),
-  ssl: v.optional(v.boolean(expected("true or false")), false),
+  ssl: boolean(false),
   sasl: v.optional(strict({
     mechanism: v.picklist(
       ["plain", "scram-sha-256", "scram-sha-512"],

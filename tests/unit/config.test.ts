@@ -268,3 +268,108 @@ log: { lvl: debug }
     'server.hots: unknown key (did you mean "host"?)',
   ]);
 });
+
+test("config: ${ENV} values are accepted where numbers, durations and booleans are expected, and still validated", () => {
+  const env = {
+    MBB: "2048",
+    IDLE: "5000",
+    WINDOW: "1m",
+    QUEUE: "7",
+    QOS: "0",
+    PROTO: "4",
+    POOL: "3",
+    SSL: "true",
+    BYTES: "1024",
+  };
+  const { config } = parseConfig(
+    `
+server:
+  port: \${PORT:-8080}
+  max_buffered_bytes: \${MBB}
+  idle_timeout: \${IDLE}
+session: { reconnection_window: "\${WINDOW}", cleanup_interval: "\${CLEANUP:-2000}" }
+endpoints:
+  - { name: chat, type: memory, queue_limit: "\${QUEUE}" }
+  - name: s
+    type: mqtt
+    url: "mqtt://h"
+    publish_topic: a
+    subscribe_topic: b
+    qos: \${QOS}
+    protocol_version: \${PROTO}
+    producer_pool_size: \${POOL}
+  - { name: k, type: kafka, brokers: ["h:9092"], publish_topic: a, subscribe_topic: b, ssl: "\${SSL}" }
+policy: { max_message_bytes: "\${BYTES}" }
+`,
+    env,
+  );
+  assert.equal(config.server.port, 8080);
+  assert.equal(config.server.max_buffered_bytes, 2048);
+  assert.equal(config.server.idle_timeout, 5000);
+  assert.equal(config.session.reconnection_window, 60_000);
+  assert.equal(config.session.cleanup_interval, 2000);
+  assert.equal(config.policy.max_message_bytes, 1024);
+  const [memory, mqtt, kafka] = config.endpoints;
+  assert.ok(memory.type === "memory" && mqtt.type === "mqtt" && kafka.type === "kafka");
+  assert.equal(memory.queue_limit, 7);
+  assert.deepEqual([mqtt.qos, mqtt.protocol_version, mqtt.producer_pool_size], [0, 4, 3]);
+  assert.equal(kafka.ssl, true);
+  assert.equal(
+    parseConfig("server: { port: '${PORT:-8080}' }\n" + CHAT, { PORT: "9000" }).config.server.port,
+    9000,
+  );
+
+  assert.deepEqual(
+    problems(
+      `
+server: { port: "\${PORT}", max_buffered_bytes: "\${MBB}", idle_timeout: "\${IDLE}" }
+session: { lease: "\${LEASE}" }
+endpoints:
+  - { name: chat, type: memory, queue_limit: "\${QUEUE}" }
+  - { name: s, type: mqtt, url: "mqtt://h", publish_topic: a, subscribe_topic: b, qos: "\${QOS}" }
+  - { name: k, type: kafka, brokers: ["h:9092"], publish_topic: a, subscribe_topic: b, ssl: "\${SSL}" }
+`,
+      { PORT: "70000", MBB: "1.5", IDLE: "-5", LEASE: "200", QUEUE: "many", QOS: "2", SSL: "yes" },
+    ),
+    [
+      "server.port: expected a port number 0-65535, got 70000",
+      'server.idle_timeout: expected a duration like "5m", got "-5"',
+      "server.max_buffered_bytes: expected a positive whole number, got 1.5",
+      "session.lease: expected at least 1s, got 200 ms",
+      'endpoints[0].queue_limit: expected a positive whole number, got "many"',
+      "endpoints[1].qos: expected 0 or 1, got 2",
+      'endpoints[2].ssl: expected true or false, got "yes"',
+    ],
+  );
+  assert.deepEqual(problems("server: { port: '${PORT}' }\n" + CHAT), [
+    'server.port: expected a port number 0-65535, got "" (environment variable PORT is not set)',
+  ]);
+});
+
+test("config: ${ENV} values stay strings where strings are expected", () => {
+  const { config } = parseConfig(
+    `
+server: { node_id: "\${ID}" }
+endpoints:
+  - name: s
+    type: mqtt
+    url: "mqtt://h"
+    publish_topic: "\${N}"
+    subscribe_topic: b
+    username: \${N}
+    password: \${PASS}
+  - name: k
+    type: kafka
+    brokers: ["h:9092"]
+    publish_topic: a
+    subscribe_topic: b
+    sasl: { mechanism: plain, username: "\${N}", password: "\${PASS}" }
+`,
+    { PASS: "1234", N: "42", ID: "7" },
+  );
+  assert.equal(config.server.node_id, "7");
+  const [mqtt, kafka] = config.endpoints;
+  assert.ok(mqtt.type === "mqtt" && kafka.type === "kafka");
+  assert.deepEqual([mqtt.username, mqtt.password, mqtt.publish_topic], ["42", "1234", "42"]);
+  assert.deepEqual(kafka.sasl, { mechanism: "plain", username: "42", password: "1234" });
+});
