@@ -51,6 +51,7 @@ export class Engine {
         logger: this.logger,
         nodeId: this.nodeId,
         reconnectionWindow: config.session.reconnection_window,
+        scheduler: this.scheduler,
       })
     );
     this.hub = new Hub({

@@ -1,8 +1,10 @@
 /**
- * Builds endpoints from their config entries.
+ * Builds endpoints from their config entries. The entries are the config schema's output, with
+ * every default filled in: that is the only place defaults are written.
  */
 import type { Endpoint } from "../core/endpoint.ts";
 import type { Logger } from "../core/logger.ts";
+import type { Scheduler } from "../core/scheduler.ts";
 import type { EndpointConfig } from "../config/schema.ts";
 import { MemoryEndpoint } from "./memory/memory-endpoint.ts";
 import { KafkaEndpoint } from "./kafka/kafka-endpoint.ts";
@@ -13,8 +15,11 @@ export interface EndpointContext {
   nodeId: string;
   /** The session reconnection window, in ms: brokers keep client state at least this long. */
   reconnectionWindow: number;
+  /** The engine's clock: every timeout of an endpoint runs on it. */
+  scheduler: Scheduler;
 }
 
+/** The endpoint a config entry describes, not started yet. */
 export function createEndpoint(config: EndpointConfig, ctx: EndpointContext): Endpoint {
   switch (config.type) {
     case "memory":
@@ -41,6 +46,7 @@ export function createEndpoint(config: EndpointConfig, ctx: EndpointContext): En
         sessionExpiry: ctx.reconnectionWindow,
         nodeId: ctx.nodeId,
         logger: ctx.logger,
+        scheduler: ctx.scheduler,
       });
     case "kafka":
       return new KafkaEndpoint({
@@ -58,6 +64,7 @@ export function createEndpoint(config: EndpointConfig, ctx: EndpointContext): En
         sessionTimeout: config.session_timeout,
         fetchMaxWait: config.fetch_max_wait,
         logger: ctx.logger,
+        scheduler: ctx.scheduler,
       });
   }
 }

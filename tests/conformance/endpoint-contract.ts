@@ -58,6 +58,12 @@ export class RecordingHandler implements DeliveryHandler {
   }
 }
 
+/** The keys of `T` that may be left out. */
+export type OptionalKeys<T> = { [K in keyof T]-?: object extends Pick<T, K> ? K : never }[keyof T];
+
+/** `true` only when `A` and `B` are the same type: `const check: Same<A, B> = true` fails to compile otherwise. */
+export type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+
 /** Waits for real broker I/O until `check` holds (not a timing assertion: it fails only on timeout). */
 export async function eventually(
   check: () => boolean | Promise<boolean>,

@@ -15,7 +15,8 @@ endpointContract("memory", () => {
     make(logger) {
       current = new MemoryEndpoint({
         name: "bus",
-        logger,
+        logger: logger ?? memoryLogger(),
+        queueLimit: 10_000,
         publishTopic: "inbox/{clientId}",
         subscribeTopic: "inbox/{clientId}",
       });
@@ -32,7 +33,7 @@ endpointContract("memory", () => {
 
 test("memory: a deliver that throws for one subscriber fails no publish to the topic", async () => {
   const logger = memoryLogger();
-  const endpoint = new MemoryEndpoint({ name: "chat", logger });
+  const endpoint = new MemoryEndpoint({ name: "chat", logger, queueLimit: 10_000 });
   const handler = new RecordingHandler();
   await endpoint.start(handler);
   await endpoint.bindClient("a", {});

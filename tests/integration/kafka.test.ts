@@ -9,7 +9,9 @@ import { Kafka, logLevel } from "kafkajs";
 import type { EachMessagePayload } from "kafkajs";
 import type { GatewayError } from "../../src/core/errors.ts";
 import { encodeText } from "../../src/core/payload.ts";
+import type { KafkaEndpointOptions } from "../../src/endpoints/kafka/kafka-endpoint.ts";
 import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
+import type { OptionalKeys, Same } from "../conformance/endpoint-contract.ts";
 import { KafkaTestBroker } from "../support/kafka/broker.ts";
 import { kafkaNamespace, makeKafkaEndpoint, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
@@ -222,4 +224,9 @@ test("kafka: broker restart: publishes fail while it is down, then consumers and
     await endpoint.stop();
     await broker.stop();
   }
+});
+
+test("kafka: only options without a default are optional: the config schema writes the defaults once", () => {
+  const onlyUnset: Same<OptionalKeys<KafkaEndpointOptions>, "keyParam" | "sasl"> = true;
+  assert.equal(onlyUnset, true);
 });

@@ -7,7 +7,10 @@ import { test } from "node:test";
 import type { GatewayError } from "../../src/core/errors.ts";
 import { memoryLogger } from "../../src/core/logger.ts";
 import { encodeText } from "../../src/core/payload.ts";
+import { VirtualClock } from "../../src/core/virtual-clock.ts";
+import type { MqttEndpointOptions } from "../../src/endpoints/mqtt/mqtt-endpoint.ts";
 import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
+import type { OptionalKeys, Same } from "../conformance/endpoint-contract.ts";
 import {
   brokerHasSession,
   freePort,
@@ -210,4 +213,59 @@ test("mqtt: an unbind that cannot reach the broker says why in the debug log", a
   } finally {
     await endpoint.stop();
   }
+});
+
+/** Settles as `promise` does, or fails after `ms` of real time: what a virtual clock must end must not wait. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} still pending after ${ms} ms of real time`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** A private broker, frozen once the endpoint's pool is up, and an endpoint on a virtual clock. */
+async function frozenBroker(label: string, timeout: number) {
+  const broker = await PrivateMosquitto.start();
+  const clock = new VirtualClock();
+  const endpoint = makeMqttEndpoint({
+    ns: namespace(label),
+    url: broker.url,
+    producerPoolSize: 1,
+    connectTimeout: timeout,
+    publishTimeout: timeout,
+    scheduler: clock,
+  });
+  await endpoint.start(new RecordingHandler());
+  assert.equal(endpoint.producersUp, 1);
+  broker.freeze();
+  const done = async () => {
+    broker.thaw();
+    const stopping = endpoint.stop();
+    await clock.advance(timeout);
+    await stopping;
+    await broker.stop();
+  };
+  return { endpoint, clock, done };
+}
+
+const outcome = (p: Promise<unknown>) => p.then(() => "done", (e: GatewayError) => e.code);
+
+test("mqtt: the endpoint's timeouts run on its scheduler: a bind to a frozen broker ends on the virtual clock", async () => {
+  // Long enough that only the virtual clock can end the wait (mqtt.js's own timers are real).
+  const timeout = 60_000;
+  const { endpoint, clock, done } = await frozenBroker("frozen-bind", timeout);
+  try {
+    const bound = outcome(endpoint.bindClient("c1", {}));
+    await clock.advance(timeout);
+    assert.equal(await within(bound, 2000, "the bind"), "UPSTREAM_UNAVAILABLE");
+    assert.equal(endpoint.bindingCount(), 0);
+  } finally {
+    await done();
+  }
+});
+
+test("mqtt: only options without a default are optional: the config schema writes the defaults once", () => {
+  const onlyUnset: Same<OptionalKeys<MqttEndpointOptions>, "username" | "password"> = true;
+  assert.equal(onlyUnset, true);
 });

@@ -14,6 +14,7 @@ import process from "node:process";
 import mqtt from "mqtt";
 import type { MqttClient } from "mqtt";
 import { memoryLogger } from "../../src/core/logger.ts";
+import { RealScheduler } from "../../src/core/scheduler.ts";
 import { MqttEndpoint } from "../../src/endpoints/mqtt/mqtt-endpoint.ts";
 import type { MqttEndpointOptions } from "../../src/endpoints/mqtt/mqtt-endpoint.ts";
 
@@ -28,9 +29,13 @@ export function makeMqttEndpoint(options: Partial<MqttEndpointOptions> & { ns: s
     url: MQTT_URL,
     publishTopic: `${options.ns}/{clientId}/up`,
     subscribeTopic: `${options.ns}/{clientId}/down`,
+    qos: 1,
+    producerPoolSize: 5,
+    protocolVersion: 5,
     sessionExpiry: 60_000,
     nodeId: "test",
     logger: memoryLogger(),
+    scheduler: new RealScheduler(),
     connectTimeout: 3000,
     publishTimeout: 3000,
     ...options,
@@ -97,11 +102,32 @@ export class PrivateMosquitto {
     }
   }
 
+  /**
+   * Freezes the broker process (SIGSTOP): its port still accepts TCP connections and takes their
+   * bytes, but nothing is answered (no CONNACK, no PUBACK) until `thaw`.
+   */
+  freeze(): void {
+    this.#signal("SIGSTOP");
+  }
+
+  /** Lets a frozen broker go on (SIGCONT). */
+  thaw(): void {
+    this.#signal("SIGCONT");
+  }
+
+  /** By process ID: Deno's ChildProcess.kill sends no signal after its first. */
+  #signal(signal: NodeJS.Signals): void {
+    const pid = this.#child?.pid;
+    if (pid !== undefined && running(pid)) process.kill(pid, signal);
+  }
+
   /** Stops the broker gracefully (it writes its persistence file) and waits for it to exit. */
   async pause(): Promise<void> {
     const child = this.#child;
     if (!child?.pid || child.exitCode !== null) return;
-    child.kill("SIGTERM");
+    // A frozen process would hold SIGTERM until it is let go on.
+    this.#signal("SIGCONT");
+    this.#signal("SIGTERM");
     // Polled rather than awaiting "exit": under Deno that event does not always keep the event
     // loop alive, and the test runner then gives up on a pending promise.
     while (running(child.pid)) await new Promise((r) => setTimeout(r, 20));

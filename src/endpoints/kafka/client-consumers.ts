@@ -11,6 +11,7 @@ import type { Admin, Batch, Consumer, Kafka } from "kafkajs";
 import type { DeliveryHandler, InboundMessage } from "../../core/endpoint.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
+import type { Scheduler } from "../../core/scheduler.ts";
 import { withTimeout } from "./timeout.ts";
 
 export interface ClientConsumersOptions {
@@ -27,6 +28,7 @@ export interface ClientConsumersOptions {
   /** Longest a fetch waits for data, in ms: also how long a stop may take. */
   fetchMaxWait: number;
   logger: Logger;
+  scheduler: Scheduler;
 }
 
 /** One client's consumer. */
@@ -137,7 +139,11 @@ export class ClientConsumers {
     state.paused = true;
     if (this.#consumers.get(clientId) === state) this.#consumers.delete(clientId);
     try {
-      await withTimeout(state.consumer.disconnect(), this.#options.fetchMaxWait + 10_000);
+      await withTimeout(
+        state.consumer.disconnect(),
+        this.#options.fetchMaxWait + 10_000,
+        this.#options.scheduler,
+      );
     } catch (error) {
       this.#options.logger.warn(
         `[Kafka] Consumer of ${clientId} did not stop cleanly: ${(error as Error).message}`,
@@ -162,7 +168,7 @@ export class ClientConsumers {
       this.#options.logger.warn(
         `[Kafka] Consumer of ${clientId} stopped (${payload.error.message}); restarting`,
       );
-      setTimeout(() => void this.#restart(clientId, state), CRASH_RESTART_MS);
+      this.#options.scheduler.setTimeout(() => void this.#restart(clientId, state), CRASH_RESTART_MS);
     });
   }
 
@@ -203,7 +209,7 @@ export class ClientConsumers {
     }
     if (state.paused) {
       // Offline until the hub resumes it; stopping waits for this batch, so not awaited here.
-      setTimeout(() => void this.#suspendIf(clientId, state), 0);
+      this.#options.scheduler.setTimeout(() => void this.#suspendIf(clientId, state), 0);
     }
   }
 

@@ -25,11 +25,16 @@ import type {
 } from "../../core/endpoint.ts";
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
+import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 import { ClientConsumers } from "./client-consumers.ts";
 import { KeyedProducer } from "./producer.ts";
 import { withTimeout } from "./timeout.ts";
 
+/**
+ * The endpoint's settings. Every tunable is required: its default is written once, in the
+ * config schema (src/config/schema.ts), whose output the factory passes here.
+ */
 export interface KafkaEndpointOptions {
   name: string;
   brokers: string[];
@@ -37,20 +42,23 @@ export interface KafkaEndpointOptions {
   subscribeTopic: string;
   /** The binding param whose value keys a client's messages; the client ID if unset. */
   keyParam?: string;
-  /** Where a new binding starts reading: at the end of the topic (default) or its beginning. */
-  startFrom?: "latest" | "earliest";
-  ssl?: boolean;
+  /** Where a new binding starts reading: at the end of the topic or its beginning. */
+  startFrom: "latest" | "earliest";
+  ssl: boolean;
   sasl?: SASLOptions;
   /** Distinguishes this node's Kafka client ID. */
   nodeId: string;
-  connectTimeout?: number;
+  /** Longest wait for a broker connection, in ms. */
+  connectTimeout: number;
   /** How long a publish may wait for the broker's ack, in ms. */
-  publishTimeout?: number;
+  publishTimeout: number;
   /** The consumer group session timeout, in ms. */
-  sessionTimeout?: number;
+  sessionTimeout: number;
   /** Longest a fetch waits for data, in ms: also how long a suspend may take. */
-  fetchMaxWait?: number;
+  fetchMaxWait: number;
   logger: Logger;
+  /** The endpoint's own timeouts run on it (kafkajs's internal timers do not). */
+  scheduler: Scheduler;
 }
 
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
@@ -73,8 +81,8 @@ export class KafkaEndpoint implements BindableEndpoint {
       brokers: options.brokers,
       ssl: options.ssl,
       sasl: options.sasl,
-      connectionTimeout: options.connectTimeout ?? 10_000,
-      requestTimeout: options.publishTimeout ?? 10_000,
+      connectionTimeout: options.connectTimeout,
+      requestTimeout: options.publishTimeout,
       // Few, quick retries: a publish fails within about its timeout instead of minutes.
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
       logLevel: logLevel.WARN,
@@ -89,17 +97,18 @@ export class KafkaEndpoint implements BindableEndpoint {
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: true,
     });
-    this.#publisher = new KeyedProducer(this.#producer, options.publishTimeout ?? 10_000);
+    this.#publisher = new KeyedProducer(this.#producer, options.publishTimeout);
     this.#admin = this.#kafka.admin();
     this.#consumers = new ClientConsumers({
       endpoint: options.name,
       kafka: this.#kafka,
       admin: this.#admin,
       groupId: (clientId) => this.groupId(clientId),
-      startFrom: options.startFrom ?? "latest",
-      sessionTimeout: options.sessionTimeout ?? 30_000,
-      fetchMaxWait: options.fetchMaxWait ?? 500,
+      startFrom: options.startFrom,
+      sessionTimeout: options.sessionTimeout,
+      fetchMaxWait: options.fetchMaxWait,
       logger,
+      scheduler: options.scheduler,
     });
   }
 
@@ -133,7 +142,11 @@ export class KafkaEndpoint implements BindableEndpoint {
     const key = (this.#options.keyParam && params[this.#options.keyParam]) || clientId;
     try {
       const sent = this.#publisher.send(topic, key, toBuffer(message.payload));
-      const { partition, offset } = await withTimeout(sent, this.#options.publishTimeout ?? 10_000);
+      const { partition, offset } = await withTimeout(
+        sent,
+        this.#options.publishTimeout,
+        this.#options.scheduler,
+      );
       return { meta: { topic, partition, offset } };
     } catch (error) {
       throw this.#unavailable(`publish to ${topic} failed`, error);
@@ -190,7 +203,7 @@ export class KafkaEndpoint implements BindableEndpoint {
 
   async health(): Promise<EndpointHealth> {
     try {
-      const cluster = await withTimeout(this.#admin.describeCluster(), 3000);
+      const cluster = await withTimeout(this.#admin.describeCluster(), 3000, this.#options.scheduler);
       return {
         ok: true,
         detail: `${cluster.brokers.length} brokers reachable, ${this.#consumers.size} consumers online`,

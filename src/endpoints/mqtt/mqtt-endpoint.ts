@@ -21,26 +21,35 @@ import type {
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
+import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
 
+/**
+ * The endpoint's settings. Every tunable is required: its default is written once, in the
+ * config schema (src/config/schema.ts), whose output the factory passes here.
+ */
 export interface MqttEndpointOptions {
   name: string;
   url: string;
   publishTopic: string;
   subscribeTopic: string;
-  qos?: 0 | 1;
-  producerPoolSize?: number;
-  protocolVersion?: 4 | 5;
+  qos: 0 | 1;
+  producerPoolSize: number;
+  protocolVersion: 4 | 5;
   username?: string;
   password?: string;
   /** The reconnection window in ms: the broker keeps a consumer's session at least this long. */
   sessionExpiry: number;
-  connectTimeout?: number;
-  publishTimeout?: number;
+  /** Longest wait for a CONNACK, in ms. */
+  connectTimeout: number;
+  /** Longest wait for a publish's PUBACK, in ms. */
+  publishTimeout: number;
   /** Distinguishes this node's producer client IDs from other nodes'. */
   nodeId: string;
   logger: Logger;
+  /** The endpoint's own timeouts run on it (mqtt.js's internal timers do not). */
+  scheduler: Scheduler;
 }
 
 interface Consumer {
@@ -66,22 +75,19 @@ export class MqttEndpoint implements BindableEndpoint {
     this.#options = options;
     this.#pool = new ProducerPool({
       url: options.url,
-      size: options.producerPoolSize ?? 5,
+      size: options.producerPoolSize,
       clientIdPrefix: `engine-${options.name}-producer-${options.nodeId}`,
-      qos: options.qos ?? 1,
-      publishTimeout: options.publishTimeout ?? 10_000,
-      connectTimeout: this.#connectTimeout,
+      qos: options.qos,
+      publishTimeout: options.publishTimeout,
+      connectTimeout: options.connectTimeout,
       base: this.#baseOptions(),
       logger: options.logger,
+      scheduler: options.scheduler,
     });
   }
 
-  get #connectTimeout(): number {
-    return this.#options.connectTimeout ?? 10_000;
-  }
-
   #baseOptions(): IClientOptions {
-    const { protocolVersion = 5, username, password } = this.#options;
+    const { protocolVersion, username, password } = this.#options;
     return { protocolVersion, username, password, keepalive: 30, reconnectOnConnackError: true };
   }
 
@@ -156,7 +162,7 @@ export class MqttEndpoint implements BindableEndpoint {
         clientId: this.consumerId(clientId),
         clean: true,
         reconnectPeriod: 0,
-        connectTimeout: this.#connectTimeout,
+        connectTimeout: this.#options.connectTimeout,
         properties: this.#options.protocolVersion === 4 ? undefined : { sessionExpiryInterval: 0 },
       });
       client.on(
@@ -165,14 +171,14 @@ export class MqttEndpoint implements BindableEndpoint {
           this.#options.logger.debug(`[MQTT] ${this.name}: ending the session of ${clientId}: ${e.message}`),
       );
       try {
-        await connected(client, this.#connectTimeout);
+        await connected(client, this.#options.connectTimeout, this.#options.scheduler);
       } catch (error) {
         throw new GatewayError(
           "UPSTREAM_UNAVAILABLE",
           `cannot end MQTT session of ${clientId}: ${(error as Error).message}`,
         );
       } finally {
-        await endWithin(client, this.#connectTimeout);
+        await endWithin(client, this.#options.connectTimeout, this.#options.scheduler);
       }
     });
   }
@@ -211,14 +217,14 @@ export class MqttEndpoint implements BindableEndpoint {
    * connecting: a persistent session delivers its queue right after CONNACK.
    */
   async #connect(clientId: string, consumer: Consumer, subscribe: boolean): Promise<void> {
-    const { url, qos = 1, protocolVersion = 5, sessionExpiry } = this.#options;
+    const { url, qos, protocolVersion, sessionExpiry, connectTimeout, scheduler } = this.#options;
     const client = mqtt.connect(url, {
       ...this.#baseOptions(),
       clientId: this.consumerId(clientId),
       clean: false,
       manualConnect: true,
       reconnectPeriod: 1000,
-      connectTimeout: this.#connectTimeout,
+      connectTimeout,
       properties: protocolVersion === 4
         ? undefined
         : { sessionExpiryInterval: Math.ceil(sessionExpiry / 1000) + EXPIRY_MARGIN_S },
@@ -265,7 +271,7 @@ export class MqttEndpoint implements BindableEndpoint {
       }));
     client.connect();
     try {
-      await connected(client, this.#connectTimeout);
+      await connected(client, connectTimeout, scheduler);
       if (subscribe) await client.subscribeAsync(consumer.topic, { qos });
     } catch (error) {
       this.#close(consumer);

@@ -9,6 +9,7 @@ import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
+import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 
 export interface ProducerPoolOptions {
   url: string;
@@ -21,6 +22,7 @@ export interface ProducerPoolOptions {
   connectTimeout: number;
   base: IClientOptions;
   logger: Logger;
+  scheduler: Scheduler;
 }
 
 export class ProducerPool {
@@ -33,7 +35,7 @@ export class ProducerPool {
 
   /** Connects the pool; resolves once every connection is up or the connect timeout passed. */
   async start(): Promise<void> {
-    const { url, size, clientIdPrefix, base, connectTimeout, logger } = this.#options;
+    const { url, size, clientIdPrefix, base, connectTimeout, logger, scheduler } = this.#options;
     this.#clients = Array.from({ length: size }, (_, i) =>
       mqtt.connect(url, {
         ...base,
@@ -47,7 +49,7 @@ export class ProducerPool {
     }
     // A connection not up yet is logged by its error handler above and counted just below; it
     // keeps reconnecting, so start() goes on without it.
-    await Promise.all(this.#clients.map((c) => connected(c, connectTimeout).catch(() => {})));
+    await Promise.all(this.#clients.map((c) => connected(c, connectTimeout, scheduler).catch(() => {})));
     const up = this.connectedCount;
     if (up < size) logger.warn(`[MQTT] ${up} of ${size} producer connections to ${url} are up; retrying`);
   }
@@ -60,8 +62,9 @@ export class ProducerPool {
         new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT broker ${this.#options.url} is unreachable`),
       );
     }
+    const { scheduler } = this.#options;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = scheduler.setTimeout(() => {
         reject(
           new GatewayError(
             "UPSTREAM_UNAVAILABLE",
@@ -70,7 +73,7 @@ export class ProducerPool {
         );
       }, this.#options.publishTimeout);
       client.publish(topic, payload as Buffer, { qos: this.#options.qos }, (error) => {
-        clearTimeout(timer);
+        scheduler.clear(timer);
         if (error) reject(new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT publish failed: ${error.message}`));
         else resolve();
       });
@@ -87,17 +90,18 @@ export class ProducerPool {
 
   /** Waits for in-flight publishes (at most the publish timeout), then closes every connection. */
   async stop(): Promise<void> {
-    await Promise.all(this.#clients.map((c) => endWithin(c, this.#options.publishTimeout)));
+    const { publishTimeout, scheduler } = this.#options;
+    await Promise.all(this.#clients.map((c) => endWithin(c, publishTimeout, scheduler)));
     this.#clients = [];
   }
 }
 
-/** Resolves when the client has a CONNACK; rejects after `timeout` ms. */
-export function connected(client: MqttClient, timeout: number): Promise<void> {
+/** Resolves when the client has a CONNACK; rejects after `timeout` ms on `scheduler`. */
+export function connected(client: MqttClient, timeout: number, scheduler: Scheduler): Promise<void> {
   if (client.connected) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const done = (error?: Error) => {
-      clearTimeout(timer);
+      scheduler.clear(timer);
       client.off("connect", onConnect);
       client.off("error", onError);
       if (error) reject(error);
@@ -105,7 +109,7 @@ export function connected(client: MqttClient, timeout: number): Promise<void> {
     };
     const onConnect = () => done();
     const onError = (e: Error) => done(e);
-    const timer = setTimeout(() => done(new Error(`no CONNACK within ${timeout} ms`)), timeout);
+    const timer = scheduler.setTimeout(() => done(new Error(`no CONNACK within ${timeout} ms`)), timeout);
     client.on("connect", onConnect);
     client.on("error", onError);
   });
@@ -115,17 +119,17 @@ export function connected(client: MqttClient, timeout: number): Promise<void> {
  * Ends a client gracefully (in-flight messages finish), or by force after `ms`: against a broker
  * that went away, a graceful end can wait forever.
  */
-export async function endWithin(client: MqttClient, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+export async function endWithin(client: MqttClient, ms: number, scheduler: Scheduler): Promise<void> {
+  let timer: TimerId | undefined;
   const forced = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
+    timer = scheduler.setTimeout(() => {
       client.end(true);
       resolve();
     }, ms);
   });
   // A graceful end that fails has nothing left to flush: the socket is closed by force instead.
   await Promise.race([client.endAsync(false).catch(() => client.end(true)), forced]);
-  clearTimeout(timer);
+  scheduler.clear(timer!);
 }
 
 /** FNV-1a: a stable, cheap spread of client IDs over the pool. */

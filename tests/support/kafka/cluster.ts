@@ -6,6 +6,7 @@ import process from "node:process";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import type { Producer } from "kafkajs";
 import { memoryLogger } from "../../../src/core/logger.ts";
+import { RealScheduler } from "../../../src/core/scheduler.ts";
 import { KafkaEndpoint } from "../../../src/endpoints/kafka/kafka-endpoint.ts";
 import type { KafkaEndpointOptions } from "../../../src/endpoints/kafka/kafka-endpoint.ts";
 import { KafkaTestBroker } from "./broker.ts";
@@ -46,8 +47,11 @@ export function makeKafkaEndpoint(
     brokers,
     publishTopic: `${options.ns}.{clientId}.up`,
     subscribeTopic: `${options.ns}.{clientId}.down`,
+    startFrom: "latest",
+    ssl: false,
     nodeId: "test",
     logger: memoryLogger(),
+    scheduler: new RealScheduler(),
     connectTimeout: 3000,
     publishTimeout: 3000,
     sessionTimeout: 10_000,
