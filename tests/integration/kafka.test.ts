@@ -9,6 +9,7 @@ import { Kafka, logLevel } from "kafkajs";
 import type { EachMessagePayload } from "kafkajs";
 import type { GatewayError } from "../../src/core/errors.ts";
 import { encodeText } from "../../src/core/payload.ts";
+import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import type { KafkaEndpointOptions } from "../../src/endpoints/kafka/kafka-endpoint.ts";
 import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
 import type { OptionalKeys, Same } from "../conformance/endpoint-contract.ts";
@@ -165,7 +166,8 @@ test("kafka: unbind deletes the client's consumer group", async () => {
 test("kafka: with the broker gone, publishes fail with UPSTREAM_UNAVAILABLE and health says so", async () => {
   const broker = await KafkaTestBroker.start();
   const ns = kafkaNamespace("down");
-  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 1000, connectTimeout: 500 });
+  // Longer than kafkajs's retries (about 1.5 s): its refusal, not the timeout, ends the publish.
+  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 5000, connectTimeout: 500 });
   await endpoint.start(new RecordingHandler());
   try {
     await endpoint.publish("c", { payload: encodeText("up") }, {});
@@ -184,7 +186,8 @@ test("kafka: with the broker gone, publishes fail with UPSTREAM_UNAVAILABLE and 
 test("kafka: broker restart: publishes fail while it is down, then consumers and producer carry on", async () => {
   const broker = await KafkaTestBroker.start();
   const ns = kafkaNamespace("restart");
-  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 1000, connectTimeout: 500 });
+  // Longer than kafkajs's retries (about 1.5 s): its refusal, not the timeout, ends the publish.
+  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 5000, connectTimeout: 500 });
   const handler = new RecordingHandler();
   await endpoint.start(handler);
   const client = id("r");
@@ -223,6 +226,100 @@ test("kafka: broker restart: publishes fail while it is down, then consumers and
   } finally {
     await endpoint.stop();
     await broker.stop();
+  }
+});
+
+const outcome = (p: Promise<unknown>) => p.then(() => "receipt", (e: GatewayError) => e.code);
+
+/** Every value in `topic` from its beginning, read by a plain consumer until `last` came. */
+async function readTopic(k: Kafka, topic: string, last: string): Promise<string[]> {
+  const values: string[] = [];
+  const consumer = k.consumer({ groupId: id("reader"), maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: ({ message }: EachMessagePayload) => {
+        values.push(message.value!.toString());
+        return Promise.resolve();
+      },
+    });
+    await eventually(() => values.includes(last), `"${last}" in ${topic}`, 30_000);
+  } finally {
+    await consumer.disconnect();
+  }
+  return values;
+}
+
+test("kafka: past publish_timeout a queued publish is withdrawn, a sent one OUTCOME_UNKNOWN", async () => {
+  const broker = await KafkaTestBroker.start();
+  const ns = kafkaNamespace("timeout");
+  const clock = new VirtualClock();
+  // Only the virtual clock ends these waits: kafkajs (real time) is still retrying the one sent.
+  const timeout = 60_000;
+  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: timeout, scheduler: clock });
+  await endpoint.start(new RecordingHandler());
+  const client = id("t");
+  const outside = new Kafka({ clientId: "outside", brokers: broker.brokers, logLevel: logLevel.NOTHING });
+  try {
+    await endpoint.publish(client, { payload: encodeText("before") }, {});
+    await broker.pause();
+    // One key: the first is handed to kafkajs, the others wait in its lane behind it.
+    const outcomes = range("t", 4).map((m) =>
+      outcome(endpoint.publish(client, { payload: encodeText(m) }, {}))
+    );
+    await clock.advance(timeout);
+    assert.deepEqual(await Promise.all(outcomes), [
+      "OUTCOME_UNKNOWN",
+      "UPSTREAM_UNAVAILABLE",
+      "UPSTREAM_UNAVAILABLE",
+      "UPSTREAM_UNAVAILABLE",
+    ]);
+
+    await broker.resume();
+    // Confirmed once kafkajs is done with the one it had: the lane has nothing else to send.
+    let confirmed = false;
+    await eventually(
+      () => {
+        endpoint.publish(client, { payload: encodeText("after") }, {}).then(
+          () => (confirmed = true),
+          () => {},
+        );
+        return confirmed;
+      },
+      "publishing to recover",
+      30_000,
+    );
+    const values = await readTopic(outside, `${ns}.${client}.up`, "after");
+    assert.equal(values[0], "before");
+    for (const withdrawn of ["t2", "t3", "t4"]) {
+      assert.ok(!values.includes(withdrawn), `${withdrawn} was sent`);
+    }
+  } finally {
+    await endpoint.stop();
+    await broker.stop();
+  }
+});
+
+test("kafka: publishes waiting on the brokers are bounded: 1000 per key, 10000 in all", async () => {
+  const ns = kafkaNamespace("bounds");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, publishTimeout: 30_000 });
+  await endpoint.start(new RecordingHandler());
+  try {
+    const payload = { payload: encodeText("x") };
+    // All sent in one go: each key's first is in flight and the rest wait behind it.
+    const first = Array.from({ length: 1002 }, () => outcome(endpoint.publish("k0", payload, {})));
+    const rest = range("k", 9).flatMap((key) =>
+      Array.from({ length: 1001 }, () => outcome(endpoint.publish(key, payload, {})))
+    );
+    const tally = (codes: string[]) =>
+      Object.fromEntries([...new Set(codes)].map((c) => [c, codes.filter((x) => x === c).length]));
+    // k0: 1 in flight, 1000 waiting, the next refused. Then 9 more keys fill up 10000 in all.
+    assert.deepEqual(tally(await Promise.all(first)), { receipt: 1001, RATE_LIMITED: 1 });
+    assert.deepEqual(tally(await Promise.all(rest)), { receipt: 8999, UPSTREAM_UNAVAILABLE: 10 });
+    assert.equal(await outcome(endpoint.publish("k0", payload, {})), "receipt", "room again once acked");
+  } finally {
+    await endpoint.stop();
   }
 });
 

@@ -265,6 +265,19 @@ test("mqtt: the endpoint's timeouts run on its scheduler: a bind to a frozen bro
   }
 });
 
+test("mqtt: a publish written to a broker that stops answering is OUTCOME_UNKNOWN after publish_timeout", async () => {
+  const timeout = 60_000;
+  const { endpoint, clock, done } = await frozenBroker("frozen-publish", timeout);
+  try {
+    const published = outcome(endpoint.publish("c1", { payload: encodeText("unconfirmed") }, {}));
+    await clock.advance(timeout);
+    // Written to the broker's connection, never confirmed: it may or may not have arrived.
+    assert.equal(await within(published, 2000, "the publish"), "OUTCOME_UNKNOWN");
+  } finally {
+    await done();
+  }
+});
+
 test("mqtt: only options without a default are optional: the config schema writes the defaults once", () => {
   const onlyUnset: Same<OptionalKeys<MqttEndpointOptions>, "username" | "password"> = true;
   assert.equal(onlyUnset, true);

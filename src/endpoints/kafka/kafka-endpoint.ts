@@ -28,7 +28,7 @@ import type { Logger } from "../../core/logger.ts";
 import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 import { ClientConsumers } from "./client-consumers.ts";
-import { KeyedProducer } from "./producer.ts";
+import { KeyedProducer, LANE_LIMIT, TOTAL_LIMIT } from "./producer.ts";
 import { withTimeout } from "./timeout.ts";
 
 /**
@@ -97,7 +97,12 @@ export class KafkaEndpoint implements BindableEndpoint {
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: true,
     });
-    this.#publisher = new KeyedProducer(this.#producer, options.publishTimeout);
+    this.#publisher = new KeyedProducer(this.#producer, {
+      publishTimeout: options.publishTimeout,
+      scheduler: options.scheduler,
+      laneLimit: LANE_LIMIT,
+      totalLimit: TOTAL_LIMIT,
+    });
     this.#admin = this.#kafka.admin();
     this.#consumers = new ClientConsumers({
       endpoint: options.name,
@@ -132,7 +137,11 @@ export class KafkaEndpoint implements BindableEndpoint {
     await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()]);
   }
 
-  /** Publishes through the shared producer, in order per key (see KeyedProducer). */
+  /**
+   * Publishes through the shared producer, in order per key. Past publish_timeout a publish is
+   * withdrawn if it was still waiting (UPSTREAM_UNAVAILABLE) or OUTCOME_UNKNOWN if it was sent;
+   * too many waiting: RATE_LIMITED for one key, UPSTREAM_UNAVAILABLE in all (see KeyedProducer).
+   */
   async publish(
     clientId: string,
     message: OutboundMessage,
@@ -141,15 +150,13 @@ export class KafkaEndpoint implements BindableEndpoint {
     const topic = this.#topic(this.#options.publishTopic, clientId, params);
     const key = (this.#options.keyParam && params[this.#options.keyParam]) || clientId;
     try {
-      const sent = this.#publisher.send(topic, key, toBuffer(message.payload));
-      const { partition, offset } = await withTimeout(
-        sent,
-        this.#options.publishTimeout,
-        this.#options.scheduler,
-      );
+      const { partition, offset } = await this.#publisher.send(topic, key, toBuffer(message.payload));
       return { meta: { topic, partition, offset } };
     } catch (error) {
-      throw this.#unavailable(`publish to ${topic} failed`, error);
+      if (!(error instanceof GatewayError)) throw this.#unavailable(`publish to ${topic} failed`, error);
+      throw new GatewayError(error.code, `publish to ${topic} failed: ${error.message}`, error.temporary, {
+        cause: error,
+      });
     }
   }
 

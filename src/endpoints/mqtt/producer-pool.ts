@@ -3,7 +3,8 @@
  * always publishes on the same connection (chosen by a hash of its ID), so its messages reach
  * the broker in the order it sent them; the number of publishing connections does not grow with
  * the number of clients. While the broker is unreachable, publishes fail fast with
- * UPSTREAM_UNAVAILABLE; mqtt.js reconnects the pool by itself.
+ * UPSTREAM_UNAVAILABLE; mqtt.js reconnects the pool by itself. A publish written to the broker
+ * whose PUBACK does not come within the publish timeout is OUTCOME_UNKNOWN.
  */
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
@@ -65,10 +66,12 @@ export class ProducerPool {
     const { scheduler } = this.#options;
     return new Promise((resolve, reject) => {
       const timer = scheduler.setTimeout(() => {
+        // Written to the broker's connection already: it may have arrived, so not "unavailable"
+        // (safe to retry) but unknown (a retry may duplicate it).
         reject(
           new GatewayError(
-            "UPSTREAM_UNAVAILABLE",
-            `no PUBACK from ${this.#options.url} within ${this.#options.publishTimeout} ms`,
+            "OUTCOME_UNKNOWN",
+            `sent to ${this.#options.url}, no PUBACK within publish_timeout (${this.#options.publishTimeout} ms); a retry may duplicate it`,
           ),
         );
       }, this.#options.publishTimeout);
