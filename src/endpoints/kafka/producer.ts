@@ -106,11 +106,6 @@ export class KeyedProducer {
     });
   }
 
-  /** Publishes held, waiting or in flight (for tests and metrics). */
-  get held(): number {
-    return this.#held;
-  }
-
   #expire(lane: Lane, pending: Pending): void {
     const ms = this.options.publishTimeout;
     if (pending.sent) {
