@@ -7,7 +7,9 @@ import { test } from "node:test";
 import { memoryLogger } from "../../src/core/logger.ts";
 import { encodeText } from "../../src/core/payload.ts";
 import { MemoryEndpoint } from "../../src/endpoints/memory/memory-endpoint.ts";
+import type { MemoryEndpointOptions } from "../../src/endpoints/memory/memory-endpoint.ts";
 import { endpointContract, RecordingHandler } from "./endpoint-contract.ts";
+import type { OptionalKeys, Same } from "./endpoint-contract.ts";
 
 endpointContract("memory", () => {
   let current: MemoryEndpoint | undefined;
@@ -52,4 +54,10 @@ test("memory: a deliver that throws for one subscriber fails no publish to the t
   await endpoint.resumeClient(broken, {});
   assert.deepEqual(handler.of(broken), ["m1", "m2", "m3"]);
   await endpoint.stop();
+});
+
+test("memory: only options without a default are optional: the config schema writes the defaults once", () => {
+  // The topics default to the endpoint's name, which the schema cannot know.
+  const onlyUnset: Same<OptionalKeys<MemoryEndpointOptions>, "publishTopic" | "subscribeTopic"> = true;
+  assert.equal(onlyUnset, true);
 });

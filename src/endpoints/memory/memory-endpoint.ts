@@ -18,6 +18,11 @@ import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { expandTopic } from "../template.ts";
 
+/**
+ * The endpoint's settings. `queueLimit` is required: its default is written once, in the config
+ * schema (src/config/schema.ts), whose output the factory passes here. So is the logger: a
+ * dropped message or a failed delivery must be reported somewhere.
+ */
 export interface MemoryEndpointOptions {
   name: string;
   /** Template of the topic a client's publishes go to. Default: the endpoint's name. */
@@ -25,8 +30,8 @@ export interface MemoryEndpointOptions {
   /** Template of the topic a bound client receives from. Default: the endpoint's name. */
   subscribeTopic?: string;
   /** Most messages held for one client; past it the oldest is dropped and logged. */
-  queueLimit?: number;
-  logger?: Logger;
+  queueLimit: number;
+  logger: Logger;
 }
 
 interface Binding {
@@ -67,10 +72,10 @@ export class MemoryEndpoint implements BindableEndpoint {
     const inbound: InboundMessage = { payload: message.payload, meta: { topic } };
     for (const subscriber of this.#topics.get(topic) ?? []) {
       const binding = this.#bindings.get(subscriber)!;
-      if (binding.queue.length >= (this.#options.queueLimit ?? 10_000)) {
+      if (binding.queue.length >= this.#options.queueLimit) {
         binding.queue.shift();
         if (binding.dropped++ === 0) {
-          this.#options.logger?.warn(
+          this.#options.logger.warn(
             `[Memory] Queue of ${subscriber} on ${this.name} is full; dropping its oldest messages`,
           );
         }
@@ -159,7 +164,7 @@ export class MemoryEndpoint implements BindableEndpoint {
     try {
       return this.#handler!.deliver(clientId, this.name, message);
     } catch (error) {
-      this.#options.logger?.error(
+      this.#options.logger.error(
         `[Memory] ${this.name}: delivering to ${clientId} failed; held until it resumes`,
         error,
       );
