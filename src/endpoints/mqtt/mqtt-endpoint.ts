@@ -247,7 +247,10 @@ export class MqttEndpoint implements BindableEndpoint {
     });
     consumer.client = client;
     this.#consumers.set(clientId, consumer);
-    client.on("error", (e) => this.#options.logger.debug(`[MQTT] Consumer ${clientId}: ${e.message}`));
+    client.on(
+      "error",
+      (e) => this.#options.logger.debug(`[MQTT] ${this.name}: consumer of ${clientId}: ${e.message}`),
+    );
     let first = true;
     let up = false;
     client.on("close", () =>
@@ -258,7 +261,7 @@ export class MqttEndpoint implements BindableEndpoint {
         this.#handler?.consumerDropped?.(clientId, this.name);
       }));
     client.on("connect", (connack) =>
-      this.#guard(clientId, "resubscribing", () => {
+      this.#guard(clientId, "handling the connect", () => {
         up = true;
         const subscribing = subscribe && first;
         first = false;
