@@ -17,11 +17,18 @@ declare const Bun: {
   }): { hostname: string; port: number; stop(closeActive?: boolean): Promise<void> };
 };
 
+/** The server hono/bun hands the app as `c.env` (the second argument of `fetch`). */
+interface BunServer {
+  timeout(request: Request, seconds: number): void;
+}
+
 export const bunAdapter: Adapter = {
   runtime: `bun ${Bun.version}`,
   hooks: () => ({
     upgradeWebSocket: (c, events) => upgradeWebSocket(c, events),
     bufferedAmount: (raw) => (raw as { getBufferedAmount(): number }).getBufferedAmount(),
+    // 0: no idle timeout for this response; a failed write (a gone client) still ends it.
+    keepStreamOpen: (c) => (c.env as BunServer).timeout(c.req.raw, 0),
   }),
   listen(app, engine) {
     const { host, port, idle_timeout } = engine.config.server;

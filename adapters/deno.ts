@@ -1,17 +1,47 @@
 /**
- * Deno adapter: Deno.serve, hono/deno's WebSocket upgrade (with Deno's idle ping handling), and
- * signals. It translates and nothing more.
+ * Deno adapter: Deno.serve, the WebSocket upgrade (with Deno's idle ping handling) mapped onto
+ * hono's WSContext, and signals. It translates and nothing more.
+ *
+ * The upgrade is Deno's own, not hono/deno's helper: the helper compares the Upgrade header to
+ * "websocket" case-sensitively and answers nothing for a legal `Upgrade: WebSocket`.
  */
-import { upgradeWebSocket } from "hono/deno";
+import { WSContext } from "hono/ws";
+import type { WSEvents } from "hono/ws";
 import type { Adapter } from "../src/serve.ts";
+
+function upgrade(request: Request, events: WSEvents, idleTimeout: number): Response {
+  const protocol = request.headers.get("sec-websocket-protocol")?.split(",")[0]?.trim();
+  const { response, socket } = Deno.upgradeWebSocket(request, {
+    idleTimeout,
+    ...protocol ? { protocol } : {},
+  });
+  const ws = new WSContext({
+    send: (data) => socket.send(data),
+    close: (code, reason) => socket.close(code, reason),
+    raw: socket,
+    get readyState() {
+      return socket.readyState as 0 | 1 | 2 | 3;
+    },
+    get protocol() {
+      return socket.protocol;
+    },
+    url: null,
+  });
+  socket.onopen = (evt) => events.onOpen?.(evt, ws);
+  socket.onmessage = (evt) => events.onMessage?.(evt, ws);
+  socket.onclose = (evt) => events.onClose?.(evt, ws);
+  socket.onerror = (evt) => events.onError?.(evt, ws);
+  return response;
+}
 
 export const denoAdapter: Adapter = {
   runtime: `deno ${Deno.version.deno}`,
   hooks: (engine) => ({
     // Deno pings an idle socket and closes it when no pong comes back within idleTimeout.
     upgradeWebSocket: (c, events) =>
-      upgradeWebSocket(c, events, { idleTimeout: Math.ceil(engine.config.server.idle_timeout / 1000) }),
+      Promise.resolve(upgrade(c.req.raw, events, Math.ceil(engine.config.server.idle_timeout / 1000))),
     bufferedAmount: (raw) => (raw as WebSocket).bufferedAmount,
+    keepStreamOpen: () => {},
   }),
   listen(app, engine) {
     const { host, port } = engine.config.server;

@@ -59,14 +59,15 @@ export class Engine {
       endpoints,
       scheduler: this.scheduler,
       policy: new DefaultPolicy({
-        endpoints: endpoints.map((e) => e.name),
         maxMessageBytes: config.policy.max_message_bytes,
+        maxJsonDepth: config.policy.max_json_depth,
       }),
       logger: this.logger,
       metrics: this.metrics,
       reconnectionWindow: config.session.reconnection_window,
       nodeId: this.nodeId,
       lease: config.session.lease,
+      maxJsonDepth: config.policy.max_json_depth,
     });
     this.cleanup = new CleanupWorker({
       store: this.store,
@@ -87,8 +88,19 @@ export class Engine {
     );
   }
 
-  /** Starts every endpoint and the cleanup worker. */
+  /**
+   * Checks the session store, then starts every endpoint and the cleanup worker. A store that is
+   * misconfigured (a non-temporary error, e.g. the wrong response encoding) stops start-up; one
+   * that is only unreachable does not: new clients get 503 until it answers.
+   */
   async start(): Promise<void> {
+    try {
+      await this.store.ping();
+    } catch (error) {
+      const e = GatewayError.from(error);
+      if (!e.temporary) throw e;
+      this.logger.warn(`[Engine] Session store not reachable yet; clients get 503 until it is: ${e.message}`);
+    }
     for (const endpoint of this.hub.endpoints.values()) await endpoint.start(this.hub);
     this.hub.start();
     this.cleanup.start();

@@ -273,7 +273,11 @@ const EndpointSchema = v.variant(
 );
 
 const PolicySchema = v.optional(
-  strict({ max_message_bytes: positiveInt(65_536) }),
+  strict({
+    max_message_bytes: positiveInt(65_536),
+    /** Deepest JSON nesting of a client frame's data, and of a delivered payload sent as JSON. */
+    max_json_depth: positiveInt(64),
+  }),
   {},
 );
 

@@ -143,7 +143,10 @@ export class Hub implements DeliveryHandler {
     if (!conn) return;
     this.options.store.get(clientId).then((session) => {
       if (session && session.epoch === conn.epoch) return;
-      return this.#locks.run(clientId, () => this.#release(clientId, conn.epoch, session ? "taken" : "expired"));
+      return this.#locks.run(
+        clientId,
+        () => this.#release(clientId, conn.epoch, session ? "taken" : "expired"),
+      );
     }).catch((error) =>
       this.options.logger.warn(
         `[Session] Ownership check of ${clientId} failed: ${GatewayError.from(error).message}`,
@@ -167,7 +170,9 @@ export class Hub implements DeliveryHandler {
     }
     await this.#suspendAll(conn);
     this.options.logger.info(
-      `[Session] Client ${clientId} ${reason === "taken" ? "taken over elsewhere" : "expired"}; connection released`,
+      `[Session] Client ${clientId} ${
+        reason === "taken" ? "taken over elsewhere" : "expired"
+      }; connection released`,
     );
   }
 
@@ -361,7 +366,10 @@ export class Hub implements DeliveryHandler {
         prepared: { json: `"${toBase64(delivery.payload)}"`, encoding: "base64" },
       });
     } catch (error) {
-      this.options.logger.error(`[Delivery] Connection of ${conn.clientId} cannot be written; closing it`, error);
+      this.options.logger.error(
+        `[Delivery] Connection of ${conn.clientId} cannot be written; closing it`,
+        error,
+      );
       try {
         sink.close(CloseCode.INTERNAL_ERROR, "internal error");
       } catch {

@@ -11,10 +11,18 @@ import type { Engine } from "../engine.ts";
 
 /** What an adapter gives the app: the runtime's WebSocket upgrade and socket facts. */
 export interface RuntimeHooks {
-  /** Upgrades the request, wiring `events` to the socket (hono's `upgradeWebSocket(c, events)`). */
-  upgradeWebSocket(c: Context, events: WSEvents): Promise<Response>;
+  /**
+   * Upgrades the request, wiring `events` to the socket. Resolves undefined (or rejects) when
+   * the runtime refuses the handshake.
+   */
+  upgradeWebSocket(c: Context, events: WSEvents): Promise<Response | undefined>;
   /** Bytes queued for sending on the runtime's native socket (`WSContext.raw`). */
   bufferedAmount(raw: unknown): number;
+  /**
+   * Exempts a long-lived response (an SSE stream) from the server's idle timeout: it lives until
+   * the client goes or the server stops (Bun closes a response idle for 10 s by default).
+   */
+  keepStreamOpen(c: Context): void;
 }
 
 export interface EntrypointContext {
@@ -31,7 +39,9 @@ export function identify(c: Context): Identity {
 export function errorResponse(c: Context, engine: Engine, error: unknown): Response {
   const e = GatewayError.from(error);
   engine.hub.recordError(e);
+  // Client mistakes are logged at debug only: anyone can cause them, as often as they like.
   if (e.code === "INTERNAL") engine.logger.error(`[HTTP] ${c.req.method} ${c.req.path} failed`, error);
+  else engine.logger.debug(`[HTTP] ${c.req.method} ${c.req.path}: ${e.code} ${e.message}`);
   return c.json(
     { type: "error", code: e.code, message: e.message },
     e.status as 400,
@@ -56,9 +66,5 @@ export function queryParams(c: Context): Record<string, string> {
 
 /** Throws UNKNOWN_ENDPOINT unless every name is a configured endpoint. */
 export function requireEndpoints(engine: Engine, names: string[]): void {
-  for (const name of names) {
-    if (!engine.hub.endpoints.has(name)) {
-      throw new GatewayError("UNKNOWN_ENDPOINT", `no endpoint named "${name}"`);
-    }
-  }
+  for (const name of names) engine.hub.endpoint(name);
 }

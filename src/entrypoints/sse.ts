@@ -6,37 +6,51 @@
  * Query parameters other than `clientId` and `endpoints` are the binding params.
  * On a single-endpoint stream `data` is the payload itself (base64 with `event: message-base64`
  * when it is not UTF-8); on a multi-endpoint stream it is the JSON of the WebSocket message frame,
- * so the client can tell the endpoints apart.
+ * so the client can tell the endpoints apart. A stream carries only the endpoints it names: what
+ * the session holds for others (bound over WebSocket) stays queued with their brokers.
+ *
+ * Takeover: a stream whose session another connection took gets `event: taken-over` with the id
+ * `taken.<epoch>` and ends. EventSource reconnects by itself, sending that id as Last-Event-ID;
+ * such a request is answered 409, which ends an EventSource for good, so two tabs with one
+ * client ID do not take the session from each other forever.
  */
 import type { Context, Hono } from "hono";
 import type { Connection } from "../core/connection.ts";
-import { GatewayError } from "../core/errors.ts";
+import { CloseCode, GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
-import { decodePayload, decodeText, toBase64 } from "../core/payload.ts";
+import { messageFrame } from "../core/message-frame.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
-import type { Engine } from "../engine.ts";
 import type { EntrypointContext } from "./common.ts";
 import { errorResponse, identify, queryParams, requireEndpoints } from "./common.ts";
 
 const encoder = new TextEncoder();
+/** The Last-Event-ID of a stream that ended because it was taken over. */
+const TAKEN = "taken.";
 
-export function sseRoutes(app: Hono, path: string, { engine }: EntrypointContext): void {
-  app.get(path, (c) => stream(c, engine, (c.req.query("endpoints") ?? "").split(",").filter(Boolean), true));
-  app.get(`${path}/:endpoint`, (c) => stream(c, engine, [c.req.param("endpoint")], false));
+export function sseRoutes(app: Hono, path: string, ctx: EntrypointContext): void {
+  app.get(path, (c) => stream(c, ctx, (c.req.query("endpoints") ?? "").split(",").filter(Boolean), true));
+  app.get(`${path}/:endpoint`, (c) => stream(c, ctx, [c.req.param("endpoint")], false));
 }
 
-async function stream(c: Context, engine: Engine, endpoints: string[], multi: boolean) {
+async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoints: string[], multi: boolean) {
   let conn: Connection;
   try {
     const { clientId } = identify(c);
     if (endpoints.length === 0) {
-      throw new GatewayError("BAD_FRAME", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
+      throw new GatewayError("BAD_REQUEST", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
     }
     requireEndpoints(engine, endpoints);
-    conn = await engine.hub.connect(clientId, "sse");
+    if (c.req.header("last-event-id")?.startsWith(TAKEN)) {
+      throw new GatewayError(
+        "TAKEN_OVER",
+        `the session of ${clientId} was taken over by a newer connection; not reconnecting`,
+      );
+    }
+    conn = await engine.hub.connect(clientId, "sse", endpoints);
   } catch (error) {
     return errorResponse(c, engine, error);
   }
+  hooks.keepStreamOpen(c);
   const { scheduler, config } = engine;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
@@ -61,7 +75,14 @@ async function stream(c: Context, engine: Engine, endpoints: string[], multi: bo
   const sink: DeliverySink = {
     deliver: (d) => writable() && write(formatEvent(d, multi)),
     writable,
-    close: () => {
+    close: (code) => {
+      if (code === CloseCode.TAKEN_OVER) {
+        write(
+          `id: ${TAKEN}${conn.epoch}\nevent: taken-over\ndata: ${
+            JSON.stringify({ code: "TAKEN_OVER", message: "session taken over by a newer connection" })
+          }\n\n`,
+        );
+      }
       end();
       try {
         controller.close();
@@ -103,14 +124,11 @@ async function stream(c: Context, engine: Engine, endpoints: string[], multi: bo
 }
 
 function formatEvent(d: Delivery, multi: boolean): string {
-  if (multi) {
-    const { data, encoding } = decodePayload(d.payload);
-    const frame = { type: "message", endpoint: d.endpoint, id: d.id, data, encoding, meta: d.meta };
-    return `id: ${d.id}\nevent: message\ndata: ${JSON.stringify(frame)}\n\n`;
-  }
-  const text = decodeText(d.payload);
+  if (multi) return `id: ${d.id}\nevent: message\ndata: ${messageFrame(d)}\n\n`;
+  const { text, json } = d.prepared;
   const event = text === undefined ? "message-base64" : "message";
-  const lines = (text ?? toBase64(d.payload)).split(/\r\n|\r|\n/).map((l) => `data: ${l}`).join("\n");
+  // Without text, json is the base64 in quotes.
+  const lines = (text ?? json.slice(1, -1)).split(/\r\n|\r|\n/).map((l) => `data: ${l}`).join("\n");
   return `id: ${d.id}\nevent: ${event}\n${lines}\n\n`;
 }
 

@@ -5,19 +5,23 @@
  *   `clientId` are the binding params), every frame is a payload.
  *
  * The session is taken before the upgrade, so a bad client ID or an unreachable store is an
- * HTTP error the client can read, not a socket that opens and dies.
+ * HTTP error the client can read, not a socket that opens and dies. The handshake is checked
+ * first, as the runtimes check it: a request the runtime would refuse must not take a session
+ * over (and close its owner with 4409) before failing.
  */
 import type { Context, Hono } from "hono";
 import type { WSContext, WSEvents } from "hono/ws";
 import type { Connection } from "../core/connection.ts";
 import { CloseCode, GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
-import { decodePayload, decodeText, encodeData, encodeText } from "../core/payload.ts";
+import { messageFrame } from "../core/message-frame.ts";
+import { encodeData, encodeText } from "../core/payload.ts";
 import type { ClientFrame, ServerFrame } from "../core/protocol.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { Engine } from "../engine.ts";
 import type { EntrypointContext } from "./common.ts";
 import { errorResponse, identify, queryParams, requireEndpoints } from "./common.ts";
+import { checkHandshake } from "./handshake.ts";
 
 const OPEN = 1;
 
@@ -32,8 +36,9 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   try {
     const { clientId } = identify(c);
     if (rawEndpoint !== undefined) requireEndpoints(engine, [rawEndpoint]);
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      return c.json({ type: "error", code: "BAD_FRAME", message: "expected a WebSocket upgrade" }, 426);
+    const refused = checkHandshake(c.req.raw.headers);
+    if (refused) {
+      return c.json({ type: "error", code: "BAD_REQUEST", message: refused.message }, refused.status);
     }
     conn = await engine.hub.connect(clientId, rawEndpoint === undefined ? "ws" : "ws-raw");
   } catch (error) {
@@ -43,12 +48,16 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   const session = rawEndpoint === undefined
     ? new MultiplexedSocket(engine, conn, hooks.bufferedAmount)
     : new RawSocket(engine, conn, hooks.bufferedAmount, rawEndpoint, queryParams(c));
+  let response: Response | undefined;
   try {
-    return await hooks.upgradeWebSocket(c, session.events());
+    response = await hooks.upgradeWebSocket(c, session.events());
   } catch (error) {
-    void conn.close();
-    return errorResponse(c, engine, error);
+    engine.logger.debug(`[WS] Upgrade of ${conn.clientId} failed: ${(error as Error).message}`);
   }
+  if (response) return response;
+  // The runtime refused a handshake that passed our check: nothing to deliver to.
+  void conn.close();
+  return c.json({ type: "error", code: "BAD_REQUEST", message: "WebSocket upgrade failed" }, 400);
 }
 
 /** Common socket plumbing: the delivery sink, ordered frame handling, close. */
@@ -74,9 +83,7 @@ abstract class Socket {
       },
       onMessage: (evt) => {
         const data = evt.data;
-        this.ready = this.ready.then(() => this.received(data)).catch((error) =>
-          this.engine.logger.error(`[WS] Frame from ${this.conn.clientId} failed`, error)
-        );
+        this.ready = this.ready.then(() => this.received(data)).catch((error) => this.failed(error));
       },
       onClose: () => void this.conn.close(),
       onError: () => void this.conn.close(),
@@ -89,6 +96,8 @@ abstract class Socket {
   protected abstract received(data: unknown): void | Promise<void>;
   /** The frame a delivery is written as. */
   protected abstract format(delivery: Delivery): string | Uint8Array<ArrayBuffer>;
+  /** A client frame could not be handled: tell the client. */
+  protected abstract failed(error: unknown): void;
 
   #writable(ws: WSContext): boolean {
     const raw = ws.raw as { readyState?: number } | undefined;
@@ -129,16 +138,11 @@ class MultiplexedSocket extends Socket {
   }
 
   protected format(d: Delivery): string {
-    const { data, encoding } = decodePayload(d.payload);
-    const frame: ServerFrame = {
-      type: "message",
-      endpoint: d.endpoint,
-      id: d.id,
-      data,
-      ...(encoding ? { encoding } : {}),
-      ...(d.meta ? { meta: d.meta } : {}),
-    };
-    return JSON.stringify(frame);
+    return messageFrame(d);
+  }
+
+  protected failed(error: unknown): void {
+    this.error(error);
   }
 
   protected received(data: unknown): void {
@@ -152,8 +156,10 @@ class MultiplexedSocket extends Socket {
       return this.error(error);
     }
     const id = "id" in frame ? frame.id : undefined;
-    const answer = (work: Promise<unknown>) =>
-      work.then(
+    // Every client action answers: a receipt when it names an id, an error frame when it fails
+    // (synchronously or not); none can escape as an unhandled error.
+    const answer = (work: () => Promise<unknown>) =>
+      Promise.resolve().then(work).then(
         (receipt) => id && this.send({ type: "receipt", id, ...metaOf(receipt) }),
         (error) => this.error(error, id),
       );
@@ -161,11 +167,11 @@ class MultiplexedSocket extends Socket {
       case "ping":
         return this.send({ type: "pong" });
       case "publish":
-        return void answer(this.conn.publish(frame.endpoint, encodeData(frame.data)));
+        return void answer(() => this.conn.publish(frame.endpoint, encodeData(frame.data)));
       case "subscribe":
-        return void answer(this.conn.subscribe(frame.endpoint, frame.params));
+        return void answer(() => this.conn.subscribe(frame.endpoint, frame.params));
       case "unsubscribe":
-        return void answer(this.conn.unsubscribe(frame.endpoint));
+        return void answer(() => this.conn.unsubscribe(frame.endpoint));
     }
   }
 
@@ -178,10 +184,12 @@ class MultiplexedSocket extends Socket {
     }
   }
 
+  /** Answers an error frame. Client mistakes are logged at debug only: anyone can cause them. */
   private error(error: unknown, id?: string): void {
     const e = GatewayError.from(error);
     this.engine.hub.recordError(e);
     if (e.code === "INTERNAL") this.engine.logger.error(`[WS] ${this.conn.clientId}`, error);
+    else this.engine.logger.debug(`[WS] ${this.conn.clientId}: ${e.code} ${e.message}`);
     this.send({ type: "error", code: e.code, message: e.message, ...(id ? { id } : {}) });
   }
 }
@@ -207,7 +215,11 @@ class RawSocket extends Socket {
   }
 
   protected format(d: Delivery): string | Uint8Array<ArrayBuffer> {
-    return decodeText(d.payload) ?? new Uint8Array(d.payload);
+    return d.prepared.text ?? new Uint8Array(d.payload);
+  }
+
+  protected failed(error: unknown): void {
+    this.fail(error);
   }
 
   protected async received(data: unknown): Promise<void> {

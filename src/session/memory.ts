@@ -2,7 +2,15 @@
  * MemorySessionStore: sessions in this process's memory. For a single node; the rules are those
  * of the SessionStore port in src/core/session.ts.
  */
-import type { Attach, Lease, LostLease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
+import type {
+  Attach,
+  Lease,
+  LostLease,
+  Session,
+  SessionStore,
+  Subscription,
+  Taken,
+} from "../core/session.ts";
 
 interface Entry {
   session: Session;

@@ -19,7 +19,15 @@
  */
 import { Redis } from "@upstash/redis";
 import { GatewayError } from "../core/errors.ts";
-import type { Attach, Lease, LostLease, Session, SessionStore, Subscription, Taken } from "../core/session.ts";
+import type {
+  Attach,
+  Lease,
+  LostLease,
+  Session,
+  SessionStore,
+  Subscription,
+  Taken,
+} from "../core/session.ts";
 import { encode, parseFields, problemOf, SUB } from "./redis-record.ts";
 import { CLAIM, CONNECT, COUNTS, DELETE, GET, RELEASE, RENEW, SUBSCRIPTION, WRITE } from "./redis-scripts.ts";
 
@@ -36,6 +44,12 @@ export interface RedisSessionStoreOptions {
   /** Counts round trips, for /metrics. */
   onRoundTrip?: () => void;
 }
+
+/**
+ * What the encoding check sends: valid base64 (of "mediation-probe"), so a client that expects
+ * base64 answers and gets plain text decodes it to something else instead of failing to decode.
+ */
+const PROBE = "bWVkaWF0aW9uLXByb2Jl";
 
 /** How long a key outlives its deadline, as a safety net, in ms. */
 const RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -54,6 +68,8 @@ export class RedisSessionStore implements SessionStore {
     Script
   >;
   #closed = false;
+  /** Set once the server's response encoding was seen to match `encoding`. */
+  #verified?: Promise<void>;
 
   constructor(options: RedisSessionStoreOptions) {
     this.#options = options;
@@ -174,6 +190,7 @@ export class RedisSessionStore implements SessionStore {
 
   async renew(leases: Lease[], now: number, leaseUntil: number, deadline: number): Promise<LostLease[]> {
     if (leases.length === 0) return [];
+    await this.#verify();
     const keys = [this.#index, this.#leases, ...leases.map((l) => this.#key(l.clientId))];
     const args = [String(now), String(leaseUntil), String(deadline), String(ttl(deadline, leaseUntil))];
     for (const { clientId, epoch } of leases) args.push(clientId, String(epoch));
@@ -185,8 +202,36 @@ export class RedisSessionStore implements SessionStore {
     return lost;
   }
 
+  /**
+   * One round trip that also checks the response encoding: an ECHO must come back unchanged.
+   * A mismatch (`encoding: base64` against a REST server that does not encode) is a
+   * configuration error, not an outage: it rejects with a non-temporary error naming the setting.
+   */
   async ping(): Promise<void> {
-    await this.#call(() => this.#redis.ping());
+    const echoed = await this.#call(() => this.#redis.echo(PROBE));
+    if (echoed !== PROBE) {
+      const encoding = this.#options.encoding ?? "base64";
+      throw new GatewayError(
+        "STORE_UNAVAILABLE",
+        `session.redis.encoding is "${encoding}" but the REST server at ${this.#options.url} answers ${
+          encoding === "base64" ? "without encoding: set encoding: none" : "in base64: set encoding: base64"
+        }`,
+        false,
+      );
+    }
+  }
+
+  /**
+   * Before the first write: the encoding check, once (a record written with the wrong encoding
+   * could not be read back, and would lock its client out). A failed check is tried again on the
+   * next write.
+   */
+  #verify(): Promise<void> {
+    this.#verified ??= this.ping().catch((error) => {
+      this.#verified = undefined;
+      throw error;
+    });
+    return this.#verified;
   }
 
   async counts(now: number): Promise<{ connected: number; disconnected: number }> {
@@ -201,10 +246,11 @@ export class RedisSessionStore implements SessionStore {
     return Promise.resolve();
   }
 
-  #write(session: Session, expected: string): Promise<unknown> {
+  async #write(session: Session, expected: string): Promise<unknown> {
+    await this.#verify();
     const deadline = session.reconnectionDeadline;
     const anchor = Math.max(session.connectedAt, session.disconnectedAt ?? 0);
-    return this.#eval(this.#scripts.write, session.clientId, [
+    return await this.#eval(this.#scripts.write, session.clientId, [
       deadline === undefined ? "" : String(deadline),
       deadline === undefined ? "" : String(ttl(deadline, anchor)),
       session.state === "connected" && session.leaseUntil !== undefined ? String(session.leaseUntil) : "",
@@ -213,8 +259,9 @@ export class RedisSessionStore implements SessionStore {
     ]);
   }
 
-  #eval(script: Script, clientId: string, args: string[]): Promise<unknown> {
-    return this.#call(() =>
+  async #eval(script: Script, clientId: string, args: string[]): Promise<unknown> {
+    await this.#verify();
+    return await this.#call(() =>
       script.exec([this.#key(clientId), this.#index, this.#leases], [clientId, ...args])
     );
   }

@@ -16,7 +16,7 @@ export const WINDOW_MS = 2000;
 export const CLEANUP_MS = 500;
 
 export const GATEWAY_CONFIG = `
-server: { host: 127.0.0.1, port: 0, idle_timeout: 30s, shutdown_timeout: 5s }
+server: { host: 127.0.0.1, port: 0, idle_timeout: 30s, shutdown_timeout: 5s, sse_ping_interval: 1m }
 session: { type: memory, reconnection_window: ${WINDOW_MS}ms, cleanup_interval: ${CLEANUP_MS}ms }
 entrypoints:
   - { name: ws, type: websocket, path: /ws }
@@ -25,7 +25,7 @@ entrypoints:
 endpoints:
   - { name: chat, type: memory }
   - { name: rooms, type: memory, publish_topic: "room/{room}", subscribe_topic: "room/{room}" }
-policy: { max_message_bytes: 1024 }
+policy: { max_message_bytes: 100000 }
 `;
 
 /** The same config with sessions in Redis, reached through the REST proxy at `url`. */
@@ -230,12 +230,12 @@ export const scenarios: Scenario[] = [
     name: "oversize frame -> TOO_LARGE, socket still works",
     async run(gw) {
       const { socket } = await welcomed(gw, unique("big"));
-      socket.send({ type: "publish", endpoint: "chat", data: "x".repeat(5000), id: "big-1" });
+      socket.send({ type: "publish", endpoint: "chat", data: "x".repeat(110_000), id: "big-1" });
       const error = await socket.next((f) => f.type === "error");
       assert.equal(error.code, "TOO_LARGE");
       socket.send({ type: "ping" });
       await socket.next((f) => f.type === "pong");
-      const response = await httpPublish(gw, "chat", "x".repeat(2000));
+      const response = await httpPublish(gw, "chat", "x".repeat(110_000));
       assert.equal(response.status, 413);
       assert.equal(response.body.code, "TOO_LARGE");
       await socket.close();

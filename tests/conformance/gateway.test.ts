@@ -18,6 +18,8 @@ import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
 import { kafkaGatewayConfig, kafkaScenarios } from "./kafka-scenarios.ts";
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
+import { checkQuietStream, hardeningScenarios, openQuietStream } from "./hardening-scenarios.ts";
+import type { QuietStream } from "./hardening-scenarios.ts";
 
 let gw: Gateway;
 let mqttGw: Gateway;
@@ -25,6 +27,7 @@ let redisGw: Gateway;
 let kafkaGw: Gateway;
 let proxy: RedisProxy;
 let kafka: TestKafka;
+let quiet: QuietStream;
 const kafkaNs = kafkaNamespace("gateway");
 const prefix = keyPrefix("gateway");
 before(async () => {
@@ -39,6 +42,8 @@ before(async () => {
     ),
     startGateway(currentRuntime, kafkaGatewayConfig(kafka.brokers, kafkaNs)),
   ]);
+  // Stays quiet while the other scenarios run; checked by the last test.
+  quiet = await openQuietStream(gw);
 });
 after(async () => {
   await Promise.all([gw, mqttGw, redisGw, kafkaGw].map((g) => g?.stop("SIGKILL")));
@@ -48,6 +53,10 @@ after(async () => {
 });
 
 for (const scenario of scenarios) {
+  test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
+}
+
+for (const scenario of hardeningScenarios) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
 }
 
@@ -97,3 +106,67 @@ test(`gateway (${currentRuntime}): a bad config stops start-up with exit code 2 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** Runs src/main.ts with `config` until it exits or `ms` pass (then kills it); returns what it said. */
+function runBriefly(config: string, ms: number) {
+  const dir = mkdtempSync(join(tmpdir(), "mediation-cfg-"));
+  const file = join(dir, "config.yaml");
+  writeFileSync(file, config);
+  try {
+    return spawnSync(
+      runtimeBinary(currentRuntime),
+      runArgs(currentRuntime, "src/main.ts", ["--config", file]),
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: ms,
+        killSignal: "SIGKILL",
+        env: { ...process.env, NO_COLOR: "1", PORT: "0" },
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test(`gateway (${currentRuntime}): a REST store whose response encoding does not match stops start-up, naming the setting`, () => {
+  const prefix = keyPrefix("encoding");
+  const result = runBriefly(
+    `server: { host: 127.0.0.1, port: 0 }
+session: { type: redis, redis: { url: "${proxy.url}", token: "${proxy.token}", keyPrefix: "${prefix}" } }
+endpoints: [{ name: chat, type: memory }]
+`,
+    15_000,
+  );
+  assert.equal(result.status, 1, result.stdout + result.stderr);
+  assert.match(
+    result.stderr,
+    /session\.redis\.encoding is "base64" but the REST server .* answers without encoding: set encoding: none/,
+  );
+});
+
+test(`gateway (${currentRuntime}): the seed's session block with type memory starts; \${PORT:-8080} is a port`, () => {
+  const result = runBriefly(
+    `server:
+  host: 127.0.0.1
+  port: \${PORT:-8080}
+session:
+  type: "memory"
+  reconnection_window: "5m"
+  cleanup_interval: "30s"
+  redis:
+    addr: "localhost:6379"
+    password: ""
+    db: 0
+    keyPrefix: "mediation:session:"
+endpoints: [{ name: chat, type: memory }]
+`,
+    4000,
+  );
+  assert.match(result.stdout + result.stderr, /\[Server\] Listening on http:\/\/127\.0\.0\.1:\d+/);
+  assert.match(result.stdout + result.stderr, /session\.redis/, "the ignored redis mapping is mentioned");
+});
+
+// Last: the quiet stream opened before the other scenarios has been quiet for 30 s by now.
+test(`gateway (${currentRuntime}): an SSE stream quiet for 30 s stays open and still delivers`, () =>
+  checkQuietStream(gw, quiet));

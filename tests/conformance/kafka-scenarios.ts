@@ -7,6 +7,7 @@ import type { Kafka } from "kafkajs";
 import { outsideProducer } from "../support/kafka/cluster.ts";
 import { numbered, openWelcomed } from "../support/ws-client.ts";
 import { eventually } from "./endpoint-contract.ts";
+import { nested } from "./hardening-scenarios.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
 import { CLEANUP_MS, WINDOW_MS } from "./gateway-scenarios.ts";
 
@@ -94,6 +95,34 @@ export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
         } finally {
           await admin.disconnect();
         }
+      },
+    },
+    {
+      name:
+        "kafka: poison payload: 6,000 and 30,000 deep JSON arrive as text, live and after a resume; the gateway goes on",
+      async run(gw) {
+        const id = unique("poison");
+        const topic = `${ns}.${id}.down`;
+        const first = await openWelcomed(gw.ws, id);
+        first.socket.send({ type: "subscribe", endpoint: "orders", id: "s" });
+        await first.socket.next((f) => f.type === "receipt" && f.id === "s");
+        const producer = await outsideProducer(kafka());
+        const send = (value: string) => producer.send({ topic, messages: [{ key: id, value }] });
+        await send(nested(6000));
+        await send('{"n":1}');
+        assert.deepEqual(await first.socket.settled("orders", 2), [nested(6000), { n: 1 }]);
+        await first.socket.close();
+        await send(nested(30_000));
+        await send('{"n":2}');
+        const second = await openWelcomed(gw.ws, id);
+        assert.deepEqual(
+          await second.socket.settled("orders", 2),
+          [nested(30_000), { n: 2 }],
+          "after resume",
+        );
+        await producer.disconnect();
+        await second.socket.close();
+        assert.equal((await fetch(`${gw.http}/healthz`)).status, 200);
       },
     },
   ];

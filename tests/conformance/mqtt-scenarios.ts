@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { brokerHasSession, MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
 import { numbered, openWelcomed } from "../support/ws-client.ts";
 import { eventually } from "./endpoint-contract.ts";
+import { nested } from "./hardening-scenarios.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
 import { CLEANUP_MS, WINDOW_MS } from "./gateway-scenarios.ts";
 
@@ -74,6 +75,37 @@ export const mqttScenarios: Scenario[] = [
       await sleep(WINDOW_MS + CLEANUP_MS * 3);
       assert.match(gw.output(), new RegExp(`\\[CleanupWorker\\] Unbound client ${id} from endpoint sensors`));
       assert.equal(await brokerHasSession(`engine-sensors-client-${id}`), false);
+    },
+  },
+  {
+    name:
+      "mqtt: poison payload: 6,000 and 30,000 deep JSON arrive as text, live and after a resume; the gateway goes on",
+    async run(gw) {
+      const id = unique("poison");
+      const down = `${ns}/${id}/down`;
+      const first = await openWelcomed(gw.ws, id);
+      first.socket.send({ type: "subscribe", endpoint: "sensors", id: "s" });
+      await first.socket.next((f) => f.type === "receipt" && f.id === "s");
+      const bystander = await openWelcomed(gw.ws, unique("bystander"));
+      bystander.socket.send({ type: "subscribe", endpoint: "sensors", id: "s" });
+      await bystander.socket.next((f) => f.type === "receipt" && f.id === "s");
+      const outside = await outsideClient();
+      await outside.publishAsync(down, nested(6000), { qos: 1 });
+      await outside.publishAsync(down, '{"n":1}', { qos: 1 });
+      assert.deepEqual(await first.socket.settled("sensors", 2), [nested(6000), { n: 1 }]);
+      await first.socket.close();
+      // Queued by the broker while away: the gateway gets it again on resume, and survives it again.
+      await outside.publishAsync(down, nested(30_000), { qos: 1 });
+      await outside.publishAsync(down, '{"n":2}', { qos: 1 });
+      const second = await openWelcomed(gw.ws, id);
+      assert.deepEqual(await second.socket.settled("sensors", 2), [nested(30_000), { n: 2 }], "after resume");
+      const name = bystander.welcome.clientId as string;
+      await outside.publishAsync(`${ns}/${name}/down`, '"untouched"', { qos: 1 });
+      assert.deepEqual(await bystander.socket.settled("sensors", 1), ["untouched"]);
+      await outside.endAsync();
+      await second.socket.close();
+      await bystander.socket.close();
+      assert.equal((await fetch(`${gw.http}/healthz`)).status, 200);
     },
   },
 ];

@@ -229,26 +229,33 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
       now + 315_000,
     );
     assert.deepEqual(lost, [{ clientId: held, reason: "expired" }], "a held claim wins over the renewal");
-    assert.equal((await store.get(held))?.reconnectionDeadline, now - 100, "the claimed session is not renewed");
+    assert.equal(
+      (await store.get(held))?.reconnectionDeadline,
+      now - 100,
+      "the claimed session is not renewed",
+    );
     assert.equal((await store.get(lapsed))?.reconnectionDeadline, now + 315_000);
     // The lapsed claim went with the renewal: once expired again, the session can be claimed at once.
     assert.ok(await peer.claimExpired(lapsed, now + 400_000, 60_000));
   });
 
-  run("listExpired leaves out sessions held by a cleanup claim until the claim lapses", async (store, peer) => {
-    const now = T0 + 10 * 60_000;
-    const stuck = Array.from({ length: 5 }, (_, i) => id(`stuck${i}`));
-    const newer = id("newer");
-    for (const [i, c] of stuck.entries()) await store.create(away(c, now - 1000 + i));
-    await store.create(away(newer, now - 10));
-    for (const c of stuck) assert.ok(await peer.claimExpired(c, now, 60_000));
-    const ours = (ids: string[]) => ids.filter((x) => [...stuck, newer].includes(x));
-    // More stuck claims than the page holds: the newer session is still listed.
-    assert.deepEqual(ours(await store.listExpired(now, 1000)), [newer]);
-    assert.ok((await store.listExpired(now, 1)).length <= 1);
-    const later = ours(await store.listExpired(now + 61_000, 1000));
-    assert.deepEqual(later.sort(), [...stuck, newer].sort(), "lapsed claims come back");
-  });
+  run(
+    "listExpired leaves out sessions held by a cleanup claim until the claim lapses",
+    async (store, peer) => {
+      const now = T0 + 10 * 60_000;
+      const stuck = Array.from({ length: 5 }, (_, i) => id(`stuck${i}`));
+      const newer = id("newer");
+      for (const [i, c] of stuck.entries()) await store.create(away(c, now - 1000 + i));
+      await store.create(away(newer, now - 10));
+      for (const c of stuck) assert.ok(await peer.claimExpired(c, now, 60_000));
+      const ours = (ids: string[]) => ids.filter((x) => [...stuck, newer].includes(x));
+      // More stuck claims than the page holds: the newer session is still listed.
+      assert.deepEqual(ours(await store.listExpired(now, 1000)), [newer]);
+      assert.ok((await store.listExpired(now, 1)).length <= 1);
+      const later = ours(await store.listExpired(now + 61_000, 1000));
+      assert.deepEqual(later.sort(), [...stuck, newer].sort(), "lapsed claims come back");
+    },
+  );
 
   run(
     "connect: creates, then takes within the deadline (epoch + 1), leaves an expired one alone",

@@ -17,6 +17,14 @@ async function settle(cleanup: { run(): Promise<number> }): Promise<void> {
   await cleanup.run();
 }
 
+const attachAt = (now: number) => ({
+  nodeId: "n1",
+  now,
+  leaseUntil: now + 15_000,
+  deadline: now + 315_000,
+  freshEpoch: now,
+});
+
 let proxy: RedisProxy;
 before(async () => {
   proxy = await RedisProxy.start();
@@ -111,6 +119,28 @@ test("redis: the hub's whole lifecycle runs on the Redis store", async () => {
   } finally {
     await h.hub.shutdown();
     await h.cleanup.stop();
+    await proxy.drop(prefix);
+  }
+});
+
+test("redis: a response encoding that does not match the server is found in one round trip, before any write", async () => {
+  const prefix = keyPrefix("encoding");
+  // The test proxy answers in plain JSON; a store set to base64 decodes its answers wrongly.
+  const wrong = proxy.store(prefix, { encoding: "base64" });
+  const right = proxy.store(prefix);
+  try {
+    await assert.rejects(
+      wrong.ping(),
+      (e: GatewayError) =>
+        e.code === "STORE_UNAVAILABLE" && !e.temporary &&
+        /session\.redis\.encoding is "base64"/.test(e.message) &&
+        /set encoding: none/.test(e.message),
+    );
+    await assert.rejects(wrong.connect("enc-1", attachAt(Date.now())), /session\.redis\.encoding/);
+    assert.equal(await right.get("enc-1"), undefined, "nothing was written that could not be read back");
+    await right.ping();
+    assert.equal((await right.connect("enc-1", attachAt(Date.now()))).outcome, "created");
+  } finally {
     await proxy.drop(prefix);
   }
 });

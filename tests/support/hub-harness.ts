@@ -54,11 +54,13 @@ export async function createHarness(options: HarnessOptions = {}) {
   const store = options.store ?? new MemorySessionStore();
   const logger = memoryLogger();
   const metrics = new Metrics();
-  const chat = new MemoryEndpoint({ name: "chat", logger });
+  const chat = new MemoryEndpoint({ name: "chat", logger, queueLimit: 10_000 });
   const rooms = new MemoryEndpoint({
     name: "rooms",
     subscribeTopic: "room/{room}",
     publishTopic: "room/{room}",
+    logger,
+    queueLimit: 10_000,
   });
   const hub = new Hub({
     store,

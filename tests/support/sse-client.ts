@@ -13,8 +13,13 @@ export class SseClient {
   comments: string[] = [];
   status = 0;
   headers = new Headers();
+  /** The body the server answered, when it was not a stream (an error). */
+  body?: string;
+  /** Set once the server ended the stream (or it broke). */
+  ended = false;
   #controller = new AbortController();
   #done?: Promise<void>;
+  #reader?: ReadableStreamDefaultReader<Uint8Array>;
 
   static async open(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
     const client = new SseClient();
@@ -22,15 +27,18 @@ export class SseClient {
     client.status = response.status;
     client.headers = response.headers;
     if (response.ok && response.body) client.#done = client.#read(response.body);
-    else await response.body?.cancel();
+    else client.body = await response.text();
     return client;
   }
 
   async #read(body: ReadableStream<Uint8Array>): Promise<void> {
     const decoder = new TextDecoder();
     let buffer = "";
+    const reader = this.#reader = body.getReader();
     try {
-      for await (const chunk of body) {
+      for (;;) {
+        const { value: chunk, done } = await reader.read();
+        if (done) break;
         buffer += decoder.decode(chunk, { stream: true });
         let end: number;
         while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -41,6 +49,7 @@ export class SseClient {
     } catch {
       // Aborted by close().
     }
+    this.ended = true;
   }
 
   #parse(block: string): void {
@@ -69,6 +78,8 @@ export class SseClient {
 
   async close(): Promise<void> {
     this.#controller.abort();
+    // Deno's fetch does not always end a body that was idle for long on abort alone.
+    await this.#reader?.cancel().catch(() => {});
     await this.#done;
   }
 }

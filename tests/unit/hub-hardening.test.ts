@@ -12,7 +12,6 @@ import { CLEANUP_INTERVAL, createHarness, LEASE, WINDOW } from "../support/hub-h
 
 const forbidden = (e: GatewayError) => e.code === "FORBIDDEN";
 
-
 test("hub: a stale connection's unsubscribe cannot unbind the new owner's consumer (one node)", async () => {
   const h = await createHarness();
   const old = await h.connect("c1");

@@ -105,16 +105,63 @@ test("policy: a frame nested deeper than max_json_depth is BAD_FRAME, found with
 
 test("json scan: accepts exactly what JSON.parse accepts, within the depth bound", () => {
   const samples = [
-    "{}", "[]", "1", "-0.5e+3", '"a\\u00e9\\n"', '{"a":[1,{"b":null}],"c":true}', " [ 1 , 2 ] ", "01", "1.",
-    ".5", '{"a" 1}', "[1,]", "{,}", '"\\x"', '"a', "tru", "[1 2]", '{"a":1,}', "", " ", '"\u0001"', "[]]",
-    '{"a":{}}x', "nul", "-", "1e", "[[[]]]", '{"a":1}{', "\u00a0 1",
+    "{}",
+    "[]",
+    "1",
+    "-0.5e+3",
+    '"a\\u00e9\\n"',
+    '{"a":[1,{"b":null}],"c":true}',
+    " [ 1 , 2 ] ",
+    "01",
+    "1.",
+    ".5",
+    '{"a" 1}',
+    "[1,]",
+    "{,}",
+    '"\\x"',
+    '"a',
+    "tru",
+    "[1 2]",
+    '{"a":1,}',
+    "",
+    " ",
+    '"\u0001"',
+    "[]]",
+    '{"a":{}}x',
+    "nul",
+    "-",
+    "1e",
+    "[[[]]]",
+    '{"a":1}{',
+    "\u00a0 1",
   ];
-  const alphabet = ["{", "}", "[", "]", ",", ":", '"', "a", "1", "0", "-", ".", "e", "true", "null", " ", "\\", '"k"'];
+  const alphabet = [
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    '"',
+    "a",
+    "1",
+    "0",
+    "-",
+    ".",
+    "e",
+    "true",
+    "null",
+    " ",
+    "\\",
+    '"k"',
+  ];
   let seed = 7;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   for (let t = 0; t < 20_000; t++) {
     let text = "";
-    for (let k = Math.floor(random() * 10); k > 0; k--) text += alphabet[Math.floor(random() * alphabet.length)];
+    for (let k = Math.floor(random() * 10); k > 0; k--) {
+      text += alphabet[Math.floor(random() * alphabet.length)];
+    }
     samples.push(text);
   }
   for (const text of samples) {
