@@ -11,10 +11,20 @@ export const CLIENT_ID_HEADER = "X-WSO2-Client-ID";
 /** The query parameter fallback, for browsers that cannot set WebSocket headers. */
 export const CLIENT_ID_QUERY = "clientId";
 
-const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * 1-128 characters of `[A-Za-z0-9._:-]`: the one pattern for client IDs and for every value that
+ * flows into a broker name (topic template values, binding params): no wildcards, separators or
+ * spaces.
+ */
+const SAFE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Whether `value` is safe to splice into broker topics, group IDs and keys (see SAFE_NAME). */
+export function isSafeName(value: unknown): value is string {
+  return typeof value === "string" && SAFE_NAME.test(value);
+}
 
 export function isValidClientId(id: string): boolean {
-  return CLIENT_ID.test(id);
+  return isSafeName(id);
 }
 
 export interface Identity {

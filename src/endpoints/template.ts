@@ -5,9 +5,9 @@
  * subscribe a client to other clients' topics.
  */
 import { GatewayError } from "../core/errors.ts";
+import { isSafeName } from "../core/identity.ts";
 
 const PLACEHOLDER = /\{([A-Za-z0-9_]+)\}/g;
-const SAFE_VALUE = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Expands `template` with `clientId` and `params`.
@@ -26,7 +26,7 @@ export function expandTopic(
     if (value === undefined) {
       throw new GatewayError("BAD_FRAME", `topic "${template}" needs the param "${name}"`);
     }
-    if (typeof value !== "string" || !SAFE_VALUE.test(value)) {
+    if (!isSafeName(value)) {
       throw new GatewayError(
         "BAD_FRAME",
         `param "${name}" must be 1-128 characters of A-Z a-z 0-9 . _ : - (no wildcards or separators)`,
