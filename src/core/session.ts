@@ -71,6 +71,16 @@ export type Taken =
   | { outcome: "expired" };
 
 /**
+ * What reserving a publish `id` found: `new` (the caller publishes, then completes the
+ * reservation), `pending` (the same id is being published right now, maybe on another node), or
+ * `done` with the receipt JSON the first publish got.
+ */
+export type PublishReservation =
+  | { state: "new" }
+  | { state: "pending" }
+  | { state: "done"; receipt: string };
+
+/**
  * Where sessions live. Implementations: MemorySessionStore, RedisSessionStore; every one passes
  * `sessionStoreContract` in tests/conformance.
  *
@@ -140,6 +150,47 @@ export interface SessionStore {
    * are disconnected (lapsed leases included), across every node using the store.
    */
   counts(now: number): Promise<{ connected: number; disconnected: number }>;
+  /**
+   * The publish dedupe ledger (DESIGN.md section 5): reserves a client's publish `id`, in one
+   * atomic step (one round trip), so a retry of it (after a reconnect, maybe to another node) is
+   * not sent to the broker twice. Resolves `new` for an id the ledger does not hold (the caller
+   * publishes and then calls `completePublish`), `pending` for one reserved and not completed,
+   * `done` with the stored receipt for one completed.
+   *
+   * - Time: an entry counts for `ttl` ms from its last write (a reservation from its reserve, a
+   *   receipt from its completion); at `now >= written + ttl` it is absent. So a reservation
+   *   whose node died mid-publish blocks its id for `ttl` at most.
+   * - Space: at most `maxIds` (>= 1) ids per client; reserving a new one past that evicts the
+   *   least recently written (pending or done).
+   * - Lifetime: the ledger belongs to the session: `delete` takes it along; entries past their
+   *   ttl are dropped by the client's next reserve, and a ledger kept apart from the session (as
+   *   in Redis) expires `ttl` after its last write. A client without a session has no ledger:
+   *   `new`, nothing recorded. It is independent of the epoch: a reconnect (a new epoch, maybe on
+   *   another node) keeps it.
+   */
+  reservePublish(
+    clientId: string,
+    id: string,
+    now: number,
+    ttl: number,
+    maxIds: number,
+  ): Promise<PublishReservation>;
+  /**
+   * Completes a `pending` reservation of `id`, in one round trip: with `receipt` (a JSON text,
+   * never empty) the id becomes `done` and the receipt is kept for `ttl` from `now`; with
+   * undefined (the publish failed, a retry may publish it) the reservation is removed. Only a
+   * pending reservation is completed: a receipt stays as first stored, and a reservation that is
+   * gone (past its ttl, evicted, or deleted with its session) is not brought back. A completion
+   * cannot tell its reservation from a newer one of the same id made after its own lapsed: keep
+   * `ttl` well above the publish timeout.
+   */
+  completePublish(
+    clientId: string,
+    id: string,
+    receipt: string | undefined,
+    now: number,
+    ttl: number,
+  ): Promise<void>;
   /** Resolves once the backing service answers; rejects with STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */

@@ -6,6 +6,7 @@ import type {
   Attach,
   Lease,
   LostLease,
+  PublishReservation,
   Session,
   SessionStore,
   Subscription,
@@ -16,6 +17,14 @@ interface Entry {
   session: Session;
   /** Until when a cleanup claim holds. */
   claimedUntil?: number;
+  /** The publish dedupe ledger, by id, least recently written first. */
+  publishes?: Map<string, Publish>;
+}
+
+/** A ledger entry: pending while `receipt` is undefined; `at` is its last write. */
+interface Publish {
+  at: number;
+  receipt?: string;
 }
 
 export class MemorySessionStore implements SessionStore {
@@ -27,15 +36,14 @@ export class MemorySessionStore implements SessionStore {
 
   create(session: Session): Promise<boolean> {
     if (this.#entries.has(session.clientId)) return Promise.resolve(false);
-    this.#entries.set(session.clientId, { session: copy(session)! });
+    this.#put(copy(session)!);
     return Promise.resolve(true);
   }
 
   update(session: Session, expectedEpoch: number): Promise<boolean> {
     const entry = this.#entries.get(session.clientId);
     if (!entry || entry.session.epoch !== expectedEpoch) return Promise.resolve(false);
-    // A new write means the client is back or still there: any cleanup claim is void.
-    this.#entries.set(session.clientId, { session: copy(session)! });
+    this.#put(copy(session)!);
     return Promise.resolve(true);
   }
 
@@ -51,7 +59,7 @@ export class MemorySessionStore implements SessionStore {
     } as const;
     if (!entry) {
       const session: Session = { clientId, epoch: attach.freshEpoch, subscriptions: [], ...held };
-      this.#entries.set(clientId, { session });
+      this.#put(session);
       return Promise.resolve({ outcome: "created", session: copy(session)! });
     }
     const stored = entry.session;
@@ -60,7 +68,7 @@ export class MemorySessionStore implements SessionStore {
     }
     const session: Session = { ...stored, ...held, epoch: stored.epoch + 1 };
     delete session.disconnectedAt;
-    this.#entries.set(clientId, { session });
+    this.#put(session);
     return Promise.resolve({ outcome: "resumed", session: copy(session)! });
   }
 
@@ -75,7 +83,7 @@ export class MemorySessionStore implements SessionStore {
     };
     delete session.nodeId;
     delete session.leaseUntil;
-    this.#entries.set(clientId, { session });
+    this.#put(session);
     return Promise.resolve(true);
   }
 
@@ -136,6 +144,47 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve(lost);
   }
 
+  reservePublish(
+    clientId: string,
+    id: string,
+    now: number,
+    ttl: number,
+    maxIds: number,
+  ): Promise<PublishReservation> {
+    const entry = this.#entries.get(clientId);
+    if (!entry) return Promise.resolve({ state: "new" });
+    const ledger = entry.publishes ??= new Map();
+    for (const [key, { at }] of ledger) if (at <= now - ttl) ledger.delete(key);
+    const found = ledger.get(id);
+    if (found) {
+      return Promise.resolve(
+        found.receipt === undefined ? { state: "pending" } : { state: "done", receipt: found.receipt },
+      );
+    }
+    for (const key of ledger.keys()) {
+      if (ledger.size < maxIds) break;
+      ledger.delete(key);
+    }
+    ledger.set(id, { at: now });
+    return Promise.resolve({ state: "new" });
+  }
+
+  completePublish(
+    clientId: string,
+    id: string,
+    receipt: string | undefined,
+    now: number,
+    ttl: number,
+  ): Promise<void> {
+    const ledger = this.#entries.get(clientId)?.publishes;
+    const found = ledger?.get(id);
+    if (!ledger || !found || found.receipt !== undefined || found.at <= now - ttl) return Promise.resolve();
+    // Deleted first, so a receipt moves to the end: eviction goes by last write.
+    ledger.delete(id);
+    if (receipt !== undefined) ledger.set(id, { at: now, receipt });
+    return Promise.resolve();
+  }
+
   ping(): Promise<void> {
     return Promise.resolve();
   }
@@ -152,6 +201,15 @@ export class MemorySessionStore implements SessionStore {
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /**
+   * Stores a session as written by a lifecycle step. A write means the client is back or still
+   * there: any cleanup claim is void. The publish ledger stays: it is independent of the epoch.
+   */
+  #put(session: Session): void {
+    const publishes = this.#entries.get(session.clientId)?.publishes;
+    this.#entries.set(session.clientId, { session, publishes });
   }
 }
 

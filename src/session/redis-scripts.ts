@@ -4,8 +4,9 @@
  * atomically, in one round trip. The hash layout they share is in redis-record.ts.
  *
  * KEYS are the session's hash, the deadline index (client IDs by reconnection deadline, for
- * cleanup) and the lease index (connected client IDs by lease end, for counting who is
- * connected), in that order, unless a script says otherwise.
+ * cleanup), the lease index (connected client IDs by lease end, for counting who is connected),
+ * the client's publish ledger (id -> receipt JSON, '' while pending) and the ledger's times (id
+ * by last write, for expiry and eviction), in that order, unless a script says otherwise.
  */
 
 /** Puts a session into (or out of) the indexes and sets its key's lifetime. */
@@ -83,10 +84,10 @@ if ARGV[4] == '' then redis.call('HDEL', KEYS[1], ARGV[3]) else redis.call('HSET
 return 1
 `;
 
-/** ARGV: id, expectedEpoch. */
+/** ARGV: id, expectedEpoch. The publish ledger goes with the session. */
 export const DELETE = `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
@@ -160,6 +161,59 @@ return lost
 export const COUNTS = `
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
 return {redis.call('ZCARD', KEYS[1]), redis.call('ZCOUNT', KEYS[2], ARGV[1], '+inf')}
+`;
+
+/** Removes ledger entries from both ledger keys, one by one: unpack of many would overflow the stack. */
+const FORGET = `
+local function forget(ids)
+  for _, id in ipairs(ids) do
+    redis.call('HDEL', KEYS[4], id)
+    redis.call('ZREM', KEYS[5], id)
+  end
+end
+`;
+
+/**
+ * ARGV: id, publishId, now, ttl, maxIds. Reserves a publish id: drops the entries last written
+ * `ttl` or more before `now`, then returns {'pending'} or {'done', receipt} for a held id, or
+ * records it as pending (evicting the least recently written past `maxIds`) and returns {'new'}.
+ * A client without a session has no ledger: {'new'}, nothing written.
+ */
+export const RESERVE_PUBLISH = FORGET + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'new'} end
+local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[4])
+forget(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', cutoff))
+local receipt = redis.call('HGET', KEYS[4], ARGV[2])
+if receipt == '' then return {'pending'} end
+if receipt then return {'done', receipt} end
+local excess = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[5]) + 1
+if excess > 0 then forget(redis.call('ZRANGE', KEYS[5], 0, excess - 1)) end
+redis.call('HSET', KEYS[4], ARGV[2], '')
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
+return {'new'}
+`;
+
+/**
+ * ARGV: id, publishId, now, ttl, receipt ('' : the publish failed). Completes a pending
+ * reservation that is still within its ttl: stores the receipt (its time now) or removes the
+ * reservation. Anything else is left alone. Returns 1 if it wrote.
+ */
+export const COMPLETE_PUBLISH = `
+if redis.call('HGET', KEYS[4], ARGV[2]) ~= '' then return 0 end
+local at = tonumber(redis.call('ZSCORE', KEYS[5], ARGV[2]))
+if not at or at <= tonumber(ARGV[3]) - tonumber(ARGV[4]) then return 0 end
+if ARGV[5] == '' then
+  redis.call('HDEL', KEYS[4], ARGV[2])
+  redis.call('ZREM', KEYS[5], ARGV[2])
+  return 1
+end
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
+return 1
 `;
 
 /** KEYS: session. The record's fields, as a flat field/value array. */

@@ -9,8 +9,16 @@
  *   step is a few HSETs in a script (redis-scripts.ts), never a JSON rewrite.
  * - `{prefix}~deadlines`: a sorted set of client IDs by reconnection deadline, so expired
  *   sessions are found by one range query, never by scanning keys; `{prefix}~leases`, connected
- *   client IDs by lease end, so the connected ones are counted without reading sessions. `~`
- *   cannot occur in a client ID, so neither collides with a session.
+ *   client IDs by lease end, so the connected ones are counted without reading sessions.
+ * - `{prefix}{clientId}~pub`: the client's publish dedupe ledger, a hash of publish id -> receipt
+ *   JSON ("" while pending), and `{prefix}{clientId}~pubt`, a sorted set of the same ids by last
+ *   write, to find the expired and the least recently written in one range query. Both get a
+ *   PEXPIRE of the ledger's ttl on every write, so neither outlives its newest entry; DELETE
+ *   removes them with the session. Kept apart from the session hash, which WRITE replaces whole:
+ *   a session write leaves the ledger alone, and a ledger write never touches the session.
+ *
+ * `~` cannot occur in a client ID, so none of these collides with a session or with another
+ * client's keys.
  *
  * Each lifecycle operation is one EVAL: it checks the epoch and updates hash and index together,
  * so nothing is ever half-written, in one round trip. Every key also expires a day past its
@@ -23,13 +31,26 @@ import type {
   Attach,
   Lease,
   LostLease,
+  PublishReservation,
   Session,
   SessionStore,
   Subscription,
   Taken,
 } from "../core/session.ts";
 import { encode, parseFields, problemOf, SUB } from "./redis-record.ts";
-import { CLAIM, CONNECT, COUNTS, DELETE, GET, RELEASE, RENEW, SUBSCRIPTION, WRITE } from "./redis-scripts.ts";
+import {
+  CLAIM,
+  COMPLETE_PUBLISH,
+  CONNECT,
+  COUNTS,
+  DELETE,
+  GET,
+  RELEASE,
+  RENEW,
+  RESERVE_PUBLISH,
+  SUBSCRIPTION,
+  WRITE,
+} from "./redis-scripts.ts";
 
 export interface RedisSessionStoreOptions {
   url: string;
@@ -64,7 +85,17 @@ export class RedisSessionStore implements SessionStore {
   readonly #options: RedisSessionStoreOptions;
   /** Sent by SHA (EVALSHA), the text only when Redis does not have it yet. */
   readonly #scripts: Record<
-    "get" | "write" | "connect" | "release" | "subscription" | "delete" | "claim" | "renew" | "counts",
+    | "get"
+    | "write"
+    | "connect"
+    | "release"
+    | "subscription"
+    | "delete"
+    | "claim"
+    | "renew"
+    | "counts"
+    | "reserve"
+    | "complete",
     Script
   >;
   #closed = false;
@@ -98,6 +129,8 @@ export class RedisSessionStore implements SessionStore {
       claim: script(CLAIM),
       renew: script(RENEW),
       counts: script(COUNTS),
+      reserve: script(RESERVE_PUBLISH),
+      complete: script(COMPLETE_PUBLISH),
     };
   }
 
@@ -202,6 +235,35 @@ export class RedisSessionStore implements SessionStore {
     return lost;
   }
 
+  async reservePublish(
+    clientId: string,
+    id: string,
+    now: number,
+    ttl: number,
+    maxIds: number,
+  ): Promise<PublishReservation> {
+    const args = [id, String(now), String(ttl), String(maxIds)];
+    const reply = await this.#eval(this.#scripts.reserve, clientId, args);
+    const [state, receipt] = Array.isArray(reply) ? reply : [];
+    if (state === "new" || state === "pending") return { state };
+    if (state === "done" && typeof receipt === "string") return { state, receipt };
+    // Never read as "new": that would publish a message that may already be out.
+    throw new GatewayError(
+      "STORE_UNAVAILABLE",
+      `the publish ledger of ${clientId} answered ${JSON.stringify(reply)}`,
+    );
+  }
+
+  async completePublish(
+    clientId: string,
+    id: string,
+    receipt: string | undefined,
+    now: number,
+    ttl: number,
+  ): Promise<void> {
+    await this.#eval(this.#scripts.complete, clientId, [id, String(now), String(ttl), receipt ?? ""]);
+  }
+
   /**
    * One round trip that also checks the response encoding: an ECHO must come back unchanged.
    * A mismatch (`encoding: base64` against a REST server that does not encode) is a
@@ -259,10 +321,12 @@ export class RedisSessionStore implements SessionStore {
     ]);
   }
 
+  /** One lifecycle script over a client's keys, in the order redis-scripts.ts names them. */
   async #eval(script: Script, clientId: string, args: string[]): Promise<unknown> {
     await this.#verify();
+    const key = this.#key(clientId);
     return await this.#call(() =>
-      script.exec([this.#key(clientId), this.#index, this.#leases], [clientId, ...args])
+      script.exec([key, this.#index, this.#leases, `${key}~pub`, `${key}~pubt`], [clientId, ...args])
     );
   }
 
