@@ -68,6 +68,7 @@ export class Engine {
       nodeId: this.nodeId,
       lease: config.session.lease,
       maxJsonDepth: config.policy.max_json_depth,
+      maxInFlight: config.delivery.max_in_flight,
     });
     this.cleanup = new CleanupWorker({
       store: this.store,

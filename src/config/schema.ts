@@ -94,6 +94,8 @@ const ServerSchema = v.optional(
     max_buffered_bytes: positiveInt(1024 * 1024),
     shutdown_timeout: duration("10s"),
     sse_ping_interval: duration("15s"),
+    /** The `retry:` every SSE stream starts with: how soon a browser's EventSource comes back. */
+    sse_retry: duration("1000ms"),
   }),
   {},
 );
@@ -281,6 +283,21 @@ const PolicySchema = v.optional(
   {},
 );
 
+/** End-to-end delivery (DESIGN.md section 5). */
+const DeliverySchema = v.optional(
+  strict({
+    /** Unacknowledged messages per client and endpoint on an `ack=1` connection. */
+    max_in_flight: positiveInt(1000),
+    /** Publish ids remembered per session, so a retried publish is not sent twice. */
+    dedupe_ids: positiveInt(1000),
+    /** How long a publish id is remembered. */
+    dedupe_window: duration("5m"),
+    /** Bytes of sent SSE events kept per session for Last-Event-ID replay. */
+    replay_bytes: positiveInt(1024 * 1024),
+  }),
+  {},
+);
+
 const LogSchema = v.optional(
   strict({
     level: v.optional(
@@ -310,6 +327,7 @@ export const ConfigSchema = v.pipe(
       v.minLength(1, expected("at least one endpoint")),
     ),
     policy: PolicySchema,
+    delivery: DeliverySchema,
     log: LogSchema,
   }),
   v.forward(

@@ -17,6 +17,20 @@ export interface InboundMessage {
   payload: Uint8Array;
   /** Broker-specific facts passed to the client as `meta` (topic, partition, offset...). */
   meta?: Record<string, string | number>;
+  /**
+   * Lets the endpoint acknowledge this message to its broker (PUBACK, offset commit, queue
+   * removal). The hub calls it once the message may be let go: right after the write for a
+   * client without end-to-end acks, when the client acknowledged it for one with them. Settles
+   * come in delivery order, per client and endpoint. A message taken but never settled (the
+   * client went away first) stays unacknowledged: suspend leaves it with the broker.
+   */
+  settle?: () => void;
+  /**
+   * The message may have been handed to this client before (MQTT DUP, a Kafka offset at or
+   * below one delivered earlier, a memory message delivered but not acknowledged). Clients see
+   * it as `"redelivered":true`; a message without it is new to the client.
+   */
+  redelivered?: boolean;
 }
 
 /** The broker's confirmation of a publish. */
@@ -29,8 +43,9 @@ export interface Receipt {
  * How an endpoint hands a consumed message to the hub.
  *
  * `deliver` returns true only when the message was written to the client's live connection;
- * the endpoint acknowledges the broker (PUBACK, offset commit, queue shift) only then. False
- * means not written (client away, socket backed up): the endpoint keeps the message with the
+ * the endpoint acknowledges the broker (PUBACK, offset commit, queue shift) only when the hub
+ * calls the message's `settle` (see InboundMessage). False means not written (client away,
+ * socket backed up, too many unacknowledged messages): the endpoint keeps the message with the
  * broker and stops handing over more for that client until `resumeClient`.
  */
 export interface DeliveryHandler {
@@ -90,6 +105,12 @@ export interface LifecycleBinder {
   resumeClient(clientId: string, params: Record<string, string>): Promise<void>;
   /** Deletes everything for the client, broker-side state included. */
   unbindClient(clientId: string, params: Record<string, string>): Promise<void>;
+  /**
+   * Messages for the client that were lost while it was away and that this endpoint knows of
+   * (the memory endpoint's queue_limit overflow), since the last call; resets the count. For
+   * the resume report (`recovered`). Endpoints that cannot tell leave it out.
+   */
+  takeLosses?(clientId: string): number;
 }
 
 export type BindableEndpoint = Endpoint & LifecycleBinder;

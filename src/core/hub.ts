@@ -6,14 +6,14 @@
  * client's lock, so on one node they never interleave. Across nodes the session's epoch fences
  * them: each connect increments it, and every write is a compare-and-set on it.
  */
-import type { Connection } from "./connection.ts";
+import type { Connection, Recovery } from "./connection.ts";
 import { isBindable } from "./endpoint.ts";
 import type { DeliveryHandler, Endpoint, InboundMessage, Receipt } from "./endpoint.ts";
 import { CloseCode, GatewayError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Counter, Metrics } from "./metrics.ts";
 import { LiveConnection } from "./live-connection.ts";
-import type { ConnectionOps } from "./live-connection.ts";
+import type { ConnectionOps, InFlight } from "./live-connection.ts";
 import { KeyedMutex } from "./mutex.ts";
 import type { Policy } from "./policy.ts";
 import type { Scheduler, TimerId } from "./scheduler.ts";
@@ -45,6 +45,16 @@ export interface HubOptions {
   drainInterval?: number;
   /** Deepest nesting of a delivered JSON payload spliced into frames as JSON; deeper goes as text. */
   maxJsonDepth: number;
+  /** Unacknowledged messages per client and endpoint on a connection with acks. */
+  maxInFlight: number;
+}
+
+/** Options of one connection. */
+export interface ConnectOptions {
+  /** The endpoints it carries (an SSE stream's own); every endpoint if unset. */
+  endpoints?: Iterable<string>;
+  /** End-to-end acknowledgements (`ack=1`). */
+  acks?: boolean;
 }
 
 const CONNECT_ATTEMPTS = 5;
@@ -65,7 +75,8 @@ export class Hub implements DeliveryHandler {
   /** One payload fanned out to many clients is prepared once (keyed by its bytes). */
   #prepared = new WeakMap<Uint8Array, PreparedPayload>();
   readonly #ops: ConnectionOps = {
-    open: (conn, sink) => this.#open(conn, sink),
+    open: (conn, sink, greet) => this.#open(conn, sink, greet),
+    ack: (conn, name, id) => this.#ack(conn, name, id),
     publish: (conn, name, payload) => this.#publish(conn, name, payload),
     subscribe: (conn, name, params) => this.#subscribe(conn, name, params),
     unsubscribe: (conn, name) => this.#unsubscribe(conn, name),
@@ -201,18 +212,18 @@ export class Hub implements DeliveryHandler {
   /**
    * Takes the session for `clientId`: resumes it within its window, starts fresh after it,
    * creates it if there is none, and takes it over from an older connection (closed with 4409).
-   * The connection receives nothing until `open` attaches its socket. `endpoints` limits what it
-   * carries (an SSE stream's own); undefined carries every endpoint.
+   * The connection receives nothing until `open` attaches its socket.
    */
-  connect(clientId: string, transport: string, endpoints?: Iterable<string>): Promise<Connection> {
+  connect(clientId: string, transport: string, options: ConnectOptions = {}): Promise<Connection> {
     if (this.#stopping) {
       return Promise.reject(new GatewayError("UPSTREAM_UNAVAILABLE", "gateway is shutting down"));
     }
-    const carried = endpoints === undefined ? undefined : new Set(endpoints);
+    const carried = options.endpoints === undefined ? undefined : new Set(options.endpoints);
     for (const name of carried ?? []) this.endpoint(name);
     return this.#locks.run(clientId, async () => {
       const { store, scheduler, lease, reconnectionWindow, nodeId } = this.options;
       let lastEpoch = 0;
+      let expired = false;
       for (let attempt = 0; attempt < CONNECT_ATTEMPTS; attempt++) {
         const now = scheduler.now();
         const taken = await store.connect(clientId, {
@@ -226,10 +237,13 @@ export class Hub implements DeliveryHandler {
           freshEpoch: Math.max(lastEpoch + 1, now),
         });
         if (taken.outcome !== "expired") {
-          return this.#attach(taken.session, taken.outcome === "resumed", transport, carried);
+          const conn = this.#attach(taken.session, taken.outcome === "resumed", transport, carried, options);
+          if (expired) conn.recovery = { recovered: false, reason: "expired" };
+          return conn;
         }
         // Past its window: cleaned up first, claimed like the cleanup worker does, so the two
         // never unbind one session at once.
+        expired = true;
         const claimed = await store.claimExpired(clientId, now, this.options.claimTtl ?? 60_000);
         if (claimed && await this.#expireSession(claimed, "[Session]")) lastEpoch = claimed.epoch;
       }
@@ -245,16 +259,10 @@ export class Hub implements DeliveryHandler {
     resumed: boolean,
     transport: string,
     carried: ReadonlySet<string> | undefined,
+    options: ConnectOptions,
   ): LiveConnection {
     const { clientId } = session;
     const older = this.#live.get(clientId);
-    if (older) {
-      // Same node: the consumers stay bound and deliver to the newer connection (those it does
-      // not carry are suspended when it opens).
-      this.#forget(older);
-      older.sink?.close(CloseCode.TAKEN_OVER, "session taken over by a newer connection");
-      this.options.logger.info(`[Session] Client ${clientId} taken over by a newer connection`);
-    }
     const conn = new LiveConnection(
       this.#ops,
       clientId,
@@ -262,8 +270,18 @@ export class Hub implements DeliveryHandler {
       resumed,
       transport,
       carried,
+      options.acks ?? false,
       session.subscriptions.map((s) => [s.endpoint, s.params]),
     );
+    if (older) {
+      // Same node: the consumers stay bound and deliver to the newer connection (those it does
+      // not carry are suspended when it opens). What the older one had unacknowledged must come
+      // again: its consumers restart when the newer one opens, so the broker redelivers.
+      this.#forget(older);
+      for (const [name, list] of older.inflight) if (list.length > 0) conn.restart.add(name);
+      older.sink?.close(CloseCode.TAKEN_OVER, "session taken over by a newer connection");
+      this.options.logger.info(`[Session] Client ${clientId} taken over by a newer connection`);
+    }
     this.#live.set(clientId, conn);
     conn.openTimer = this.options.scheduler.setTimeout(() => {
       if (conn.state === "pending") void this.#disconnect(conn);
@@ -281,13 +299,18 @@ export class Hub implements DeliveryHandler {
     if (this.#live.get(conn.clientId) === conn) this.#live.delete(conn.clientId);
   }
 
-  #open(conn: LiveConnection, sink: DeliverySink): Promise<GatewayError[]> {
+  #open(
+    conn: LiveConnection,
+    sink: DeliverySink,
+    greet?: (recovery: Recovery) => void,
+  ): Promise<GatewayError[]> {
     return this.#locks.run(conn.clientId, async () => {
       if (conn.state !== "pending") {
         sink.close(CloseCode.TAKEN_OVER, "session taken over by a newer connection");
         return [];
       }
       this.#clearTimers(conn);
+      greet?.(this.#recovery(conn));
       conn.sink = sink;
       conn.state = "open";
       const failures: GatewayError[] = [];
@@ -296,8 +319,8 @@ export class Hub implements DeliveryHandler {
         if (!endpoint || !isBindable(endpoint)) continue;
         try {
           // What this connection does not carry stays queued with its broker.
+          if (!conn.carries(name) || conn.restart.has(name)) await endpoint.suspendClient(conn.clientId);
           if (conn.carries(name)) await endpoint.resumeClient(conn.clientId, params);
-          else await endpoint.suspendClient(conn.clientId);
         } catch (error) {
           const e = GatewayError.from(error, "UPSTREAM_UNAVAILABLE");
           this.options.logger.error(`[Session] Resume of ${conn.clientId} on ${name} failed`, e);
@@ -308,14 +331,37 @@ export class Hub implements DeliveryHandler {
     });
   }
 
+  /** The resume report: what the session lost while away, as far as anyone can tell. */
+  #recovery(conn: LiveConnection): Recovery {
+    if (!conn.recovery.recovered) return conn.recovery;
+    const lost: Record<string, number> = {};
+    for (const name of conn.bound.keys()) {
+      const count = this.endpoints.get(name) as { takeLosses?(clientId: string): number } | undefined;
+      const n = count?.takeLosses?.(conn.clientId) ?? 0;
+      if (n > 0) lost[name] = n;
+    }
+    return Object.keys(lost).length > 0 ? { recovered: false, reason: "dropped", lost } : { recovered: true };
+  }
+
   /**
    * DeliveryHandler: writes an endpoint's message to the client's live connection, if any, and
    * if that connection carries the endpoint. Never throws: whatever the payload, it is formatted
    * in linear time, and a sink that fails is answered "not written" (the broker keeps it).
+   * Without acks the message is settled at once; with them, when the client acknowledges it,
+   * and at most `maxInFlight` wait per endpoint (past it the endpoint is refused until acks come).
    */
   deliver(clientId: string, endpoint: string, message: InboundMessage): boolean {
     const conn = this.#live.get(clientId);
     if (!conn || conn.state !== "open" || !conn.sink || !conn.carries(endpoint)) return false;
+    let inflight: InFlight[] | undefined;
+    if (conn.acks) {
+      inflight = conn.inflight.get(endpoint);
+      if (!inflight) conn.inflight.set(endpoint, inflight = []);
+      if (inflight.length >= this.options.maxInFlight) {
+        conn.throttled.add(endpoint);
+        return false;
+      }
+    }
     const sequence = (conn.sequences.get(endpoint) ?? 0) + 1;
     const delivery: Delivery = {
       endpoint,
@@ -323,6 +369,7 @@ export class Hub implements DeliveryHandler {
       payload: message.payload,
       prepared: this.#prepare(message.payload),
       meta: message.meta,
+      redelivered: message.redelivered,
     };
     const written = this.#write(conn, conn.sink, delivery);
     if (!written) {
@@ -334,7 +381,46 @@ export class Hub implements DeliveryHandler {
     }
     conn.sequences.set(endpoint, sequence);
     this.#messagesOut.inc({ endpoint });
+    if (inflight) inflight.push({ sequence, settle: message.settle });
+    else message.settle?.();
     return true;
+  }
+
+  /**
+   * A cumulative acknowledgement: settles every in-flight message of `name` up to `id`, in
+   * order, and lets a throttled endpoint deliver again. Ids are this connection's own
+   * (`<epoch>.<sequence>`): an earlier connection's, or one not yet sent, is a BAD_FRAME.
+   */
+  #ack(conn: LiveConnection, name: string, id: string): void {
+    this.#requireLive(conn);
+    this.endpoint(name);
+    if (!conn.acks) throw new GatewayError("BAD_FRAME", "acks need a connection opened with ack=1");
+    const dot = id.indexOf(".");
+    const sequence = Number(id.slice(dot + 1));
+    if (
+      dot < 0 || id.slice(0, dot) !== String(conn.epoch) || !Number.isInteger(sequence) || sequence < 1 ||
+      sequence > (conn.sequences.get(name) ?? 0)
+    ) {
+      throw new GatewayError(
+        "BAD_FRAME",
+        `no delivery ${JSON.stringify(id)} of "${name}" on this connection`,
+      );
+    }
+    const inflight = conn.inflight.get(name) ?? [];
+    let settled = 0;
+    while (settled < inflight.length && inflight[settled].sequence <= sequence) {
+      inflight[settled++].settle?.();
+    }
+    inflight.splice(0, settled);
+    if (conn.throttled.has(name) && inflight.length < this.options.maxInFlight) {
+      conn.throttled.delete(name);
+      const endpoint = this.endpoints.get(name);
+      if (endpoint && isBindable(endpoint)) {
+        endpoint.resumeClient(conn.clientId, conn.bound.get(name) ?? {}).catch((e) =>
+          this.options.logger.error(`[Session] Resume of ${conn.clientId} on ${name} failed`, e)
+        );
+      }
+    }
   }
 
   #prepare(payload: Uint8Array): PreparedPayload {

@@ -3,7 +3,7 @@
  * mutable state only the hub changes. It imports nothing of the hub: client actions go back
  * through the `ConnectionOps` the hub hands it.
  */
-import type { Connection, ConnectionState } from "./connection.ts";
+import type { Connection, ConnectionState, Recovery } from "./connection.ts";
 import type { Receipt } from "./endpoint.ts";
 import type { GatewayError } from "./errors.ts";
 import type { TimerId } from "./scheduler.ts";
@@ -11,11 +11,22 @@ import type { DeliverySink } from "./sink.ts";
 
 /** What a connection's methods do, implemented by the hub. */
 export interface ConnectionOps {
-  open(conn: LiveConnection, sink: DeliverySink): Promise<GatewayError[]>;
+  open(
+    conn: LiveConnection,
+    sink: DeliverySink,
+    greet?: (recovery: Recovery) => void,
+  ): Promise<GatewayError[]>;
+  ack(conn: LiveConnection, endpoint: string, id: string): void;
   publish(conn: LiveConnection, endpoint: string, payload: Uint8Array): Promise<Receipt>;
   subscribe(conn: LiveConnection, endpoint: string, params: Record<string, string>): Promise<void>;
   unsubscribe(conn: LiveConnection, endpoint: string): Promise<void>;
   close(conn: LiveConnection): Promise<void>;
+}
+
+/** A message written to a client with acks, waiting for its acknowledgement. */
+export interface InFlight {
+  sequence: number;
+  settle?: () => void;
 }
 
 export class LiveConnection implements Connection {
@@ -28,6 +39,14 @@ export class LiveConnection implements Connection {
   readonly sequences = new Map<string, number>();
   /** Endpoints whose delivery was refused for back-pressure, waiting for the socket to drain. */
   readonly blocked = new Set<string>();
+  /** With acks: delivered, not yet acknowledged messages per endpoint, in delivery order. */
+  readonly inflight = new Map<string, InFlight[]>();
+  /** With acks: endpoints refused for having max_in_flight unacknowledged; resumed by acks. */
+  readonly throttled = new Set<string>();
+  /** Endpoints whose consumers restart on open: an older connection left messages unacknowledged. */
+  readonly restart = new Set<string>();
+  /** How the session came back (set by the hub at connect). */
+  recovery: Recovery = { recovered: true };
   /** Drops a connection whose socket never attaches. */
   openTimer?: TimerId;
   /** Polls a back-pressured socket until it drains. */
@@ -40,6 +59,7 @@ export class LiveConnection implements Connection {
     readonly resumed: boolean,
     readonly transport: string,
     readonly endpoints: ReadonlySet<string> | undefined,
+    readonly acks: boolean,
     bound: Iterable<[string, Record<string, string>]>,
   ) {
     this.bound = new Map(bound);
@@ -50,8 +70,12 @@ export class LiveConnection implements Connection {
     return this.endpoints === undefined || this.endpoints.has(endpoint);
   }
 
-  open(sink: DeliverySink): Promise<GatewayError[]> {
-    return this.ops.open(this, sink);
+  open(sink: DeliverySink, greet?: (recovery: Recovery) => void): Promise<GatewayError[]> {
+    return this.ops.open(this, sink, greet);
+  }
+
+  ack(endpoint: string, id: string): void {
+    this.ops.ack(this, endpoint, id);
   }
 
   publish(endpoint: string, payload: Uint8Array): Promise<Receipt> {

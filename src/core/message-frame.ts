@@ -18,5 +18,6 @@ export function messageFrame(d: Delivery): string {
   if (encoding) frame += `,"encoding":"${encoding}"`;
   // meta is flat strings and numbers from the endpoint: stringify cannot recurse deeply.
   if (d.meta) frame += `,"meta":${JSON.stringify(d.meta)}`;
+  if (d.redelivered) frame += `,"redelivered":true`;
   return frame + "}";
 }

@@ -8,10 +8,21 @@ export type ClientFrame =
   | { type: "publish"; endpoint: string; data: unknown; id?: string }
   | { type: "subscribe"; endpoint: string; params?: Record<string, string>; id?: string }
   | { type: "unsubscribe"; endpoint: string; id?: string }
+  | { type: "ack"; endpoint: string; id: string }
   | { type: "ping" };
 
 export type ServerFrame =
-  | { type: "welcome"; clientId: string; resumed: boolean; endpoints: string[] }
+  | {
+    type: "welcome";
+    clientId: string;
+    resumed: boolean;
+    recovered: boolean;
+    /** Why not recovered, and what was lost per endpoint (see Recovery). */
+    reason?: string;
+    lost?: Record<string, number>;
+    ack: boolean;
+    endpoints: string[];
+  }
   | {
     type: "message";
     endpoint: string;

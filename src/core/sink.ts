@@ -12,6 +12,8 @@ export interface Delivery {
   /** The payload made ready once for every client it goes to (see `preparePayload`). */
   prepared: PreparedPayload;
   meta?: Record<string, string | number>;
+  /** The client may have had this message before (see InboundMessage.redelivered). */
+  redelivered?: boolean;
 }
 
 export interface DeliverySink {

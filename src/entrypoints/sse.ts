@@ -15,7 +15,7 @@
  * client ID do not take the session from each other forever.
  */
 import type { Context, Hono } from "hono";
-import type { Connection } from "../core/connection.ts";
+import type { Connection, Recovery } from "../core/connection.ts";
 import { CloseCode, GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
 import { messageFrame } from "../core/message-frame.ts";
@@ -46,7 +46,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
         `the session of ${clientId} was taken over by a newer connection; not reconnecting`,
       );
     }
-    conn = await engine.hub.connect(clientId, "sse", endpoints);
+    conn = await engine.hub.connect(clientId, "sse", { endpoints });
   } catch (error) {
     return errorResponse(c, engine, error);
   }
@@ -99,13 +99,16 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   }, new ByteLengthQueuingStrategy({ highWaterMark: config.server.max_buffered_bytes }));
 
   const ping = scheduler.setInterval(() => write(": ping\n\n"), config.server.sse_ping_interval);
-  write(
-    `event: welcome\ndata: ${
-      JSON.stringify({ clientId: conn.clientId, resumed: conn.resumed, endpoints })
-    }\n\n`,
-  );
+  // retry: first, so a browser whose stream drops comes back in a second (its default is 3 s).
+  write(`retry: ${config.server.sse_retry}\n\n`);
+  const greet = (recovery: Recovery) =>
+    write(
+      `event: welcome\ndata: ${
+        JSON.stringify({ clientId: conn.clientId, resumed: conn.resumed, ...recovery, endpoints })
+      }\n\n`,
+    );
   void (async () => {
-    for (const e of await conn.open(sink)) write(errorEvent(e));
+    for (const e of await conn.open(sink, greet)) write(errorEvent(e));
     const params = queryParams(c);
     for (const endpoint of endpoints) {
       await conn.subscribe(endpoint, params).catch((error) => write(errorEvent(GatewayError.from(error))));

@@ -11,7 +11,7 @@
  */
 import type { Context, Hono } from "hono";
 import type { WSContext, WSEvents } from "hono/ws";
-import type { Connection } from "../core/connection.ts";
+import type { Connection, Recovery } from "../core/connection.ts";
 import { CloseCode, GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
 import { messageFrame } from "../core/message-frame.ts";
@@ -40,7 +40,9 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
     if (refused) {
       return c.json({ type: "error", code: "BAD_REQUEST", message: refused.message }, refused.status);
     }
-    conn = await engine.hub.connect(clientId, rawEndpoint === undefined ? "ws" : "ws-raw");
+    conn = await engine.hub.connect(clientId, rawEndpoint === undefined ? "ws" : "ws-raw", {
+      acks: rawEndpoint === undefined && c.req.query("ack") === "1",
+    });
   } catch (error) {
     return errorResponse(c, engine, error);
   }
@@ -126,14 +128,17 @@ abstract class Socket {
 
 class MultiplexedSocket extends Socket {
   protected async opened(sink: DeliverySink): Promise<void> {
-    // The welcome goes first: resuming consumers starts deliveries at once.
-    this.send({
-      type: "welcome",
-      clientId: this.conn.clientId,
-      resumed: this.conn.resumed,
-      endpoints: this.engine.hub.endpointNames,
-    });
-    const failures = await this.conn.open(sink);
+    // The welcome goes first (open greets before resuming consumers, which starts deliveries).
+    const greet = (recovery: Recovery) =>
+      this.send({
+        type: "welcome",
+        clientId: this.conn.clientId,
+        resumed: this.conn.resumed,
+        ...recovery,
+        ack: this.conn.acks,
+        endpoints: this.engine.hub.endpointNames,
+      });
+    const failures = await this.conn.open(sink, greet);
     for (const e of failures) this.error(e);
   }
 
@@ -172,6 +177,13 @@ class MultiplexedSocket extends Socket {
         return void answer(() => this.conn.subscribe(frame.endpoint, frame.params));
       case "unsubscribe":
         return void answer(() => this.conn.unsubscribe(frame.endpoint));
+      case "ack":
+        try {
+          this.conn.ack(frame.endpoint, frame.id);
+        } catch (error) {
+          this.error(error, frame.id);
+        }
+        return;
     }
   }
 

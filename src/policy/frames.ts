@@ -16,6 +16,7 @@ export const ClientFrameSchema = v.variant("type", [
     id: v.optional(id),
   }),
   v.strictObject({ type: v.literal("unsubscribe"), endpoint: name, id: v.optional(id) }),
+  v.strictObject({ type: v.literal("ack"), endpoint: name, id }),
   v.strictObject({ type: v.literal("ping") }),
 ]);
 

@@ -38,6 +38,12 @@ export class RecordingHandler implements DeliveryHandler {
   thrown: string[] = [];
   /** Called after each accepted delivery, with how many that client has had. */
   onDelivered?: (clientId: string, count: number) => void;
+  /** Clients with end-to-end acks: their messages are settled only by `ack`, as a hub would. */
+  acking = new Set<string>();
+  /** Unsettled deliveries of acking clients, in order. */
+  pending = new Map<string, Array<() => void>>();
+  /** Payloads that came flagged redelivered. */
+  redelivered = new Map<string, string[]>();
 
   deliver(clientId: string, _endpoint: string, message: InboundMessage): boolean {
     if (this.refusing.has(clientId)) return false;
@@ -49,8 +55,20 @@ export class RecordingHandler implements DeliveryHandler {
     const list = this.received.get(clientId) ?? [];
     list.push(text);
     this.received.set(clientId, list);
+    if (message.redelivered) {
+      this.redelivered.set(clientId, [...(this.redelivered.get(clientId) ?? []), text]);
+    }
+    if (this.acking.has(clientId)) {
+      this.pending.set(clientId, [...(this.pending.get(clientId) ?? []), () => message.settle?.()]);
+    } else message.settle?.();
     this.onDelivered?.(clientId, list.length);
     return true;
+  }
+
+  /** The client acknowledges its first `count` pending deliveries (settled in order). */
+  ack(clientId: string, count: number): void {
+    const pending = this.pending.get(clientId) ?? [];
+    for (const settle of pending.splice(0, count)) settle();
   }
 
   of(clientId: string): string[] {
@@ -122,6 +140,39 @@ export function endpointContract(kind: string, setup: () => Promise<ContractHarn
       await harness.inject(id, "after");
       await eventually(() => handler.of(id).length >= 102, "the live delivery");
       assert.deepEqual(handler.of(id), ["before", ...range("away", 100), "after"]);
+      await endpoint.unbindClient(id, params);
+    } finally {
+      await done();
+    }
+  });
+
+  test(`${kind} contract: with end-to-end acks, what was not settled comes again on resume, flagged redelivered`, async () => {
+    const { harness, handler, endpoint, params, done } = await started();
+    const id = harness.clientId("acks");
+    try {
+      handler.acking.add(id);
+      await endpoint.bindClient(id, params);
+      for (const m of range("a", 6)) await harness.inject(id, m);
+      await eventually(() => handler.of(id).length >= 6, "6 deliveries, none settled yet");
+      assert.deepEqual(handler.redelivered.get(id) ?? [], [], "new messages are not flagged");
+      handler.ack(id, 2); // the client acknowledged a-1 and a-2; a-3..a-6 were lost on the way
+      await endpoint.suspendClient(id);
+      handler.received.delete(id);
+      handler.pending.delete(id);
+      await harness.inject(id, "while-away");
+      await endpoint.resumeClient(id, params);
+      await eventually(() => handler.of(id).length >= 5, "the unsettled ones and the new one");
+      await new Promise((r) => setTimeout(r, 200)); // a duplicate of a settled one would show by now
+      assert.deepEqual(handler.of(id), [...range("a", 6).slice(2), "while-away"], "settled ones never again");
+      assert.deepEqual(handler.redelivered.get(id), range("a", 6).slice(2), "the ones that may have arrived");
+      handler.ack(id, 5);
+      await endpoint.suspendClient(id);
+      handler.received.delete(id);
+      await endpoint.resumeClient(id, params);
+      await harness.inject(id, "last");
+      await eventually(() => handler.of(id).length >= 1, "the next one");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(handler.of(id), ["last"], "everything acknowledged stays acknowledged");
       await endpoint.unbindClient(id, params);
     } finally {
       await done();

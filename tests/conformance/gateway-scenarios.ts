@@ -25,6 +25,7 @@ entrypoints:
 endpoints:
   - { name: chat, type: memory }
   - { name: rooms, type: memory, publish_topic: "room/{room}", subscribe_topic: "room/{room}" }
+  - { name: inbox, type: memory, publish_topic: "inbox/{to}", subscribe_topic: "inbox/{clientId}" }
 policy: { max_message_bytes: 100000 }
 `;
 
@@ -127,7 +128,9 @@ export const scenarios: Scenario[] = [
         type: "welcome",
         clientId: id,
         resumed: false,
-        endpoints: ["chat", "rooms"],
+        recovered: true,
+        ack: false,
+        endpoints: ["chat", "rooms", "inbox"],
       });
       await socket.close();
       const anonymous = await welcomed(gw);
@@ -298,8 +301,10 @@ export const scenarios: Scenario[] = [
       assert.deepEqual(JSON.parse(sse.events[0].data), {
         clientId: id,
         resumed: false,
+        recovered: true,
         endpoints: ["rooms"],
       });
+      assert.equal(sse.retry, 1000, "browsers come back in a second");
       await sleep(100);
       await httpPublish(gw, "rooms", "line one\nline two", `?room=${room}`);
       await httpPublish(gw, "rooms", JSON.stringify({ n: 2 }), `?room=${room}`);

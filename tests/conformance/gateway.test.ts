@@ -14,11 +14,13 @@ import { startGateway } from "../support/gateway-process.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../support/runtime.ts";
 import { keyPrefix, RedisProxy } from "../support/redis.ts";
 import { GATEWAY_CONFIG, scenarios, shutdownScenario, withRedisStore } from "./gateway-scenarios.ts";
-import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
-import { kafkaGatewayConfig, kafkaScenarios } from "./kafka-scenarios.ts";
+import { MQTT_GATEWAY_CONFIG, mqttInject, mqttScenarios } from "./mqtt-scenarios.ts";
+import { kafkaGatewayConfig, kafkaInject, kafkaScenarios } from "./kafka-scenarios.ts";
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { checkQuietStream, hardeningScenarios, openQuietStream } from "./hardening-scenarios.ts";
+import { ackScenarios } from "./ack-scenarios.ts";
+import type { Inject } from "./ack-scenarios.ts";
 import type { QuietStream } from "./hardening-scenarios.ts";
 
 let gw: Gateway;
@@ -58,6 +60,23 @@ for (const scenario of scenarios) {
 
 for (const scenario of hardeningScenarios) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
+}
+
+const memoryInject: Inject = async (target, id, payloads) => {
+  for (const body of payloads) {
+    const response = await fetch(`${target.http}/publish/inbox?to=${id}`, { method: "POST", body });
+    await response.body?.cancel();
+  }
+};
+for (const scenario of ackScenarios("inbox", memoryInject, "memory")) {
+  test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
+}
+for (const scenario of ackScenarios("sensors", mqttInject, "mqtt")) {
+  test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(mqttGw));
+  test(`gateway (${currentRuntime}, redis store): ${scenario.name}`, () => scenario.run(redisGw));
+}
+for (const scenario of ackScenarios("orders", kafkaInject(() => kafka.kafka, kafkaNs), "kafka")) {
+  test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(kafkaGw));
 }
 
 for (const scenario of mqttScenarios) {

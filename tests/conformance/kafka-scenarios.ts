@@ -26,6 +26,18 @@ endpoints:
 `;
 }
 
+/** Produces payloads to client `id`'s topic from outside (for ackScenarios). */
+export function kafkaInject(kafka: () => Kafka, ns: string) {
+  return async (_gw: unknown, id: string, payloads: string[]): Promise<void> => {
+    const producer = await outsideProducer(kafka());
+    await producer.send({
+      topic: `${ns}.${id}.down`,
+      messages: payloads.map((value) => ({ key: id, value })),
+    });
+    await producer.disconnect();
+  };
+}
+
 const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 
 /** `kafka` gives the outside client once the test broker runs (scenarios are made before). */

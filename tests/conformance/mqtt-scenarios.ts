@@ -25,6 +25,13 @@ endpoints:
     producer_pool_size: 5
 `;
 
+/** Puts payloads on client `id`'s down topic, as a device would (for ackScenarios). */
+export async function mqttInject(_gw: unknown, id: string, payloads: string[]): Promise<void> {
+  const outside = await outsideClient();
+  for (const p of payloads) await outside.publishAsync(`${ns}/${id}/down`, p, { qos: 1 });
+  await outside.endAsync();
+}
+
 const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

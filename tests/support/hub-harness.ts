@@ -47,6 +47,7 @@ export interface HarnessOptions {
   nodeId?: string;
   /** Each node has its own clock, so a crashed node is one whose clock stops. */
   clock?: VirtualClock;
+  maxInFlight?: number;
 }
 
 export async function createHarness(options: HarnessOptions = {}) {
@@ -73,6 +74,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     nodeId: options.nodeId ?? "node-a",
     lease: LEASE,
     maxJsonDepth: 64,
+    maxInFlight: options.maxInFlight ?? 1000,
   });
   hub.start();
   await chat.start(hub);
@@ -88,8 +90,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   cleanup.start();
 
   /** Connects and opens a client the way an entrypoint does (an SSE stream names its endpoints). */
-  async function connect(clientId: string, endpoints?: string[]) {
-    const conn = await hub.connect(clientId, endpoints ? "sse" : "test", endpoints);
+  async function connect(clientId: string, endpoints?: string[], acks = false) {
+    const conn = await hub.connect(clientId, endpoints ? "sse" : "test", { endpoints, acks });
     const sink = new RecordingSink();
     const failures = await conn.open(sink);
     if (failures.length) throw failures[0];

@@ -17,6 +17,8 @@ export class SseClient {
   body?: string;
   /** Set once the server ended the stream (or it broke). */
   ended = false;
+  /** The last `retry:` field, in ms. */
+  retry?: number;
   #controller = new AbortController();
   #done?: Promise<void>;
   #reader?: ReadableStreamDefaultReader<Uint8Array>;
@@ -58,6 +60,7 @@ export class SseClient {
     for (const line of block.split("\n")) {
       if (line.startsWith(":")) this.comments.push(line.slice(1).trim());
       else if (line.startsWith("id: ")) event.id = line.slice(4);
+      else if (line.startsWith("retry: ")) this.retry = Number(line.slice(7));
       else if (line.startsWith("event: ")) event.event = line.slice(7);
       else if (line.startsWith("data: ")) data.push(line.slice(6));
     }

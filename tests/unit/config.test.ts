@@ -246,7 +246,7 @@ log: { lvl: debug }
 `),
     [
       "server.colour: unknown key (expected one of host, port, node_id, idle_timeout, max_buffered_bytes, " +
-      "shutdown_timeout, sse_ping_interval)",
+      "shutdown_timeout, sse_ping_interval, sse_retry)",
       'server.max_bufered_bytes: unknown key (did you mean "max_buffered_bytes"?)',
       'session.redis.response_encoding: unknown key (did you mean "encoding"?)',
       'session.redis.keyprefix: unknown key (did you mean "keyPrefix"?)',

@@ -11,7 +11,7 @@ import type { Admin, Batch, Consumer, Kafka } from "kafkajs";
 import type { DeliveryHandler, InboundMessage } from "../../core/endpoint.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
-import type { Scheduler } from "../../core/scheduler.ts";
+import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import { withTimeout } from "./timeout.ts";
 
 export interface ClientConsumersOptions {
@@ -37,6 +37,15 @@ export interface ClientConsumer {
   consumer: Consumer;
   /** Set when a delivery was refused: nothing more is handed over or committed. */
   paused: boolean;
+  /** Settled and not yet committed: the next offset to commit, per partition. */
+  settled: Map<number, string>;
+  commitTimer?: TimerId;
+  /**
+   * Started from committed offsets with nothing known here of what was delivered before (a
+   * resume on this node after another node had the client): per partition, offsets below the
+   * log end at its first fetch may have reached the client, and are flagged redelivered.
+   */
+  unknownBelow?: Map<number, bigint>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -49,6 +58,8 @@ export class ClientConsumers {
   #handler?: DeliveryHandler;
   #consumers = new Map<string, ClientConsumer>();
   #locks = new KeyedMutex();
+  /** Per client and partition, the highest offset handed over by this node (for `redelivered`). */
+  #delivered = new Map<string, Map<number, bigint>>();
 
   constructor(options: ClientConsumersOptions) {
     this.#options = options;
@@ -98,7 +109,13 @@ export class ClientConsumers {
       maxWaitTimeInMs: fetchMaxWait,
       allowAutoTopicCreation: true,
     });
-    const state: ClientConsumer = { topic, consumer, paused: false };
+    const state: ClientConsumer = {
+      topic,
+      consumer,
+      paused: false,
+      settled: new Map(),
+      unknownBelow: start.size === 0 && !this.#delivered.has(clientId) ? new Map() : undefined,
+    };
     this.#consumers.set(clientId, state);
     let release = () => {};
     const positioned = new Promise<void>((resolve) => (release = resolve));
@@ -134,10 +151,17 @@ export class ClientConsumers {
     }
   }
 
+  /** Forgets what was delivered to a client (it was unbound). */
+  forget(clientId: string): void {
+    this.#delivered.delete(clientId);
+  }
+
   /** Takes the consumer offline (its offsets stay with the broker) and forgets it. */
   async stop(clientId: string, state: ClientConsumer): Promise<void> {
     state.paused = true;
     if (this.#consumers.get(clientId) === state) this.#consumers.delete(clientId);
+    // What was settled is committed before the consumer leaves its group.
+    await this.#commit(clientId, state);
     try {
       await withTimeout(
         state.consumer.disconnect(),
@@ -183,34 +207,63 @@ export class ClientConsumers {
     resolveOffset: (offset: string) => void,
     current: () => boolean,
   ): Promise<void> {
-    const { topic, consumer } = state;
-    let next: string | undefined;
+    const { topic } = state;
+    const { partition } = batch;
+    let delivered = this.#delivered.get(clientId);
+    if (!delivered) this.#delivered.set(clientId, delivered = new Map());
+    if (state.unknownBelow && !state.unknownBelow.has(partition)) {
+      state.unknownBelow.set(partition, BigInt(batch.highWatermark));
+    }
+    const unknownBelow = state.unknownBelow?.get(partition) ?? -1n;
     for (const message of batch.messages) {
       if (state.paused || !current()) break;
-      const meta: Record<string, string | number> = {
-        topic,
-        partition: batch.partition,
-        offset: message.offset,
-      };
+      const meta: Record<string, string | number> = { topic, partition, offset: message.offset };
       if (message.key) meta.key = message.key.toString();
+      const offset = BigInt(message.offset);
+      const high = delivered.get(partition) ?? -1n;
       // The Buffer is a Uint8Array already: handed over without a copy.
-      if (!this.#deliver(clientId, { payload: message.value ?? EMPTY, meta })) {
+      const written = this.#deliver(clientId, {
+        payload: message.value ?? EMPTY,
+        meta,
+        redelivered: offset <= high || offset < unknownBelow || undefined,
+        settle: () => this.#settle(clientId, state, partition, message.offset),
+      });
+      if (!written) {
         // Not committed: the broker keeps it and everything after it for the next consumer.
         state.paused = true;
         break;
       }
+      if (offset > high) delivered.set(partition, offset);
+      // The fetch position moves on; the commit waits for the settle.
       resolveOffset(message.offset);
-      next = (BigInt(message.offset) + 1n).toString();
     }
-    if (next !== undefined) {
-      await consumer.commitOffsets([{ topic, partition: batch.partition, offset: next }]).catch((e) =>
-        this.#options.logger.warn(`[Kafka] Commit for ${clientId} failed; those messages come again: ${e}`)
-      );
-    }
+    await this.#commit(clientId, state);
     if (state.paused) {
       // Offline until the hub resumes it; stopping waits for this batch, so not awaited here.
       this.#options.scheduler.setTimeout(() => void this.#suspendIf(clientId, state), 0);
     }
+  }
+
+  /** A message may be let go: its offset is committed soon (together with others settled by then). */
+  #settle(clientId: string, state: ClientConsumer, partition: number, offset: string): void {
+    state.settled.set(partition, (BigInt(offset) + 1n).toString());
+    state.commitTimer ??= this.#options.scheduler.setTimeout(() => void this.#commit(clientId, state), 0);
+  }
+
+  /** Commits what was settled. A failed commit only means those messages come again. */
+  async #commit(clientId: string, state: ClientConsumer): Promise<void> {
+    if (state.commitTimer !== undefined) this.#options.scheduler.clear(state.commitTimer);
+    state.commitTimer = undefined;
+    if (state.settled.size === 0) return;
+    const offsets = [...state.settled].map(([partition, offset]) => ({
+      topic: state.topic,
+      partition,
+      offset,
+    }));
+    state.settled.clear();
+    await state.consumer.commitOffsets(offsets).catch((e) =>
+      this.#options.logger.warn(`[Kafka] Commit for ${clientId} failed; those messages come again: ${e}`)
+    );
   }
 
   /**

@@ -197,6 +197,7 @@ export class KafkaEndpoint implements BindableEndpoint {
     return this.#consumers.run(clientId, async () => {
       const existing = this.#consumers.get(clientId);
       if (existing) await this.#consumers.stop(clientId, existing);
+      this.#consumers.forget(clientId);
       try {
         await this.#admin.deleteGroups([this.groupId(clientId)]);
       } catch (error) {

@@ -36,10 +36,24 @@ export interface MemoryEndpointOptions {
 
 interface Binding {
   topic: string;
+  /** Messages not yet settled, oldest first: handed over (the first `sent`) or waiting. */
   queue: MessageQueue;
   /** Whether messages are handed to the hub; off while suspended or refused. */
   active: boolean;
+  /** How many at the head were handed over on this connection and wait for their settle. */
+  sent: number;
+  /** How many at the head were handed over to an earlier connection: they go as redelivered. */
+  redeliver: number;
+  /** Next message sequence, so a settle names what it acknowledges. */
+  next: number;
   dropped: number;
+  /** Dropped since the last resume report. */
+  lost: number;
+}
+
+interface Queued {
+  sequence: number;
+  message: InboundMessage;
 }
 
 export class MemoryEndpoint implements BindableEndpoint {
@@ -74,13 +88,16 @@ export class MemoryEndpoint implements BindableEndpoint {
       const binding = this.#bindings.get(subscriber)!;
       if (binding.queue.length >= this.#options.queueLimit) {
         binding.queue.shift();
+        if (binding.sent > 0) binding.sent--;
+        if (binding.redeliver > 0) binding.redeliver--;
+        binding.lost++;
         if (binding.dropped++ === 0) {
           this.#options.logger.warn(
             `[Memory] Queue of ${subscriber} on ${this.name} is full; dropping its oldest messages`,
           );
         }
       }
-      binding.queue.push(inbound);
+      binding.queue.push({ sequence: binding.next++, message: inbound });
       this.#drain(subscriber, binding);
     }
     return Promise.resolve({ meta: { topic } });
@@ -91,7 +108,16 @@ export class MemoryEndpoint implements BindableEndpoint {
     const existing = this.#bindings.get(clientId);
     if (existing && existing.topic === topic) return this.#activate(clientId, existing);
     if (existing) this.#remove(clientId, existing);
-    const binding: Binding = { topic, queue: new MessageQueue(), active: true, dropped: 0 };
+    const binding: Binding = {
+      topic,
+      queue: new MessageQueue(),
+      active: true,
+      sent: 0,
+      redeliver: 0,
+      next: 1,
+      dropped: 0,
+      lost: 0,
+    };
     this.#bindings.set(clientId, binding);
     let subscribers = this.#topics.get(topic);
     if (!subscribers) this.#topics.set(topic, subscribers = new Set());
@@ -99,9 +125,14 @@ export class MemoryEndpoint implements BindableEndpoint {
     return Promise.resolve();
   }
 
+  /** Offline; what was handed over but not settled goes again, as redelivered, on resume. */
   suspendClient(clientId: string): Promise<void> {
     const binding = this.#bindings.get(clientId);
-    if (binding) binding.active = false;
+    if (binding) {
+      binding.active = false;
+      binding.redeliver = Math.max(binding.redeliver, binding.sent);
+      binding.sent = 0;
+    }
     return Promise.resolve();
   }
 
@@ -126,7 +157,14 @@ export class MemoryEndpoint implements BindableEndpoint {
     return this.#bindings.size;
   }
 
-  /** Messages waiting for `clientId` (suspended or back-pressured). */
+  takeLosses(clientId: string): number {
+    const binding = this.#bindings.get(clientId);
+    const lost = binding?.lost ?? 0;
+    if (binding) binding.lost = 0;
+    return lost;
+  }
+
+  /** Messages not yet settled for `clientId` (waiting, or handed over and unacknowledged). */
   queued(clientId: string): number {
     return this.#bindings.get(clientId)?.queue.length ?? 0;
   }
@@ -145,14 +183,35 @@ export class MemoryEndpoint implements BindableEndpoint {
     if (subscribers?.size === 0) this.#topics.delete(binding.topic);
   }
 
-  /** Hands queued messages over in order until the queue is empty or the hub refuses one. */
+  /**
+   * Hands waiting messages over in order until none is left or the hub refuses one. A message
+   * leaves the queue when the hub settles it (at once, or on the client's ack).
+   */
   #drain(clientId: string, binding: Binding): void {
-    while (binding.active && binding.queue.length > 0) {
-      if (!this.#deliver(clientId, binding.queue.peek()!)) {
+    while (binding.active && binding.sent < binding.queue.length) {
+      const { sequence, message } = binding.queue.at(binding.sent)!;
+      const delivery: InboundMessage = {
+        payload: message.payload,
+        meta: message.meta,
+        redelivered: binding.sent < binding.redeliver || undefined,
+        settle: () => this.#settle(clientId, binding, sequence),
+      };
+      binding.sent++;
+      if (!this.#deliver(clientId, delivery)) {
+        binding.sent--;
         binding.active = false;
         return;
       }
+    }
+  }
+
+  /** Acknowledged up to `sequence`: those messages leave the queue. */
+  #settle(clientId: string, binding: Binding, sequence: number): void {
+    if (this.#bindings.get(clientId) !== binding) return;
+    while (binding.sent > 0 && binding.queue.peek()!.sequence <= sequence) {
       binding.queue.shift();
+      binding.sent--;
+      if (binding.redeliver > 0) binding.redeliver--;
     }
   }
 
@@ -173,24 +232,28 @@ export class MemoryEndpoint implements BindableEndpoint {
   }
 }
 
-/** A FIFO with O(1) push and shift. */
+/** A FIFO with O(1) push, shift and look-up by position. */
 class MessageQueue {
-  #items: Array<InboundMessage | undefined> = [];
+  #items: Array<Queued | undefined> = [];
   #head = 0;
 
   get length(): number {
     return this.#items.length - this.#head;
   }
 
-  push(item: InboundMessage): void {
+  push(item: Queued): void {
     this.#items.push(item);
   }
 
-  peek(): InboundMessage | undefined {
+  peek(): Queued | undefined {
     return this.#items[this.#head];
   }
 
-  shift(): InboundMessage | undefined {
+  at(index: number): Queued | undefined {
+    return this.#items[this.#head + index];
+  }
+
+  shift(): Queued | undefined {
     const item = this.#items[this.#head];
     this.#items[this.#head++] = undefined;
     if (this.#head > 1024 && this.#head * 2 > this.#items.length) {

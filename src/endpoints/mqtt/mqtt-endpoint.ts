@@ -123,7 +123,7 @@ export class MqttEndpoint implements BindableEndpoint {
       const topic = expandTopic(this.#options.subscribeTopic, clientId, params);
       const existing = this.#consumers.get(clientId);
       if (existing?.client && existing.topic === topic && !existing.paused) return;
-      if (existing) this.#close(existing);
+      if (existing) await this.#close(existing);
       await this.#connect(clientId, { topic, paused: false }, true);
       this.#options.logger.info(
         `[MQTT] Client ${clientId} bound to endpoint ${this.name} (subscribed to ${topic})`,
@@ -133,11 +133,10 @@ export class MqttEndpoint implements BindableEndpoint {
 
   /** Offline and forgotten here: the broker holds all there is, and resume may be on another node. */
   suspendClient(clientId: string): Promise<void> {
-    return this.#locks.run(clientId, () => {
+    return this.#locks.run(clientId, async () => {
       const consumer = this.#consumers.get(clientId);
-      if (consumer) this.#close(consumer);
       this.#consumers.delete(clientId);
-      return Promise.resolve();
+      if (consumer) await this.#close(consumer);
     });
   }
 
@@ -146,7 +145,7 @@ export class MqttEndpoint implements BindableEndpoint {
       const topic = expandTopic(this.#options.subscribeTopic, clientId, params);
       const consumer = this.#consumers.get(clientId);
       if (consumer?.client && !consumer.paused) return;
-      if (consumer) this.#close(consumer);
+      if (consumer) await this.#close(consumer);
       await this.#connect(clientId, { topic, paused: false }, false);
     });
   }
@@ -154,8 +153,8 @@ export class MqttEndpoint implements BindableEndpoint {
   unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
     return this.#locks.run(clientId, async () => {
       const consumer = this.#consumers.get(clientId);
-      if (consumer) this.#close(consumer);
       this.#consumers.delete(clientId);
+      if (consumer) await this.#close(consumer);
       // A clean start with no expiry makes the broker discard the persistent session now.
       const client = mqtt.connect(this.#options.url, {
         ...this.#baseOptions(),
@@ -228,12 +227,36 @@ export class MqttEndpoint implements BindableEndpoint {
       properties: protocolVersion === 4
         ? undefined
         : { sessionExpiryInterval: Math.ceil(sessionExpiry / 1000) + EXPIRY_MARGIN_S },
-      customHandleAcks: (topic, payload, _packet, ack) => {
+      customHandleAcks: (topic, payload, packet, ack) => {
         // Not acked means the broker keeps it; the socket and everything after it wait for resume.
         if (consumer.paused || consumer.client !== client) return;
+        let deferred = false;
+        let settled = false;
+        const settle = () => {
+          if (settled) return;
+          settled = true;
+          if (!deferred) return ack(0);
+          // Acknowledged by the client later: the PUBACK goes out now, on this connection only
+          // (after a reconnect the broker resends what this one never acknowledged).
+          if (consumer.client === client && client.connected) sendPuback(client, packet.messageId);
+        };
         try {
-          const written = this.#handler?.deliver(clientId, this.name, { payload, meta: { topic } }) ?? false;
-          if (written) return ack(0);
+          const written = this.#handler?.deliver(clientId, this.name, {
+            payload,
+            meta: { topic },
+            // The broker sets DUP on a message it sent before without getting its PUBACK.
+            redelivered: packet.dup || undefined,
+            settle,
+          }) ?? false;
+          if (written) {
+            // Settled later (a client with acks): mqtt.js handles no further packet until this
+            // callback is called, so it is released now without a PUBACK (see DEFERRED).
+            if (!settled) {
+              deferred = true;
+              ack(DEFERRED);
+            }
+            return;
+          }
         } catch (error) {
           // Thrown inside mqtt.js's packet handling, it would end the process: taken as a refusal.
           this.#options.logger.error(
@@ -242,15 +265,16 @@ export class MqttEndpoint implements BindableEndpoint {
           );
         }
         consumer.paused = true;
-        this.#close(consumer, false);
+        void this.#close(consumer, false);
       },
     });
     consumer.client = client;
     this.#consumers.set(clientId, consumer);
-    client.on(
-      "error",
-      (e) => this.#options.logger.debug(`[MQTT] ${this.name}: consumer of ${clientId}: ${e.message}`),
-    );
+    client.on("error", (e) => {
+      if (e !== DEFERRED) {
+        this.#options.logger.debug(`[MQTT] ${this.name}: consumer of ${clientId}: ${e.message}`);
+      }
+    });
     let first = true;
     let up = false;
     client.on("close", () =>
@@ -277,7 +301,7 @@ export class MqttEndpoint implements BindableEndpoint {
       await connected(client, connectTimeout, scheduler);
       if (subscribe) await client.subscribeAsync(consumer.topic, { qos });
     } catch (error) {
-      this.#close(consumer);
+      void this.#close(consumer);
       // A consumer that never came up is no binding (bindingCount, /metrics); a newer one stays.
       if (this.#consumers.get(clientId) === consumer) this.#consumers.delete(clientId);
       throw new GatewayError(
@@ -297,11 +321,41 @@ export class MqttEndpoint implements BindableEndpoint {
   }
 
   /** Takes the consumer offline without touching its broker session. */
-  #close(consumer: Consumer, unpause = true): void {
+  #close(consumer: Consumer, unpause = true): Promise<void> {
     const client = consumer.client;
     consumer.client = undefined;
     if (unpause) consumer.paused = false;
-    // end(true): no DISCONNECT handshake, no waiting; unacked messages stay with the broker.
-    client?.end(true);
+    if (!client) return Promise.resolve();
+    if (!client.connected) {
+      client.end(true);
+      return Promise.resolve();
+    }
+    // Gracefully, so the PUBACKs written last reach the broker (a forced end can drop them, and
+    // the broker would send those messages again); by force if the broker does not answer.
+    // Unacknowledged messages stay with the broker either way: the session is persistent.
+    return endWithin(client, FLUSH_MS, this.#options.scheduler);
   }
+}
+
+/**
+ * Passed to mqtt.js's ack callback for a message the client will acknowledge later: mqtt.js
+ * then goes on to the next packet without sending a PUBACK (and reports this "error", which the
+ * consumer's error handler ignores). One object, so no stack trace is taken per message.
+ */
+/** How long a consumer going offline may take to flush its last PUBACKs, in ms. */
+const FLUSH_MS = 1000;
+
+const DEFERRED = new Error("PUBACK deferred until the client acknowledges");
+
+/**
+ * Sends a PUBACK that mqtt.js was told to leave out (see DEFERRED). `_sendPacket` is mqtt.js's
+ * own way to write a packet; it has no public one for an acknowledgement made later. MQTT wants
+ * PUBACKs in the order the messages came, which client acks (cumulative) keep.
+ */
+function sendPuback(client: MqttClient, messageId: number | undefined): void {
+  (client as unknown as { _sendPacket(packet: object): void })._sendPacket({
+    cmd: "puback",
+    messageId,
+    reasonCode: 0,
+  });
 }

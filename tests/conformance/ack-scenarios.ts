@@ -1,0 +1,66 @@
+/**
+ * Black-box scenarios for end-to-end acknowledgements (`/ws?ack=1`), the same for every endpoint
+ * type: each endpoint's gateway config and a way to put messages in front of a client from the
+ * outside (an HTTP publish, an outside MQTT client, an outside Kafka producer).
+ */
+import assert from "node:assert/strict";
+import type { Gateway } from "../support/gateway-process.ts";
+import { TestSocket } from "../support/ws-client.ts";
+import type { Scenario } from "./gateway-scenarios.ts";
+
+/** Sends `payloads` (JSON texts) to client `id`'s subscription on the endpoint, from outside. */
+export type Inject = (gw: Gateway, id: string, payloads: string[]) => Promise<void>;
+
+const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function acking(gw: Gateway, id: string) {
+  const socket = await TestSocket.open(`${gw.ws}/ws?clientId=${id}&ack=1`);
+  const welcome = await socket.next((f) => f.type === "welcome");
+  return { socket, welcome };
+}
+
+type Message = { id: string; data: { n: number }; redelivered?: boolean };
+
+export function ackScenarios(endpoint: string, inject: Inject, label = endpoint): Scenario[] {
+  const messages = (socket: TestSocket) => socket.messages(endpoint) as unknown as Message[];
+  return [{
+    name: `${label}: ack=1 -> what the client did not acknowledge comes again on resume, flagged redelivered`,
+    async run(gw) {
+      const id = unique("acker");
+      const first = await acking(gw, id);
+      assert.equal(first.welcome.ack, true);
+      assert.equal(first.welcome.recovered, true);
+      first.socket.send({ type: "subscribe", endpoint, id: "s" });
+      await first.socket.next((f) => f.type === "receipt" && f.id === "s");
+      await inject(gw, id, [1, 2, 3, 4, 5].map((n) => JSON.stringify({ n })));
+      await first.socket.until(() => messages(first.socket).length >= 5, 10_000, "5 messages");
+      const got = messages(first.socket);
+      assert.deepEqual(got.map((m) => m.data.n), [1, 2, 3, 4, 5]);
+      assert.ok(got.every((m) => m.redelivered === undefined), "new messages are not flagged");
+      first.socket.send({ type: "ack", endpoint, id: got[1].id }); // 1 and 2, cumulatively
+      first.socket.send({ type: "ack", endpoint, id: "1.999999" });
+      const bad = await first.socket.next((f) => f.type === "error" && f.id === "1.999999");
+      assert.equal(bad.code, "BAD_FRAME");
+      await sleep(300); // the ack reaches the broker before the socket goes
+      await first.socket.close();
+
+      const second = await acking(gw, id);
+      assert.equal(second.welcome.resumed, true);
+      await second.socket.until(() => messages(second.socket).length >= 3, 15_000, "the unacknowledged");
+      await sleep(500);
+      const again = messages(second.socket);
+      assert.deepEqual(again.map((m) => m.data.n), [3, 4, 5], "what was acknowledged never comes again");
+      assert.ok(again.every((m) => m.redelivered === true), "each may have been seen: flagged");
+      second.socket.send({ type: "ack", endpoint, id: again[2].id });
+      await sleep(300);
+      await second.socket.close();
+      const third = await acking(gw, id);
+      await inject(gw, id, [JSON.stringify({ n: 6 })]);
+      await third.socket.until(() => messages(third.socket).length >= 1, 10_000, "the next message");
+      await sleep(300);
+      assert.deepEqual(messages(third.socket).map((m) => [m.data.n, m.redelivered]), [[6, undefined]]);
+      await third.socket.close();
+    },
+  }];
+}

@@ -1,0 +1,99 @@
+/**
+ * End-to-end acknowledgements in the hub (DESIGN.md section 5), on the virtual clock with the
+ * memory endpoint: ack-gated broker acks, flow control, redelivery, the resume report.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { GatewayError } from "../../src/core/errors.ts";
+import { createHarness, RecordingSink, WINDOW } from "../support/hub-harness.ts";
+
+const badFrame = (e: GatewayError) => e.code === "BAD_FRAME";
+
+test("acks: the broker lets go only of what the client acknowledged; the rest comes again, flagged", async () => {
+  const h = await createHarness();
+  const first = await h.connect("c1", undefined, true);
+  assert.equal(first.conn.acks, true);
+  await first.conn.subscribe("chat");
+  for (let n = 1; n <= 5; n++) await h.publish({ n });
+  assert.deepEqual(first.sink.data, [1, 2, 3, 4, 5].map((n) => ({ n })));
+  assert.equal(h.chat.queued("c1"), 5, "delivered, but nothing acknowledged yet");
+  first.conn.ack("chat", first.sink.deliveries[1].id); // cumulative: 1 and 2
+  assert.equal(h.chat.queued("c1"), 3);
+  await first.conn.close();
+  const second = await h.connect("c1", undefined, true);
+  assert.deepEqual(second.sink.data, [3, 4, 5].map((n) => ({ n })), "the unacknowledged, in order");
+  assert.deepEqual(second.sink.deliveries.map((d) => d.redelivered), [true, true, true]);
+  await h.publish({ n: 6 });
+  assert.equal(second.sink.deliveries[3].redelivered, undefined, "a new message is not flagged");
+  second.conn.ack("chat", second.sink.deliveries[3].id);
+  assert.equal(h.chat.queued("c1"), 0);
+});
+
+test("acks: an ack for an unknown, earlier-connection or future id is BAD_FRAME and changes nothing", async () => {
+  const h = await createHarness();
+  const first = await h.connect("c1", undefined, true);
+  await first.conn.subscribe("chat");
+  await h.publish({ n: 1 });
+  const oldId = first.sink.deliveries[0].id;
+  await first.conn.close();
+  const { conn, sink } = await h.connect("c1", undefined, true);
+  assert.throws(() => conn.ack("chat", oldId), badFrame, "an earlier connection's id");
+  assert.throws(() => conn.ack("chat", `${conn.epoch}.99`), badFrame, "not yet sent");
+  assert.throws(() => conn.ack("chat", "nonsense"), badFrame);
+  assert.throws(
+    () => conn.ack("nope", sink.deliveries[0].id),
+    (e: GatewayError) => e.code === "UNKNOWN_ENDPOINT",
+  );
+  assert.equal(h.chat.queued("c1"), 1, "nothing was settled by the bad acks");
+  const plain = await h.connect("c2");
+  assert.throws(() => plain.conn.ack("chat", "1.1"), /ack=1/);
+});
+
+test("acks: at most max_in_flight wait per endpoint; acks let the rest through", async () => {
+  const h = await createHarness({ maxInFlight: 3 });
+  const { conn, sink } = await h.connect("c1", undefined, true);
+  await conn.subscribe("chat");
+  for (let n = 1; n <= 10; n++) await h.publish({ n });
+  assert.equal(sink.deliveries.length, 3, "the endpoint holds the rest");
+  conn.ack("chat", sink.deliveries[1].id);
+  assert.equal(sink.deliveries.length, 5);
+  conn.ack("chat", sink.deliveries[4].id);
+  assert.equal(sink.deliveries.length, 8);
+  assert.deepEqual(sink.data, [1, 2, 3, 4, 5, 6, 7, 8].map((n) => ({ n })), "in order, none twice");
+});
+
+test("acks: a same-node takeover redelivers what the older connection left unacknowledged", async () => {
+  const h = await createHarness();
+  const older = await h.connect("c1", undefined, true);
+  await older.conn.subscribe("chat");
+  await h.publish({ n: 1 });
+  await h.publish({ n: 2 });
+  older.conn.ack("chat", older.sink.deliveries[0].id);
+  const newer = await h.connect("c1", undefined, true);
+  assert.deepEqual(newer.sink.data, [{ n: 2 }]);
+  assert.equal(newer.sink.deliveries[0].redelivered, true);
+});
+
+test("resume report: recovered, unless the queue overflowed (with counts) or the session had expired", async () => {
+  const h = await createHarness();
+  const reports: unknown[] = [];
+  const reconnect = async () => {
+    const conn = await h.hub.connect("c1", "test");
+    await conn.open(new RecordingSink(), (r) => reports.push(r));
+    return conn;
+  };
+  const first = await h.connect("c1");
+  await first.conn.subscribe("chat");
+  await first.conn.close();
+  await h.publish({ n: 1 });
+  await (await reconnect()).close();
+  assert.deepEqual(reports.pop(), { recovered: true });
+  for (let n = 1; n <= 10_005; n++) await h.publish({ n }); // the queue holds 10,000
+  await (await reconnect()).close();
+  assert.deepEqual(reports.pop(), { recovered: false, reason: "dropped", lost: { chat: 5 } });
+  await h.cleanup.stop(); // the client comes back after its window, before any cleanup ran
+  await h.clock.advance(WINDOW + 1000);
+  const late = await reconnect();
+  assert.equal(late.resumed, false);
+  assert.deepEqual(reports.pop(), { recovered: false, reason: "expired" });
+});
