@@ -69,6 +69,8 @@ export class Engine {
       lease: config.session.lease,
       maxJsonDepth: config.policy.max_json_depth,
       maxInFlight: config.delivery.max_in_flight,
+      dedupeIds: config.delivery.dedupe_ids,
+      dedupeWindow: config.delivery.dedupe_window,
     });
     this.cleanup = new CleanupWorker({
       store: this.store,

@@ -54,8 +54,12 @@ export interface Connection {
    * Throws BAD_FRAME for an id this connection did not deliver (unknown, or not yet sent).
    */
   ack(endpoint: string, id: string): void;
-  /** Publishes `payload` to `endpoint`, binding the client to it first if this is its first event. */
-  publish(endpoint: string, payload: Uint8Array): Promise<Receipt>;
+  /**
+   * Publishes `payload` to `endpoint`, binding the client to it first if this is its first event.
+   * With an `id`, a retry of the same id within the dedupe window (on any connection of the
+   * session, on any node) is not sent again: it gets the first publish's receipt.
+   */
+  publish(endpoint: string, payload: Uint8Array, id?: string): Promise<Receipt>;
   /** Binds to `endpoint` without publishing. */
   subscribe(endpoint: string, params?: Record<string, string>): Promise<void>;
   /** Unbinds from `endpoint` now, broker-side state included. */

@@ -47,6 +47,9 @@ export interface HubOptions {
   maxJsonDepth: number;
   /** Unacknowledged messages per client and endpoint on a connection with acks. */
   maxInFlight: number;
+  /** Publish ids remembered per session, and for how long (ms), so a retry is not sent twice. */
+  dedupeIds: number;
+  dedupeWindow: number;
 }
 
 /** Options of one connection. */
@@ -77,7 +80,7 @@ export class Hub implements DeliveryHandler {
   readonly #ops: ConnectionOps = {
     open: (conn, sink, greet) => this.#open(conn, sink, greet),
     ack: (conn, name, id) => this.#ack(conn, name, id),
-    publish: (conn, name, payload) => this.#publish(conn, name, payload),
+    publish: (conn, name, payload, id) => this.#publish(conn, name, payload, id),
     subscribe: (conn, name, params) => this.#subscribe(conn, name, params),
     unsubscribe: (conn, name) => this.#unsubscribe(conn, name),
     close: (conn) => this.#disconnect(conn),
@@ -494,13 +497,45 @@ export class Hub implements DeliveryHandler {
     conn.openTimer = conn.drainTimer = undefined;
   }
 
-  async #publish(conn: LiveConnection, name: string, payload: Uint8Array): Promise<Receipt> {
+  async #publish(conn: LiveConnection, name: string, payload: Uint8Array, id?: string): Promise<Receipt> {
     this.#requireLive(conn);
     const endpoint = this.endpoint(name);
     this.options.policy.checkPublish(conn.clientId, name, payload.length);
     if (isBindable(endpoint) && !conn.bound.has(name)) await this.#bind(conn, name, {});
-    const receipt = await endpoint.publish(conn.clientId, { payload }, conn.bound.get(name) ?? {});
-    this.#messagesIn.inc({ endpoint: name });
+    if (id === undefined) return await this.#send(conn, endpoint, payload);
+    const { store, scheduler, dedupeIds, dedupeWindow } = this.options;
+    const key = `${name}:${id}`;
+    const reserved = await store.reservePublish(conn.clientId, key, scheduler.now(), dedupeWindow, dedupeIds);
+    if (reserved.state === "done") return JSON.parse(reserved.receipt) as Receipt;
+    if (reserved.state === "pending") {
+      throw new GatewayError(
+        "OUTCOME_UNKNOWN",
+        `a publish with id ${JSON.stringify(id)} is still under way; retry it for its receipt`,
+      );
+    }
+    let receipt: Receipt | undefined;
+    try {
+      receipt = await this.#send(conn, endpoint, payload);
+      return receipt;
+    } finally {
+      // A failed publish frees its id, so the retry goes to the broker (at least once).
+      await store.completePublish(
+        conn.clientId,
+        key,
+        receipt && JSON.stringify({ meta: receipt.meta ?? {} }),
+        scheduler.now(),
+        dedupeWindow,
+      ).catch((error) =>
+        this.options.logger.warn(
+          `[Session] Recording publish ${id} of ${conn.clientId} failed: ${GatewayError.from(error).message}`,
+        )
+      );
+    }
+  }
+
+  async #send(conn: LiveConnection, endpoint: Endpoint, payload: Uint8Array): Promise<Receipt> {
+    const receipt = await endpoint.publish(conn.clientId, { payload }, conn.bound.get(endpoint.name) ?? {});
+    this.#messagesIn.inc({ endpoint: endpoint.name });
     return receipt;
   }
 

@@ -17,7 +17,7 @@ export interface ConnectionOps {
     greet?: (recovery: Recovery) => void,
   ): Promise<GatewayError[]>;
   ack(conn: LiveConnection, endpoint: string, id: string): void;
-  publish(conn: LiveConnection, endpoint: string, payload: Uint8Array): Promise<Receipt>;
+  publish(conn: LiveConnection, endpoint: string, payload: Uint8Array, id?: string): Promise<Receipt>;
   subscribe(conn: LiveConnection, endpoint: string, params: Record<string, string>): Promise<void>;
   unsubscribe(conn: LiveConnection, endpoint: string): Promise<void>;
   close(conn: LiveConnection): Promise<void>;
@@ -78,8 +78,8 @@ export class LiveConnection implements Connection {
     this.ops.ack(this, endpoint, id);
   }
 
-  publish(endpoint: string, payload: Uint8Array): Promise<Receipt> {
-    return this.ops.publish(this, endpoint, payload);
+  publish(endpoint: string, payload: Uint8Array, id?: string): Promise<Receipt> {
+    return this.ops.publish(this, endpoint, payload, id);
   }
 
   subscribe(endpoint: string, params: Record<string, string> = {}): Promise<void> {

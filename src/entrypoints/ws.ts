@@ -172,7 +172,7 @@ class MultiplexedSocket extends Socket {
       case "ping":
         return this.send({ type: "pong" });
       case "publish":
-        return void answer(() => this.conn.publish(frame.endpoint, encodeData(frame.data)));
+        return void answer(() => this.conn.publish(frame.endpoint, encodeData(frame.data), frame.id));
       case "subscribe":
         return void answer(() => this.conn.subscribe(frame.endpoint, frame.params));
       case "unsubscribe":

@@ -64,3 +64,29 @@ export function ackScenarios(endpoint: string, inject: Inject, label = endpoint)
     },
   }];
 }
+
+/** The publish dedupe window, black-box: on the memory gateway's `chat`, watched by a second client. */
+export const dedupeScenario: Scenario = {
+  name: "publish retried with the same id after a reconnect -> the first receipt, one message at the broker",
+  async run(gw) {
+    const watcher = await TestSocket.open(`${gw.ws}/ws?clientId=${unique("watcher")}`);
+    await watcher.next((f) => f.type === "welcome");
+    watcher.send({ type: "subscribe", endpoint: "chat", id: "s" });
+    await watcher.next((f) => f.type === "receipt" && f.id === "s");
+    const id = unique("retrier");
+    const marker = unique("m");
+    const first = await TestSocket.open(`${gw.ws}/ws?clientId=${id}`);
+    first.send({ type: "publish", endpoint: "chat", data: { marker }, id: "p-1" });
+    const receipt = await first.next((f) => f.type === "receipt" && f.id === "p-1");
+    await first.close();
+    const second = await TestSocket.open(`${gw.ws}/ws?clientId=${id}`);
+    second.send({ type: "publish", endpoint: "chat", data: { marker }, id: "p-1" });
+    const again = await second.next((f) => f.type === "receipt" && f.id === "p-1");
+    assert.deepEqual(again, receipt);
+    await sleep(300);
+    const seen = watcher.messages("chat").filter((m) => (m.data as { marker?: string })?.marker === marker);
+    assert.equal(seen.length, 1, "sent to the broker once");
+    await second.close();
+    await watcher.close();
+  },
+};

@@ -75,6 +75,8 @@ export async function createHarness(options: HarnessOptions = {}) {
     lease: LEASE,
     maxJsonDepth: 64,
     maxInFlight: options.maxInFlight ?? 1000,
+    dedupeIds: 1000,
+    dedupeWindow: WINDOW,
   });
   hub.start();
   await chat.start(hub);

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { GatewayError } from "../../src/core/errors.ts";
+import { GatewayError } from "../../src/core/errors.ts";
 import { createHarness, RecordingSink, WINDOW } from "../support/hub-harness.ts";
 
 const badFrame = (e: GatewayError) => e.code === "BAD_FRAME";
@@ -96,4 +96,33 @@ test("resume report: recovered, unless the queue overflowed (with counts) or the
   const late = await reconnect();
   assert.equal(late.resumed, false);
   assert.deepEqual(reports.pop(), { recovered: false, reason: "expired" });
+});
+
+test("dedupe: a publish retried with its id after a reconnect is not sent again and gets the first receipt", async () => {
+  const h = await createHarness();
+  const watcher = await h.connect("watcher");
+  await watcher.conn.subscribe("chat");
+  const first = await h.connect("c1");
+  const receipt = await first.conn.publish("chat", new TextEncoder().encode('"once"'), "m-1");
+  await first.conn.close();
+  const second = await h.connect("c1");
+  const retried = await second.conn.publish("chat", new TextEncoder().encode('"once"'), "m-1");
+  assert.deepEqual(retried, { meta: receipt.meta });
+  assert.deepEqual(watcher.sink.data, ["once"], "the broker got it once");
+  await second.conn.publish("chat", new TextEncoder().encode('"other endpoint, same id"'), "m-2");
+  await second.conn.publish("chat", new TextEncoder().encode('"twice"'), "m-3");
+  assert.deepEqual(watcher.sink.data, ["once", "other endpoint, same id", "twice"]);
+});
+
+test("dedupe: a publish that failed frees its id, so its retry is sent", async () => {
+  const h = await createHarness();
+  const watcher = await h.connect("watcher");
+  await watcher.conn.subscribe("chat");
+  const { conn } = await h.connect("c1");
+  const publish = h.chat.publish.bind(h.chat);
+  h.chat.publish = () => Promise.reject(new GatewayError("UPSTREAM_UNAVAILABLE", "broker down"));
+  await assert.rejects(conn.publish("chat", new TextEncoder().encode('"retry me"'), "m-1"));
+  h.chat.publish = publish;
+  await conn.publish("chat", new TextEncoder().encode('"retry me"'), "m-1");
+  assert.deepEqual(watcher.sink.data, ["retry me"]);
 });
