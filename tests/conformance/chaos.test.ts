@@ -11,7 +11,7 @@
  *   flight); the count is printed, not asserted, as it shows the proxy really loses bytes.
  *
  * The gateway runs under the runtime that runs the test. `CHAOS_SECONDS` and `CHAOS_CLIENTS`
- * scale a run (defaults 20 and 10).
+ * scale a run (defaults 20 and 10); `CHAOS_VERBOSE=1` lists what each client lost without acks.
  */
 import assert from "node:assert/strict";
 import process from "node:process";
@@ -171,6 +171,9 @@ test(
     );
     console.log(summary("ws, no acks", r));
     console.log(`  losses per client: ${r.tallies.map((t) => t.lost.length).join(" ")}`);
+    if (process.env.CHAOS_VERBOSE) {
+      for (const t of r.tallies) console.log(`  ${t.clientId} lost ${t.lost.join(" ")}`);
+    }
     assert.ok(r.cuts >= CLIENTS, `the proxy cut connections (${r.cuts})`);
     assert.ok(
       r.tallies.every((t) => t.received > 0),
