@@ -80,6 +80,13 @@ export type PublishReservation =
   | { state: "pending" }
   | { state: "done"; receipt: string };
 
+/** One SSE event as written to a stream: its `id:`, the endpoint it came from, and the whole event text. */
+export interface ReplayEvent {
+  id: string;
+  endpoint: string;
+  text: string;
+}
+
 /**
  * Where sessions live. Implementations: MemorySessionStore, RedisSessionStore; every one passes
  * `sessionStoreContract` in tests/conformance.
@@ -191,6 +198,40 @@ export interface SessionStore {
     now: number,
     ttl: number,
   ): Promise<void>;
+  /**
+   * Appends events to the client's replay log (oldest first), in one round trip. The log is bounded
+   * by `maxBytes` (the sum of `text` lengths, in UTF-8 bytes): past it the oldest events are evicted
+   * and counted. Resolves how many were evicted by this call. Every write renews the log's lifetime
+   * to `ttl` ms.
+   *
+   * The SSE replay log (DESIGN.md section 5): an SSE stream cannot acknowledge, so every event it
+   * wrote is kept until a reconnecting EventSource's Last-Event-ID confirms it (`takeReplay`).
+   *
+   * - Space: an event that alone exceeds `maxBytes` is evicted at once; the cost is one step per
+   *   event appended or evicted, never a pass over the log.
+   * - Lifetime: the log belongs to the session: `delete` takes it along, and a session created
+   *   afresh starts with none. A log kept apart from the session (as in Redis) expires `ttl` after
+   *   its last write. A client without a session has no log: resolves 0, nothing recorded. It is
+   *   independent of the epoch: a reconnect (a new epoch, maybe on another node) keeps it.
+   */
+  appendReplay(clientId: string, events: ReplayEvent[], maxBytes: number, ttl: number): Promise<number>;
+  /**
+   * A stream reconnects with `lastEventId` (or undefined, none): in one round trip, drops every event
+   * up to and including the one with that id (the client has them), and resolves the rest, oldest
+   * first, with `evicted`: how many events were evicted since the log was last taken (then reset to 0),
+   * and `found`: whether `lastEventId` was in the log (false when it is unknown or was evicted; then
+   * nothing is dropped).
+   *
+   * Taking drops only what `lastEventId` confirms: the rest stays until a later take confirms it,
+   * since the new stream may drop before the client has it. The id a take confirmed last is found
+   * again (nothing dropped) until an eviction: a client that reconnects twice without getting
+   * anything new in between has lost nothing. The log's lifetime is not renewed. A client without
+   * a session resolves `{ events: [], evicted: 0, found: false }`.
+   */
+  takeReplay(
+    clientId: string,
+    lastEventId: string | undefined,
+  ): Promise<{ events: ReplayEvent[]; evicted: number; found: boolean }>;
   /** Resolves once the backing service answers; rejects with STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */

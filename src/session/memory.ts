@@ -7,6 +7,7 @@ import type {
   Lease,
   LostLease,
   PublishReservation,
+  ReplayEvent,
   Session,
   SessionStore,
   Subscription,
@@ -19,6 +20,8 @@ interface Entry {
   claimedUntil?: number;
   /** The publish dedupe ledger, by id, least recently written first. */
   publishes?: Map<string, Publish>;
+  /** The SSE replay log. */
+  replay?: Replay;
 }
 
 /** A ledger entry: pending while `receipt` is undefined; `at` is its last write. */
@@ -185,6 +188,21 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve();
   }
 
+  appendReplay(clientId: string, events: ReplayEvent[], maxBytes: number, _ttl: number): Promise<number> {
+    const entry = this.#entries.get(clientId);
+    if (!entry || events.length === 0) return Promise.resolve(0);
+    // The ttl is not kept: here the log lives in the session's entry and goes with it.
+    return Promise.resolve((entry.replay ??= new Replay()).append(events, maxBytes));
+  }
+
+  takeReplay(
+    clientId: string,
+    lastEventId: string | undefined,
+  ): Promise<{ events: ReplayEvent[]; evicted: number; found: boolean }> {
+    const replay = this.#entries.get(clientId)?.replay;
+    return Promise.resolve(replay?.take(lastEventId) ?? { events: [], evicted: 0, found: false });
+  }
+
   ping(): Promise<void> {
     return Promise.resolve();
   }
@@ -205,12 +223,74 @@ export class MemorySessionStore implements SessionStore {
 
   /**
    * Stores a session as written by a lifecycle step. A write means the client is back or still
-   * there: any cleanup claim is void. The publish ledger stays: it is independent of the epoch.
+   * there: any cleanup claim is void. The publish ledger and the replay log stay: they are
+   * independent of the epoch.
    */
   #put(session: Session): void {
-    const publishes = this.#entries.get(session.clientId)?.publishes;
-    this.#entries.set(session.clientId, { session, publishes });
+    const { publishes, replay } = this.#entries.get(session.clientId) ?? {};
+    this.#entries.set(session.clientId, { session, publishes, replay });
   }
+}
+
+/**
+ * The replay log: `events[head..]` are held, oldest first. Evicting moves `head` (one step, where
+ * `shift` would move every event); the array is compacted once the dropped part is its larger half.
+ */
+class Replay {
+  events: Array<{ event: ReplayEvent; bytes: number }> = [];
+  head = 0;
+  bytes = 0;
+  evicted = 0;
+  /** The id the last take confirmed, until an eviction. */
+  confirmed?: string;
+
+  append(events: ReplayEvent[], maxBytes: number): number {
+    for (const { id, endpoint, text } of events) {
+      const bytes = utf8Length(text);
+      this.events.push({ event: { id, endpoint, text }, bytes });
+      this.bytes += bytes;
+    }
+    const before = this.head;
+    while (this.bytes > maxBytes && this.head < this.events.length) {
+      this.bytes -= this.events[this.head++].bytes;
+    }
+    const evicted = this.head - before;
+    if (evicted > 0) {
+      this.evicted += evicted;
+      this.confirmed = undefined;
+      this.#compact();
+    }
+    return evicted;
+  }
+
+  take(lastEventId: string | undefined): { events: ReplayEvent[]; evicted: number; found: boolean } {
+    let found = lastEventId !== undefined && lastEventId === this.confirmed;
+    if (lastEventId !== undefined && !found) {
+      for (let i = this.head; i < this.events.length; i++) {
+        if (this.events[i].event.id !== lastEventId) continue;
+        for (; this.head <= i; this.head++) this.bytes -= this.events[this.head].bytes;
+        this.confirmed = lastEventId;
+        found = true;
+        break;
+      }
+    }
+    this.#compact();
+    const evicted = this.evicted;
+    this.evicted = 0;
+    const events = this.events.slice(this.head).map(({ event }) => ({ ...event }));
+    return { events, evicted, found };
+  }
+
+  #compact(): void {
+    if (this.head * 2 < this.events.length) return;
+    this.events = this.events.slice(this.head);
+    this.head = 0;
+  }
+}
+
+/** The size of a text as the byte bound counts it: its UTF-8 encoding. */
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
 }
 
 /** Stored sessions are copies, so callers never mutate the store by accident. */

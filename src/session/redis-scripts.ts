@@ -5,8 +5,10 @@
  *
  * KEYS are the session's hash, the deadline index (client IDs by reconnection deadline, for
  * cleanup), the lease index (connected client IDs by lease end, for counting who is connected),
- * the client's publish ledger (id -> receipt JSON, '' while pending) and the ledger's times (id
- * by last write, for expiry and eviction), in that order, unless a script says otherwise.
+ * the client's publish ledger (id -> receipt JSON, '' while pending), the ledger's times (id
+ * by last write, for expiry and eviction), the client's SSE replay log (a list of entries, oldest
+ * first) and the log's totals (a hash of `bytes` held, `evicted` since the last take and the id
+ * the last take `confirmed`), in that order, unless a script says otherwise.
  */
 
 /** Puts a session into (or out of) the indexes and sets its key's lifetime. */
@@ -30,6 +32,8 @@ end
 export const WRITE = INDEX + `
 if ARGV[5] == '' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+  -- A fresh session starts without a ledger or log, even where the old ones outlived its key.
+  redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 else
   if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[5] then return 0 end
   redis.call('DEL', KEYS[1])
@@ -51,6 +55,7 @@ if kind ~= 'hash' and kind ~= 'none' then return {'unreadable', {}} end
 local held = {'state', 'connected', 'node', ARGV[3], 'connectedAt', ARGV[2], 'lease', ARGV[4], 'deadline', ARGV[5]}
 local outcome = 'created'
 if kind == 'none' then
+  redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
   redis.call('HSET', KEYS[1], 'epoch', ARGV[7], unpack(held))
 else
   local deadline = redis.call('HGET', KEYS[1], 'deadline')
@@ -84,10 +89,10 @@ if ARGV[4] == '' then redis.call('HDEL', KEYS[1], ARGV[3]) else redis.call('HSET
 return 1
 `;
 
-/** ARGV: id, expectedEpoch. The publish ledger goes with the session. */
+/** ARGV: id, expectedEpoch. The publish ledger and the replay log go with the session. */
 export const DELETE = `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
@@ -214,6 +219,83 @@ redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 redis.call('PEXPIRE', KEYS[5], ARGV[4])
 return 1
+`;
+
+/**
+ * Reads a replay entry without decoding its JSON (redis.ts writes `{"bytes":N,"id":...` with those
+ * two first): its size, and whether it holds `needle`, the JSON text of an id.
+ */
+const ENTRY = `
+local function size(entry) return tonumber(string.match(entry, '^{"bytes":(%d+),')) or 0 end
+local function holds(entry, needle)
+  local at = string.find(entry, ',', 1, true) + 1
+  return string.sub(entry, at, at + #needle + 5) == '"id":' .. needle .. ','
+end
+`;
+
+/**
+ * ARGV: id, maxBytes, ttl, then the entries. Appends them to the log, then evicts from the oldest
+ * while the log holds more than maxBytes (an eviction also voids the confirmed id: what followed
+ * it is gone). Returns how many it evicted; a client without a session has no log: 0, nothing
+ * written.
+ */
+export const APPEND_REPLAY = ENTRY + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local bytes = tonumber(redis.call('HGET', KEYS[7], 'bytes')) or 0
+for i = 4, #ARGV do
+  redis.call('RPUSH', KEYS[6], ARGV[i])
+  bytes = bytes + size(ARGV[i])
+end
+local evicted = 0
+while bytes > tonumber(ARGV[2]) do
+  local entry = redis.call('LPOP', KEYS[6])
+  if not entry then break end
+  bytes = bytes - size(entry)
+  evicted = evicted + 1
+end
+redis.call('HSET', KEYS[7], 'bytes', math.max(bytes, 0))
+if evicted > 0 then
+  redis.call('HINCRBY', KEYS[7], 'evicted', evicted)
+  redis.call('HDEL', KEYS[7], 'confirmed')
+end
+redis.call('PEXPIRE', KEYS[6], ARGV[3])
+redis.call('PEXPIRE', KEYS[7], ARGV[3])
+return evicted
+`;
+
+/**
+ * ARGV: id, then the JSON text of the last event id, if any. Drops the entries up to and
+ * including that id's, and returns {rest, evicted, found (1 or 0)}; resets evicted. The id the
+ * last take confirmed is found again, with nothing to drop. The lifetime is left as it is: a take
+ * writes only into keys that exist.
+ */
+export const TAKE_REPLAY = ENTRY + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {{}, 0, 0} end
+local entries = redis.call('LRANGE', KEYS[6], 0, -1)
+local totals = redis.call('HMGET', KEYS[7], 'bytes', 'evicted', 'confirmed')
+local last = ARGV[2]
+local dropped = 0
+local found = last ~= nil and last == totals[3]
+if last and not found then
+  for i, entry in ipairs(entries) do
+    if holds(entry, last) then
+      dropped = i
+      found = true
+      break
+    end
+  end
+end
+local rest = {}
+for i = dropped + 1, #entries do rest[#rest + 1] = entries[i] end
+if dropped > 0 then redis.call('LTRIM', KEYS[6], dropped, -1) end
+-- Only into a hash that exists: one created here would have no lifetime.
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  local bytes = tonumber(totals[1]) or 0
+  for i = 1, dropped do bytes = bytes - size(entries[i]) end
+  redis.call('HSET', KEYS[7], 'bytes', math.max(bytes, 0), 'evicted', 0)
+  if dropped > 0 then redis.call('HSET', KEYS[7], 'confirmed', last) end
+end
+return {rest, tonumber(totals[2]) or 0, found and 1 or 0}
 `;
 
 /** KEYS: session. The record's fields, as a flat field/value array. */

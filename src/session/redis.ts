@@ -16,6 +16,14 @@
  *   PEXPIRE of the ledger's ttl on every write, so neither outlives its newest entry; DELETE
  *   removes them with the session. Kept apart from the session hash, which WRITE replaces whole:
  *   a session write leaves the ledger alone, and a ledger write never touches the session.
+ * - `{prefix}{clientId}~sse`: the client's SSE replay log, a list of JSON entries
+ *   `{"bytes":N,"id":...,"endpoint":...,"text":...}`, oldest first (`bytes`, the text's UTF-8
+ *   size, and `id` come first so the scripts read them without decoding JSON), and
+ *   `{prefix}{clientId}~sseb`, a hash of its totals: `bytes` (the sum the bound counts),
+ *   `evicted` (since the last take) and `confirmed` (the JSON text of the id the last take
+ *   confirmed). Both get a PEXPIRE of the log's ttl on every append; a take keeps their lifetime.
+ *   DELETE removes them with the session, and a session created afresh (CONNECT, WRITE) starts
+ *   without any ledger or log left over from an older one whose key expired.
  *
  * `~` cannot occur in a client ID, so none of these collides with a session or with another
  * client's keys.
@@ -32,6 +40,7 @@ import type {
   Lease,
   LostLease,
   PublishReservation,
+  ReplayEvent,
   Session,
   SessionStore,
   Subscription,
@@ -39,6 +48,7 @@ import type {
 } from "../core/session.ts";
 import { encode, parseFields, problemOf, SUB } from "./redis-record.ts";
 import {
+  APPEND_REPLAY,
   CLAIM,
   COMPLETE_PUBLISH,
   CONNECT,
@@ -49,6 +59,7 @@ import {
   RENEW,
   RESERVE_PUBLISH,
   SUBSCRIPTION,
+  TAKE_REPLAY,
   WRITE,
 } from "./redis-scripts.ts";
 
@@ -95,7 +106,9 @@ export class RedisSessionStore implements SessionStore {
     | "renew"
     | "counts"
     | "reserve"
-    | "complete",
+    | "complete"
+    | "append"
+    | "take",
     Script
   >;
   #closed = false;
@@ -131,6 +144,8 @@ export class RedisSessionStore implements SessionStore {
       counts: script(COUNTS),
       reserve: script(RESERVE_PUBLISH),
       complete: script(COMPLETE_PUBLISH),
+      append: script(APPEND_REPLAY),
+      take: script(TAKE_REPLAY),
     };
   }
 
@@ -248,10 +263,7 @@ export class RedisSessionStore implements SessionStore {
     if (state === "new" || state === "pending") return { state };
     if (state === "done" && typeof receipt === "string") return { state, receipt };
     // Never read as "new": that would publish a message that may already be out.
-    throw new GatewayError(
-      "STORE_UNAVAILABLE",
-      `the publish ledger of ${clientId} answered ${JSON.stringify(reply)}`,
-    );
+    throw this.#unexpected(clientId, "publish ledger", reply);
   }
 
   async completePublish(
@@ -262,6 +274,43 @@ export class RedisSessionStore implements SessionStore {
     ttl: number,
   ): Promise<void> {
     await this.#eval(this.#scripts.complete, clientId, [id, String(now), String(ttl), receipt ?? ""]);
+  }
+
+  async appendReplay(
+    clientId: string,
+    events: ReplayEvent[],
+    maxBytes: number,
+    ttl: number,
+  ): Promise<number> {
+    if (events.length === 0) return 0;
+    const entries = events.map(({ id, endpoint, text }) =>
+      // Key order matters: the scripts read `bytes` and `id` from the entry's start.
+      JSON.stringify({ bytes: utf8Length(text), id, endpoint, text })
+    );
+    const evicted = await this.#eval(this.#scripts.append, clientId, [
+      String(maxBytes),
+      String(ttl),
+      ...entries,
+    ]);
+    if (typeof evicted !== "number") throw this.#unexpected(clientId, "replay log", evicted);
+    return evicted;
+  }
+
+  async takeReplay(
+    clientId: string,
+    lastEventId: string | undefined,
+  ): Promise<{ events: ReplayEvent[]; evicted: number; found: boolean }> {
+    const args = lastEventId === undefined ? [] : [JSON.stringify(lastEventId)];
+    const reply = await this.#eval(this.#scripts.take, clientId, args);
+    const [entries, evicted, found] = Array.isArray(reply) ? reply : [];
+    if (!Array.isArray(entries) || typeof evicted !== "number") {
+      throw this.#unexpected(clientId, "replay log", reply);
+    }
+    const events = entries.map((entry) => {
+      const { id, endpoint, text } = JSON.parse(entry) as ReplayEvent;
+      return { id, endpoint, text };
+    });
+    return { events, evicted, found: found === 1 };
   }
 
   /**
@@ -326,7 +375,10 @@ export class RedisSessionStore implements SessionStore {
     await this.#verify();
     const key = this.#key(clientId);
     return await this.#call(() =>
-      script.exec([key, this.#index, this.#leases, `${key}~pub`, `${key}~pubt`], [clientId, ...args])
+      script.exec(
+        [key, this.#index, this.#leases, `${key}~pub`, `${key}~pubt`, `${key}~sse`, `${key}~sseb`],
+        [clientId, ...args],
+      )
     );
   }
 
@@ -357,6 +409,14 @@ export class RedisSessionStore implements SessionStore {
     return undefined;
   }
 
+  /** A script reply of the wrong shape: an answer not to act on. */
+  #unexpected(clientId: string, what: string, reply: unknown): GatewayError {
+    return new GatewayError(
+      "STORE_UNAVAILABLE",
+      `the ${what} of ${clientId} answered ${JSON.stringify(reply)}`,
+    );
+  }
+
   #refuse(clientId: string, problem: string): never {
     this.#options.onUnreadable?.(clientId, problem);
     throw new GatewayError(
@@ -365,6 +425,11 @@ export class RedisSessionStore implements SessionStore {
       false,
     );
   }
+}
+
+/** The size of a text as the byte bound counts it: its UTF-8 encoding. */
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
 }
 
 /** The key lifetime for a write at `now`: the deadline plus the retention. */
