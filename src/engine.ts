@@ -71,6 +71,7 @@ export class Engine {
       maxInFlight: config.delivery.max_in_flight,
       dedupeIds: config.delivery.dedupe_ids,
       dedupeWindow: config.delivery.dedupe_window,
+      replayBytes: config.delivery.replay_bytes,
     });
     this.cleanup = new CleanupWorker({
       store: this.store,

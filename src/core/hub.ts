@@ -19,7 +19,7 @@ import type { Policy } from "./policy.ts";
 import type { Scheduler, TimerId } from "./scheduler.ts";
 import { preparePayload, toBase64 } from "./payload.ts";
 import type { PreparedPayload } from "./payload.ts";
-import type { LostLease, Session, SessionStore, Subscription } from "./session.ts";
+import type { LostLease, ReplayEvent, Session, SessionStore, Subscription } from "./session.ts";
 import type { Delivery, DeliverySink } from "./sink.ts";
 
 export interface HubOptions {
@@ -50,6 +50,8 @@ export interface HubOptions {
   /** Publish ids remembered per session, and for how long (ms), so a retry is not sent twice. */
   dedupeIds: number;
   dedupeWindow: number;
+  /** Bytes of sent SSE events kept per session for Last-Event-ID replay. */
+  replayBytes: number;
 }
 
 /** Options of one connection. */
@@ -203,6 +205,21 @@ export class Hub implements DeliveryHandler {
   /** Counts an error answered to a client (for /metrics). */
   recordError(error: GatewayError): void {
     this.#errors.inc({ code: error.code });
+  }
+
+  /**
+   * Keeps SSE events a stream wrote in the session's replay log (one store round trip), so a
+   * reconnect with Last-Event-ID, on any node, gets them again. Resolves how many older events
+   * the byte bound evicted.
+   */
+  appendReplay(clientId: string, events: ReplayEvent[]): Promise<number> {
+    const { store, replayBytes, lease, reconnectionWindow } = this.options;
+    return store.appendReplay(clientId, events, replayBytes, lease + reconnectionWindow);
+  }
+
+  /** A stream reconnects: confirms what `lastEventId` says it has, resolves the rest (see SessionStore). */
+  takeReplay(clientId: string, lastEventId: string | undefined) {
+    return this.options.store.takeReplay(clientId, lastEventId);
   }
 
   /** The endpoint named `name`; throws UNKNOWN_ENDPOINT (the one place that says so). */

@@ -50,7 +50,7 @@ export function errorResponse(c: Context, engine: Engine, error: unknown): Respo
 }
 
 /** Query parameters that are not binding params. */
-const RESERVED = new Set([CLIENT_ID_QUERY, "endpoints"]);
+const RESERVED = new Set([CLIENT_ID_QUERY, "endpoints", "ack", "lastEventId"]);
 
 /**
  * Binding params from the query string (`/sse/rooms?room=lobby`): raw sockets, SSE and HTTP

@@ -21,6 +21,7 @@ import { CLIENT_ID_HEADER } from "../core/identity.ts";
 import { messageFrame } from "../core/message-frame.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { EntrypointContext } from "./common.ts";
+import { ReplayWriter } from "./sse-replay.ts";
 import { errorResponse, identify, queryParams, requireEndpoints } from "./common.ts";
 
 const encoder = new TextEncoder();
@@ -34,22 +35,32 @@ export function sseRoutes(app: Hono, path: string, ctx: EntrypointContext): void
 
 async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoints: string[], multi: boolean) {
   let conn: Connection;
+  let lastEventId: string | undefined;
+  let replay: Awaited<ReturnType<typeof engine.hub.takeReplay>>;
   try {
     const { clientId } = identify(c);
     if (endpoints.length === 0) {
       throw new GatewayError("BAD_REQUEST", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
     }
     requireEndpoints(engine, endpoints);
-    if (c.req.header("last-event-id")?.startsWith(TAKEN)) {
+    lastEventId = c.req.header("last-event-id") ?? c.req.query("lastEventId");
+    if (lastEventId?.startsWith(TAKEN)) {
       throw new GatewayError(
         "TAKEN_OVER",
         `the session of ${clientId} was taken over by a newer connection; not reconnecting`,
       );
     }
-    conn = await engine.hub.connect(clientId, "sse", { endpoints });
+    conn = await engine.hub.connect(clientId, "sse", { endpoints, acks: true });
   } catch (error) {
     return errorResponse(c, engine, error);
   }
+  try {
+    replay = await engine.hub.takeReplay(conn.clientId, lastEventId);
+  } catch (error) {
+    void conn.close();
+    return errorResponse(c, engine, error);
+  }
+  const writer = new ReplayWriter(conn, engine.hub, engine.logger);
   hooks.keepStreamOpen(c);
   const { scheduler, config } = engine;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -58,7 +69,8 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     if (closed) return;
     closed = true;
     scheduler.clear(ping);
-    void conn.close();
+    // Events already kept are acknowledged first, so the broker does not send them again.
+    void writer.flushed().finally(() => conn.close());
   };
   /** Enqueues an event; a stream the client went away from ends the connection. */
   const write = (text: string): boolean => {
@@ -73,7 +85,14 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   };
   const writable = () => !closed && (controller.desiredSize ?? 0) > 0;
   const sink: DeliverySink = {
-    deliver: (d) => writable() && write(formatEvent(d, multi)),
+    deliver: (d) => {
+      if (!writable()) return false;
+      const id = multi ? `${d.endpoint}/${d.id}` : d.id;
+      const text = formatEvent(id, d, multi);
+      if (!write(text)) return false;
+      writer.add({ id, endpoint: d.endpoint, text }, d.id);
+      return true;
+    },
     writable,
     close: (code) => {
       if (code === CloseCode.TAKEN_OVER) {
@@ -101,12 +120,24 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   const ping = scheduler.setInterval(() => write(": ping\n\n"), config.server.sse_ping_interval);
   // retry: first, so a browser whose stream drops comes back in a second (its default is 3 s).
   write(`retry: ${config.server.sse_retry}\n\n`);
-  const greet = (recovery: Recovery) =>
+  const carried = new Set(endpoints);
+  const greet = (recovery: Recovery) => {
+    if (replay.evicted > 0) {
+      recovery = {
+        recovered: false,
+        reason: recovery.reason ?? "dropped",
+        lost: { ...recovery.lost, "sse-replay": replay.evicted },
+      };
+    }
     write(
       `event: welcome\ndata: ${
         JSON.stringify({ clientId: conn.clientId, resumed: conn.resumed, ...recovery, endpoints })
       }\n\n`,
     );
+    // What the earlier stream wrote after Last-Event-ID, again, as it was (same ids), before
+    // anything new. Events of endpoints this stream does not carry wait in the log.
+    for (const event of replay.events) if (carried.has(event.endpoint)) write(event.text);
+  };
   void (async () => {
     for (const e of await conn.open(sink, greet)) write(errorEvent(e));
     const params = queryParams(c);
@@ -126,13 +157,14 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   });
 }
 
-function formatEvent(d: Delivery, multi: boolean): string {
-  if (multi) return `id: ${d.id}\nevent: message\ndata: ${messageFrame(d)}\n\n`;
+/** One delivery as an SSE event with the stream's `id:` (endpoint-qualified on a multi-endpoint stream). */
+function formatEvent(id: string, d: Delivery, multi: boolean): string {
+  if (multi) return `id: ${id}\nevent: message\ndata: ${messageFrame(d)}\n\n`;
   const { text, json } = d.prepared;
   const event = text === undefined ? "message-base64" : "message";
   // Without text, json is the base64 in quotes.
   const lines = (text ?? json.slice(1, -1)).split(/\r\n|\r|\n/).map((l) => `data: ${l}`).join("\n");
-  return `id: ${d.id}\nevent: ${event}\n${lines}\n\n`;
+  return `id: ${id}\nevent: ${event}\n${lines}\n\n`;
 }
 
 function errorEvent(e: GatewayError): string {

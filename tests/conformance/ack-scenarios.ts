@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Gateway } from "../support/gateway-process.ts";
+import { SseClient } from "../support/sse-client.ts";
 import { TestSocket } from "../support/ws-client.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
 
@@ -90,3 +91,83 @@ export const dedupeScenario: Scenario = {
     await watcher.close();
   },
 };
+
+/**
+ * SSE with Last-Event-ID (header, as EventSource sends it, or the lastEventId query parameter),
+ * on the memory gateway's `inbox`, fed by HTTP publishes.
+ */
+export function sseReplayScenarios(inject: Inject): Scenario[] {
+  const stream = async (gw: Gateway, id: string, lastEventId?: string, header = true) => {
+    const query = lastEventId && !header ? `&lastEventId=${encodeURIComponent(lastEventId)}` : "";
+    const sse = await SseClient.open(
+      `${gw.http}/sse/inbox?clientId=${id}${query}`,
+      lastEventId && header ? { "Last-Event-ID": lastEventId } : {},
+    );
+    await sse.until(() => sse.events.some((e) => e.event === "welcome"));
+    return sse;
+  };
+  const data = (sse: SseClient) => sse.events.filter((e) => e.event === "message");
+  return [
+    {
+      name:
+        "SSE: a stream back with Last-Event-ID gets everything written after it again (same ids), then what came while away",
+      async run(gw) {
+        for (const header of [true, false]) {
+          const id = unique("sse-replay");
+          const first = await stream(gw, id);
+          await sleep(100);
+          await inject(gw, id, ["1", "2", "3"].map((n) => JSON.stringify({ n: Number(n) })));
+          await first.until(() => data(first).length === 3);
+          const seen = data(first);
+          await sleep(200); // kept in the replay log
+          await first.close();
+          await inject(gw, id, ["4", "5"].map((n) => JSON.stringify({ n: Number(n) })));
+          const second = await stream(gw, id, seen[0].id, header);
+          const welcome = JSON.parse(second.events.find((e) => e.event === "welcome")!.data);
+          assert.equal(welcome.resumed, true);
+          assert.equal(welcome.recovered, true);
+          await second.until(() => data(second).length >= 4, 10_000, "2 replayed and 2 new");
+          await sleep(300);
+          const got = data(second);
+          assert.deepEqual(
+            got.map((e) => JSON.parse(e.data).n),
+            [2, 3, 4, 5],
+            `in order, once (header ${header})`,
+          );
+          assert.deepEqual(
+            got.slice(0, 2).map((e) => e.id),
+            [seen[1].id, seen[2].id],
+            "replayed with their ids",
+          );
+          await second.close();
+          // Everything up to the last id is confirmed: nothing comes again.
+          const third = await stream(gw, id, got[3].id, header);
+          await sleep(400);
+          assert.deepEqual(data(third), []);
+          await third.close();
+        }
+      },
+    },
+    {
+      name:
+        "SSE: past delivery.replay_bytes the oldest kept events go, and the welcome says how many (recovered false)",
+      async run(gw) {
+        const id = unique("sse-overflow");
+        const first = await stream(gw, id);
+        await sleep(100);
+        const big = (n: number) => JSON.stringify({ n, pad: "x".repeat(900) });
+        await inject(gw, id, Array.from({ length: 10 }, (_, i) => big(i + 1)));
+        await first.until(() => data(first).length === 10);
+        const firstId = data(first)[0].id!;
+        await sleep(200);
+        await first.close();
+        const second = await stream(gw, id, firstId);
+        const welcome = JSON.parse(second.events.find((e) => e.event === "welcome")!.data);
+        assert.equal(welcome.recovered, false);
+        assert.equal(welcome.reason, "dropped");
+        assert.ok(welcome.lost["sse-replay"] > 0, JSON.stringify(welcome));
+        await second.close();
+      },
+    },
+  ];
+}

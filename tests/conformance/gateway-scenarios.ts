@@ -27,6 +27,7 @@ endpoints:
   - { name: rooms, type: memory, publish_topic: "room/{room}", subscribe_topic: "room/{room}" }
   - { name: inbox, type: memory, publish_topic: "inbox/{to}", subscribe_topic: "inbox/{clientId}" }
 policy: { max_message_bytes: 100000 }
+delivery: { replay_bytes: 8000 }
 `;
 
 /** The same config with sessions in Redis, reached through the REST proxy at `url`. */

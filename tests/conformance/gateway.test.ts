@@ -19,7 +19,7 @@ import { kafkaGatewayConfig, kafkaInject, kafkaScenarios } from "./kafka-scenari
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { checkQuietStream, hardeningScenarios, openQuietStream } from "./hardening-scenarios.ts";
-import { ackScenarios, dedupeScenario } from "./ack-scenarios.ts";
+import { ackScenarios, dedupeScenario, sseReplayScenarios } from "./ack-scenarios.ts";
 import type { Inject } from "./ack-scenarios.ts";
 import type { QuietStream } from "./hardening-scenarios.ts";
 
@@ -69,6 +69,9 @@ const memoryInject: Inject = async (target, id, payloads) => {
   }
 };
 test(`gateway (${currentRuntime}): ${dedupeScenario.name}`, () => dedupeScenario.run(gw));
+for (const scenario of sseReplayScenarios(memoryInject)) {
+  test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
+}
 for (const scenario of ackScenarios("inbox", memoryInject, "memory")) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
 }

@@ -77,6 +77,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     maxInFlight: options.maxInFlight ?? 1000,
     dedupeIds: 1000,
     dedupeWindow: WINDOW,
+    replayBytes: 1024 * 1024,
   });
   hub.start();
   await chat.start(hub);
