@@ -522,7 +522,19 @@ export class Hub implements DeliveryHandler {
     if (id === undefined) return await this.#send(conn, endpoint, payload);
     const { store, scheduler, dedupeIds, dedupeWindow } = this.options;
     const key = `${name}:${id}`;
-    const reserved = await store.reservePublish(conn.clientId, key, scheduler.now(), dedupeWindow, dedupeIds);
+    let reserved;
+    try {
+      reserved = await store.reservePublish(conn.clientId, key, scheduler.now(), dedupeWindow, dedupeIds);
+    } catch (error) {
+      // Live traffic flows while the store is out of reach: sent without dedupe (a retry of this
+      // id may then be sent twice: at least once still holds).
+      this.options.logger.warn(
+        `[Session] Publish ${id} of ${conn.clientId} sent without dedupe: ${
+          GatewayError.from(error).message
+        }`,
+      );
+      return await this.#send(conn, endpoint, payload);
+    }
     if (reserved.state === "done") return JSON.parse(reserved.receipt) as Receipt;
     if (reserved.state === "pending") {
       throw new GatewayError(

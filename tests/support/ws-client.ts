@@ -11,6 +11,8 @@ export interface Closed {
 export class TestSocket {
   frames: unknown[] = [];
   closed?: Closed;
+  /** Called with each frame as it arrives (after it is recorded). */
+  onFrame?: (frame: unknown) => void;
   #ws: WebSocket;
   #waiters: Array<() => void> = [];
 
@@ -24,6 +26,7 @@ export class TestSocket {
         Object.defineProperty(frame, "at", { value: performance.now(), enumerable: false });
       }
       this.frames.push(frame);
+      this.onFrame?.(frame);
       this.#wake();
     };
     ws.onclose = (e) => {

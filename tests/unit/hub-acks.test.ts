@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GatewayError } from "../../src/core/errors.ts";
+import { MemorySessionStore } from "../../src/session/memory.ts";
 import { createHarness, RecordingSink, WINDOW } from "../support/hub-harness.ts";
 
 const badFrame = (e: GatewayError) => e.code === "BAD_FRAME";
@@ -125,4 +126,19 @@ test("dedupe: a publish that failed frees its id, so its retry is sent", async (
   h.chat.publish = publish;
   await conn.publish("chat", new TextEncoder().encode('"retry me"'), "m-1");
   assert.deepEqual(watcher.sink.data, ["retry me"]);
+});
+
+test("dedupe: with the store out of reach a publish with an id still goes out (live traffic flows)", async () => {
+  class Unreachable extends MemorySessionStore {
+    override reservePublish(): Promise<never> {
+      return Promise.reject(new GatewayError("STORE_UNAVAILABLE", "session store unreachable"));
+    }
+  }
+  const h = await createHarness({ store: new Unreachable() });
+  const watcher = await h.connect("watcher");
+  await watcher.conn.subscribe("chat");
+  const { conn } = await h.connect("c1");
+  await conn.publish("chat", new TextEncoder().encode('"during the outage"'), "m-1");
+  assert.deepEqual(watcher.sink.data, ["during the outage"]);
+  assert.ok(h.logger.lines.some((l) => l.includes("sent without dedupe")));
 });

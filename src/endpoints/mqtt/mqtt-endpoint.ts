@@ -24,6 +24,7 @@ import { KeyedMutex } from "../../core/mutex.ts";
 import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
+import { DEFERRED, sendPuback } from "./puback.ts";
 
 /**
  * The endpoint's settings. Every tunable is required: its default is written once, in the
@@ -337,25 +338,5 @@ export class MqttEndpoint implements BindableEndpoint {
   }
 }
 
-/**
- * Passed to mqtt.js's ack callback for a message the client will acknowledge later: mqtt.js
- * then goes on to the next packet without sending a PUBACK (and reports this "error", which the
- * consumer's error handler ignores). One object, so no stack trace is taken per message.
- */
 /** How long a consumer going offline may take to flush its last PUBACKs, in ms. */
 const FLUSH_MS = 1000;
-
-const DEFERRED = new Error("PUBACK deferred until the client acknowledges");
-
-/**
- * Sends a PUBACK that mqtt.js was told to leave out (see DEFERRED). `_sendPacket` is mqtt.js's
- * own way to write a packet; it has no public one for an acknowledgement made later. MQTT wants
- * PUBACKs in the order the messages came, which client acks (cumulative) keep.
- */
-function sendPuback(client: MqttClient, messageId: number | undefined): void {
-  (client as unknown as { _sendPacket(packet: object): void })._sendPacket({
-    cmd: "puback",
-    messageId,
-    reasonCode: 0,
-  });
-}

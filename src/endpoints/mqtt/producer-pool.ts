@@ -11,6 +11,7 @@ import type { IClientOptions, MqttClient } from "mqtt";
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
+import { DEFERRED } from "./puback.ts";
 
 export interface ProducerPoolOptions {
   url: string;
@@ -111,7 +112,9 @@ export function connected(client: MqttClient, timeout: number, scheduler: Schedu
       else resolve();
     };
     const onConnect = () => done();
-    const onError = (e: Error) => done(e);
+    // A consumer's deferred PUBACK (see puback.ts) is reported as an error, and can come before
+    // the connect event (mqtt.js replays its outgoing store first): not a failed connect.
+    const onError = (e: Error) => e !== DEFERRED && done(e);
     const timer = scheduler.setTimeout(() => done(new Error(`no CONNACK within ${timeout} ms`)), timeout);
     client.on("connect", onConnect);
     client.on("error", onError);
