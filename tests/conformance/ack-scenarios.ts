@@ -12,6 +12,14 @@ import type { Scenario } from "./gateway-scenarios.ts";
 /** Sends `payloads` (JSON texts) to client `id`'s subscription on the endpoint, from outside. */
 export type Inject = (gw: Gateway, id: string, payloads: string[]) => Promise<void>;
 
+/** The memory gateway's `inbox` endpoint, fed by HTTP publishes addressed `?to=<client>`. */
+export const memoryInject: Inject = async (gw, id, payloads) => {
+  for (const body of payloads) {
+    const response = await fetch(`${gw.http}/publish/inbox?to=${id}`, { method: "POST", body });
+    await response.body?.cancel();
+  }
+};
+
 const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

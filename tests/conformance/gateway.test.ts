@@ -19,13 +19,13 @@ import { kafkaGatewayConfig, kafkaInject, kafkaScenarios } from "./kafka-scenari
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { checkQuietStream, hardeningScenarios, openQuietStream } from "./hardening-scenarios.ts";
-import { ackScenarios, dedupeScenario, sseReplayScenarios } from "./ack-scenarios.ts";
-import type { Inject } from "./ack-scenarios.ts";
+import { ackScenarios, dedupeScenario, memoryInject, sseReplayScenarios } from "./ack-scenarios.ts";
 import type { QuietStream } from "./hardening-scenarios.ts";
 
 let gw: Gateway;
 let mqttGw: Gateway;
 let redisGw: Gateway;
+let redisMemGw: Gateway;
 let kafkaGw: Gateway;
 let proxy: RedisProxy;
 let kafka: TestKafka;
@@ -35,7 +35,7 @@ const prefix = keyPrefix("gateway");
 before(async () => {
   proxy = await RedisProxy.start();
   kafka = await startKafka();
-  [gw, mqttGw, redisGw, kafkaGw] = await Promise.all([
+  [gw, mqttGw, redisGw, kafkaGw, redisMemGw] = await Promise.all([
     startGateway(currentRuntime, GATEWAY_CONFIG),
     startGateway(currentRuntime, MQTT_GATEWAY_CONFIG),
     startGateway(
@@ -43,12 +43,16 @@ before(async () => {
       withRedisStore(MQTT_GATEWAY_CONFIG, { url: proxy.url, token: proxy.token, prefix }),
     ),
     startGateway(currentRuntime, kafkaGatewayConfig(kafka.brokers, kafkaNs)),
+    startGateway(
+      currentRuntime,
+      withRedisStore(GATEWAY_CONFIG, { url: proxy.url, token: proxy.token, prefix }),
+    ),
   ]);
   // Stays quiet while the other scenarios run; checked by the last test.
   quiet = await openQuietStream(gw);
 });
 after(async () => {
-  await Promise.all([gw, mqttGw, redisGw, kafkaGw].map((g) => g?.stop("SIGKILL")));
+  await Promise.all([gw, mqttGw, redisGw, kafkaGw, redisMemGw].map((g) => g?.stop("SIGKILL")));
   await kafka.stop();
   await proxy.drop(prefix);
   await proxy.stop();
@@ -62,16 +66,13 @@ for (const scenario of hardeningScenarios) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
 }
 
-const memoryInject: Inject = async (target, id, payloads) => {
-  for (const body of payloads) {
-    const response = await fetch(`${target.http}/publish/inbox?to=${id}`, { method: "POST", body });
-    await response.body?.cancel();
-  }
-};
 test(`gateway (${currentRuntime}): ${dedupeScenario.name}`, () => dedupeScenario.run(gw));
 for (const scenario of sseReplayScenarios(memoryInject)) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
+  test(`gateway (${currentRuntime}, redis store): ${scenario.name}`, () => scenario.run(redisMemGw));
 }
+test(`gateway (${currentRuntime}, redis store): ${dedupeScenario.name}`, () =>
+  dedupeScenario.run(redisMemGw));
 for (const scenario of ackScenarios("inbox", memoryInject, "memory")) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
 }

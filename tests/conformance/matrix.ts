@@ -9,8 +9,10 @@ import type { Runtime } from "../support/runtime.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
 import { keyPrefix, RedisProxy } from "../support/redis.ts";
 import { GATEWAY_CONFIG, scenarios, shutdownScenario, withRedisStore } from "./gateway-scenarios.ts";
-import { MQTT_GATEWAY_CONFIG, mqttScenarios } from "./mqtt-scenarios.ts";
-import { kafkaGatewayConfig, kafkaScenarios } from "./kafka-scenarios.ts";
+import { MQTT_GATEWAY_CONFIG, mqttInject, mqttScenarios } from "./mqtt-scenarios.ts";
+import { kafkaGatewayConfig, kafkaInject, kafkaScenarios } from "./kafka-scenarios.ts";
+import { hardeningScenarios } from "./hardening-scenarios.ts";
+import { ackScenarios, dedupeScenario, memoryInject, sseReplayScenarios } from "./ack-scenarios.ts";
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
 
 const runtimes: Runtime[] = ["deno", "bun"];
@@ -22,24 +24,36 @@ const kafkaNs = kafkaNamespace("matrix");
 const kafkaConfig = kafkaGatewayConfig(kafka.brokers, kafkaNs);
 const SHUTDOWN = "SIGTERM -> clients get 1001, exit 0";
 /** Each group: one gateway config (session store x endpoint) and its scenarios. */
+const memory = [
+  ...scenarios,
+  ...hardeningScenarios,
+  dedupeScenario,
+  ...sseReplayScenarios(memoryInject),
+  ...ackScenarios("inbox", memoryInject, "memory"),
+];
+const mqtt = [...mqttScenarios, ...ackScenarios("sensors", mqttInject, "mqtt")];
+const kafkaRows = () => [
+  ...kafkaScenarios(() => kafka.kafka, kafkaNs),
+  ...ackScenarios("orders", kafkaInject(() => kafka.kafka, kafkaNs), "kafka"),
+];
 const groups: Array<{ label: string; config: string; scenarios: Scenario[] }> = [
-  { label: "memory store / memory endpoint", config: GATEWAY_CONFIG, scenarios },
-  { label: "memory store / mqtt endpoint", config: MQTT_GATEWAY_CONFIG, scenarios: mqttScenarios },
-  { label: "redis store / memory endpoint", config: withRedisStore(GATEWAY_CONFIG, redis), scenarios },
+  { label: "memory store / memory endpoint", config: GATEWAY_CONFIG, scenarios: memory },
+  { label: "memory store / mqtt endpoint", config: MQTT_GATEWAY_CONFIG, scenarios: mqtt },
+  {
+    label: "redis store / memory endpoint",
+    config: withRedisStore(GATEWAY_CONFIG, redis),
+    scenarios: memory,
+  },
   {
     label: "redis store / mqtt endpoint",
     config: withRedisStore(MQTT_GATEWAY_CONFIG, redis),
-    scenarios: mqttScenarios,
+    scenarios: mqtt,
   },
-  {
-    label: "memory store / kafka endpoint",
-    config: kafkaConfig,
-    scenarios: kafkaScenarios(() => kafka.kafka, kafkaNs),
-  },
+  { label: "memory store / kafka endpoint", config: kafkaConfig, scenarios: kafkaRows() },
   {
     label: "redis store / kafka endpoint",
     config: withRedisStore(kafkaConfig, redis),
-    scenarios: kafkaScenarios(() => kafka.kafka, kafkaNs),
+    scenarios: kafkaRows(),
   },
 ];
 const rowName = (label: string, scenario: string) => `[${label}] ${scenario}`;
