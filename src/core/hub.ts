@@ -63,6 +63,8 @@ export interface ConnectOptions {
 }
 
 const CONNECT_ATTEMPTS = 5;
+/** Longest a newer connection waits for an older one's sink to settle, in ms. */
+const SETTLE_WAIT_MS = 5000;
 /** Leases renewed per store round trip. */
 const RENEW_BATCH = 1000;
 
@@ -298,7 +300,7 @@ export class Hub implements DeliveryHandler {
       // not carry are suspended when it opens). What the older one had unacknowledged must come
       // again: its consumers restart when the newer one opens, so the broker redelivers.
       this.#forget(older);
-      for (const [name, list] of older.inflight) if (list.length > 0) conn.restart.add(name);
+      conn.previous = older;
       older.sink?.close(CloseCode.TAKEN_OVER, "session taken over by a newer connection");
       this.options.logger.info(`[Session] Client ${clientId} taken over by a newer connection`);
     }
@@ -330,6 +332,7 @@ export class Hub implements DeliveryHandler {
         return [];
       }
       this.#clearTimers(conn);
+      const restart = await this.#leftUnacknowledged(conn);
       greet?.(this.#recovery(conn));
       conn.sink = sink;
       conn.state = "open";
@@ -339,7 +342,7 @@ export class Hub implements DeliveryHandler {
         if (!endpoint || !isBindable(endpoint)) continue;
         try {
           // What this connection does not carry stays queued with its broker.
-          if (!conn.carries(name) || conn.restart.has(name)) await endpoint.suspendClient(conn.clientId);
+          if (!conn.carries(name) || restart.has(name)) await endpoint.suspendClient(conn.clientId);
           if (conn.carries(name)) await endpoint.resumeClient(conn.clientId, params);
         } catch (error) {
           const e = GatewayError.from(error, "UPSTREAM_UNAVAILABLE");
@@ -349,6 +352,20 @@ export class Hub implements DeliveryHandler {
       }
       return failures;
     });
+  }
+
+  /**
+   * The endpoints whose messages the connection this one took over (on this node) left
+   * unacknowledged, once its sink acknowledged what it could (an SSE stream keeping its last
+   * events): their consumers restart, so the broker sends those again.
+   */
+  async #leftUnacknowledged(conn: LiveConnection): Promise<Set<string>> {
+    const previous = conn.previous;
+    conn.previous = undefined;
+    if (!previous) return new Set();
+    const settled = previous.sink?.settled?.();
+    if (settled) await Promise.race([settled.catch(() => {}), this.options.scheduler.sleep(SETTLE_WAIT_MS)]);
+    return new Set([...previous.inflight].filter(([, list]) => list.length > 0).map(([name]) => name));
   }
 
   /** The resume report: what the session lost while away, as far as anyone can tell. */
@@ -412,7 +429,8 @@ export class Hub implements DeliveryHandler {
    * (`<epoch>.<sequence>`): an earlier connection's, or one not yet sent, is a BAD_FRAME.
    */
   #ack(conn: LiveConnection, name: string, id: string): void {
-    this.#requireLive(conn);
+    // A closed connection may still settle what it took: an SSE stream keeps its last events
+    // after its client went, and then they must not come again.
     this.endpoint(name);
     if (!conn.acks) throw new GatewayError("BAD_FRAME", "acks need a connection opened with ack=1");
     const dot = id.indexOf(".");
@@ -432,7 +450,7 @@ export class Hub implements DeliveryHandler {
       inflight[settled++].settle?.();
     }
     inflight.splice(0, settled);
-    if (conn.throttled.has(name) && inflight.length < this.options.maxInFlight) {
+    if (conn.state === "open" && conn.throttled.has(name) && inflight.length < this.options.maxInFlight) {
       conn.throttled.delete(name);
       const endpoint = this.endpoints.get(name);
       if (endpoint && isBindable(endpoint)) {

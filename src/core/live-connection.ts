@@ -43,8 +43,8 @@ export class LiveConnection implements Connection {
   readonly inflight = new Map<string, InFlight[]>();
   /** With acks: endpoints refused for having max_in_flight unacknowledged; resumed by acks. */
   readonly throttled = new Set<string>();
-  /** Endpoints whose consumers restart on open: an older connection left messages unacknowledged. */
-  readonly restart = new Set<string>();
+  /** The connection on this node this one took over: what it left unacknowledged comes again. */
+  previous?: LiveConnection;
   /** How the session came back (set by the hub at connect). */
   recovery: Recovery = { recovered: true };
   /** Drops a connection whose socket never attaches. */

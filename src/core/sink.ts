@@ -27,4 +27,10 @@ export interface DeliverySink {
   writable(): boolean;
   /** Closes the connection with a close code from `CloseCode`. */
   close(code: number, reason: string): void;
+  /**
+   * Resolves once every delivery the sink took is acknowledged by it (an SSE stream: kept in
+   * the replay log). A newer connection of the same session waits for it before the consumers
+   * restart, so what the older one kept is not sent again. Sinks whose client acks leave it out.
+   */
+  settled?(): Promise<void>;
 }

@@ -85,6 +85,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   };
   const writable = () => !closed && (controller.desiredSize ?? 0) > 0;
   const sink: DeliverySink = {
+    settled: () => writer.flushed(),
     deliver: (d) => {
       if (!writable()) return false;
       const id = multi ? `${d.endpoint}/${d.id}` : d.id;

@@ -23,6 +23,7 @@ export class RecordingSink implements DeliverySink {
   deliveries: Delivery[] = [];
   closed?: { code: number; reason: string };
   full = false;
+  settled?: () => Promise<void>;
 
   deliver(delivery: Delivery): boolean {
     if (this.closed || this.full) return false;

@@ -142,3 +142,21 @@ test("dedupe: with the store out of reach a publish with an id still goes out (l
   assert.deepEqual(watcher.sink.data, ["during the outage"]);
   assert.ok(h.logger.lines.some((l) => l.includes("sent without dedupe")));
 });
+
+test("acks: a newer connection waits for the older one's sink to settle, so what it kept is not sent again", async () => {
+  const h = await createHarness();
+  const older = await h.connect("c1", undefined, true);
+  await older.conn.subscribe("chat");
+  await h.publish({ n: 1 });
+  await h.publish({ n: 2 });
+  // Like an SSE stream: it keeps what it wrote, and acknowledges once kept (a moment later).
+  older.sink.settled = async () => {
+    await Promise.resolve();
+    older.conn.ack("chat", older.sink.deliveries[1].id);
+  };
+  const newer = await h.connect("c1", undefined, true);
+  assert.deepEqual(newer.sink.data, [], "both were kept by the older stream: none comes again");
+  assert.equal(h.chat.queued("c1"), 0);
+  await h.publish({ n: 3 });
+  assert.deepEqual(newer.sink.data, [{ n: 3 }]);
+});
