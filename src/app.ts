@@ -3,6 +3,8 @@
  * entrypoints plus the operational routes (`/healthz`, `/readyz`, `/metrics`).
  */
 import { Hono } from "hono";
+import { cors } from "hono/cors";
+import { isSameOrigin } from "./entrypoints/common.ts";
 import type { Engine } from "./engine.ts";
 import type { RuntimeHooks } from "./entrypoints/common.ts";
 import { httpRoutes } from "./entrypoints/http.ts";
@@ -19,7 +21,24 @@ export type { RuntimeHooks } from "./entrypoints/common.ts";
 export function createApp(engine: Engine, hooks: RuntimeHooks): Hono {
   const app = new Hono();
   const ctx = { engine, hooks };
+  // CORS for pages of the allowed origins (SSE and HTTP publish; WebSocket has no CORS, its
+  // upgrade checks the Origin itself), preflight included. Others get no CORS headers, so their
+  // browsers keep the answers from them; the request itself is refused by its entrypoint.
+  const allowed = engine.config.server.allowed_origins;
+  const corsFor = cors({
+    origin: (
+      origin,
+      c,
+    ) => (allowed.includes("*") || allowed.includes(origin) || isSameOrigin(c, origin) ? origin : null),
+    allowMethods: ["GET", "POST", "OPTIONS"],
+    allowHeaders: ["Authorization", "Content-Type", "X-WSO2-Client-ID", "X-Message-ID", "Last-Event-ID"],
+    exposeHeaders: ["X-WSO2-Client-ID"],
+    maxAge: 600,
+  });
   for (const entrypoint of engine.config.entrypoints) {
+    if (entrypoint.type !== "websocket") {
+      app.use(`${entrypoint.path}/*`, corsFor).use(entrypoint.path, corsFor);
+    }
     switch (entrypoint.type) {
       case "websocket":
         wsRoutes(app, entrypoint.path, ctx);

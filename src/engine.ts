@@ -2,7 +2,9 @@
  * The one place that wires the engine: config -> session store -> endpoints -> hub -> cleanup
  * worker. Adapters and tests build the engine here and the Hono app from it.
  */
+import type { Authenticator } from "./core/auth.ts";
 import type { Endpoint } from "./core/endpoint.ts";
+import { createAuthenticator } from "./policy/auth.ts";
 import { GatewayError } from "./core/errors.ts";
 import { Hub } from "./core/hub.ts";
 import { consoleLogger } from "./core/logger.ts";
@@ -39,12 +41,14 @@ export class Engine {
   readonly metrics = new Metrics();
   readonly cleanup: CleanupWorker;
   readonly nodeId: string;
+  readonly auth: Authenticator;
   #started = false;
 
   constructor(readonly config: Config, options: EngineOptions = {}) {
     this.scheduler = options.scheduler ?? new RealScheduler();
     this.logger = options.logger ?? consoleLogger(config.log.level);
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
+    this.auth = createAuthenticator(config.auth, this.scheduler);
     this.store = options.store ?? createSessionStore(config.session, this.logger, this.metrics);
     const endpoints = options.endpoints ?? config.endpoints.map((e) =>
       createEndpoint(e, {
@@ -104,6 +108,12 @@ export class Engine {
       const e = GatewayError.from(error);
       if (!e.temporary) throw e;
       this.logger.warn(`[Engine] Session store not reachable yet; clients get 503 until it is: ${e.message}`);
+    }
+    const { host } = this.config.server;
+    if (!this.auth.required && !["127.0.0.1", "::1", "localhost"].includes(host)) {
+      this.logger.warn(
+        `[Engine] auth.type is none and the gateway listens on ${host}: anyone who reaches it can use any client ID (README "Authentication")`,
+      );
     }
     for (const endpoint of this.hub.endpoints.values()) await endpoint.start(this.hub);
     this.hub.start();

@@ -96,6 +96,20 @@ const ServerSchema = v.optional(
     sse_ping_interval: duration("15s"),
     /** The `retry:` every SSE stream starts with: how soon a browser's EventSource comes back. */
     sse_retry: duration("1000ms"),
+    /**
+     * Origins (`https://app.example`) whose pages may connect and publish; `*` for any. Others
+     * are refused unless the request carries a credential (auth on).
+     */
+    allowed_origins: v.optional(
+      v.array(
+        v.pipe(
+          v.string(expected('an origin like "https://app.example", or "*"')),
+          v.regex(/^(\*|https?:\/\/[^\s/]+)$/, expected('an origin like "https://app.example", or "*"')),
+        ),
+        expected("a list of origins"),
+      ),
+      [],
+    ),
   }),
   {},
 );
@@ -298,6 +312,87 @@ const DeliverySchema = v.optional(
   {},
 );
 
+const JwtSchema = v.pipe(
+  strict({
+    /** HS256/384/512 shared secret. */
+    secret: v.optional(text("the HMAC secret")),
+    /** A PEM public key (RS/PS/ES/EdDSA). */
+    public_key: v.optional(text("a PEM public key")),
+    /** A JWKS endpoint; keys are cached and fetched again for an unknown `kid` (rotation). */
+    jwks_url: v.optional(
+      v.pipe(text("an http(s):// URL"), v.regex(/^https?:\/\/\S+$/, expected("an http(s):// URL"))),
+    ),
+    /** How long fetched JWKS keys are used before they are fetched again. */
+    jwks_cache: duration("10m"),
+    /** Algorithms accepted; default by key: HS256 (secret), RS256 (public_key), the key's own (JWKS). */
+    algorithms: v.optional(
+      v.array(
+        v.picklist(
+          [
+            "HS256",
+            "HS384",
+            "HS512",
+            "RS256",
+            "RS384",
+            "RS512",
+            "PS256",
+            "PS384",
+            "PS512",
+            "ES256",
+            "ES384",
+            "ES512",
+            "EdDSA",
+          ],
+          expected("a JWT algorithm like HS256, RS256, ES256 or EdDSA"),
+        ),
+      ),
+    ),
+    issuer: v.optional(text("the expected issuer")),
+    audience: v.optional(text("the expected audience")),
+    /** The claim that names the subject a session belongs to. */
+    subject_claim: v.optional(text("a claim name"), "sub"),
+    /** A claim whose value is the client ID (instead of the header or query parameter). */
+    client_id_claim: v.optional(text("a claim name")),
+  }),
+  v.check(
+    (j) => [j.secret, j.public_key, j.jwks_url].filter((k) => k !== undefined).length === 1,
+    "expected exactly one of secret, public_key, jwks_url",
+  ),
+);
+
+const AuthSchema = v.pipe(
+  v.optional(
+    strict({
+      type: v.optional(
+        v.picklist(["none", "jwt", "api_key"], expected('"none", "jwt" or "api_key"')),
+        "none",
+      ),
+      jwt: v.optional(JwtSchema),
+      api_keys: v.optional(
+        v.array(
+          strict({ key: text("the API key"), subject: text("the subject it authenticates as") }),
+          expected("a list of { key, subject }"),
+        ),
+      ),
+    }),
+    {},
+  ),
+  v.forward(
+    v.check(
+      (a) => a.type !== "jwt" || a.jwt !== undefined,
+      "expected a jwt mapping (auth.type is jwt), got nothing",
+    ),
+    ["jwt"],
+  ),
+  v.forward(
+    v.check(
+      (a) => a.type !== "api_key" || (a.api_keys?.length ?? 0) > 0,
+      "expected at least one { key, subject } (auth.type is api_key)",
+    ),
+    ["api_keys"],
+  ),
+);
+
 const LogSchema = v.optional(
   strict({
     level: v.optional(
@@ -326,6 +421,7 @@ export const ConfigSchema = v.pipe(
       v.array(EndpointSchema, expected("a list of endpoints")),
       v.minLength(1, expected("at least one endpoint")),
     ),
+    auth: AuthSchema,
     policy: PolicySchema,
     delivery: DeliverySchema,
     log: LogSchema,

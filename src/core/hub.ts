@@ -60,6 +60,10 @@ export interface ConnectOptions {
   endpoints?: Iterable<string>;
   /** End-to-end acknowledgements (`ack=1`). */
   acks?: boolean;
+  /** The authenticated subject: the session must be its own (FORBIDDEN otherwise). */
+  subject?: string;
+  /** When the credential expires (ms): the connection is closed with 4401 then. */
+  expiresAt?: number;
 }
 
 const CONNECT_ATTEMPTS = 5;
@@ -257,7 +261,11 @@ export class Hub implements DeliveryHandler {
           // an old one may be gone without a trace), so nothing holding an old epoch can ever
           // write to it.
           freshEpoch: Math.max(lastEpoch + 1, now),
+          subject: options.subject,
         });
+        if (taken.outcome === "forbidden") {
+          throw new GatewayError("FORBIDDEN", `client ID ${clientId} belongs to another subject`);
+        }
         if (taken.outcome !== "expired") {
           const conn = this.#attach(taken.session, taken.outcome === "resumed", transport, carried, options);
           if (expired) conn.recovery = { recovered: false, reason: "expired" };
@@ -305,9 +313,16 @@ export class Hub implements DeliveryHandler {
       this.options.logger.info(`[Session] Client ${clientId} taken over by a newer connection`);
     }
     this.#live.set(clientId, conn);
-    conn.openTimer = this.options.scheduler.setTimeout(() => {
+    const { scheduler } = this.options;
+    conn.openTimer = scheduler.setTimeout(() => {
       if (conn.state === "pending") void this.#disconnect(conn);
     }, this.options.openTimeout ?? 10_000);
+    if (options.expiresAt !== undefined) {
+      conn.authTimer = scheduler.setTimeout(() => {
+        conn.sink?.close(CloseCode.UNAUTHENTICATED, "credential expired");
+        void this.#disconnect(conn);
+      }, Math.max(0, options.expiresAt - scheduler.now()));
+    }
     this.options.logger.debug(
       `[Session] Client ${clientId} ${resumed ? "resumed" : "created"} (epoch ${session.epoch})`,
     );
@@ -318,6 +333,7 @@ export class Hub implements DeliveryHandler {
   #forget(conn: LiveConnection): void {
     conn.state = "closed";
     this.#clearTimers(conn);
+    if (conn.authTimer !== undefined) this.options.scheduler.clear(conn.authTimer);
     if (this.#live.get(conn.clientId) === conn) this.#live.delete(conn.clientId);
   }
 
@@ -595,8 +611,16 @@ export class Hub implements DeliveryHandler {
     name: string,
     payload: Uint8Array,
     params: Record<string, string> = {},
+    subject?: string,
   ): Promise<Receipt> {
     const endpoint = this.endpoint(name);
+    if (subject !== undefined) {
+      // As a client ID that belongs to another subject: refused, like its connect would be.
+      const owner = (await this.options.store.get(clientId))?.subject;
+      if (owner !== undefined && owner !== subject) {
+        throw new GatewayError("FORBIDDEN", `client ID ${clientId} belongs to another subject`);
+      }
+    }
     this.options.policy.checkPublish(clientId, name, payload.length);
     this.options.policy.checkSubscribe(clientId, name, params);
     const receipt = await endpoint.publish(clientId, { payload }, params);

@@ -51,6 +51,8 @@ export class LiveConnection implements Connection {
   openTimer?: TimerId;
   /** Polls a back-pressured socket until it drains. */
   drainTimer?: TimerId;
+  /** Closes the connection (4401) when its credential expires. */
+  authTimer?: TimerId;
 
   constructor(
     private readonly ops: ConnectionOps,

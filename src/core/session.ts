@@ -33,6 +33,11 @@ export interface Session {
    */
   reconnectionDeadline?: number;
   subscriptions: Subscription[];
+  /**
+   * The authenticated subject the session belongs to (auth on): a connect of another subject is
+   * refused. Unset for sessions made without authentication.
+   */
+  subject?: string;
 }
 
 /** A node's hold on one connected session. */
@@ -60,6 +65,8 @@ export interface Attach {
   deadline: number;
   /** The epoch of a session created now. */
   freshEpoch: number;
+  /** The connecting client's authenticated subject; a session of another subject is not taken. */
+  subject?: string;
 }
 
 /**
@@ -68,7 +75,8 @@ export interface Attach {
  */
 export type Taken =
   | { outcome: "created" | "resumed"; session: Session }
-  | { outcome: "expired" };
+  | { outcome: "expired" }
+  | { outcome: "forbidden" };
 
 /**
  * What reserving a publish `id` found: `new` (the caller publishes, then completes the
@@ -126,7 +134,10 @@ export interface SessionStore {
   /**
    * A client connects: in one atomic step, creates its session (connected to `attach.nodeId`)
    * if there is none, or takes it (state connected, epoch + 1, the new node and lease) if it is
-   * within its deadline. A session past its deadline is left as it is, reported as expired.
+   * within its deadline. A session past its deadline is left as it is, reported as expired. A
+   * session within its deadline that belongs to another subject than `attach.subject` is left
+   * as it is, reported as forbidden (neither resumed nor taken over). The subject is recorded
+   * on the session a subject creates or takes (a session made without one is taken by the first).
    */
   connect(clientId: string, attach: Attach): Promise<Taken>;
   /**

@@ -5,7 +5,8 @@
 import type { Context } from "hono";
 import type { WSEvents } from "hono/ws";
 import { GatewayError } from "../core/errors.ts";
-import { CLIENT_ID_HEADER, CLIENT_ID_QUERY, resolveIdentity } from "../core/identity.ts";
+import type { Principal } from "../core/auth.ts";
+import { CLIENT_ID_HEADER, CLIENT_ID_QUERY, isValidClientId, resolveIdentity } from "../core/identity.ts";
 import type { Identity } from "../core/identity.ts";
 import type { Engine } from "../engine.ts";
 
@@ -30,9 +31,59 @@ export interface EntrypointContext {
   hooks: RuntimeHooks;
 }
 
-/** The request's client identity; throws BAD_CLIENT_ID. */
-export function identify(c: Context): Identity {
-  return resolveIdentity(c.req.header(CLIENT_ID_HEADER), c.req.query(CLIENT_ID_QUERY));
+/** Who is asking, and as which client. */
+export interface Admitted extends Identity {
+  principal?: Principal;
+}
+
+/**
+ * Admits a request: its origin (server.allowed_origins), its credential (`Authorization: Bearer`,
+ * else the `token` query parameter: browsers cannot set headers on WebSocket or EventSource), and
+ * its client ID (the header, the query parameter, a fresh UUID, or the configured claim). Throws
+ * FORBIDDEN (origin, client ID of another claim), UNAUTHENTICATED, BAD_CLIENT_ID.
+ */
+export async function admit(c: Context, engine: Engine): Promise<Admitted> {
+  const authorization = c.req.header("authorization");
+  const credential = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? c.req.query(TOKEN_QUERY);
+  checkOrigin(c, engine, credential !== undefined);
+  const principal = await engine.auth.authenticate(credential);
+  const identity = resolveIdentity(c.req.header(CLIENT_ID_HEADER), c.req.query(CLIENT_ID_QUERY));
+  const claim = engine.config.auth.jwt?.client_id_claim;
+  if (principal && claim) {
+    const value = principal.claims[claim];
+    if (typeof value !== "string" || !isValidClientId(value)) {
+      throw new GatewayError("FORBIDDEN", `the token's "${claim}" claim is not a client ID`);
+    }
+    if (!identity.generated && identity.clientId !== value) {
+      throw new GatewayError("FORBIDDEN", `client ID ${identity.clientId} is not the token's`);
+    }
+    return { clientId: value, generated: false, principal };
+  }
+  return { ...identity, principal };
+}
+
+/**
+ * A browser page of another origin may not act through a user's browser (any page could then
+ * take over sessions, or publish with a cross-site POST), unless `server.allowed_origins` lists
+ * it (or `*`), or the request carries a credential, which a page cannot make a browser send on
+ * its own. Requests without an Origin (not from a browser page) are not affected.
+ */
+function checkOrigin(c: Context, engine: Engine, credentialed: boolean): void {
+  const origin = c.req.header("origin");
+  if (origin === undefined) return;
+  const allowed = engine.config.server.allowed_origins;
+  if (allowed.includes("*") || allowed.includes(origin) || isSameOrigin(c, origin)) return;
+  if (credentialed && engine.auth.required) return;
+  throw new GatewayError("FORBIDDEN", `origin ${origin} is not allowed (server.allowed_origins)`);
+}
+
+/** The page is served from this gateway's own host. */
+export function isSameOrigin(c: Context, origin: string): boolean {
+  try {
+    return new URL(origin).host === (c.req.header("host") ?? new URL(c.req.url).host);
+  } catch {
+    return false;
+  }
 }
 
 /** A JSON error response with the status that fits the error's code. */
@@ -50,7 +101,8 @@ export function errorResponse(c: Context, engine: Engine, error: unknown): Respo
 }
 
 /** Query parameters that are not binding params. */
-const RESERVED = new Set([CLIENT_ID_QUERY, "endpoints", "ack", "lastEventId"]);
+const TOKEN_QUERY = "token";
+const RESERVED = new Set([CLIENT_ID_QUERY, TOKEN_QUERY, "endpoints", "ack", "lastEventId"]);
 
 /**
  * Binding params from the query string (`/sse/rooms?room=lobby`): raw sockets, SSE and HTTP

@@ -22,7 +22,7 @@ import { messageFrame } from "../core/message-frame.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { EntrypointContext } from "./common.ts";
 import { ReplayWriter } from "./sse-replay.ts";
-import { errorResponse, identify, queryParams, requireEndpoints } from "./common.ts";
+import { admit, errorResponse, queryParams, requireEndpoints } from "./common.ts";
 
 const encoder = new TextEncoder();
 /** The Last-Event-ID of a stream that ended because it was taken over. */
@@ -38,7 +38,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   let lastEventId: string | undefined;
   let replay: Awaited<ReturnType<typeof engine.hub.takeReplay>>;
   try {
-    const { clientId } = identify(c);
+    const { clientId, principal } = await admit(c, engine);
     if (endpoints.length === 0) {
       throw new GatewayError("BAD_REQUEST", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
     }
@@ -50,7 +50,12 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
         `the session of ${clientId} was taken over by a newer connection; not reconnecting`,
       );
     }
-    conn = await engine.hub.connect(clientId, "sse", { endpoints, acks: true });
+    conn = await engine.hub.connect(clientId, "sse", {
+      endpoints,
+      acks: true,
+      subject: principal?.subject,
+      expiresAt: principal?.expiresAt,
+    });
   } catch (error) {
     return errorResponse(c, engine, error);
   }

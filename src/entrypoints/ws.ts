@@ -20,7 +20,7 @@ import type { ClientFrame, ServerFrame } from "../core/protocol.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { Engine } from "../engine.ts";
 import type { EntrypointContext } from "./common.ts";
-import { errorResponse, identify, queryParams, requireEndpoints } from "./common.ts";
+import { admit, errorResponse, queryParams, requireEndpoints } from "./common.ts";
 import { checkHandshake } from "./handshake.ts";
 
 const OPEN = 1;
@@ -34,13 +34,15 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   const { engine, hooks } = ctx;
   let conn: Connection;
   try {
-    const { clientId } = identify(c);
+    const { clientId, principal } = await admit(c, engine);
     if (rawEndpoint !== undefined) requireEndpoints(engine, [rawEndpoint]);
     const refused = checkHandshake(c.req.raw.headers);
     if (refused) {
       return c.json({ type: "error", code: "BAD_REQUEST", message: refused.message }, refused.status);
     }
     conn = await engine.hub.connect(clientId, rawEndpoint === undefined ? "ws" : "ws-raw", {
+      subject: principal?.subject,
+      expiresAt: principal?.expiresAt,
       acks: rawEndpoint === undefined && c.req.query("ack") === "1",
     });
   } catch (error) {

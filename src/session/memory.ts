@@ -62,6 +62,7 @@ export class MemorySessionStore implements SessionStore {
     } as const;
     if (!entry) {
       const session: Session = { clientId, epoch: attach.freshEpoch, subscriptions: [], ...held };
+      if (attach.subject !== undefined) session.subject = attach.subject;
       this.#put(session);
       return Promise.resolve({ outcome: "created", session: copy(session)! });
     }
@@ -69,7 +70,11 @@ export class MemorySessionStore implements SessionStore {
     if (stored.reconnectionDeadline !== undefined && stored.reconnectionDeadline < now) {
       return Promise.resolve({ outcome: "expired" });
     }
+    if (stored.subject !== undefined && attach.subject !== stored.subject) {
+      return Promise.resolve({ outcome: "forbidden" });
+    }
     const session: Session = { ...stored, ...held, epoch: stored.epoch + 1 };
+    if (attach.subject !== undefined) session.subject = attach.subject;
     delete session.disconnectedAt;
     this.#put(session);
     return Promise.resolve({ outcome: "resumed", session: copy(session)! });

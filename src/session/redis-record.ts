@@ -20,6 +20,7 @@ export function encode(session: Session): string[] {
     String(session.connectedAt),
   ];
   if (session.nodeId !== undefined) pairs.push("node", session.nodeId);
+  if (session.subject !== undefined) pairs.push("subject", session.subject);
   if (session.disconnectedAt !== undefined) pairs.push("disconnectedAt", String(session.disconnectedAt));
   if (session.leaseUntil !== undefined) pairs.push("lease", String(session.leaseUntil));
   if (session.reconnectionDeadline !== undefined) {
@@ -51,6 +52,8 @@ export function parseFields(clientId: string, fields: string[]): Session | strin
   const session: Session = { clientId, state, epoch, connectedAt, subscriptions: [] };
   const node = f.get("node");
   if (node !== undefined) session.nodeId = node;
+  const subject = f.get("subject");
+  if (subject !== undefined) session.subject = subject;
   for (
     const [field, key] of [["disconnectedAt", "disconnectedAt"], ["lease", "leaseUntil"], [
       "deadline",

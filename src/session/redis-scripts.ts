@@ -44,10 +44,11 @@ return 1
 `;
 
 /**
- * ARGV: id, now, node, leaseUntil, deadline, ttl, freshEpoch. A connecting
- * client takes its session: created if absent, taken (epoch + 1) if within its deadline.
- * Returns {outcome, fields}: created, resumed, expired (left alone for the caller to clean up),
- * or unreadable (a key of another type, or an epoch or deadline that is not a number).
+ * ARGV: id, now, node, leaseUntil, deadline, ttl, freshEpoch, subject ('' for none). A
+ * connecting client takes its session: created if absent, taken (epoch + 1) if within its
+ * deadline. Returns {outcome, fields}: created, resumed, expired (left alone for the caller to
+ * clean up), forbidden (another subject's), or unreadable (a key of another type, or an epoch or
+ * deadline that is not a number).
  */
 export const CONNECT = INDEX + `
 local kind = redis.call('TYPE', KEYS[1]).ok
@@ -57,6 +58,7 @@ local outcome = 'created'
 if kind == 'none' then
   redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
   redis.call('HSET', KEYS[1], 'epoch', ARGV[7], unpack(held))
+  if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'subject', ARGV[8]) end
 else
   local deadline = redis.call('HGET', KEYS[1], 'deadline')
   local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -64,6 +66,9 @@ else
     return {'unreadable', redis.call('HGETALL', KEYS[1])}
   end
   if deadline and tonumber(deadline) < tonumber(ARGV[2]) then return {'expired', redis.call('HGETALL', KEYS[1])} end
+  local owner = redis.call('HGET', KEYS[1], 'subject')
+  if owner and owner ~= ARGV[8] then return {'forbidden', {}} end
+  if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'subject', ARGV[8]) end
   redis.call('HDEL', KEYS[1], 'disconnectedAt', 'claim')
   redis.call('HINCRBY', KEYS[1], 'epoch', 1)
   redis.call('HSET', KEYS[1], unpack(held))

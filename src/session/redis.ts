@@ -179,7 +179,9 @@ export class RedisSessionStore implements SessionStore {
       String(deadline),
       String(ttl(deadline, now)),
       String(freshEpoch),
+      attach.subject ?? "",
     ]) as [string, string[]];
+    if (outcome === "forbidden") return { outcome };
     // An expired record is read too: one that cannot be read is refused here, not claimed.
     if (outcome === "expired") {
       this.#decode(clientId, fields, true);

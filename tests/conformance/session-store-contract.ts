@@ -258,6 +258,40 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
   );
 
   run(
+    "connect: a session belongs to its subject; another subject's connect is forbidden and changes nothing",
+    async (store, peer) => {
+      const c = id("owned");
+      const attach = (now: number, subject?: string) => ({
+        nodeId: "n1",
+        now,
+        leaseUntil: now + 15_000,
+        deadline: now + 315_000,
+        freshEpoch: 7,
+        subject,
+      });
+      const created = await store.connect(c, attach(T0, "alice"));
+      assert.equal(created.outcome, "created");
+      assert.equal(sessionOf(created)?.subject, "alice");
+      assert.deepEqual(await peer.connect(c, attach(T0 + 1, "mallory")), { outcome: "forbidden" });
+      assert.deepEqual(
+        await peer.connect(c, attach(T0 + 1)),
+        { outcome: "forbidden" },
+        "nor without a subject",
+      );
+      assert.equal((await store.get(c))?.epoch, 7, "untouched");
+      const again = await peer.connect(c, attach(T0 + 2, "alice"));
+      assert.equal(again.outcome, "resumed");
+      assert.equal(sessionOf(again)?.epoch, 8);
+      // A session made without authentication is taken, and from then on owned, by the first subject.
+      const open = id("open");
+      await store.connect(open, attach(T0));
+      assert.equal((await store.connect(open, attach(T0 + 1, "bob"))).outcome, "resumed");
+      assert.equal((await store.get(open))?.subject, "bob");
+      assert.equal((await store.connect(open, attach(T0 + 2, "eve"))).outcome, "forbidden");
+    },
+  );
+
+  run(
     "connect: creates, then takes within the deadline (epoch + 1), leaves an expired one alone",
     async (store, peer) => {
       const c = id("c");
