@@ -65,6 +65,7 @@ export class Engine {
       policy: new DefaultPolicy({
         maxMessageBytes: config.policy.max_message_bytes,
         maxJsonDepth: config.policy.max_json_depth,
+        acls: Object.fromEntries(config.endpoints.map((e) => [e.name, e.acl])),
       }),
       logger: this.logger,
       metrics: this.metrics,

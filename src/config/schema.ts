@@ -230,12 +230,33 @@ const EntrypointSchema = v.variant("type", [
 
 const topic = v.optional(text("a topic template"));
 
+/** `*`, `subject:<s>`, `role:<r>` (in the `roles` claim), `claim:<name>=<value>`. */
+const aclRule = v.pipe(
+  v.string(expected('a rule: "*", "subject:<s>", "role:<r>" or "claim:<name>=<value>"')),
+  v.regex(
+    /^(\*|subject:.+|role:.+|claim:[^=]+=.*)$/,
+    expected('a rule: "*", "subject:<s>", "role:<r>" or "claim:<name>=<value>"'),
+  ),
+);
+
+/**
+ * Who may publish to and subscribe to an endpoint, and with which binding params: a param named
+ * here must be one of the values of the named claim (`room: rooms` = the token's `rooms` claim).
+ * Without an acl an endpoint is open to every client the gateway admits.
+ */
+const AclSchema = v.optional(strict({
+  publish: v.optional(v.array(aclRule, expected("a list of rules"))),
+  subscribe: v.optional(v.array(aclRule, expected("a list of rules"))),
+  params: v.optional(v.record(v.string(), text("a claim name"), expected("a mapping of param: claim"))),
+}));
+
 const MemoryEndpointSchema = strict({
   name,
   type: v.literal("memory"),
   publish_topic: topic,
   subscribe_topic: topic,
   queue_limit: positiveInt(10_000),
+  acl: AclSchema,
 });
 
 const MqttEndpointSchema = strict({
@@ -251,6 +272,7 @@ const MqttEndpointSchema = strict({
   password: v.optional(v.string(expected("a string"))),
   connect_timeout: duration("10s"),
   publish_timeout: duration("10s"),
+  acl: AclSchema,
 });
 
 const KafkaEndpointSchema = strict({
@@ -280,6 +302,7 @@ const KafkaEndpointSchema = strict({
   publish_timeout: duration("10s"),
   session_timeout: duration("30s"),
   fetch_max_wait: duration("500ms"),
+  acl: AclSchema,
 });
 
 const EndpointSchema = v.variant(

@@ -6,6 +6,7 @@
  * client's lock, so on one node they never interleave. Across nodes the session's epoch fences
  * them: each connect increments it, and every write is a compare-and-set on it.
  */
+import type { Principal } from "./auth.ts";
 import type { Connection, Recovery } from "./connection.ts";
 import { isBindable } from "./endpoint.ts";
 import type { DeliveryHandler, Endpoint, InboundMessage, Receipt } from "./endpoint.ts";
@@ -60,10 +61,11 @@ export interface ConnectOptions {
   endpoints?: Iterable<string>;
   /** End-to-end acknowledgements (`ack=1`). */
   acks?: boolean;
-  /** The authenticated subject: the session must be its own (FORBIDDEN otherwise). */
-  subject?: string;
-  /** When the credential expires (ms): the connection is closed with 4401 then. */
-  expiresAt?: number;
+  /**
+   * Who connects (auth on): the session must be its subject's (FORBIDDEN otherwise), the ACLs
+   * are checked against it, and the connection closes with 4401 when its credential expires.
+   */
+  principal?: Principal;
 }
 
 const CONNECT_ATTEMPTS = 5;
@@ -261,7 +263,7 @@ export class Hub implements DeliveryHandler {
           // an old one may be gone without a trace), so nothing holding an old epoch can ever
           // write to it.
           freshEpoch: Math.max(lastEpoch + 1, now),
-          subject: options.subject,
+          subject: options.principal?.subject,
         });
         if (taken.outcome === "forbidden") {
           throw new GatewayError("FORBIDDEN", `client ID ${clientId} belongs to another subject`);
@@ -302,6 +304,7 @@ export class Hub implements DeliveryHandler {
       carried,
       options.acks ?? false,
       session.subscriptions.map((s) => [s.endpoint, s.params]),
+      options.principal,
     );
     if (older) {
       // Same node: the consumers stay bound and deliver to the newer connection (those it does
@@ -317,11 +320,12 @@ export class Hub implements DeliveryHandler {
     conn.openTimer = scheduler.setTimeout(() => {
       if (conn.state === "pending") void this.#disconnect(conn);
     }, this.options.openTimeout ?? 10_000);
-    if (options.expiresAt !== undefined) {
+    const expiresAt = options.principal?.expiresAt;
+    if (expiresAt !== undefined) {
       conn.authTimer = scheduler.setTimeout(() => {
         conn.sink?.close(CloseCode.UNAUTHENTICATED, "credential expired");
         void this.#disconnect(conn);
-      }, Math.max(0, options.expiresAt - scheduler.now()));
+      }, Math.max(0, expiresAt - scheduler.now()));
     }
     this.options.logger.debug(
       `[Session] Client ${clientId} ${resumed ? "resumed" : "created"} (epoch ${session.epoch})`,
@@ -353,10 +357,21 @@ export class Hub implements DeliveryHandler {
       conn.sink = sink;
       conn.state = "open";
       const failures: GatewayError[] = [];
-      for (const [name, params] of conn.bound) {
+      for (const [name, params] of [...conn.bound]) {
         const endpoint = this.endpoints.get(name);
         if (!endpoint || !isBindable(endpoint)) continue;
         try {
+          // Permissions are checked again: one revoked while away does not come back with the
+          // session. The binding goes, broker state included.
+          if (!this.#allowed(conn, name, params)) {
+            await this.#setSubscription(conn, name, undefined);
+            await endpoint.unbindClient(conn.clientId, params);
+            conn.bound.delete(name);
+            failures.push(
+              new GatewayError("FORBIDDEN", `no longer allowed to subscribe to "${name}"; unbound`),
+            );
+            continue;
+          }
           // What this connection does not carry stays queued with its broker.
           if (!conn.carries(name) || restart.has(name)) await endpoint.suspendClient(conn.clientId);
           if (conn.carries(name)) await endpoint.resumeClient(conn.clientId, params);
@@ -551,8 +566,12 @@ export class Hub implements DeliveryHandler {
   async #publish(conn: LiveConnection, name: string, payload: Uint8Array, id?: string): Promise<Receipt> {
     this.#requireLive(conn);
     const endpoint = this.endpoint(name);
-    this.options.policy.checkPublish(conn.clientId, name, payload.length);
-    if (isBindable(endpoint) && !conn.bound.has(name)) await this.#bind(conn, name, {});
+    const params = conn.bound.get(name) ?? {};
+    this.options.policy.checkPublish(conn.clientId, name, payload.length, params, conn.principal);
+    // The first publish binds the client (it then hears the endpoint), if it may subscribe.
+    if (isBindable(endpoint) && !conn.bound.has(name) && this.#allowed(conn, name, {})) {
+      await this.#bind(conn, name, {});
+    }
     if (id === undefined) return await this.#send(conn, endpoint, payload);
     const { store, scheduler, dedupeIds, dedupeWindow } = this.options;
     const key = `${name}:${id}`;
@@ -611,9 +630,10 @@ export class Hub implements DeliveryHandler {
     name: string,
     payload: Uint8Array,
     params: Record<string, string> = {},
-    subject?: string,
+    principal?: Principal,
   ): Promise<Receipt> {
     const endpoint = this.endpoint(name);
+    const subject = principal?.subject;
     if (subject !== undefined) {
       // As a client ID that belongs to another subject: refused, like its connect would be.
       const owner = (await this.options.store.get(clientId))?.subject;
@@ -621,8 +641,7 @@ export class Hub implements DeliveryHandler {
         throw new GatewayError("FORBIDDEN", `client ID ${clientId} belongs to another subject`);
       }
     }
-    this.options.policy.checkPublish(clientId, name, payload.length);
-    this.options.policy.checkSubscribe(clientId, name, params);
+    this.options.policy.checkPublish(clientId, name, payload.length, params, principal);
     const receipt = await endpoint.publish(clientId, { payload }, params);
     this.#messagesIn.inc({ endpoint: name });
     return receipt;
@@ -631,7 +650,7 @@ export class Hub implements DeliveryHandler {
   async #subscribe(conn: LiveConnection, name: string, params: Record<string, string>): Promise<void> {
     this.#requireLive(conn);
     const endpoint = this.endpoint(name);
-    this.options.policy.checkSubscribe(conn.clientId, name, params);
+    this.options.policy.checkSubscribe(conn.clientId, name, params, conn.principal);
     if (!isBindable(endpoint)) {
       throw new GatewayError("BAD_FRAME", `endpoint "${name}" does not deliver to clients`);
     }
@@ -801,6 +820,16 @@ export class Hub implements DeliveryHandler {
       conn.sink?.close(CloseCode.GOING_AWAY, "server shutting down");
     }
     await Promise.all(connections.map((conn) => this.#disconnect(conn)));
+  }
+
+  /** Whether the connection's principal may subscribe to `name` with `params`. */
+  #allowed(conn: LiveConnection, name: string, params: Record<string, string>): boolean {
+    try {
+      this.options.policy.checkSubscribe(conn.clientId, name, params, conn.principal);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** A closed or superseded connection acts no more: its session belongs to someone else. */

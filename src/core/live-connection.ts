@@ -3,6 +3,7 @@
  * mutable state only the hub changes. It imports nothing of the hub: client actions go back
  * through the `ConnectionOps` the hub hands it.
  */
+import type { Principal } from "./auth.ts";
 import type { Connection, ConnectionState, Recovery } from "./connection.ts";
 import type { Receipt } from "./endpoint.ts";
 import type { GatewayError } from "./errors.ts";
@@ -63,6 +64,8 @@ export class LiveConnection implements Connection {
     readonly endpoints: ReadonlySet<string> | undefined,
     readonly acks: boolean,
     bound: Iterable<[string, Record<string, string>]>,
+    /** Who connected (auth on), for ACLs. */
+    readonly principal?: Principal,
   ) {
     this.bound = new Map(bound);
   }

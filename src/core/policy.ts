@@ -2,6 +2,7 @@
  * The Policy port: what a client may send, checked before anything reaches a broker.
  * Implementations throw GatewayError with the code the client should see.
  */
+import type { Principal } from "./auth.ts";
 import type { ClientFrame } from "./protocol.ts";
 
 export interface Policy {
@@ -10,8 +11,25 @@ export interface Policy {
    * Throws TOO_LARGE past the size limit, BAD_FRAME for anything malformed or nested too deep.
    */
   parseFrame(text: string): ClientFrame;
-  /** Checks a publish of `bytes` payload bytes to a configured endpoint: TOO_LARGE, FORBIDDEN. */
-  checkPublish(clientId: string, endpoint: string, bytes: number): void;
-  /** Checks a subscription to a configured endpoint: FORBIDDEN, BAD_FRAME for bad params. */
-  checkSubscribe(clientId: string, endpoint: string, params: Record<string, string>): void;
+  /**
+   * Checks a publish of `bytes` payload bytes to a configured endpoint by `principal` (undefined
+   * with auth off): TOO_LARGE, FORBIDDEN.
+   */
+  checkPublish(
+    clientId: string,
+    endpoint: string,
+    bytes: number,
+    params: Record<string, string>,
+    principal?: Principal,
+  ): void;
+  /**
+   * Checks a subscription (a bind, and again every resume) to a configured endpoint: FORBIDDEN,
+   * BAD_FRAME for bad params.
+   */
+  checkSubscribe(
+    clientId: string,
+    endpoint: string,
+    params: Record<string, string>,
+    principal?: Principal,
+  ): void;
 }

@@ -25,7 +25,7 @@ export function httpRoutes(app: Hono, path: string, { engine }: EntrypointContex
         endpoint,
         body,
         queryParams(c),
-        principal?.subject,
+        principal,
       );
       const id = c.req.header("x-message-id");
       return c.json({ type: "receipt", ...(id ? { id } : {}), clientId, meta: receipt.meta ?? {} }, 202);

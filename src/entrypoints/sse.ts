@@ -53,8 +53,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     conn = await engine.hub.connect(clientId, "sse", {
       endpoints,
       acks: true,
-      subject: principal?.subject,
-      expiresAt: principal?.expiresAt,
+      principal,
     });
   } catch (error) {
     return errorResponse(c, engine, error);

@@ -41,8 +41,7 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
       return c.json({ type: "error", code: "BAD_REQUEST", message: refused.message }, refused.status);
     }
     conn = await engine.hub.connect(clientId, rawEndpoint === undefined ? "ws" : "ws-raw", {
-      subject: principal?.subject,
-      expiresAt: principal?.expiresAt,
+      principal,
       acks: rawEndpoint === undefined && c.req.query("ack") === "1",
     });
   } catch (error) {

@@ -5,12 +5,22 @@
 import { GatewayError } from "../core/errors.ts";
 import type { Policy } from "../core/policy.ts";
 import { scanJson } from "../core/json-scan.ts";
+import type { Principal } from "../core/auth.ts";
 import type { ClientFrame } from "../core/protocol.ts";
 import { validateFrame } from "./frames.ts";
+
+/** One endpoint's access rules (config `endpoints[].acl`). */
+export interface Acl {
+  publish?: string[];
+  subscribe?: string[];
+  params?: Record<string, string>;
+}
 
 export interface DefaultPolicyOptions {
   /** Largest publish payload, in bytes; a whole frame may be 1 KiB more for its envelope. */
   maxMessageBytes: number;
+  /** Access rules by endpoint name; an endpoint without is open to every admitted client. */
+  acls?: Record<string, Acl | undefined>;
   /** Deepest nesting of a frame's `data`; the frame itself adds one level. */
   maxJsonDepth: number;
 }
@@ -22,10 +32,12 @@ const encoder = new TextEncoder();
 export class DefaultPolicy implements Policy {
   #maxMessageBytes: number;
   #maxJsonDepth: number;
+  #acls: Record<string, Acl | undefined>;
 
   constructor(options: DefaultPolicyOptions) {
     this.#maxMessageBytes = options.maxMessageBytes;
     this.#maxJsonDepth = options.maxJsonDepth;
+    this.#acls = options.acls ?? {};
   }
 
   parseFrame(text: string): ClientFrame {
@@ -47,11 +59,65 @@ export class DefaultPolicy implements Policy {
     return result.frame;
   }
 
-  checkPublish(_clientId: string, _endpoint: string, bytes: number): void {
+  checkPublish(
+    _clientId: string,
+    endpoint: string,
+    bytes: number,
+    params: Record<string, string>,
+    principal?: Principal,
+  ): void {
+    const acl = this.#acls[endpoint];
+    if (acl?.publish && !acl.publish.some((rule) => matches(rule, principal))) {
+      throw new GatewayError("FORBIDDEN", `not allowed to publish to "${endpoint}"`);
+    }
+    if (acl) checkParams(acl, params, principal);
     if (bytes > this.#maxMessageBytes) {
       throw new GatewayError("TOO_LARGE", `message of ${bytes} bytes exceeds ${this.#maxMessageBytes}`);
     }
   }
 
-  checkSubscribe(_clientId: string, _endpoint: string, _params: Record<string, string>): void {}
+  checkSubscribe(
+    _clientId: string,
+    endpoint: string,
+    params: Record<string, string>,
+    principal?: Principal,
+  ): void {
+    const acl = this.#acls[endpoint];
+    if (!acl) return;
+    if (acl.subscribe && !acl.subscribe.some((rule) => matches(rule, principal))) {
+      throw new GatewayError("FORBIDDEN", `not allowed to subscribe to "${endpoint}"`);
+    }
+    checkParams(acl, params, principal);
+  }
+}
+
+/** Binding params the acl ties to a claim must be among that claim's values. */
+function checkParams(acl: Acl, params: Record<string, string>, principal: Principal | undefined): void {
+  for (const [param, claim] of Object.entries(acl.params ?? {})) {
+    const value = params[param];
+    if (value === undefined) continue;
+    const granted = principal?.claims[claim];
+    const values = Array.isArray(granted) ? granted : [granted];
+    if (!values.includes(value)) {
+      throw new GatewayError("FORBIDDEN", `${param} "${value}" is not one of the token's ${claim}`);
+    }
+  }
+}
+
+/** Whether `principal` passes `rule` (see the config's acl). */
+function matches(rule: string, principal: Principal | undefined): boolean {
+  if (rule === "*") return true;
+  if (!principal) return false;
+  const colon = rule.indexOf(":");
+  const kind = rule.slice(0, colon);
+  const value = rule.slice(colon + 1);
+  if (kind === "subject") return principal.subject === value;
+  if (kind === "role") {
+    const roles = principal.claims.roles;
+    return Array.isArray(roles) ? roles.includes(value) : roles === value;
+  }
+  const eq = value.indexOf("=");
+  const claim = principal.claims[value.slice(0, eq)];
+  const expected = value.slice(eq + 1);
+  return Array.isArray(claim) ? claim.includes(expected) : String(claim) === expected;
 }

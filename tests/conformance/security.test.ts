@@ -19,7 +19,12 @@ const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const now = () => Math.floor(Date.now() / 1000);
 const ENDPOINTS = `endpoints:
   - { name: chat, type: memory }
-  - { name: inbox, type: memory, publish_topic: "inbox/{to}", subscribe_topic: "inbox/{clientId}" }`;
+  - { name: inbox, type: memory, publish_topic: "inbox/{to}", subscribe_topic: "inbox/{clientId}" }
+  - name: rooms
+    type: memory
+    publish_topic: "room/{room}"
+    subscribe_topic: "room/{room}"
+    acl: { publish: ["role:writer"], subscribe: ["*"], params: { room: rooms } }`;
 
 const token = (sub: string, claims: Record<string, unknown> = {}, secret = SECRET) =>
   sign({ sub, aud: "mediation", iss: "https://issuer.test", exp: now() + 300, ...claims }, secret, "HS256");
@@ -248,3 +253,46 @@ async function upgradeWithOrigin(gw: Gateway, path: string, origin: string): Pro
     socket.on("error", reject);
   });
 }
+
+test(`security (${currentRuntime}): ACLs decide who publishes and subscribes with which params, again on resume`, async () => {
+  const id = unique("acl");
+  const room = unique("room");
+  const reader = await token("alice", { rooms: [room] });
+  const { socket } = await welcomed(jwtGw, `clientId=${id}&token=${reader}`);
+  const answer = async (frame: Record<string, unknown>) => {
+    const fid = unique("f");
+    socket.send({ ...frame, id: fid });
+    return await socket.next((f) => (f.type === "receipt" || f.type === "error") && f.id === fid);
+  };
+  assert.equal(
+    (await answer({ type: "subscribe", endpoint: "rooms", params: { room: "not-mine" } })).code,
+    "FORBIDDEN",
+  );
+  assert.equal((await answer({ type: "subscribe", endpoint: "rooms", params: { room } })).type, "receipt");
+  assert.equal(
+    (await answer({ type: "publish", endpoint: "rooms", data: 1 })).code,
+    "FORBIDDEN",
+    "no writer role",
+  );
+  const writer = await token("bob", { roles: ["writer"], rooms: [room] });
+  const sent = await post(jwtGw, `/publish/rooms?room=${room}`, '"hello"', {
+    Authorization: `Bearer ${writer}`,
+  });
+  assert.equal(sent.status, 202);
+  const denied = await post(jwtGw, `/publish/rooms?room=${room}`, '"x"', {
+    Authorization: `Bearer ${reader}`,
+  });
+  assert.equal(denied.status, 403);
+  assert.deepEqual(await socket.settled("rooms", 1), ["hello"]);
+  await socket.close();
+  // Away, the room is taken from alice's token: the binding does not come back with the session.
+  const revoked = await token("alice", { rooms: [] });
+  const back = await welcomed(jwtGw, `clientId=${id}&token=${revoked}`);
+  const refused = await back.socket.next((f) => f.type === "error");
+  assert.equal(refused.code, "FORBIDDEN");
+  assert.match(String(refused.message), /no longer allowed to subscribe to "rooms"/);
+  await post(jwtGw, `/publish/rooms?room=${room}`, '"not for alice"', { Authorization: `Bearer ${writer}` });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(back.socket.messages("rooms"), []);
+  await back.socket.close();
+});

@@ -253,7 +253,7 @@ log: { lvl: debug, colour: red }
       'endpoints[0].queue_limt: unknown key (did you mean "queue_limit"?)',
       'endpoints[1].qso: unknown key (did you mean "qos"?)',
       "endpoints[1].brokers: unknown key (expected one of name, type, url, publish_topic, subscribe_topic, qos, " +
-      "producer_pool_size, protocol_version, username, password, connect_timeout, publish_timeout)",
+      "producer_pool_size, protocol_version, username, password, connect_timeout, publish_timeout, acl)",
       'endpoints[2].sasl.mechansim: unknown key (did you mean "mechanism"?)',
       'policy.max_mesage_bytes: unknown key (did you mean "max_message_bytes"?)',
       'log.lvl: unknown key (did you mean "level"?)',

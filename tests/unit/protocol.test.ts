@@ -72,8 +72,8 @@ test("policy: frames are validated; bad ones get BAD_FRAME, big ones TOO_LARGE",
     code(JSON.stringify({ type: "publish", endpoint: "chat", data: "x".repeat(2000) })),
     /^TOO_LARGE/,
   );
-  assert.throws(() => policy.checkPublish("c", "chat", 101), (e: GatewayError) => e.code === "TOO_LARGE");
-  policy.checkPublish("c", "chat", 100);
+  assert.throws(() => policy.checkPublish("c", "chat", 101, {}), (e: GatewayError) => e.code === "TOO_LARGE");
+  policy.checkPublish("c", "chat", 100, {});
 });
 
 test("topic templates: clientId and params expand; wildcards and separators are refused", () => {
