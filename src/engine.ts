@@ -77,6 +77,9 @@ export class Engine {
       dedupeIds: config.delivery.dedupe_ids,
       dedupeWindow: config.delivery.dedupe_window,
       replayBytes: config.delivery.replay_bytes,
+      publishesPerSecond: config.policy.publishes_per_second,
+      publishBytesPerSecond: config.policy.publish_bytes_per_second,
+      maxPendingPublishes: config.policy.max_pending_publishes,
     });
     this.cleanup = new CleanupWorker({
       store: this.store,

@@ -316,6 +316,12 @@ const PolicySchema = v.optional(
     max_message_bytes: positiveInt(65_536),
     /** Deepest JSON nesting of a client frame's data, and of a delivered payload sent as JSON. */
     max_json_depth: positiveInt(64),
+    /** Publishes a second per client (bursts of twice as many); past it RATE_LIMITED. */
+    publishes_per_second: positiveInt(1000),
+    /** Payload bytes a second per client (bursts of twice as many). */
+    publish_bytes_per_second: positiveInt(4 * 1024 * 1024),
+    /** Publishes of one connection waiting for their broker at once. */
+    max_pending_publishes: positiveInt(256),
   }),
   {},
 );

@@ -45,6 +45,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
  */
 export class GatewayError extends Error {
   override readonly name = "GatewayError";
+  /** For RATE_LIMITED: how long to wait before trying again, in ms. */
+  retryAfterMs?: number;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
@@ -53,6 +56,13 @@ export class GatewayError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+  }
+
+  /** RATE_LIMITED, with the wait in the message and in `retryAfterMs`. */
+  static rateLimited(what: string, retryAfterMs: number): GatewayError {
+    const e = new GatewayError("RATE_LIMITED", `${what}; retry in ${retryAfterMs} ms`);
+    e.retryAfterMs = retryAfterMs;
+    return e;
   }
 
   /** The HTTP status this error answers with on HTTP routes and before a WebSocket upgrade. */

@@ -16,6 +16,7 @@ import type { Counter, Metrics } from "./metrics.ts";
 import { LiveConnection } from "./live-connection.ts";
 import type { ConnectionOps, InFlight } from "./live-connection.ts";
 import { KeyedMutex } from "./mutex.ts";
+import { RateLimiter } from "./rate-limit.ts";
 import type { Policy } from "./policy.ts";
 import type { Scheduler, TimerId } from "./scheduler.ts";
 import { preparePayload, toBase64 } from "./payload.ts";
@@ -53,6 +54,11 @@ export interface HubOptions {
   dedupeWindow: number;
   /** Bytes of sent SSE events kept per session for Last-Event-ID replay. */
   replayBytes: number;
+  /** Per client: publishes and payload bytes a second (bursts of twice as many). */
+  publishesPerSecond: number;
+  publishBytesPerSecond: number;
+  /** Publishes of one connection waiting for their broker at once. */
+  maxPendingPublishes: number;
 }
 
 /** Options of one connection. */
@@ -85,6 +91,8 @@ export class Hub implements DeliveryHandler {
   #messagesIn: Counter;
   #messagesOut: Counter;
   #errors: Counter;
+  #publishRate: RateLimiter;
+  #byteRate: RateLimiter;
   /** One payload fanned out to many clients is prepared once (keyed by its bytes). */
   #prepared = new WeakMap<Uint8Array, PreparedPayload>();
   readonly #ops: ConnectionOps = {
@@ -98,6 +106,9 @@ export class Hub implements DeliveryHandler {
 
   constructor(options: HubOptions) {
     this.options = options;
+    const { scheduler, publishesPerSecond, publishBytesPerSecond } = options;
+    this.#publishRate = new RateLimiter(scheduler, publishesPerSecond, publishesPerSecond * 2);
+    this.#byteRate = new RateLimiter(scheduler, publishBytesPerSecond, publishBytesPerSecond * 2);
     this.endpoints = new Map(options.endpoints.map((e) => [e.name, e]));
     const m = options.metrics;
     this.#messagesIn = m.counter("mediation_messages_in_total", "Messages published by clients");
@@ -568,6 +579,34 @@ export class Hub implements DeliveryHandler {
     const endpoint = this.endpoint(name);
     const params = conn.bound.get(name) ?? {};
     this.options.policy.checkPublish(conn.clientId, name, payload.length, params, conn.principal);
+    if (conn.pendingPublishes >= this.options.maxPendingPublishes) {
+      throw GatewayError.rateLimited(
+        `${conn.pendingPublishes} publishes of this connection are waiting for the broker`,
+        100,
+      );
+    }
+    this.#limit(conn.clientId, payload.length);
+    conn.pendingPublishes++;
+    try {
+      return await this.#publishFor(conn, endpoint, payload, id);
+    } finally {
+      conn.pendingPublishes--;
+    }
+  }
+
+  /** The per-client publish rate: a token a publish, and one a byte. */
+  #limit(clientId: string, bytes: number): void {
+    const wait = this.#publishRate.take(clientId) || this.#byteRate.take(clientId, bytes);
+    if (wait > 0) throw GatewayError.rateLimited(`publish rate of ${clientId} exceeded`, wait);
+  }
+
+  async #publishFor(
+    conn: LiveConnection,
+    endpoint: Endpoint,
+    payload: Uint8Array,
+    id?: string,
+  ): Promise<Receipt> {
+    const name = endpoint.name;
     // The first publish binds the client (it then hears the endpoint), if it may subscribe.
     if (isBindable(endpoint) && !conn.bound.has(name) && this.#allowed(conn, name, {})) {
       await this.#bind(conn, name, {});
@@ -642,6 +681,7 @@ export class Hub implements DeliveryHandler {
       }
     }
     this.options.policy.checkPublish(clientId, name, payload.length, params, principal);
+    this.#limit(clientId, payload.length);
     const receipt = await endpoint.publish(clientId, { payload }, params);
     this.#messagesIn.inc({ endpoint: name });
     return receipt;

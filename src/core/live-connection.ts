@@ -46,6 +46,8 @@ export class LiveConnection implements Connection {
   readonly throttled = new Set<string>();
   /** The connection on this node this one took over: what it left unacknowledged comes again. */
   previous?: LiveConnection;
+  /** Publishes of this connection waiting for their broker. */
+  pendingPublishes = 0;
   /** How the session came back (set by the hub at connect). */
   recovery: Recovery = { recovered: true };
   /** Drops a connection whose socket never attaches. */

@@ -32,5 +32,12 @@ export type ServerFrame =
     meta?: Record<string, string | number>;
   }
   | { type: "receipt"; id: string; meta?: Record<string, string | number> }
-  | { type: "error"; code: ErrorCode; message: string; id?: string; endpoint?: string }
+  | {
+    type: "error";
+    code: ErrorCode;
+    message: string;
+    id?: string;
+    endpoint?: string;
+    retry_after_ms?: number;
+  }
   | { type: "pong" };

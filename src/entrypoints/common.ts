@@ -93,10 +93,16 @@ export function errorResponse(c: Context, engine: Engine, error: unknown): Respo
   // Client mistakes are logged at debug only: anyone can cause them, as often as they like.
   if (e.code === "INTERNAL") engine.logger.error(`[HTTP] ${c.req.method} ${c.req.path} failed`, error);
   else engine.logger.debug(`[HTTP] ${c.req.method} ${c.req.path}: ${e.code} ${e.message}`);
+  const retryAfter = e.retryAfterMs !== undefined ? Math.max(1, Math.ceil(e.retryAfterMs / 1000)) : 1;
   return c.json(
-    { type: "error", code: e.code, message: e.message },
+    {
+      type: "error",
+      code: e.code,
+      message: e.message,
+      ...(e.retryAfterMs !== undefined ? { retry_after_ms: e.retryAfterMs } : {}),
+    },
     e.status as 400,
-    e.temporary ? { "Retry-After": "1" } : {},
+    e.temporary ? { "Retry-After": String(retryAfter) } : {},
   );
 }
 

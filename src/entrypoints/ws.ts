@@ -203,7 +203,13 @@ class MultiplexedSocket extends Socket {
     this.engine.hub.recordError(e);
     if (e.code === "INTERNAL") this.engine.logger.error(`[WS] ${this.conn.clientId}`, error);
     else this.engine.logger.debug(`[WS] ${this.conn.clientId}: ${e.code} ${e.message}`);
-    this.send({ type: "error", code: e.code, message: e.message, ...(id ? { id } : {}) });
+    this.send({
+      type: "error",
+      code: e.code,
+      message: e.message,
+      ...(id ? { id } : {}),
+      ...(e.retryAfterMs !== undefined ? { retry_after_ms: e.retryAfterMs } : {}),
+    });
   }
 }
 

@@ -49,6 +49,7 @@ export interface HarnessOptions {
   /** Each node has its own clock, so a crashed node is one whose clock stops. */
   clock?: VirtualClock;
   maxInFlight?: number;
+  publishesPerSecond?: number;
 }
 
 export async function createHarness(options: HarnessOptions = {}) {
@@ -79,6 +80,9 @@ export async function createHarness(options: HarnessOptions = {}) {
     dedupeIds: 1000,
     dedupeWindow: WINDOW,
     replayBytes: 1024 * 1024,
+    publishesPerSecond: options.publishesPerSecond ?? 100_000,
+    publishBytesPerSecond: 1024 * 1024 * 1024,
+    maxPendingPublishes: 256,
   });
   hub.start();
   await chat.start(hub);

@@ -160,3 +160,20 @@ test("acks: a newer connection waits for the older one's sink to settle, so what
   await h.publish({ n: 3 });
   assert.deepEqual(newer.sink.data, [{ n: 3 }]);
 });
+
+test("limits: publishes past the client's rate are RATE_LIMITED with a retry hint; the rate refills", async () => {
+  const h = await createHarness({ publishesPerSecond: 5 });
+  const { conn } = await h.connect("c1");
+  const send = () => conn.publish("chat", new TextEncoder().encode("1"));
+  for (let i = 0; i < 10; i++) await send(); // a burst of twice the rate
+  await assert.rejects(send(), (e: GatewayError) => e.code === "RATE_LIMITED" && (e.retryAfterMs ?? 0) > 0);
+  await assert.rejects(
+    h.hub.publishDetached("c1", "chat", new TextEncoder().encode("1")),
+    (e: GatewayError) => e.code === "RATE_LIMITED",
+    "the same client over HTTP shares the budget",
+  );
+  await h.clock.advance(1000);
+  await send(); // five more a second
+  const other = await h.connect("c2");
+  await other.conn.publish("chat", new TextEncoder().encode("1")); // other clients are not affected
+});

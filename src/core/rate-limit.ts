@@ -1,0 +1,54 @@
+/**
+ * Token buckets by key (a client ID, a subject, an address), on the Scheduler's clock: `rate`
+ * tokens a second, up to `burst`. Keys whose buckets are full again are forgotten, so the map
+ * stays as small as the set of keys that were busy lately.
+ */
+import type { Scheduler } from "./scheduler.ts";
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class RateLimiter {
+  #buckets = new Map<string, Bucket>();
+  #sweepAt = 0;
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    readonly rate: number,
+    readonly burst: number,
+  ) {}
+
+  /**
+   * Takes `cost` tokens from `key`'s bucket: 0 when they were there, else how many ms until
+   * they will be (nothing is taken then).
+   */
+  take(key: string, cost = 1): number {
+    const now = this.scheduler.now();
+    this.#sweep(now);
+    const bucket = this.#buckets.get(key) ?? { tokens: this.burst, at: now };
+    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.rate);
+    bucket.at = now;
+    this.#buckets.set(key, bucket);
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost;
+      return 0;
+    }
+    return Math.ceil(((Math.min(cost, this.burst) - bucket.tokens) / this.rate) * 1000);
+  }
+
+  /** Buckets tracked now. */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /** Once a second at most: buckets that refilled completely are dropped. */
+  #sweep(now: number): void {
+    if (now < this.#sweepAt) return;
+    this.#sweepAt = now + 1000;
+    for (const [key, b] of this.#buckets) {
+      if (b.tokens + ((now - b.at) / 1000) * this.rate >= this.burst) this.#buckets.delete(key);
+    }
+  }
+}
