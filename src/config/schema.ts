@@ -256,6 +256,9 @@ const MemoryEndpointSchema = strict({
   publish_topic: topic,
   subscribe_topic: topic,
   queue_limit: positiveInt(10_000),
+  /** Payload bytes held per client (8 MiB) and for all clients of the endpoint (256 MiB). */
+  queue_bytes: positiveInt(8 * 1024 * 1024),
+  total_bytes: positiveInt(256 * 1024 * 1024),
   acl: AclSchema,
 });
 

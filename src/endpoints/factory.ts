@@ -28,6 +28,8 @@ export function createEndpoint(config: EndpointConfig, ctx: EndpointContext): En
         publishTopic: config.publish_topic,
         subscribeTopic: config.subscribe_topic,
         queueLimit: config.queue_limit,
+        queueBytes: config.queue_bytes,
+        totalBytes: config.total_bytes,
         logger: ctx.logger,
       });
     case "mqtt":

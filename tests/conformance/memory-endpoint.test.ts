@@ -19,6 +19,8 @@ endpointContract("memory", () => {
         name: "bus",
         logger: logger ?? memoryLogger(),
         queueLimit: 10_000,
+        queueBytes: 8 * 1024 * 1024,
+        totalBytes: 256 * 1024 * 1024,
         publishTopic: "inbox/{clientId}",
         subscribeTopic: "inbox/{clientId}",
       });
@@ -35,7 +37,13 @@ endpointContract("memory", () => {
 
 test("memory: a deliver that throws for one subscriber fails no publish to the topic", async () => {
   const logger = memoryLogger();
-  const endpoint = new MemoryEndpoint({ name: "chat", logger, queueLimit: 10_000 });
+  const endpoint = new MemoryEndpoint({
+    name: "chat",
+    logger,
+    queueLimit: 10_000,
+    queueBytes: 8 * 1024 * 1024,
+    totalBytes: 256 * 1024 * 1024,
+  });
   const handler = new RecordingHandler();
   await endpoint.start(handler);
   await endpoint.bindClient("a", {});
@@ -60,4 +68,32 @@ test("memory: only options without a default are optional: the config schema wri
   // The topics default to the endpoint's name, which the schema cannot know.
   const onlyUnset: Same<OptionalKeys<MemoryEndpointOptions>, "publishTopic" | "subscribeTopic"> = true;
   assert.equal(onlyUnset, true);
+});
+
+test("memory: queues are bounded in bytes per client and in all; what is dropped is counted for the resume report", async () => {
+  const endpoint = new MemoryEndpoint({
+    name: "chat",
+    logger: memoryLogger(),
+    queueLimit: 10_000,
+    queueBytes: 1000,
+    totalBytes: 1500,
+  });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  await endpoint.bindClient("a", {});
+  await endpoint.bindClient("b", {});
+  await endpoint.suspendClient("a");
+  await endpoint.suspendClient("b");
+  const payload = encodeText("x".repeat(100));
+  for (let i = 0; i < 20; i++) await endpoint.publish("sender", { payload }, {});
+  // 20 x 100 bytes each: a keeps its newest 10 (1000 bytes), b what is left of the 1500 in all.
+  assert.equal(endpoint.queued("a") + endpoint.queued("b") <= 15, true);
+  assert.ok(endpoint.queued("a") <= 10 && endpoint.queued("b") <= 10);
+  assert.equal(endpoint.takeLosses("a") + endpoint.takeLosses("b"), 40 - endpoint.queued("a") - endpoint.queued("b"));
+  assert.equal(endpoint.takeLosses("a"), 0, "counted once");
+  const big = encodeText("y".repeat(2000));
+  await endpoint.publish("sender", { payload: big }, {}); // larger than a client's bound: lost for both
+  assert.equal(endpoint.takeLosses("a"), 1);
+  await endpoint.unbindClient("a");
+  await endpoint.unbindClient("b");
 });

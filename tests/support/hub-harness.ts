@@ -57,13 +57,21 @@ export async function createHarness(options: HarnessOptions = {}) {
   const store = options.store ?? new MemorySessionStore();
   const logger = memoryLogger();
   const metrics = new Metrics();
-  const chat = new MemoryEndpoint({ name: "chat", logger, queueLimit: 10_000 });
+  const chat = new MemoryEndpoint({
+    name: "chat",
+    logger,
+    queueLimit: 10_000,
+    queueBytes: 8 * 1024 * 1024,
+    totalBytes: 256 * 1024 * 1024,
+  });
   const rooms = new MemoryEndpoint({
     name: "rooms",
     subscribeTopic: "room/{room}",
     publishTopic: "room/{room}",
     logger,
     queueLimit: 10_000,
+    queueBytes: 8 * 1024 * 1024,
+    totalBytes: 256 * 1024 * 1024,
   });
   const hub = new Hub({
     store,

@@ -31,6 +31,10 @@ export interface MemoryEndpointOptions {
   subscribeTopic?: string;
   /** Most messages held for one client; past it the oldest is dropped and logged. */
   queueLimit: number;
+  /** Most payload bytes held for one client; past it the oldest are dropped. */
+  queueBytes: number;
+  /** Most payload bytes held for all clients together; past it a client's oldest are dropped. */
+  totalBytes: number;
   logger: Logger;
 }
 
@@ -49,6 +53,8 @@ interface Binding {
   dropped: number;
   /** Dropped since the last resume report. */
   lost: number;
+  /** Payload bytes held. */
+  bytes: number;
 }
 
 interface Queued {
@@ -61,6 +67,8 @@ export class MemoryEndpoint implements BindableEndpoint {
   #options: MemoryEndpointOptions;
   #handler?: DeliveryHandler;
   #bindings = new Map<string, Binding>();
+  /** Payload bytes held for every client. */
+  #bytes = 0;
   #topics = new Map<string, Set<string>>();
 
   constructor(options: MemoryEndpointOptions) {
@@ -86,18 +94,25 @@ export class MemoryEndpoint implements BindableEndpoint {
     const inbound: InboundMessage = { payload: message.payload, meta: { topic } };
     for (const subscriber of this.#topics.get(topic) ?? []) {
       const binding = this.#bindings.get(subscriber)!;
-      if (binding.queue.length >= this.#options.queueLimit) {
-        binding.queue.shift();
-        if (binding.sent > 0) binding.sent--;
-        if (binding.redeliver > 0) binding.redeliver--;
-        binding.lost++;
-        if (binding.dropped++ === 0) {
-          this.#options.logger.warn(
-            `[Memory] Queue of ${subscriber} on ${this.name} is full; dropping its oldest messages`,
-          );
-        }
+      const size = inbound.payload.length;
+      const { queueLimit, queueBytes, totalBytes } = this.#options;
+      if (size > queueBytes || size > totalBytes) {
+        this.#lose(subscriber, binding); // larger than a queue may ever hold: lost for this client
+        continue;
+      }
+      // Bounded in count and bytes, per client and in all: the oldest of this client go first.
+      while (
+        binding.queue.length > 0 &&
+        (binding.queue.length >= queueLimit || binding.bytes + size > queueBytes ||
+          this.#bytes + size > totalBytes)
+      ) this.#dropOldest(subscriber, binding);
+      if (this.#bytes + size > totalBytes) {
+        this.#lose(subscriber, binding); // the others hold it all: no room for this client
+        continue;
       }
       binding.queue.push({ sequence: binding.next++, message: inbound });
+      binding.bytes += size;
+      this.#bytes += size;
       this.#drain(subscriber, binding);
     }
     return Promise.resolve({ meta: { topic } });
@@ -117,6 +132,7 @@ export class MemoryEndpoint implements BindableEndpoint {
       next: 1,
       dropped: 0,
       lost: 0,
+      bytes: 0,
     };
     this.#bindings.set(clientId, binding);
     let subscribers = this.#topics.get(topic);
@@ -177,6 +193,8 @@ export class MemoryEndpoint implements BindableEndpoint {
 
   #remove(clientId: string, binding: Binding): void {
     binding.active = false;
+    this.#bytes -= binding.bytes;
+    binding.bytes = 0;
     this.#bindings.delete(clientId);
     const subscribers = this.#topics.get(binding.topic);
     subscribers?.delete(clientId);
@@ -209,9 +227,32 @@ export class MemoryEndpoint implements BindableEndpoint {
   #settle(clientId: string, binding: Binding, sequence: number): void {
     if (this.#bindings.get(clientId) !== binding) return;
     while (binding.sent > 0 && binding.queue.peek()!.sequence <= sequence) {
-      binding.queue.shift();
+      this.#shift(binding);
       binding.sent--;
       if (binding.redeliver > 0) binding.redeliver--;
+    }
+  }
+
+  #shift(binding: Binding): void {
+    const size = binding.queue.shift()!.message.payload.length;
+    binding.bytes -= size;
+    this.#bytes -= size;
+  }
+
+  /** The queue is full: its oldest message is dropped, counted for the resume report. */
+  #dropOldest(clientId: string, binding: Binding): void {
+    this.#shift(binding);
+    if (binding.sent > 0) binding.sent--;
+    if (binding.redeliver > 0) binding.redeliver--;
+    this.#lose(clientId, binding);
+  }
+
+  #lose(clientId: string, binding: Binding): void {
+    binding.lost++;
+    if (binding.dropped++ === 0) {
+      this.#options.logger.warn(
+        `[Memory] Queue of ${clientId} on ${this.name} is full; dropping its oldest messages`,
+      );
     }
   }
 
