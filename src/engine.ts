@@ -7,6 +7,7 @@ import type { Endpoint } from "./core/endpoint.ts";
 import { createAuthenticator } from "./policy/auth.ts";
 import { GatewayError } from "./core/errors.ts";
 import { Hub } from "./core/hub.ts";
+import { RateLimiter } from "./core/rate-limit.ts";
 import { consoleLogger } from "./core/logger.ts";
 import type { Logger } from "./core/logger.ts";
 import { Metrics } from "./core/metrics.ts";
@@ -42,6 +43,8 @@ export class Engine {
   readonly cleanup: CleanupWorker;
   readonly nodeId: string;
   readonly auth: Authenticator;
+  /** New connections a second, by client address and by subject. */
+  readonly connectionRate: RateLimiter;
   #started = false;
 
   constructor(readonly config: Config, options: EngineOptions = {}) {
@@ -49,6 +52,8 @@ export class Engine {
     this.logger = options.logger ?? consoleLogger(config.log.level);
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
     this.auth = createAuthenticator(config.auth, this.scheduler);
+    const perSecond = config.policy.connections_per_second;
+    this.connectionRate = new RateLimiter(this.scheduler, perSecond, perSecond * 2);
     this.store = options.store ?? createSessionStore(config.session, this.logger, this.metrics);
     const endpoints = options.endpoints ?? config.endpoints.map((e) =>
       createEndpoint(e, {

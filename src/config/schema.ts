@@ -325,6 +325,8 @@ const PolicySchema = v.optional(
     publish_bytes_per_second: positiveInt(4 * 1024 * 1024),
     /** Publishes of one connection waiting for their broker at once. */
     max_pending_publishes: positiveInt(256),
+    /** New connections a second per client address and per subject (bursts of twice as many). */
+    connections_per_second: positiveInt(50),
   }),
   {},
 );

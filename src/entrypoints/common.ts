@@ -42,11 +42,15 @@ export interface Admitted extends Identity {
  * its client ID (the header, the query parameter, a fresh UUID, or the configured claim). Throws
  * FORBIDDEN (origin, client ID of another claim), UNAUTHENTICATED, BAD_CLIENT_ID.
  */
-export async function admit(c: Context, engine: Engine): Promise<Admitted> {
+export async function admit(c: Context, engine: Engine, connecting = false): Promise<Admitted> {
   const authorization = c.req.header("authorization");
   const credential = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? c.req.query(TOKEN_QUERY);
   checkOrigin(c, engine, credential !== undefined);
   const principal = await engine.auth.authenticate(credential);
+  if (principal && connecting) {
+    const wait = engine.connectionRate.take(`subject:${principal.subject}`);
+    if (wait > 0) throw GatewayError.rateLimited(`too many connections for ${principal.subject}`, wait);
+  }
   const identity = resolveIdentity(c.req.header(CLIENT_ID_HEADER), c.req.query(CLIENT_ID_QUERY));
   const claim = engine.config.auth.jwt?.client_id_claim;
   if (principal && claim) {

@@ -34,7 +34,7 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   const { engine, hooks } = ctx;
   let conn: Connection;
   try {
-    const { clientId, principal } = await admit(c, engine);
+    const { clientId, principal } = await admit(c, engine, true);
     if (rawEndpoint !== undefined) requireEndpoints(engine, [rawEndpoint]);
     const refused = checkHandshake(c.req.raw.headers);
     if (refused) {

@@ -87,7 +87,8 @@ before(async () => {
     startGateway(
       currentRuntime,
       server() +
-        `auth: { type: api_key, api_keys: [{ key: sensor-key-1, subject: sensor-fleet }] }\n${ENDPOINTS}\n`,
+        `auth: { type: api_key, api_keys: [{ key: sensor-key-1, subject: sensor-fleet }, { key: other-key, subject: other }] }\n` +
+        `policy: { connections_per_second: 2 }\n${ENDPOINTS}\n`,
     ),
     startGateway(currentRuntime, server(', allowed_origins: ["https://app.example"]') + ENDPOINTS + "\n"),
     startGateway(
@@ -295,4 +296,21 @@ test(`security (${currentRuntime}): ACLs decide who publishes and subscribes wit
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(back.socket.messages("rooms"), []);
   await back.socket.close();
+});
+
+test(`security (${currentRuntime}): new connections per subject are rate limited (429 with Retry-After), others unaffected`, async () => {
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    statuses.push((await upgradeAnswer(keyGw, `/ws?clientId=${unique("burst")}&token=sensor-key-1`)).status);
+  }
+  assert.ok(
+    statuses.filter((s) => s === 101).length <= 5,
+    `a burst of twice the rate, then refused: ${statuses}`,
+  );
+  assert.ok(statuses.includes(429), `${statuses}`);
+  const limited = await upgradeAnswer(keyGw, `/ws?clientId=${unique("burst")}&token=sensor-key-1`);
+  assert.equal(limited.status, 429);
+  assert.equal(JSON.parse(limited.body).code, "RATE_LIMITED");
+  assert.ok(JSON.parse(limited.body).retry_after_ms > 0);
+  assert.equal((await upgradeAnswer(keyGw, `/ws?clientId=${unique("other")}&token=other-key`)).status, 101);
 });
