@@ -92,6 +92,11 @@ const ServerSchema = v.optional(
     ),
     idle_timeout: duration("60s"),
     max_buffered_bytes: positiveInt(1024 * 1024),
+    /**
+     * A client whose unsent bytes stay past max_buffered_bytes this long is closed (WebSocket 1008
+     * "too slow"; an SSE stream ends). Its session is kept for the reconnection window.
+     */
+    slow_client_timeout: duration("30s"),
     shutdown_timeout: duration("10s"),
     sse_ping_interval: duration("15s"),
     /** The `retry:` every SSE stream starts with: how soon a browser's EventSource comes back. */
@@ -114,69 +119,143 @@ const ServerSchema = v.optional(
   {},
 );
 
-/** Keys of a plain Redis (RESP over TCP) connection, as in the seed's config: not supported yet. */
-const PLAIN_REDIS_KEYS = ["addr", "username", "password", "db"] as const;
-
-const plainRedisProblem = (keys: readonly string[]) =>
-  `plain Redis over TCP${keys.length > 1 ? ` (${keys.join(", ")})` : ""} is not supported yet; ` +
-  `use url: (the Upstash REST API, or a REST proxy in front of Redis, see README "Several nodes") and token:`;
+/**
+ * `session.redis`: plain Redis over RESP (`addr`, or a `redis://` / `rediss://` url, with
+ * `username`, `password`, `db`) or the Upstash REST API (an `http(s)://` url with `token` and
+ * `encoding`). Exactly one of `url` and `addr`; each transport's keys only with it. The output
+ * names its transport, as RedisSessionStoreOptions takes it.
+ */
+const REDIS_URL = "a redis://, rediss:// or http(s):// URL";
 
 const redisUrl = v.pipe(
-  text("an http(s):// URL"),
-  v.regex(/^https?:\/\/\S+$/, expected("an http(s):// URL")),
+  text(REDIS_URL),
+  v.regex(/^(rediss?|https?):\/\/\S+$/, expected(REDIS_URL)),
+  v.check((url) => URL.canParse(url), expected(REDIS_URL)),
 );
-const redisToken = text("the REST token");
+const redisAddr = v.pipe(
+  v.string(expected('a "host:port"')),
+  v.regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:/@\[\]]+):\d{1,5}$/, expected('a "host:port"')),
+);
+/** A password may be empty (the seed's `password: ""`): no AUTH. */
+const redisPassword = v.string(expected("a string"));
+
+/** Keys of each transport, refused with the other. */
+const RESP_ONLY = ["username", "password", "db"] as const;
+const REST_ONLY = ["token", "encoding"] as const;
 
 const isMapping = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
+const isRest = (url: unknown) => typeof url === "string" && /^https?:/i.test(url);
+
+/** host, port, credentials and db of a redis:// url (what it leaves out is undefined). */
+function respUrl(text: string) {
+  const url = new URL(text);
+  const db = url.pathname.replace(/^\//, "");
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ""),
+    port: url.port ? Number(url.port) : 6379,
+    tls: url.protocol === "rediss:",
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    db: db === "" ? undefined : Number(db),
+  };
+}
+
 const RedisSchema = v.pipe(
-  strict(
-    {
-      url: v.optional(redisUrl),
-      token: v.optional(redisToken),
-      keyPrefix: v.optional(
-        v.pipe(
-          v.string(expected("a key prefix")),
-          v.regex(/^[^\s~]*$/, expected("a key prefix without spaces or ~")),
-        ),
-        "mediation:session:",
+  strict({
+    url: v.optional(redisUrl),
+    addr: v.optional(redisAddr),
+    token: v.optional(text("the REST token")),
+    /** `base64` (Upstash's default) or `none` for REST proxies that do not encode responses. */
+    encoding: v.optional(v.picklist(["base64", "none"], expected('"base64" or "none"'))),
+    username: v.optional(text("an ACL user name")),
+    password: v.optional(redisPassword),
+    db: v.optional(wholeNumber("a database number (0 or more)", 0)),
+    keyPrefix: v.optional(
+      v.pipe(
+        v.string(expected("a key prefix")),
+        v.regex(/^[^\s~]*$/, expected("a key prefix without spaces or ~")),
       ),
-      /** `base64` (Upstash's default) or `none` for REST proxies that do not encode responses. */
-      encoding: v.optional(v.picklist(["base64", "none"], expected('"base64" or "none"')), "base64"),
-      /** Longest wait for one round trip before the store counts as unreachable. */
-      timeout: duration("3s"),
-      // Refused below with what to use instead (one line for all of them, not one per key).
-      addr: v.optional(v.unknown()),
-      username: v.optional(v.unknown()),
-      password: v.optional(v.unknown()),
-      db: v.optional(v.unknown()),
-    },
-    "a mapping",
-    PLAIN_REDIS_KEYS,
-  ),
+      "mediation:session:",
+    ),
+    /** Longest wait for one round trip before the store counts as unreachable. */
+    timeout: duration("3s"),
+  }),
   v.rawCheck(({ dataset, addIssue }) => {
     const redis = dataset.value;
     if (!isMapping(redis)) return;
     const at = (key: string): [v.ObjectPathItem] => [
       { type: "object", origin: "value", input: redis, key, value: redis[key] },
     ];
-    const plain = PLAIN_REDIS_KEYS.filter((key) => key in redis);
-    if (plain.length > 0) return addIssue({ message: plainRedisProblem(plain), path: at(plain[0]) });
-    for (const [key, schema] of [["url", redisUrl], ["token", redisToken]] as const) {
-      const nothing = v.safeParse(schema, undefined);
-      if (!(key in redis) && !nothing.success) {
-        addIssue({ message: nothing.issues[0].message, path: at(key) });
+    if ("url" in redis && "addr" in redis) {
+      return addIssue({ message: "expected url or addr, got both", path: at("addr") });
+    }
+    if (!("url" in redis) && !("addr" in redis)) {
+      return addIssue({
+        message: `expected "host:port" (plain Redis), or url: ${REDIS_URL}, got nothing`,
+        path: at("addr"),
+      });
+    }
+    // Which transport a url that is not one selects cannot be told: its own problem says enough.
+    if ("url" in redis && !v.is(redisUrl, redis.url)) return;
+    if (isRest(redis.url)) {
+      if (!("token" in redis)) {
+        addIssue({ message: "expected the REST token, got nothing", path: at("token") });
+      }
+      for (const key of RESP_ONLY.filter((k) => k in redis)) {
+        addIssue({
+          message: `only for plain Redis (addr, or a redis:// url); the REST API at url takes token`,
+          path: at(key),
+        });
+      }
+      return;
+    }
+    for (const key of REST_ONLY.filter((k) => k in redis)) {
+      addIssue({
+        message: `only for the REST API (an http(s):// url); plain Redis takes password (and username)`,
+        path: at(key),
+      });
+    }
+    if (typeof redis.url === "string" && URL.canParse(redis.url)) {
+      const fromUrl = respUrl(redis.url);
+      for (const key of RESP_ONLY.filter((k) => k in redis && fromUrl[k] !== undefined)) {
+        addIssue({ message: `expected it in url or here, got both`, path: at(key) });
+      }
+      if (fromUrl.db !== undefined && !(Number.isInteger(fromUrl.db) && fromUrl.db >= 0)) {
+        addIssue({
+          message: `expected a database number as the url's path (/0), got ${show(redis.url)}`,
+          path: at("url"),
+        });
       }
     }
   }),
-  v.transform(({ url, token, keyPrefix, encoding, timeout }) => ({
-    url: url!,
-    token: token!,
-    keyPrefix,
-    encoding,
-    timeout,
-  })),
+  v.transform(({ url, addr, token, encoding, username, password, db, keyPrefix, timeout }) => {
+    if (url !== undefined && isRest(url)) {
+      return {
+        transport: "rest" as const,
+        url,
+        token: token!,
+        encoding: encoding ?? "base64",
+        keyPrefix,
+        timeout,
+      };
+    }
+    const at = url !== undefined
+      ? respUrl(url)
+      : { ...respUrl(`redis://${addr}`), username: undefined, password: undefined, db: undefined };
+    return {
+      transport: "resp" as const,
+      host: at.host,
+      port: at.port,
+      tls: at.tls,
+      username: username ?? at.username,
+      password: password ?? at.password ?? "",
+      db: db ?? at.db ?? 0,
+      keyPrefix,
+      timeout,
+    };
+  }),
 );
 
 const sessionTimes = {
@@ -203,7 +282,7 @@ const SessionSchema = v.pipe(
   v.forward(
     v.check(
       (s) => s.type !== "redis" || s.redis !== undefined,
-      "expected a mapping with url and token (session.type is redis), got nothing",
+      "expected a mapping with addr (plain Redis) or url (session.type is redis), got nothing",
     ),
     ["redis"],
   ),

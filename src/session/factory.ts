@@ -23,11 +23,7 @@ export function createSessionStore(
         "Requests to the session store",
       );
       return new RedisSessionStore({
-        url: redis.url,
-        token: redis.token,
-        keyPrefix: redis.keyPrefix,
-        encoding: redis.encoding,
-        timeout: redis.timeout,
+        ...redis,
         onUnreadable: (clientId, problem) =>
           logger.error(`[SessionStore] Skipping unreadable session record of ${clientId}: ${problem}`),
         onRoundTrip: () => roundTrips.inc(),

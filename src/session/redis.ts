@@ -1,7 +1,8 @@
 /**
- * RedisSessionStore: sessions in Redis through @upstash/redis (the Upstash REST API or any REST
- * proxy of it), shared by every gateway node. The rules are those of the SessionStore port in
- * src/core/session.ts.
+ * RedisSessionStore: sessions in Redis, shared by every gateway node, over either transport of
+ * redis-wire.ts: RESP over TCP (ioredis, redis-resp.ts) or the Upstash REST API (@upstash/redis,
+ * redis-upstash.ts). Both send the same scripts to the same keys, so nodes on either can share
+ * one Redis. The rules are those of the SessionStore port in src/core/session.ts.
  *
  * Layout, under `keyPrefix` (default `mediation:session:`):
  * - `{prefix}{clientId}`: a hash with a field per session attribute and per subscription
@@ -33,7 +34,6 @@
  * deadline, counted from each write (the store needs no clock): a record nobody can clean up
  * (unreadable, or its cleanup kept failing) does not stay forever.
  */
-import { Redis } from "@upstash/redis";
 import { GatewayError } from "../core/errors.ts";
 import type {
   Attach,
@@ -62,13 +62,27 @@ import {
   TAKE_REPLAY,
   WRITE,
 } from "./redis-scripts.ts";
+import { RespWire } from "./redis-resp.ts";
+import type { RespWireOptions } from "./redis-resp.ts";
+import { UpstashWire } from "./redis-upstash.ts";
+import type { UpstashWireOptions } from "./redis-upstash.ts";
+import { wireScript } from "./redis-wire.ts";
+import type { RedisWire, WireScript } from "./redis-wire.ts";
 
-export interface RedisSessionStoreOptions {
-  url: string;
-  token: string;
+/** The Upstash REST API (or a REST proxy of it). */
+export interface RestTransport extends UpstashWireOptions {
+  transport: "rest";
+}
+
+/** RESP over TCP (or TLS): a plain Redis. */
+export interface RespTransport extends RespWireOptions {
+  transport: "resp";
+}
+
+export type RedisSessionStoreOptions = (RestTransport | RespTransport) & RedisStoreSettings;
+
+export interface RedisStoreSettings {
   keyPrefix?: string;
-  /** `base64` for Upstash; `none` for REST proxies that answer in plain JSON. */
-  encoding?: "base64" | "none";
   /** Longest wait for one round trip, in ms; past it the store counts as unreachable. */
   timeout?: number;
   /** Reports records that cannot be read (written by another version, or damaged). */
@@ -86,11 +100,14 @@ const PROBE = "bWVkaWF0aW9uLXByb2Jl";
 /** How long a key outlives its deadline, as a safety net, in ms. */
 const RETENTION_MS = 24 * 60 * 60 * 1000;
 
-type Script = ReturnType<Redis["createScript"]>;
+/** The start-up check: a script that hands back its argument. */
+const PROBE_SCRIPT = wireScript("return ARGV[1]");
+
+type Script = WireScript;
 
 export class RedisSessionStore implements SessionStore {
   readonly #prefix: string;
-  readonly #redis: Redis;
+  readonly #wire: RedisWire;
   readonly #index: string;
   readonly #leases: string;
   readonly #options: RedisSessionStoreOptions;
@@ -121,17 +138,10 @@ export class RedisSessionStore implements SessionStore {
     this.#index = `${this.#prefix}~deadlines`;
     this.#leases = `${this.#prefix}~leases`;
     const timeout = options.timeout ?? 3000;
-    this.#redis = new Redis({
-      url: options.url,
-      token: options.token,
-      responseEncoding: options.encoding === "none" ? false : "base64",
-      automaticDeserialization: false,
-      enableTelemetry: false,
-      // One quick retry for a dropped request; an outage answers within about `timeout`.
-      retry: { retries: 1, backoff: () => 50 },
-      signal: () => AbortSignal.timeout(timeout),
-    });
-    const script = (text: string) => this.#redis.createScript(text);
+    this.#wire = options.transport === "resp"
+      ? new RespWire(options, timeout)
+      : new UpstashWire(options, timeout);
+    const script = wireScript;
     this.#scripts = {
       get: script(GET),
       write: script(WRITE),
@@ -155,7 +165,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async get(clientId: string): Promise<Session | undefined> {
-    const fields = await this.#call(() => this.#scripts.get.exec([this.#key(clientId)], [])) as
+    const fields = await this.#call(() => this.#wire.eval(this.#scripts.get, [this.#key(clientId)], [])) as
       | string[]
       | null;
     if (!fields || fields.length === 0) return undefined;
@@ -214,10 +224,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async listExpired(now: number, limit: number): Promise<string[]> {
-    const ids = await this.#call(() =>
-      this.#redis.zrange(this.#index, "-inf", `(${now}`, { byScore: true, offset: 0, count: limit })
-    );
-    return ids as string[];
+    return await this.#call(() => this.#wire.zrangeByScore(this.#index, "-inf", `(${now}`, 0, limit));
   }
 
   async claimExpired(clientId: string, now: number, claimTtl: number): Promise<Session | undefined> {
@@ -233,7 +240,7 @@ export class RedisSessionStore implements SessionStore {
     if (!session) {
       // Reported once: out of the index, so it never fills a cleanup batch again. The key is left
       // for an operator to look at.
-      await this.#call(() => this.#redis.zrem(this.#index, clientId));
+      await this.#call(() => this.#wire.zrem(this.#index, clientId));
     }
     return session;
   }
@@ -244,7 +251,7 @@ export class RedisSessionStore implements SessionStore {
     const keys = [this.#index, this.#leases, ...leases.map((l) => this.#key(l.clientId))];
     const args = [String(now), String(leaseUntil), String(deadline), String(ttl(deadline, leaseUntil))];
     for (const { clientId, epoch } of leases) args.push(clientId, String(epoch));
-    const pairs = await this.#call(() => this.#scripts.renew.exec(keys, args)) as string[];
+    const pairs = await this.#call(() => this.#wire.eval(this.#scripts.renew, keys, args)) as string[];
     const lost: LostLease[] = [];
     for (let i = 0; i + 1 < pairs.length; i += 2) {
       lost.push({ clientId: pairs[i], reason: pairs[i + 1] === "taken" ? "taken" : "expired" });
@@ -316,13 +323,15 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * One round trip that also checks the response encoding: an ECHO must come back unchanged.
-   * A mismatch (`encoding: base64` against a REST server that does not encode) is a
-   * configuration error, not an outage: it rejects with a non-temporary error naming the setting.
+   * One round trip that checks what the store relies on: scripts run (a Redis that refuses
+   * EVALSHA, a wrong password or db fail on RESP with a non-temporary error naming the setting),
+   * and the script's answer comes back unchanged. A mismatch (`encoding: base64` against a REST
+   * server that does not encode) is a configuration error, not an outage: it rejects with a
+   * non-temporary error naming the setting.
    */
   async ping(): Promise<void> {
-    const echoed = await this.#call(() => this.#redis.echo(PROBE));
-    if (echoed !== PROBE) {
+    const echoed = await this.#call(() => this.#wire.eval(PROBE_SCRIPT, [], [PROBE]));
+    if (echoed !== PROBE && this.#options.transport === "rest") {
       const encoding = this.#options.encoding ?? "base64";
       throw new GatewayError(
         "STORE_UNAVAILABLE",
@@ -332,6 +341,7 @@ export class RedisSessionStore implements SessionStore {
         false,
       );
     }
+    if (echoed !== PROBE) throw this.#unexpected("the store", "probe", echoed);
   }
 
   /**
@@ -349,14 +359,15 @@ export class RedisSessionStore implements SessionStore {
 
   async counts(now: number): Promise<{ connected: number; disconnected: number }> {
     const [sessions, connected] = await this.#call(() =>
-      this.#scripts.counts.exec([this.#index, this.#leases], [String(now), String(RETENTION_MS)])
+      this.#wire.eval(this.#scripts.counts, [this.#index, this.#leases], [String(now), String(RETENTION_MS)])
     ) as [number, number];
     return { connected, disconnected: sessions - connected };
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
-    return Promise.resolve();
+    await this.#wire.close();
   }
 
   async #write(session: Session, expected: string): Promise<unknown> {
@@ -377,7 +388,8 @@ export class RedisSessionStore implements SessionStore {
     await this.#verify();
     const key = this.#key(clientId);
     return await this.#call(() =>
-      script.exec(
+      this.#wire.eval(
+        script,
         [key, this.#index, this.#leases, `${key}~pub`, `${key}~pubt`, `${key}~sse`, `${key}~sseb`],
         [clientId, ...args],
       )
@@ -391,6 +403,8 @@ export class RedisSessionStore implements SessionStore {
     try {
       return await request();
     } catch (error) {
+      // A setting Redis refused (redis-resp.ts): waiting will not cure it.
+      if (error instanceof GatewayError && !error.temporary) throw error;
       const reason = error instanceof Error ? error.message : String(error);
       throw new GatewayError("STORE_UNAVAILABLE", `session store unreachable: ${reason}`, true, {
         cause: error,

@@ -1,7 +1,9 @@
 /**
- * Redis test support. The gateway reaches Redis through @upstash/redis, so tests put the npm
- * package @humanwhocodes/upstash-redis-server (the Upstash REST API over a real Redis) in front
- * of the shared Redis on 127.0.0.1:6379, or in front of a private redis-server they can stop.
+ * Redis test support, for both transports of the Redis session store: RESP over TCP straight to
+ * the shared Redis on 127.0.0.1:6379 (RespRedis), and the Upstash REST API through the npm
+ * package @humanwhocodes/upstash-redis-server in front of it (RedisProxy). Either may point at a
+ * private redis-server a test can stop (PrivateRedis). Both are a TestRedis: a store on it, the
+ * `session.redis` config block that reaches it, raw commands as an operator would send them.
  * Every test uses a key prefix of its own and removes its keys afterwards.
  */
 import { spawn } from "node:child_process";
@@ -10,8 +12,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { Redis } from "ioredis";
 import { RedisSessionStore } from "../../src/session/redis.ts";
-import type { RedisSessionStoreOptions } from "../../src/session/redis.ts";
+import type { RedisStoreSettings, RestTransport } from "../../src/session/redis.ts";
 import { accepts, freePort, running } from "./net.ts";
 import { ROOT } from "./runtime.ts";
 
@@ -39,8 +42,86 @@ async function kill(child: ChildProcess | undefined, signal: NodeJS.Signals = "S
   while (running(child.pid)) await new Promise((r) => setTimeout(r, 20));
 }
 
+/** Options a test may set on a store: the store's settings, and the REST encoding. */
+export type TestStoreOptions = Partial<RedisStoreSettings & Pick<RestTransport, "encoding">>;
+
+/** A Redis as one transport of the store reaches it. */
+export interface TestRedis {
+  readonly transport: "rest" | "resp";
+  /** A session store over this transport. */
+  store(prefix: string, options?: TestStoreOptions): RedisSessionStore;
+  /** The `session.redis` flow mapping that reaches it, e.g. `{ addr: "127.0.0.1:6379", ... }`. */
+  config(prefix: string, timeout?: string): string;
+  /** One raw Redis command, as an operator (or another program) would send it. */
+  command(...args: Array<string | number>): Promise<unknown>;
+  /** Deletes every key under `prefix`. */
+  drop(prefix: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Deletes every key under `prefix` with one script. */
+const DROP = "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 0";
+
+/** RESP over TCP, as the store's RESP transport reaches Redis: no proxy in between. */
+export class RespRedis implements TestRedis {
+  readonly transport = "resp";
+  readonly host: string;
+  readonly port: number;
+  #admin?: Redis;
+
+  constructor(readonly redisUrl = REDIS_URL) {
+    const url = new URL(redisUrl);
+    this.host = url.hostname;
+    this.port = Number(url.port || 6379);
+  }
+
+  static start(redisUrl = REDIS_URL): Promise<RespRedis> {
+    return Promise.resolve(new RespRedis(redisUrl));
+  }
+
+  get addr(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  store(prefix: string, options: TestStoreOptions = {}): RedisSessionStore {
+    const { encoding: _rest, ...settings } = options;
+    return new RedisSessionStore({
+      transport: "resp",
+      host: this.host,
+      port: this.port,
+      keyPrefix: prefix,
+      ...settings,
+    });
+  }
+
+  config(prefix: string, timeout = "3s"): string {
+    return `{ addr: "${this.addr}", password: "", db: 0, keyPrefix: "${prefix}", timeout: ${timeout} }`;
+  }
+
+  async command(...args: Array<string | number>): Promise<unknown> {
+    this.#admin ??= new Redis({ host: this.host, port: this.port, maxRetriesPerRequest: 1 });
+    const [name, ...rest] = args;
+    return await this.#admin.call(String(name), ...rest);
+  }
+
+  async drop(prefix: string): Promise<void> {
+    await this.command("EVAL", DROP, 0, `${prefix}*`);
+  }
+
+  async stop(): Promise<void> {
+    await this.#admin?.quit().catch(() => this.#admin?.disconnect());
+    this.#admin = undefined;
+  }
+}
+
+/** Both transports over the Redis at `redisUrl` (the REST one through a proxy it starts). */
+export async function bothTransports(redisUrl = REDIS_URL): Promise<TestRedis[]> {
+  return [await RespRedis.start(redisUrl), await RedisProxy.start(redisUrl)];
+}
+
 /** The Upstash REST API on a free port, served by a Node process over `redisUrl`. */
-export class RedisProxy {
+export class RedisProxy implements TestRedis {
+  readonly transport = "rest";
   readonly token = crypto.randomUUID();
   #child?: ChildProcess;
   private constructor(readonly port: number, readonly redisUrl: string) {}
@@ -60,14 +141,19 @@ export class RedisProxy {
   }
 
   /** A session store over this proxy (which answers in plain JSON: encoding none). */
-  store(prefix: string, options: Partial<RedisSessionStoreOptions> = {}): RedisSessionStore {
+  store(prefix: string, options: TestStoreOptions = {}): RedisSessionStore {
     return new RedisSessionStore({
+      transport: "rest",
       url: this.url,
       token: this.token,
       keyPrefix: prefix,
       encoding: "none",
       ...options,
     });
+  }
+
+  config(prefix: string, timeout = "3s"): string {
+    return `{ url: "${this.url}", token: "${this.token}", keyPrefix: "${prefix}", encoding: none, timeout: ${timeout} }`;
   }
 
   /** One raw Redis command, as an operator (or another program) would send it. */
@@ -84,12 +170,7 @@ export class RedisProxy {
 
   /** Deletes every key under `prefix`. */
   async drop(prefix: string): Promise<void> {
-    await this.command(
-      "EVAL",
-      "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end return 0",
-      0,
-      `${prefix}*`,
-    );
+    await this.command("EVAL", DROP, 0, `${prefix}*`);
   }
 
   async stop(): Promise<void> {
@@ -103,8 +184,12 @@ export class PrivateRedis {
   readonly dir = mkdtempSync(join(tmpdir(), "redis-"));
   private constructor(readonly port: number) {}
 
-  static async start(): Promise<PrivateRedis> {
+  /** `args`: more redis-server options, e.g. `["--requirepass", "s3cret"]`. */
+  #extra: string[] = [];
+
+  static async start(args: string[] = []): Promise<PrivateRedis> {
     const redis = new PrivateRedis(await freePort());
+    redis.#extra = args;
     await redis.resume();
     return redis;
   }
@@ -128,6 +213,7 @@ export class PrivateRedis {
         "",
         "--appendonly",
         "yes",
+        ...this.#extra,
       ],
       { stdio: "ignore" },
     );

@@ -88,6 +88,7 @@ endpoints:
   assert.equal(config.session.type, "redis");
   assert.equal(config.session.lease, 10_000);
   assert.deepEqual(config.session.redis, {
+    transport: "rest",
     url: "https://x.upstash.io",
     token: "t",
     keyPrefix: "mediation:session:",
@@ -109,7 +110,7 @@ endpoints:
   - { name: k, type: kafka, brokers: [localhost], publish_topic: a, subscribe_topic: b, start_from: middle }
 `),
     [
-      "session.redis: expected a mapping with url and token (session.type is redis), got nothing",
+      "session.redis: expected a mapping with addr (plain Redis) or url (session.type is redis), got nothing",
       "session.lease: expected at least 1s, got 200 ms",
       'endpoints[0].brokers[0]: expected a "host:port", got "localhost"',
       'endpoints[0].start_from: expected "latest" or "earliest", got "middle"',
@@ -117,11 +118,11 @@ endpoints:
   );
   assert.deepEqual(
     problems(`
-session: { type: redis, redis: { url: redis://x, token: t, encoding: gzip } }
+session: { type: redis, redis: { url: mongodb://x, token: t, encoding: gzip } }
 endpoints: [{ name: a, type: memory }]
 `),
     [
-      'session.redis.url: expected an http(s):// URL, got "redis://x"',
+      'session.redis.url: expected a redis://, rediss:// or http(s):// URL, got "mongodb://x"',
       'session.redis.encoding: expected "base64" or "none", got "gzip"',
     ],
   );
@@ -169,8 +170,6 @@ session:
     keyPrefix: "mediation:session:"
 `;
 const CHAT = "endpoints: [{ name: chat, type: memory }]\n";
-const PLAIN_REDIS =
-  'is not supported yet; use url: (the Upstash REST API, or a REST proxy in front of Redis, see README "Several nodes") and token:';
 
 test("config: the seed's session block starts: with type memory its redis: mapping is ignored, with a warning", () => {
   const { config, warnings } = parseConfig(SEED_SESSION + CHAT, {});
@@ -186,36 +185,112 @@ test("config: the seed's session block starts: with type memory its redis: mappi
   assert.deepEqual(parseConfig("session: { type: memory }\n" + CHAT, {}).warnings, []);
 });
 
-test("config: with type redis, plain-Redis keys (addr, username, password, db) are refused in one line saying what to use", () => {
-  assert.deepEqual(problems(SEED_SESSION.replace('"memory"', '"redis"') + CHAT), [
-    `session.redis.addr: plain Redis over TCP (addr, password, db) ${PLAIN_REDIS}`,
-  ]);
-  assert.deepEqual(
-    problems(
-      'session: { type: redis, redis: { url: "https://x.upstash.io", token: t, password: "" } }\n' + CHAT,
-    ),
-    [`session.redis.password: plain Redis over TCP ${PLAIN_REDIS}`],
-  );
-  assert.deepEqual(problems("session: { type: redis, redis: { username: u, db: 1 } }\n" + CHAT), [
-    `session.redis.username: plain Redis over TCP (username, db) ${PLAIN_REDIS}`,
-  ]);
-  // a missing url or token says what it is (it said "expected a mapping")
-  assert.deepEqual(problems("session: { type: redis, redis: { keyPrefix: p } }\n" + CHAT), [
-    "session.redis.url: expected an http(s):// URL, got nothing",
-    "session.redis.token: expected the REST token, got nothing",
-  ]);
-  const { config, warnings } = parseConfig(
-    'session: { type: redis, redis: { url: "https://x.upstash.io", token: t, keyPrefix: "p:" } }\n' + CHAT,
-    {},
-  );
+test("config: with type redis, the seed's block selects plain Redis over RESP, as written", () => {
+  const { config, warnings } = parseConfig(SEED_SESSION.replace('"memory"', '"redis"') + CHAT, {});
   assert.deepEqual(warnings, []);
   assert.deepEqual(config.session.redis, {
+    transport: "resp",
+    host: "localhost",
+    port: 6379,
+    tls: false,
+    username: undefined,
+    password: "",
+    db: 0,
+    keyPrefix: "mediation:session:",
+    timeout: 3000,
+  });
+  // secrets from the environment stay text; the db from the environment is a number
+  const env = { REDIS_PASSWORD: "1234", REDIS_DB: "2" };
+  const fromEnv = parseConfig(
+    'session: { type: redis, redis: { addr: "10.0.0.5:6380", username: app, password: "${REDIS_PASSWORD}", db: "${REDIS_DB}" } }\n' +
+      CHAT,
+    env,
+  ).config.session.redis;
+  assert.deepEqual(
+    [
+      fromEnv?.transport,
+      fromEnv?.transport === "resp" &&
+      [fromEnv.host, fromEnv.port, fromEnv.username, fromEnv.password, fromEnv.db],
+    ],
+    ["resp", ["10.0.0.5", 6380, "app", "1234", 2]],
+  );
+});
+
+test("config: redis:// and rediss:// urls select RESP (TLS for rediss), https:// with a token the REST API", () => {
+  const redisOf = (block: string) =>
+    parseConfig(`session: { type: redis, redis: ${block} }\n` + CHAT, {}).config.session.redis;
+  assert.deepEqual(redisOf('{ url: "rediss://app:p%40ss@cache.example:6380/3" }'), {
+    transport: "resp",
+    host: "cache.example",
+    port: 6380,
+    tls: true,
+    username: "app",
+    password: "p@ss",
+    db: 3,
+    keyPrefix: "mediation:session:",
+    timeout: 3000,
+  });
+  assert.deepEqual(redisOf('{ url: "redis://127.0.0.1", password: s, timeout: 1s }'), {
+    transport: "resp",
+    host: "127.0.0.1",
+    port: 6379,
+    tls: false,
+    username: undefined,
+    password: "s",
+    db: 0,
+    keyPrefix: "mediation:session:",
+    timeout: 1000,
+  });
+  assert.deepEqual(redisOf('{ url: "https://x.upstash.io", token: t, keyPrefix: "p:" }'), {
+    transport: "rest",
     url: "https://x.upstash.io",
     token: "t",
     keyPrefix: "p:",
     encoding: "base64",
     timeout: 3000,
   });
+});
+
+test("config: with type redis, exactly one of url and addr, and each transport's keys only with it", () => {
+  assert.deepEqual(problems("session: { type: redis, redis: { keyPrefix: p } }\n" + CHAT), [
+    'session.redis.addr: expected "host:port" (plain Redis), or url: a redis://, rediss:// or http(s):// URL, got nothing',
+  ]);
+  assert.deepEqual(
+    problems('session: { type: redis, redis: { url: "redis://h:1", addr: "h:1" } }\n' + CHAT),
+    ["session.redis.addr: expected url or addr, got both"],
+  );
+  assert.deepEqual(
+    problems(
+      'session: { type: redis, redis: { url: "https://x.upstash.io", password: "", db: 1 } }\n' + CHAT,
+    ),
+    [
+      "session.redis.token: expected the REST token, got nothing",
+      "session.redis.password: only for plain Redis (addr, or a redis:// url); the REST API at url takes token",
+      "session.redis.db: only for plain Redis (addr, or a redis:// url); the REST API at url takes token",
+    ],
+  );
+  assert.deepEqual(
+    problems('session: { type: redis, redis: { addr: "h:6379", token: t, encoding: none } }\n' + CHAT),
+    [
+      "session.redis.token: only for the REST API (an http(s):// url); plain Redis takes password (and username)",
+      "session.redis.encoding: only for the REST API (an http(s):// url); plain Redis takes password (and username)",
+    ],
+  );
+  assert.deepEqual(
+    problems("session: { type: redis, redis: { addr: localhost, db: -1, password: 1234 } }\n" + CHAT),
+    [
+      'session.redis.addr: expected a "host:port", got "localhost"',
+      "session.redis.password: expected a string, got 1234",
+      "session.redis.db: expected a database number (0 or more), got -1",
+    ],
+  );
+  assert.deepEqual(
+    problems('session: { type: redis, redis: { url: "redis://:a@h/x", password: b } }\n' + CHAT),
+    [
+      "session.redis.password: expected it in url or here, got both",
+      'session.redis.url: expected a database number as the url\'s path (/0), got "redis://:a@h/x"',
+    ],
+  );
 });
 
 test("config: an unknown key in any mapping stops start-up at its own key path, with a did-you-mean when one is close", () => {
