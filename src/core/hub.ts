@@ -698,16 +698,45 @@ export class Hub implements DeliveryHandler {
     if (bound && !sameParams(bound, params)) {
       throw new GatewayError("BAD_FRAME", `already bound to "${name}" with other params; unsubscribe first`);
     }
-    if (!bound) await this.#bind(conn, name, params);
+    if (!bound) await this.#bind(conn, name, params, true);
   }
 
-  /** Binds once per client-endpoint pair; concurrent callers share the same bind. */
-  #bind(conn: LiveConnection, name: string, params: Record<string, string>): Promise<void> {
+  /**
+   * Binds once per client-endpoint pair; concurrent callers with the same params share the same
+   * bind. One with other params waits for the bind under way, then is judged against its result:
+   * with `exact` (a subscribe) a binding with other params is a BAD_FRAME; otherwise (a first
+   * publish) any binding will do.
+   */
+  async #bind(
+    conn: LiveConnection,
+    name: string,
+    params: Record<string, string>,
+    exact = false,
+  ): Promise<void> {
     const pending = conn.binding.get(name);
-    if (pending) return pending;
+    if (pending && sameParams(pending.params, params)) return await pending.done;
+    if (pending) {
+      await pending.done.catch(() => {});
+      const bound = conn.bound.get(name);
+      if (bound && exact && !sameParams(bound, params)) {
+        throw new GatewayError(
+          "BAD_FRAME",
+          `already bound to "${name}" with other params; unsubscribe first`,
+        );
+      }
+      if (bound) return;
+      return await this.#bind(conn, name, params, exact);
+    }
     const bind = this.#locks.run(conn.clientId, async () => {
       this.#requireOwner(conn);
-      if (conn.bound.has(name)) return;
+      const bound = conn.bound.get(name);
+      if (bound && exact && !sameParams(bound, params)) {
+        throw new GatewayError(
+          "BAD_FRAME",
+          `already bound to "${name}" with other params; unsubscribe first`,
+        );
+      }
+      if (bound) return;
       const endpoint = this.endpoint(name);
       if (!isBindable(endpoint)) return;
       this.options.logger.info(
@@ -723,9 +752,11 @@ export class Hub implements DeliveryHandler {
       });
       await endpoint.bindClient(conn.clientId, params);
       conn.bound.set(name, params);
-    }).finally(() => conn.binding.delete(name));
-    conn.binding.set(name, bind);
-    return bind;
+    }).finally(() => {
+      if (conn.binding.get(name)?.done === bind) conn.binding.delete(name);
+    });
+    conn.binding.set(name, { params, done: bind });
+    return await bind;
   }
 
   /**

@@ -35,7 +35,7 @@ export class LiveConnection implements Connection {
   sink?: DeliverySink;
   readonly bound: Map<string, Record<string, string>>;
   /** Binds under way, so publishes that arrive meanwhile keep their order behind them. */
-  readonly binding = new Map<string, Promise<void>>();
+  readonly binding = new Map<string, { params: Record<string, string>; done: Promise<void> }>();
   /** Last delivery sequence per endpoint. */
   readonly sequences = new Map<string, number>();
   /** Endpoints whose delivery was refused for back-pressure, waiting for the socket to drain. */

@@ -174,3 +174,19 @@ test("hub: a delivery whose sink throws is retried as base64, and a broken sink 
   assert.equal(h.chat.queued("c1"), 1, "what was not written stays with the endpoint");
   await h.publish({ n: 4 }); // and publishing goes on for everyone
 });
+
+test("hub: concurrent subscribes with different params: the second is judged against the first's binding", async () => {
+  const h = await createHarness();
+  const { conn } = await h.connect("c1");
+  const first = conn.subscribe("rooms", { room: "a" });
+  const second = conn.subscribe("rooms", { room: "b" });
+  await first;
+  await assert.rejects(second, (e: GatewayError) => e.code === "BAD_FRAME" && /other params/.test(e.message));
+  // A first publish that cannot bind (rooms needs its param) does not fail a subscribe that can.
+  const other = await h.connect("c2");
+  const publishing = other.conn.publish("rooms", new TextEncoder().encode("1"));
+  const subscribing = other.conn.subscribe("rooms", { room: "a" });
+  await assert.rejects(publishing, /needs the param "room"/);
+  await subscribing;
+  assert.deepEqual([...other.conn.bound], [["rooms", { room: "a" }]]);
+});
