@@ -99,7 +99,7 @@ export class RespRedis implements TestRedis {
   }
 
   async command(...args: Array<string | number>): Promise<unknown> {
-    this.#admin ??= new Redis({ host: this.host, port: this.port, maxRetriesPerRequest: 1 });
+    this.#admin ??= new Redis(this.redisUrl, { maxRetriesPerRequest: 1 });
     const [name, ...rest] = args;
     return await this.#admin.call(String(name), ...rest);
   }
