@@ -1,8 +1,9 @@
 /**
  * `deno task bench:sessions` / `npm run bench:sessions`: what the Redis session store costs a
  * connect and a resume, against the memory store, in one run, with the gateway under Deno and
- * under Bun. Redis is the real one on 127.0.0.1:6379 behind the Upstash REST API (the npm
- * package @humanwhocodes/upstash-redis-server), as in the tests.
+ * under Bun. Redis is the real one on 127.0.0.1:6379, on each transport of the store: RESP over
+ * TCP (ioredis), and the Upstash REST API through the npm package
+ * @humanwhocodes/upstash-redis-server, as in the tests.
  *
  * Each gateway gets CLIENTS WebSocket clients, CONCURRENCY at a time: connect (until the welcome
  * frame), subscribe to a memory endpoint, close; then every one comes back and resumes. Figures:
@@ -14,7 +15,7 @@
 import process from "node:process";
 import { startGateway } from "../tests/support/gateway-process.ts";
 import type { Gateway } from "../tests/support/gateway-process.ts";
-import { keyPrefix, RedisProxy } from "../tests/support/redis.ts";
+import { keyPrefix, RedisProxy, RespRedis } from "../tests/support/redis.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
 import { TestSocket } from "../tests/support/ws-client.ts";
 import { percentile } from "./measure.ts";
@@ -96,44 +97,45 @@ async function run(gw: Gateway, label: string) {
 
 const fmt = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
 const proxy = await RedisProxy.start();
+const resp = new RespRedis();
 const rows: string[] = [];
 try {
   for (const runtime of ["deno", "bun"] as Runtime[]) {
     const prefix = keyPrefix("bench");
-    const redisStore = `type: redis, redis: { url: "${proxy.url}", token: "${proxy.token}", ` +
-      `keyPrefix: "${prefix}", encoding: none }`;
-    const [memoryGw, redisGw] = await Promise.all([
+    const [memoryGw, respGw, restGw] = await Promise.all([
       startGateway(runtime, config("type: memory")),
-      startGateway(runtime, config(redisStore)),
+      startGateway(runtime, config(`type: redis, redis: ${resp.config(prefix)}`)),
+      startGateway(runtime, config(`type: redis, redis: ${proxy.config(prefix)}`)),
     ]);
     try {
       const m = await run(memoryGw, `bench-${runtime}-m`);
-      const r = await run(redisGw, `bench-${runtime}-r`);
-      const row = (figure: string, a: number, b: number, digits: number, ratio = true) =>
+      const r = await run(respGw, `bench-${runtime}-resp`);
+      const h = await run(restGw, `bench-${runtime}-rest`);
+      const row = (figure: string, key: keyof typeof m, digits: number, ratio = true) =>
         rows.push(
-          `| ${runtime} | ${figure} | ${fmt(a, digits)} | ${fmt(b, digits)} | ${
-            ratio ? fmt(b / a, 2) : "-"
-          } |`,
+          `| ${runtime} | ${figure} | ${fmt(m[key], digits)} | ${fmt(r[key], digits)} | ${
+            fmt(h[key], digits)
+          } | ${ratio ? `${fmt(r[key] / m[key], 2)} / ${fmt(h[key] / m[key], 2)}` : "-"} |`,
         );
-      row("store round trips per connect", m.connectTrips, r.connectTrips, 2, false);
-      row("store round trips per resume", m.resumeTrips, r.resumeTrips, 2, false);
-      row("connect p50 (ms)", m.connectP50, r.connectP50, 2);
-      row("connect p99 (ms)", m.connectP99, r.connectP99, 2);
-      row("resume p50 (ms)", m.resumeP50, r.resumeP50, 2);
-      row("resume p99 (ms)", m.resumeP99, r.resumeP99, 2);
-      row("sessions resumed per second", m.resumedPerSecond, r.resumedPerSecond, 0);
+      row("store round trips per connect", "connectTrips", 2, false);
+      row("store round trips per resume", "resumeTrips", 2, false);
+      row("connect p50 (ms)", "connectP50", 2);
+      row("connect p99 (ms)", "connectP99", 2);
+      row("resume p50 (ms)", "resumeP50", 2);
+      row("resume p99 (ms)", "resumeP99", 2);
+      row("sessions resumed per second", "resumedPerSecond", 0);
     } finally {
-      await Promise.all([memoryGw.stop("SIGTERM"), redisGw.stop("SIGTERM")]);
-      await proxy.drop(prefix);
+      await Promise.all([memoryGw.stop("SIGTERM"), respGw.stop("SIGTERM"), restGw.stop("SIGTERM")]);
+      await resp.drop(prefix);
     }
   }
 } finally {
   await proxy.stop();
+  await resp.stop();
 }
 console.log(
-  `\n${CLIENTS} clients, ${CONCURRENCY} at a time; memory endpoint; Redis through the Upstash REST API\n\n` +
-    `| gateway runtime | figure | memory store | redis store | redis / memory |\n| --- | --- | --- | --- | --- |\n${
-      rows.join("\n")
-    }`,
+  `\n${CLIENTS} clients, ${CONCURRENCY} at a time; memory endpoint; Redis over RESP, and through the Upstash REST API\n\n` +
+    `| gateway runtime | figure | memory store | redis (resp) | redis (rest) | resp / memory, rest / memory |\n` +
+    `| --- | --- | --- | --- | --- | --- |\n${rows.join("\n")}`,
 );
 process.exit(0);
