@@ -89,7 +89,10 @@ test("memory: queues are bounded in bytes per client and in all; what is dropped
   // 20 x 100 bytes each: a keeps its newest 10 (1000 bytes), b what is left of the 1500 in all.
   assert.equal(endpoint.queued("a") + endpoint.queued("b") <= 15, true);
   assert.ok(endpoint.queued("a") <= 10 && endpoint.queued("b") <= 10);
-  assert.equal(endpoint.takeLosses("a") + endpoint.takeLosses("b"), 40 - endpoint.queued("a") - endpoint.queued("b"));
+  assert.equal(
+    endpoint.takeLosses("a") + endpoint.takeLosses("b"),
+    40 - endpoint.queued("a") - endpoint.queued("b"),
+  );
   assert.equal(endpoint.takeLosses("a"), 0, "counted once");
   const big = encodeText("y".repeat(2000));
   await endpoint.publish("sender", { payload: big }, {}); // larger than a client's bound: lost for both
