@@ -232,14 +232,7 @@ export class KafkaEndpoint implements BindableEndpoint {
    */
   async #startOffsets(groupId: string, topic: string): Promise<Map<number, string>> {
     try {
-      const [committed] = await this.#admin.fetchOffsets({ groupId, topics: [topic] }).catch(
-        async (error) => {
-          if ((error as { type?: string }).type !== "UNKNOWN_TOPIC_OR_PARTITION") throw error;
-          // A topic of its own per client is usual: made on first bind, with the broker's defaults.
-          await this.#admin.createTopics({ topics: [{ topic }] });
-          return await this.#admin.fetchOffsets({ groupId, topics: [topic] });
-        },
-      );
+      const committed = await this.#committedOffsets(groupId, topic);
       const missing = new Set(committed.partitions.filter((p) => p.offset === "-1").map((p) => p.partition));
       if (missing.size === 0) return new Map();
       const ends = await this.#admin.fetchTopicOffsets(topic);
@@ -251,6 +244,29 @@ export class KafkaEndpoint implements BindableEndpoint {
       );
     } catch (error) {
       throw this.#unavailable(`cannot find the starting offsets of ${groupId} on ${topic}`, error);
+    }
+  }
+
+  /**
+   * The group's committed offsets on `topic`, creating the topic (the broker's defaults) when it
+   * does not exist: a topic of its own per client is usual, made on first bind. The admin is
+   * shared, and kafkajs refreshes the metadata of every topic it was asked about, so while other
+   * clients' new topics are being made this one's look-up can fail with their "unknown topic":
+   * tried again a few times, a little later each.
+   */
+  async #committedOffsets(groupId: string, topic: string) {
+    for (let attempt = 1;; attempt++) {
+      try {
+        const [committed] = await this.#admin.fetchOffsets({ groupId, topics: [topic] });
+        return committed;
+      } catch (error) {
+        const unknown = (error as { type?: string }).type === "UNKNOWN_TOPIC_OR_PARTITION";
+        if (!unknown || attempt === TOPIC_ATTEMPTS) throw error;
+        await this.#admin.createTopics({ topics: [{ topic }] }).catch((e) =>
+          this.#options.logger.debug(`[Kafka] ${this.name}: creating ${topic}: ${(e as Error).message}`)
+        );
+        await this.#options.scheduler.sleep(100 * attempt);
+      }
     }
   }
 
@@ -280,6 +296,8 @@ export class KafkaEndpoint implements BindableEndpoint {
 }
 
 const GROUP_ID_NOT_FOUND = 69;
+/** Look-ups of a client's topic before a bind gives up (see #committedOffsets). */
+const TOPIC_ATTEMPTS = 6;
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
