@@ -70,6 +70,8 @@ export class KafkaEndpoint implements BindableEndpoint {
   #producer: Producer;
   #admin: Admin;
   #consumers: ClientConsumers;
+  /** Start-position look-ups, one after another (see #startOffsets). */
+  #lookups: Promise<unknown> = Promise.resolve();
   #publisher: KeyedProducer;
 
   constructor(options: KafkaEndpointOptions) {
@@ -230,7 +232,15 @@ export class KafkaEndpoint implements BindableEndpoint {
    * topic's end (`latest`) or beginning (`earliest`) now, before the bind is confirmed. Creates
    * the topic if it does not exist.
    */
-  async #startOffsets(groupId: string, topic: string): Promise<Map<number, string>> {
+  #startOffsets(groupId: string, topic: string): Promise<Map<number, string>> {
+    // One look-up at a time: the shared admin refreshes the metadata of every topic it was ever
+    // asked about, so a topic asked about and not made yet fails every other bind's look-up.
+    const next = this.#lookups.then(() => this.#lookUpStart(groupId, topic));
+    this.#lookups = next.catch(() => {});
+    return next;
+  }
+
+  async #lookUpStart(groupId: string, topic: string): Promise<Map<number, string>> {
     try {
       const committed = await this.#committedOffsets(groupId, topic);
       const missing = new Set(committed.partitions.filter((p) => p.offset === "-1").map((p) => p.partition));
@@ -260,7 +270,8 @@ export class KafkaEndpoint implements BindableEndpoint {
         const [committed] = await this.#admin.fetchOffsets({ groupId, topics: [topic] });
         return committed;
       } catch (error) {
-        const unknown = (error as { type?: string }).type === "UNKNOWN_TOPIC_OR_PARTITION";
+        const unknown = (error as { type?: string }).type === "UNKNOWN_TOPIC_OR_PARTITION" ||
+          /does not host this topic-partition/.test((error as Error).message);
         if (!unknown || attempt === TOPIC_ATTEMPTS) throw error;
         await this.#admin.createTopics({ topics: [{ topic }] }).catch((e) =>
           this.#options.logger.debug(`[Kafka] ${this.name}: creating ${topic}: ${(e as Error).message}`)
