@@ -85,6 +85,7 @@ export class Engine {
       publishesPerSecond: config.policy.publishes_per_second,
       publishBytesPerSecond: config.policy.publish_bytes_per_second,
       maxPendingPublishes: config.policy.max_pending_publishes,
+      sessionsPerSubject: config.policy.sessions_per_subject,
     });
     this.cleanup = new CleanupWorker({
       store: this.store,

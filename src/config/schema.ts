@@ -406,6 +406,8 @@ const PolicySchema = v.optional(
     max_pending_publishes: positiveInt(256),
     /** New connections a second per client address and per subject (bursts of twice as many). */
     connections_per_second: positiveInt(50),
+    /** Most sessions one authenticated subject may hold at once (auth on). */
+    sessions_per_subject: positiveInt(1000),
   }),
   {},
 );

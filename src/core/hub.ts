@@ -59,6 +59,8 @@ export interface HubOptions {
   publishBytesPerSecond: number;
   /** Publishes of one connection waiting for their broker at once. */
   maxPendingPublishes: number;
+  /** Most sessions one authenticated subject may hold. */
+  sessionsPerSubject: number;
 }
 
 /** Options of one connection. */
@@ -275,9 +277,18 @@ export class Hub implements DeliveryHandler {
           // write to it.
           freshEpoch: Math.max(lastEpoch + 1, now),
           subject: options.principal?.subject,
+          maxSessions: options.principal ? this.options.sessionsPerSubject : undefined,
         });
         if (taken.outcome === "forbidden") {
           throw new GatewayError("FORBIDDEN", `client ID ${clientId} belongs to another subject`);
+        }
+        if (taken.outcome === "limited") {
+          throw new GatewayError(
+            "RATE_LIMITED",
+            `${
+              options.principal!.subject
+            } holds ${this.options.sessionsPerSubject} sessions already (policy.sessions_per_subject)`,
+          );
         }
         if (taken.outcome !== "expired") {
           const conn = this.#attach(taken.session, taken.outcome === "resumed", transport, carried, options);

@@ -67,6 +67,8 @@ export interface Attach {
   freshEpoch: number;
   /** The connecting client's authenticated subject; a session of another subject is not taken. */
   subject?: string;
+  /** Most sessions one subject may hold: a connect that would make one more is `limited`. */
+  maxSessions?: number;
 }
 
 /**
@@ -76,7 +78,8 @@ export interface Attach {
 export type Taken =
   | { outcome: "created" | "resumed"; session: Session }
   | { outcome: "expired" }
-  | { outcome: "forbidden" };
+  | { outcome: "forbidden" }
+  | { outcome: "limited" };
 
 /**
  * What reserving a publish `id` found: `new` (the caller publishes, then completes the
@@ -138,6 +141,8 @@ export interface SessionStore {
    * session within its deadline that belongs to another subject than `attach.subject` is left
    * as it is, reported as forbidden (neither resumed nor taken over). The subject is recorded
    * on the session a subject creates or takes (a session made without one is taken by the first).
+   * A subject that holds `attach.maxSessions` sessions gets `limited` for a new one (nothing is
+   * written); its existing sessions are resumed as usual.
    */
   connect(clientId: string, attach: Attach): Promise<Taken>;
   /**

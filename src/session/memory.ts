@@ -31,6 +31,8 @@ interface Publish {
 }
 
 export class MemorySessionStore implements SessionStore {
+  /** Client IDs of each subject's sessions (for `maxSessions`). */
+  #subjects = new Map<string, Set<string>>();
   #entries = new Map<string, Entry>();
 
   get(clientId: string): Promise<Session | undefined> {
@@ -61,6 +63,7 @@ export class MemorySessionStore implements SessionStore {
       reconnectionDeadline: deadline,
     } as const;
     if (!entry) {
+      if (!this.#own(attach, clientId)) return Promise.resolve({ outcome: "limited" });
       const session: Session = { clientId, epoch: attach.freshEpoch, subscriptions: [], ...held };
       if (attach.subject !== undefined) session.subject = attach.subject;
       this.#put(session);
@@ -72,6 +75,9 @@ export class MemorySessionStore implements SessionStore {
     }
     if (stored.subject !== undefined && attach.subject !== stored.subject) {
       return Promise.resolve({ outcome: "forbidden" });
+    }
+    if (stored.subject === undefined && !this.#own(attach, clientId)) {
+      return Promise.resolve({ outcome: "limited" });
     }
     const session: Session = { ...stored, ...held, epoch: stored.epoch + 1 };
     if (attach.subject !== undefined) session.subject = attach.subject;
@@ -112,6 +118,8 @@ export class MemorySessionStore implements SessionStore {
     const entry = this.#entries.get(clientId);
     if (!entry || entry.session.epoch !== expectedEpoch) return Promise.resolve(false);
     this.#entries.delete(clientId);
+    const subject = entry.session.subject;
+    if (subject !== undefined) this.#subjects.get(subject)?.delete(clientId);
     return Promise.resolve(true);
   }
 
@@ -231,6 +239,16 @@ export class MemorySessionStore implements SessionStore {
    * there: any cleanup claim is void. The publish ledger and the replay log stay: they are
    * independent of the epoch.
    */
+  /** Counts `clientId` as one of the subject's sessions, unless it holds its maximum already. */
+  #own(attach: Attach, clientId: string): boolean {
+    if (attach.subject === undefined) return true;
+    let owned = this.#subjects.get(attach.subject);
+    if (!owned) this.#subjects.set(attach.subject, owned = new Set());
+    if (attach.maxSessions !== undefined && owned.size >= attach.maxSessions) return false;
+    owned.add(clientId);
+    return true;
+  }
+
   #put(session: Session): void {
     const { publishes, replay } = this.#entries.get(session.clientId) ?? {};
     this.#entries.set(session.clientId, { session, publishes, replay });

@@ -44,18 +44,42 @@ return 1
 `;
 
 /**
- * ARGV: id, now, node, leaseUntil, deadline, ttl, freshEpoch, subject ('' for none). A
+ * Counts a session as one of its subject's: ARGV[8] the subject, ARGV[9] the most it may hold
+ * ('' for no bound), ARGV[10] the key prefix. The subject's set is `{prefix}~subject:{subject}`;
+ * members whose session key is gone (expired by its TTL) are pruned when the set is full, so the
+ * bound counts live sessions. Returns false when the subject holds its maximum.
+ */
+const OWN = `
+local function own(id)
+  if ARGV[8] == '' then return true end
+  local set = ARGV[10] .. '~subject:' .. ARGV[8]
+  if ARGV[9] ~= '' and redis.call('SCARD', set) >= tonumber(ARGV[9]) then
+    for _, member in ipairs(redis.call('SMEMBERS', set)) do
+      if redis.call('EXISTS', ARGV[10] .. member) == 0 then redis.call('SREM', set, member) end
+    end
+    if redis.call('SCARD', set) >= tonumber(ARGV[9]) then return false end
+  end
+  redis.call('SADD', set, id)
+  redis.call('PEXPIRE', set, ARGV[6])
+  return true
+end
+`;
+
+/**
+ * ARGV: id, now, node, leaseUntil, deadline, ttl, freshEpoch, subject ('' for none), maxSessions
+ * ('' for none), keyPrefix. A
  * connecting client takes its session: created if absent, taken (epoch + 1) if within its
  * deadline. Returns {outcome, fields}: created, resumed, expired (left alone for the caller to
  * clean up), forbidden (another subject's), or unreadable (a key of another type, or an epoch or
  * deadline that is not a number).
  */
-export const CONNECT = INDEX + `
+export const CONNECT = INDEX + OWN + `
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind ~= 'hash' and kind ~= 'none' then return {'unreadable', {}} end
 local held = {'state', 'connected', 'node', ARGV[3], 'connectedAt', ARGV[2], 'lease', ARGV[4], 'deadline', ARGV[5]}
 local outcome = 'created'
 if kind == 'none' then
+  if not own(ARGV[1]) then return {'limited', {}} end
   redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
   redis.call('HSET', KEYS[1], 'epoch', ARGV[7], unpack(held))
   if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'subject', ARGV[8]) end
@@ -68,6 +92,7 @@ else
   if deadline and tonumber(deadline) < tonumber(ARGV[2]) then return {'expired', redis.call('HGETALL', KEYS[1])} end
   local owner = redis.call('HGET', KEYS[1], 'subject')
   if owner and owner ~= ARGV[8] then return {'forbidden', {}} end
+  if not owner and not own(ARGV[1]) then return {'limited', {}} end
   if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'subject', ARGV[8]) end
   redis.call('HDEL', KEYS[1], 'disconnectedAt', 'claim')
   redis.call('HINCRBY', KEYS[1], 'epoch', 1)
@@ -94,9 +119,14 @@ if ARGV[4] == '' then redis.call('HDEL', KEYS[1], ARGV[3]) else redis.call('HSET
 return 1
 `;
 
-/** ARGV: id, expectedEpoch. The publish ledger and the replay log go with the session. */
+/**
+ * ARGV: id, expectedEpoch, keyPrefix. The publish ledger and the replay log go with the session,
+ * and it leaves its subject's set.
+ */
 export const DELETE = `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
+local subject = redis.call('HGET', KEYS[1], 'subject')
+if subject then redis.call('SREM', ARGV[3] .. '~subject:' .. subject, ARGV[1]) end
 redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])

@@ -190,8 +190,10 @@ export class RedisSessionStore implements SessionStore {
       String(ttl(deadline, now)),
       String(freshEpoch),
       attach.subject ?? "",
+      attach.maxSessions === undefined ? "" : String(attach.maxSessions),
+      this.#prefix,
     ]) as [string, string[]];
-    if (outcome === "forbidden") return { outcome };
+    if (outcome === "forbidden" || outcome === "limited") return { outcome };
     // An expired record is read too: one that cannot be read is refused here, not claimed.
     if (outcome === "expired") {
       this.#decode(clientId, fields, true);
@@ -220,7 +222,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async delete(clientId: string, expectedEpoch: number): Promise<boolean> {
-    return await this.#eval(this.#scripts.delete, clientId, [String(expectedEpoch)]) === 1;
+    return await this.#eval(this.#scripts.delete, clientId, [String(expectedEpoch), this.#prefix]) === 1;
   }
 
   async listExpired(now: number, limit: number): Promise<string[]> {

@@ -292,6 +292,34 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
   );
 
   run(
+    "connect: a subject holds at most maxSessions sessions; deleting one makes room",
+    async (store, peer) => {
+      const subject = id("subject");
+      const attach = (now: number) => ({
+        nodeId: "n1",
+        now,
+        leaseUntil: now + 15_000,
+        deadline: now + 315_000,
+        freshEpoch: 3,
+        subject,
+        maxSessions: 2,
+      });
+      const [a, b, c] = [id("a"), id("b"), id("c")];
+      assert.equal((await store.connect(a, attach(T0))).outcome, "created");
+      assert.equal((await peer.connect(b, attach(T0))).outcome, "created");
+      assert.deepEqual(await store.connect(c, attach(T0)), { outcome: "limited" }, "a third is refused");
+      assert.equal(await store.get(c), undefined, "and nothing written");
+      assert.equal((await peer.connect(a, attach(T0 + 1))).outcome, "resumed", "its own come back");
+      assert.ok(await store.delete(b, 3));
+      assert.equal((await store.connect(c, attach(T0 + 2))).outcome, "created", "room again");
+      assert.equal(
+        (await store.connect(id("other"), { ...attach(T0), subject: id("s2") })).outcome,
+        "created",
+      );
+    },
+  );
+
+  run(
     "connect: creates, then takes within the deadline (epoch + 1), leaves an expired one alone",
     async (store, peer) => {
       const c = id("c");

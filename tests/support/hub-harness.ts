@@ -91,6 +91,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     publishesPerSecond: options.publishesPerSecond ?? 100_000,
     publishBytesPerSecond: 1024 * 1024 * 1024,
     maxPendingPublishes: 256,
+    sessionsPerSubject: 1000,
   });
   hub.start();
   await chat.start(hub);
