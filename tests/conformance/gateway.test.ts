@@ -32,6 +32,8 @@ let kafka: TestKafka;
 let quiet: QuietStream;
 const kafkaNs = kafkaNamespace("gateway");
 const prefix = keyPrefix("gateway");
+// Its own: gateways with different endpoints must not clean up each other's sessions.
+const memPrefix = keyPrefix("gateway-mem");
 before(async () => {
   proxy = await RedisProxy.start();
   kafka = await startKafka();
@@ -45,7 +47,7 @@ before(async () => {
     startGateway(currentRuntime, kafkaGatewayConfig(kafka.brokers, kafkaNs)),
     startGateway(
       currentRuntime,
-      withRedisStore(GATEWAY_CONFIG, { url: proxy.url, token: proxy.token, prefix }),
+      withRedisStore(GATEWAY_CONFIG, { url: proxy.url, token: proxy.token, prefix: memPrefix }),
     ),
   ]);
   // Stays quiet while the other scenarios run; checked by the last test.
@@ -55,6 +57,7 @@ after(async () => {
   await Promise.all([gw, mqttGw, redisGw, kafkaGw, redisMemGw].map((g) => g?.stop("SIGKILL")));
   await kafka.stop();
   await proxy.drop(prefix);
+  await proxy.drop(memPrefix);
   await proxy.stop();
 });
 
