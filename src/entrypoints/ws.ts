@@ -8,6 +8,13 @@
  * HTTP error the client can read, not a socket that opens and dies. The handshake is checked
  * first, as the runtimes check it: a request the runtime would refuse must not take a session
  * over (and close its owner with 4409) before failing.
+ *
+ * Limits (README "Limits"): a frame longer than `maxFrameBytes` closes the socket with 1009
+ * (Bun refuses it before buffering it; Deno has no such option and hands it over whole). Every
+ * frame the gateway writes goes through one path that watches the socket's send buffer: past
+ * `server.max_buffered_bytes` deliveries wait (the broker keeps them) and replies still go, but a
+ * client whose replies alone add that much again, or whose buffer stays past it for
+ * `server.slow_client_timeout`, is closed with 1008 "too slow" instead of buffered without bound.
  */
 import type { Context, Hono } from "hono";
 import type { WSContext, WSEvents } from "hono/ws";
@@ -17,13 +24,28 @@ import { CLIENT_ID_HEADER } from "../core/identity.ts";
 import { messageFrame } from "../core/message-frame.ts";
 import { encodeData, encodeText } from "../core/payload.ts";
 import type { ClientFrame, ServerFrame } from "../core/protocol.ts";
+import type { TimerId } from "../core/scheduler.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
+import type { Config } from "../config/schema.ts";
 import type { Engine } from "../engine.ts";
 import type { EntrypointContext } from "./common.ts";
 import { admit, errorResponse, queryParams, requireEndpoints } from "./common.ts";
 import { checkHandshake } from "./handshake.ts";
 
 const OPEN = 1;
+/** The standard's "message too big". */
+const MESSAGE_TOO_BIG = 1009;
+/** Room for a frame's envelope (`type`, `endpoint`, `id`) around a full-size payload, as the policy allows. */
+const FRAME_ENVELOPE_BYTES = 1024;
+const encoder = new TextEncoder();
+
+/**
+ * The longest WebSocket message a client may send: `policy.max_message_bytes` plus room for
+ * the envelope. Adapters hand it to the runtime where it can refuse longer ones unread.
+ */
+export function maxFrameBytes(config: Config): number {
+  return config.policy.max_message_bytes + FRAME_ENVELOPE_BYTES;
+}
 
 export function wsRoutes(app: Hono, path: string, ctx: EntrypointContext): void {
   app.get(path, (c) => upgrade(c, ctx, undefined));
@@ -63,11 +85,20 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   return c.json({ type: "error", code: "BAD_REQUEST", message: "WebSocket upgrade failed" }, 400);
 }
 
-/** Common socket plumbing: the delivery sink, ordered frame handling, close. */
+/**
+ * Common socket plumbing: the delivery sink, ordered frame handling, the one write path with
+ * its back-pressure rules, close.
+ */
 abstract class Socket {
   protected ws?: WSContext;
   /** Frames are handled in arrival order, after the connection opened. */
   protected ready: Promise<unknown> = new Promise(() => {});
+  /** Set once the gateway closed the socket itself: frames still arriving are not handled. */
+  #closing = false;
+  /** Bytes of replies written since the send buffer was last within max_buffered_bytes. */
+  #overflow = 0;
+  /** Runs while the send buffer is past max_buffered_bytes; closes the socket when it fires. */
+  #slowTimer?: TimerId;
 
   constructor(
     protected engine: Engine,
@@ -86,10 +117,12 @@ abstract class Socket {
       },
       onMessage: (evt) => {
         const data = evt.data;
-        this.ready = this.ready.then(() => this.received(data)).catch((error) => this.failed(error));
+        if (this.#closing || this.#tooLarge(data)) return;
+        this.ready = this.ready.then(() => this.#closing ? undefined : this.received(data))
+          .catch((error) => this.failed(error));
       },
-      onClose: () => void this.conn.close(),
-      onError: () => void this.conn.close(),
+      onClose: () => this.#closed(),
+      onError: () => this.#closed(),
     };
   }
 
@@ -102,27 +135,114 @@ abstract class Socket {
   /** A client frame could not be handled: tell the client. */
   protected abstract failed(error: unknown): void;
 
-  #writable(ws: WSContext): boolean {
+  /**
+   * Writes a reply (welcome, receipt, error, pong). Replies are owed to the client, so they go
+   * out past max_buffered_bytes too, but a client that keeps asking while reading nothing is
+   * closed once its replies alone add that much again. Returns whether the frame was written.
+   */
+  protected reply(text: string): boolean {
+    const ws = this.ws;
+    if (!ws || this.#closing || !this.#open(ws)) return false;
+    if (!this.#writable(ws)) {
+      this.#overflow += text.length;
+      if (this.#overflow > this.engine.config.server.max_buffered_bytes) {
+        this.#tooSlow(ws, "its replies piled up unread");
+        return false;
+      }
+    }
+    return this.#send(ws, text);
+  }
+
+  /** Closes the socket for good; frames still arriving are not handled. */
+  protected close(code: number, reason: string): void {
+    this.#closing = true;
+    this.#stopSlowClock();
+    try {
+      this.ws?.close(code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  #open(ws: WSContext): boolean {
+    // The native socket's state is live; a WSContext's may be a snapshot of when it was made.
     const raw = ws.raw as { readyState?: number } | undefined;
-    return (raw?.readyState ?? ws.readyState) === OPEN &&
-      this.bufferedAmount(ws.raw) <= this.engine.config.server.max_buffered_bytes;
+    return (raw?.readyState ?? ws.readyState) === OPEN;
+  }
+
+  /** Open, and the send buffer within max_buffered_bytes; past it, the slow-client clock runs. */
+  #writable(ws: WSContext): boolean {
+    if (this.#closing || !this.#open(ws)) return false;
+    if (this.bufferedAmount(ws.raw) <= this.engine.config.server.max_buffered_bytes) {
+      this.#overflow = 0;
+      this.#stopSlowClock();
+      return true;
+    }
+    this.#slowTimer ??= this.engine.scheduler.setTimeout(() => {
+      this.#slowTimer = undefined;
+      const { max_buffered_bytes } = this.engine.config.server;
+      if (!this.#closing && this.#open(ws) && this.bufferedAmount(ws.raw) > max_buffered_bytes) {
+        this.#tooSlow(ws, "its send buffer stayed full");
+      }
+    }, this.engine.config.server.slow_client_timeout);
+    return false;
+  }
+
+  /** One frame to the runtime. A frame the runtime did not take leaves a gap: the socket ends. */
+  #send(ws: WSContext, data: string | Uint8Array<ArrayBuffer>): boolean {
+    try {
+      ws.send(data);
+      return true;
+    } catch {
+      // Bun drops a frame past its back-pressure limit (the adapter turns that into a throw).
+      if (this.#open(ws)) this.#tooSlow(ws, "the runtime dropped a frame");
+      return false;
+    }
+  }
+
+  #tooSlow(ws: WSContext, why: string): void {
+    // Anyone can be slow: debug only, like other client mistakes.
+    this.engine.logger.debug(
+      `[WS] ${this.conn.clientId} is too slow (${why}, ${this.bufferedAmount(ws.raw)} bytes unsent); closing`,
+    );
+    this.#end(CloseCode.POLICY, "too slow");
+  }
+
+  /** A frame past maxFrameBytes (a runtime without a limit of its own handed it over): 1009. */
+  #tooLarge(data: unknown): boolean {
+    const limit = maxFrameBytes(this.engine.config);
+    if (!exceeds(data, limit)) return false;
+    this.engine.logger.debug(`[WS] ${this.conn.clientId}: a frame exceeds ${limit} bytes; closing`);
+    this.#end(MESSAGE_TOO_BIG, `TOO_LARGE: frame exceeds ${limit} bytes`);
+    return true;
+  }
+
+  /**
+   * The gateway ends the connection: the session lets go at once. Deno completes the close only
+   * once the client reads what was sent (a client that reads nothing keeps its TCP connection,
+   * unread and unanswered, until it goes), so the close event may come late or not at all.
+   */
+  #end(code: number, reason: string): void {
+    this.close(code, reason);
+    void this.conn.close();
+  }
+
+  #stopSlowClock(): void {
+    if (this.#slowTimer !== undefined) this.engine.scheduler.clear(this.#slowTimer);
+    this.#slowTimer = undefined;
+  }
+
+  #closed(): void {
+    this.#stopSlowClock();
+    void this.conn.close();
   }
 
   private sink(ws: WSContext): DeliverySink {
     return {
-      deliver: (delivery) => {
-        if (!this.#writable(ws)) return false;
-        ws.send(this.format(delivery));
-        return true;
-      },
+      // Deliveries wait while the buffer is past the mark: the hub polls writable() and resumes.
+      deliver: (delivery) => this.#writable(ws) && this.#send(ws, this.format(delivery)),
       writable: () => this.#writable(ws),
-      close: (code, reason) => {
-        try {
-          ws.close(code, reason);
-        } catch {
-          // Already closed.
-        }
-      },
+      close: (code, reason) => this.close(code, reason),
     };
   }
 }
@@ -190,11 +310,7 @@ class MultiplexedSocket extends Socket {
 
   private send(frame: ServerFrame): void {
     if (this.conn.state === "closed") return;
-    try {
-      this.ws?.send(JSON.stringify(frame));
-    } catch {
-      // The socket closed under us; onClose ends the connection.
-    }
+    this.reply(JSON.stringify(frame));
   }
 
   /** Answers an error frame. Client mistakes are logged at debug only: anyone can cause them. */
@@ -254,9 +370,24 @@ class RawSocket extends Socket {
       ? CloseCode.TRY_AGAIN_LATER
       : e.code === "INTERNAL"
       ? CloseCode.INTERNAL_ERROR
+      : e.code === "TOO_LARGE"
+      ? MESSAGE_TOO_BIG
       : CloseCode.POLICY;
-    this.ws?.close(code, `${e.code}: ${e.message}`.slice(0, 120));
+    this.close(code, `${e.code}: ${e.message}`.slice(0, 120));
   }
+}
+
+/**
+ * Whether a frame is longer than `limit` bytes. A UTF-16 unit is 1 to 3 UTF-8 bytes, so text is
+ * encoded only when its length leaves the answer open.
+ */
+function exceeds(data: unknown, limit: number): boolean {
+  if (typeof data === "string") {
+    return data.length > limit || (data.length * 3 > limit && encoder.encode(data).length > limit);
+  }
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength > limit;
+  if (data instanceof Blob) return data.size > limit;
+  return false;
 }
 
 /** Binary frame data as bytes: runtimes hand over ArrayBuffer, Blob or a typed array. */
