@@ -19,6 +19,7 @@ import type { Connection, Recovery } from "../core/connection.ts";
 import { CloseCode, GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
 import { messageFrame } from "../core/message-frame.ts";
+import type { TimerId } from "../core/scheduler.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { EntrypointContext } from "./common.ts";
 import { ReplayWriter } from "./sse-replay.ts";
@@ -69,10 +70,17 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   const { scheduler, config } = engine;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
+  /** Runs while the stream is full; ends it when it fires. */
+  let slowTimer: TimerId | undefined;
+  const stopSlowClock = () => {
+    if (slowTimer !== undefined) scheduler.clear(slowTimer);
+    slowTimer = undefined;
+  };
   const end = () => {
     if (closed) return;
     closed = true;
     scheduler.clear(ping);
+    stopSlowClock();
     // Events already kept are acknowledged first, so the broker does not send them again.
     void writer.flushed().finally(() => conn.close());
   };
@@ -87,7 +95,31 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
       return false;
     }
   };
-  const writable = () => !closed && (controller.desiredSize ?? 0) > 0;
+  const full = () => (controller.desiredSize ?? 0) <= 0;
+  /**
+   * Room in the stream (it holds up to server.max_buffered_bytes the client has not read). A
+   * stream that stays full for server.slow_client_timeout is ended: its client reads nothing.
+   * EventSource comes back by itself, with Last-Event-ID.
+   */
+  const writable = () => {
+    if (closed) return false;
+    if (!full()) {
+      stopSlowClock();
+      return true;
+    }
+    slowTimer ??= scheduler.setTimeout(() => {
+      slowTimer = undefined;
+      if (closed || !full()) return;
+      engine.logger.debug(`[SSE] ${conn.clientId} is too slow (its stream stayed full); ending it`);
+      end();
+      try {
+        controller.error(new Error("too slow"));
+      } catch {
+        // Already closed.
+      }
+    }, config.server.slow_client_timeout);
+    return false;
+  };
   const sink: DeliverySink = {
     settled: () => writer.flushed(),
     deliver: (d) => {
@@ -122,7 +154,11 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     cancel: end,
   }, new ByteLengthQueuingStrategy({ highWaterMark: config.server.max_buffered_bytes }));
 
-  const ping = scheduler.setInterval(() => write(": ping\n\n"), config.server.sse_ping_interval);
+  // A full stream is not idle, and a ping would only grow it; the tick still starts its clock.
+  const ping = scheduler.setInterval(
+    () => writable() && write(": ping\n\n"),
+    config.server.sse_ping_interval,
+  );
   // retry: first, so a browser whose stream drops comes back in a second (its default is 3 s).
   write(`retry: ${config.server.sse_retry}\n\n`);
   const carried = new Set(endpoints);
