@@ -27,6 +27,7 @@ declare const Bun: {
 interface BunServer {
   upgrade(request: Request, options: { data: SocketData }): boolean;
   timeout(request: Request, seconds: number): void;
+  requestIP(request: Request): { address: string } | null;
 }
 
 interface SocketData {
@@ -108,6 +109,7 @@ export const bunAdapter: Adapter = {
     bufferedAmount: (raw) => (raw as BunSocket).getBufferedAmount(),
     // 0: no idle timeout for this response; a failed write (a gone client) still ends it.
     keepStreamOpen: (c) => (c.env as BunServer).timeout(c.req.raw, 0),
+    remoteAddress: (c) => (c.env as BunServer).requestIP(c.req.raw)?.address,
   }),
   listen(app, engine) {
     const { host, port, idle_timeout } = engine.config.server;

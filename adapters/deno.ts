@@ -47,6 +47,8 @@ export const denoAdapter: Adapter = {
       Promise.resolve(upgrade(c.req.raw, events, Math.ceil(engine.config.server.idle_timeout / 1000))),
     bufferedAmount: (raw) => (raw as WebSocket).bufferedAmount,
     keepStreamOpen: () => {},
+    // Deno.serve hands the app its ServeHandlerInfo as `c.env`.
+    remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
   }),
   listen(app, engine) {
     const { host, port } = engine.config.server;

@@ -29,7 +29,7 @@ const config = `
 server: { host: 127.0.0.1, port: 0 }
 session: { type: memory, reconnection_window: 1m, cleanup_interval: 30s }
 log: { level: info }
-policy: { max_message_bytes: 65536 }
+policy: { max_message_bytes: 65536, connections_per_second_per_address: 100000 }
 endpoints:
   - { name: bench, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/{clientId}/up", subscribe_topic: "${ns}/{clientId}/down" }
   - { name: fanout, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/fanout/gw", subscribe_topic: "${ns}/fanout/gw" }

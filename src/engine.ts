@@ -43,8 +43,9 @@ export class Engine {
   readonly cleanup: CleanupWorker;
   readonly nodeId: string;
   readonly auth: Authenticator;
-  /** New connections a second, by client address and by subject. */
+  /** New connections a second, by subject and by client address. */
   readonly connectionRate: RateLimiter;
+  readonly addressRate: RateLimiter;
   #started = false;
 
   constructor(readonly config: Config, options: EngineOptions = {}) {
@@ -54,6 +55,8 @@ export class Engine {
     this.auth = createAuthenticator(config.auth, this.scheduler);
     const perSecond = config.policy.connections_per_second;
     this.connectionRate = new RateLimiter(this.scheduler, perSecond, perSecond * 2);
+    const perAddress = config.policy.connections_per_second_per_address;
+    this.addressRate = new RateLimiter(this.scheduler, perAddress, perAddress * 2);
     this.store = options.store ?? createSessionStore(config.session, this.logger, this.metrics);
     const endpoints = options.endpoints ?? config.endpoints.map((e) =>
       createEndpoint(e, {

@@ -404,8 +404,13 @@ const PolicySchema = v.optional(
     publish_bytes_per_second: positiveInt(4 * 1024 * 1024),
     /** Publishes of one connection waiting for their broker at once. */
     max_pending_publishes: positiveInt(256),
-    /** New connections a second per client address and per subject (bursts of twice as many). */
+    /** New connections a second per subject (bursts of twice as many). */
     connections_per_second: positiveInt(50),
+    /**
+     * New connections a second per client address (bursts of twice as many). Behind a load
+     * balancer every client has its address: raise it there, or rely on the per-subject bound.
+     */
+    connections_per_second_per_address: positiveInt(1000),
     /** Most sessions one authenticated subject may hold at once (auth on). */
     sessions_per_subject: positiveInt(1000),
   }),

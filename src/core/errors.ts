@@ -87,8 +87,10 @@ export const CloseCode = {
   NORMAL: 1000,
   /** The server is shutting down: reconnect (to another node); the session is kept. */
   GOING_AWAY: 1001,
-  /** Policy violation (raw sockets: a frame was refused; the reason says why). */
+  /** Policy violation (raw sockets: a frame was refused; "too slow": a client that does not read). */
   POLICY: 1008,
+  /** A message past the size limit (policy.max_message_bytes + 1 KiB). */
+  MESSAGE_TOO_BIG: 1009,
   /** Internal error. */
   INTERNAL_ERROR: 1011,
   /** A broker is unavailable: reconnect after a delay; the session is kept. */

@@ -24,6 +24,8 @@ export interface RuntimeHooks {
    * the client goes or the server stops (Bun closes a response idle for 10 s by default).
    */
   keepStreamOpen(c: Context): void;
+  /** The address the request came from (the TCP peer), if the runtime tells. */
+  remoteAddress(c: Context): string | undefined;
 }
 
 export interface EntrypointContext {
@@ -42,14 +44,21 @@ export interface Admitted extends Identity {
  * its client ID (the header, the query parameter, a fresh UUID, or the configured claim). Throws
  * FORBIDDEN (origin, client ID of another claim), UNAUTHENTICATED, BAD_CLIENT_ID.
  */
-export async function admit(c: Context, engine: Engine, connecting = false): Promise<Admitted> {
+export async function admit(c: Context, engine: Engine, connecting?: RuntimeHooks): Promise<Admitted> {
   const authorization = c.req.header("authorization");
   const credential = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? c.req.query(TOKEN_QUERY);
   checkOrigin(c, engine, credential !== undefined);
   const principal = await engine.auth.authenticate(credential);
-  if (principal && connecting) {
-    const wait = engine.connectionRate.take(`subject:${principal.subject}`);
-    if (wait > 0) throw GatewayError.rateLimited(`too many connections for ${principal.subject}`, wait);
+  if (connecting) {
+    // New connections a second, per address and per subject: one client cannot flood the
+    // store and the brokers with sessions.
+    const address = connecting.remoteAddress(c);
+    const byAddress = address === undefined ? 0 : engine.addressRate.take(address);
+    if (byAddress > 0) throw GatewayError.rateLimited(`too many connections from ${address}`, byAddress);
+    const bySubject = principal ? engine.connectionRate.take(principal.subject) : 0;
+    if (bySubject > 0) {
+      throw GatewayError.rateLimited(`too many connections for ${principal!.subject}`, bySubject);
+    }
   }
   const identity = resolveIdentity(c.req.header(CLIENT_ID_HEADER), c.req.query(CLIENT_ID_QUERY));
   const claim = engine.config.auth.jwt?.client_id_claim;

@@ -39,7 +39,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   let lastEventId: string | undefined;
   let replay: Awaited<ReturnType<typeof engine.hub.takeReplay>>;
   try {
-    const { clientId, principal } = await admit(c, engine, true);
+    const { clientId, principal } = await admit(c, engine, hooks);
     if (endpoints.length === 0) {
       throw new GatewayError("BAD_REQUEST", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
     }

@@ -20,6 +20,7 @@ import type { Context, Hono } from "hono";
 import type { WSContext, WSEvents } from "hono/ws";
 import type { Connection, Recovery } from "../core/connection.ts";
 import { CloseCode, GatewayError } from "../core/errors.ts";
+import { ENVELOPE_BYTES } from "../policy/default-policy.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
 import { messageFrame } from "../core/message-frame.ts";
 import { encodeData, encodeText } from "../core/payload.ts";
@@ -33,10 +34,6 @@ import { admit, errorResponse, queryParams, requireEndpoints } from "./common.ts
 import { checkHandshake } from "./handshake.ts";
 
 const OPEN = 1;
-/** The standard's "message too big". */
-const MESSAGE_TOO_BIG = 1009;
-/** Room for a frame's envelope (`type`, `endpoint`, `id`) around a full-size payload, as the policy allows. */
-const FRAME_ENVELOPE_BYTES = 1024;
 const encoder = new TextEncoder();
 
 /**
@@ -44,7 +41,7 @@ const encoder = new TextEncoder();
  * the envelope. Adapters hand it to the runtime where it can refuse longer ones unread.
  */
 export function maxFrameBytes(config: Config): number {
-  return config.policy.max_message_bytes + FRAME_ENVELOPE_BYTES;
+  return config.policy.max_message_bytes + ENVELOPE_BYTES;
 }
 
 export function wsRoutes(app: Hono, path: string, ctx: EntrypointContext): void {
@@ -56,7 +53,7 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   const { engine, hooks } = ctx;
   let conn: Connection;
   try {
-    const { clientId, principal } = await admit(c, engine, true);
+    const { clientId, principal } = await admit(c, engine, hooks);
     if (rawEndpoint !== undefined) requireEndpoints(engine, [rawEndpoint]);
     const refused = checkHandshake(c.req.raw.headers);
     if (refused) {
@@ -213,7 +210,7 @@ abstract class Socket {
     const limit = maxFrameBytes(this.engine.config);
     if (!exceeds(data, limit)) return false;
     this.engine.logger.debug(`[WS] ${this.conn.clientId}: a frame exceeds ${limit} bytes; closing`);
-    this.#end(MESSAGE_TOO_BIG, `TOO_LARGE: frame exceeds ${limit} bytes`);
+    this.#end(CloseCode.MESSAGE_TOO_BIG, `TOO_LARGE: frame exceeds ${limit} bytes`);
     return true;
   }
 
@@ -371,7 +368,7 @@ class RawSocket extends Socket {
       : e.code === "INTERNAL"
       ? CloseCode.INTERNAL_ERROR
       : e.code === "TOO_LARGE"
-      ? MESSAGE_TOO_BIG
+      ? CloseCode.MESSAGE_TOO_BIG
       : CloseCode.POLICY;
     this.close(code, `${e.code}: ${e.message}`.slice(0, 120));
   }

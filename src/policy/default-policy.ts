@@ -26,7 +26,7 @@ export interface DefaultPolicyOptions {
 }
 
 /** Room for a frame's envelope (`type`, `endpoint`, `id`) around a full-size payload. */
-const ENVELOPE_BYTES = 1024;
+export const ENVELOPE_BYTES = 1024;
 const encoder = new TextEncoder();
 
 export class DefaultPolicy implements Policy {
