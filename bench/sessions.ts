@@ -28,6 +28,8 @@ function config(session: string): string {
 server: { host: 127.0.0.1, port: 0 }
 session: { ${session}, reconnection_window: 5m, cleanup_interval: 30s }
 log: { level: info }
+# The benchmark's clients all come from one address.
+policy: { connections_per_second_per_address: 100000 }
 endpoints:
   - { name: chat, type: memory }
 `;
