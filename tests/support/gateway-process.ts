@@ -45,15 +45,26 @@ export async function startGateway(
     ],
     { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
-  let output = "";
+  // Chunks kept as they come, joined only when asked: appending every chunk to one string and
+  // matching a regex over all of it is quadratic, and distorted the benchmarks.
+  const chunks: string[] = [];
+  let joined: string | undefined;
+  const output = () => (joined ??= chunks.join(""));
+  let gatewayPid: number | undefined;
   const exited = new Promise<number | null>((resolve) =>
     child.on("exit", () => {
-      const code = output.match(/gateway-exit=(\d+)/);
+      const code = output().match(/gateway-exit=(\d+)/);
       resolve(code ? Number(code[1]) : null);
     })
   );
   exited.then(() => rmSync(dir, { recursive: true, force: true }));
-  const pid = () => Number(output.match(/gateway-pid=(\d+)/)?.[1]);
+  const pid = () => {
+    if (gatewayPid === undefined) {
+      const found = output().match(/gateway-pid=(\d+)/)?.[1];
+      if (found) gatewayPid = Number(found);
+    }
+    return gatewayPid ?? NaN;
+  };
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       // Not left running: a gateway that never said it listens is stopped here.
@@ -62,12 +73,21 @@ export async function startGateway(
       } catch {
         // Already gone, or never started.
       }
-      reject(new Error(`gateway did not start:\n${output}`));
+      reject(new Error(`gateway did not start:\n${output()}`));
     }, 20_000);
+    let listening = false;
+    /** The unfinished last line, so a line split between chunks is still found. */
+    let partial = "";
     const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = output.match(/\[Server\] Listening on http:\/\/[^:]+:(\d+)/);
+      const text = chunk.toString();
+      chunks.push(text);
+      joined = undefined;
+      if (listening) return;
+      const lines = partial + text;
+      const match = lines.match(/\[Server\] Listening on http:\/\/[^:]+:(\d+)/);
+      partial = lines.slice(lines.lastIndexOf("\n") + 1);
       if (match) {
+        listening = true;
         clearTimeout(timer);
         resolve(Number(match[1]));
       }
@@ -76,7 +96,7 @@ export async function startGateway(
     child.stderr!.on("data", onData);
     exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before listening:\n${output}`));
+      reject(new Error(`gateway exited with ${code} before listening:\n${output()}`));
     });
   });
   return {
@@ -84,7 +104,7 @@ export async function startGateway(
     http: `http://127.0.0.1:${port}`,
     ws: `ws://127.0.0.1:${port}`,
     child,
-    output: () => output,
+    output,
     pid,
     stop: (signal = "SIGTERM") => {
       if (child.exitCode === null) {
