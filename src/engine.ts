@@ -57,7 +57,8 @@ export class Engine {
     this.connectionRate = new RateLimiter(this.scheduler, perSecond, perSecond * 2);
     const perAddress = config.policy.connections_per_second_per_address;
     this.addressRate = new RateLimiter(this.scheduler, perAddress, perAddress * 2);
-    this.store = options.store ?? createSessionStore(config.session, this.logger, this.metrics);
+    this.store = options.store ??
+      createSessionStore(config.session, this.logger, this.metrics, this.scheduler);
     const endpoints = options.endpoints ?? config.endpoints.map((e) =>
       createEndpoint(e, {
         logger: this.logger,

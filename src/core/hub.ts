@@ -417,6 +417,8 @@ export class Hub implements DeliveryHandler {
     conn.previous = undefined;
     if (!previous) return new Set();
     const settled = previous.sink?.settled?.();
+    // A sink that failed to settle kept nothing more: what it left in flight is counted below and
+    // comes again from the broker, so its error changes nothing here (the sink logs its own).
     if (settled) await Promise.race([settled.catch(() => {}), this.options.scheduler.sleep(SETTLE_WAIT_MS)]);
     return new Set([...previous.inflight].filter(([, list]) => list.length > 0).map(([name]) => name));
   }
@@ -727,6 +729,7 @@ export class Hub implements DeliveryHandler {
     const pending = conn.binding.get(name);
     if (pending && sameParams(pending.params, params)) return await pending.done;
     if (pending) {
+      // That bind's error is its own caller's to answer; this one is judged by what it left bound.
       await pending.done.catch(() => {});
       const bound = conn.bound.get(name);
       if (bound && exact && !sameParams(bound, params)) {

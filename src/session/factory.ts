@@ -3,6 +3,7 @@
  */
 import type { Logger } from "../core/logger.ts";
 import type { Metrics } from "../core/metrics.ts";
+import type { Scheduler } from "../core/scheduler.ts";
 import type { SessionStore } from "../core/session.ts";
 import type { Config } from "../config/schema.ts";
 import { MemorySessionStore } from "./memory.ts";
@@ -12,6 +13,7 @@ export function createSessionStore(
   config: Config["session"],
   logger: Logger,
   metrics: Metrics,
+  scheduler: Scheduler,
 ): SessionStore {
   switch (config.type) {
     case "memory":
@@ -24,6 +26,7 @@ export function createSessionStore(
       );
       return new RedisSessionStore({
         ...redis,
+        scheduler,
         onUnreadable: (clientId, problem) =>
           logger.error(`[SessionStore] Skipping unreadable session record of ${clientId}: ${problem}`),
         onRoundTrip: () => roundTrips.inc(),

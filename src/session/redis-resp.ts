@@ -9,6 +9,7 @@
  * every request rejects after `timeout`. Only the very first connection, before any error, is
  * waited for (up to `timeout`), so start-up does not race the TCP handshake.
  */
+import type { Scheduler } from "../core/scheduler.ts";
 import { Redis } from "ioredis";
 import { GatewayError } from "../core/errors.ts";
 import type { RedisWire, WireScript } from "./redis-wire.ts";
@@ -38,9 +39,12 @@ export class RespWire implements RedisWire {
   /** Set by an error no reconnection can cure (a refused password, a db out of range). */
   #fatal?: GatewayError;
 
-  constructor(options: RespWireOptions, timeout: number) {
+  readonly #scheduler: Scheduler;
+
+  constructor(options: RespWireOptions, timeout: number, scheduler: Scheduler) {
     this.#options = options;
     this.#timeout = timeout;
+    this.#scheduler = scheduler;
     this.#redis = new Redis({
       host: options.host,
       port: options.port,
@@ -126,14 +130,14 @@ export class RespWire implements RedisWire {
     if (this.#redis.status === "end") return Promise.reject(new Error("the connection is closed"));
     return new Promise((resolve, reject) => {
       const done = (error?: Error) => {
-        clearTimeout(timer);
+        this.#scheduler.clear(timer);
         this.#redis.off("ready", ready).off("error", failed);
         if (error) reject(this.#fatal ?? this.#unreachable(error));
         else resolve();
       };
       const ready = () => done();
       const failed = (error: Error) => done(error);
-      const timer = setTimeout(
+      const timer = this.#scheduler.setTimeout(
         () => done(new Error(`no connection within ${this.#timeout} ms`)),
         this.#timeout,
       );

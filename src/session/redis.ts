@@ -34,6 +34,8 @@
  * deadline, counted from each write (the store needs no clock): a record nobody can clean up
  * (unreadable, or its cleanup kept failing) does not stay forever.
  */
+import { RealScheduler } from "../core/scheduler.ts";
+import type { Scheduler } from "../core/scheduler.ts";
 import { GatewayError } from "../core/errors.ts";
 import type {
   Attach,
@@ -83,6 +85,8 @@ export type RedisSessionStoreOptions = (RestTransport | RespTransport) & RedisSt
 
 export interface RedisStoreSettings {
   keyPrefix?: string;
+  /** The clock of the wait for a first connection (RESP); the runtime's if unset. */
+  scheduler?: Scheduler;
   /** Longest wait for one round trip, in ms; past it the store counts as unreachable. */
   timeout?: number;
   /** Reports records that cannot be read (written by another version, or damaged). */
@@ -139,7 +143,7 @@ export class RedisSessionStore implements SessionStore {
     this.#leases = `${this.#prefix}~leases`;
     const timeout = options.timeout ?? 3000;
     this.#wire = options.transport === "resp"
-      ? new RespWire(options, timeout)
+      ? new RespWire(options, timeout, options.scheduler ?? new RealScheduler())
       : new UpstashWire(options, timeout);
     const script = wireScript;
     this.#scripts = {

@@ -236,6 +236,7 @@ export class KafkaEndpoint implements BindableEndpoint {
     // One look-up at a time: the shared admin refreshes the metadata of every topic it was ever
     // asked about, so a topic asked about and not made yet fails every other bind's look-up.
     const next = this.#lookups.then(() => this.#lookUpStart(groupId, topic));
+    // The chain only orders the look-ups; each caller gets its own result (and error) from `next`.
     this.#lookups = next.catch(() => {});
     return next;
   }
