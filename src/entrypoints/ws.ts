@@ -15,7 +15,11 @@
  * `server.max_buffered_bytes` deliveries wait (the broker keeps them) and replies still go, but a
  * client whose replies alone add that much again, or whose buffer stays past it for
  * `server.slow_client_timeout`, is closed with 1008 "too slow" instead of buffered without bound.
+ * Frames are handled a slice at a time so one client cannot make the others wait behind all it
+ * sent; one whose unhandled frames pass `max_buffered_bytes`, or that ignores RATE_LIMITED more
+ * than `policy.publishes_per_second` times a second, is closed with 1008.
  */
+import { setImmediate } from "node:timers";
 import type { Context, Hono } from "hono";
 import type { WSContext, WSEvents } from "hono/ws";
 import type { Connection, Recovery } from "../core/connection.ts";
@@ -35,6 +39,12 @@ import { checkHandshake } from "./handshake.ts";
 
 const OPEN = 1;
 const encoder = new TextEncoder();
+/**
+ * Frames of one socket handled in a row before the socket yields to the event loop. The
+ * runtimes hand over a socket's frames in batches as large as one read; handled in one go, a
+ * client that floods would make everyone else wait behind its batch.
+ */
+const SLICE = 8;
 
 /**
  * The longest WebSocket message a client may send: `policy.max_message_bytes` plus room for
@@ -96,6 +106,12 @@ abstract class Socket {
   #overflow = 0;
   /** Runs while the send buffer is past max_buffered_bytes; closes the socket when it fires. */
   #slowTimer?: TimerId;
+  /** Frames received and not handled yet, in order, from `#inboxHead` on. */
+  #inbox: unknown[] = [];
+  #inboxHead = 0;
+  #inboxBytes = 0;
+  /** Whether `#handleInbox` runs (or is queued behind the open). */
+  #handling = false;
 
   constructor(
     protected engine: Engine,
@@ -115,12 +131,60 @@ abstract class Socket {
       onMessage: (evt) => {
         const data = evt.data;
         if (this.#closing || this.#tooLarge(data)) return;
-        this.ready = this.ready.then(() => this.#closing ? undefined : this.received(data))
-          .catch((error) => this.failed(error));
+        this.#inbox.push(data);
+        this.#inboxBytes += sizeOf(data);
+        if (this.#inboxBytes > this.#inboxLimit()) return this.#flooding();
+        if (this.#handling) return;
+        this.#handling = true;
+        this.ready = this.ready.then(() => this.#handleInbox());
       },
       onClose: () => this.#closed(),
       onError: () => this.#closed(),
     };
+  }
+
+  /**
+   * Handles the frames received, in order, `SLICE` at a time: between slices the socket yields
+   * (a macrotask, after the I/O the runtime has ready), so other clients' frames are handled
+   * while one client sends faster than it is answered.
+   */
+  async #handleInbox(): Promise<void> {
+    let inRow = 0;
+    while (this.#inboxHead < this.#inbox.length && !this.#closing) {
+      if (++inRow > SLICE) {
+        await new Promise((resolve) => setImmediate(resolve));
+        inRow = 1;
+        if (this.#closing) break;
+      }
+      const data = this.#inbox[this.#inboxHead];
+      this.#inbox[this.#inboxHead++] = undefined;
+      this.#inboxBytes -= sizeOf(data);
+      try {
+        const handled = this.received(data);
+        if (handled) await handled;
+      } catch (error) {
+        this.failed(error);
+      }
+    }
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    this.#handling = false;
+  }
+
+  /** Bytes of frames that may wait to be handled: a frame's worth past max_buffered_bytes. */
+  #inboxLimit(): number {
+    return this.engine.config.server.max_buffered_bytes + maxFrameBytes(this.engine.config);
+  }
+
+  /** Frames pile up faster than they are handled: the client is closed, not buffered. */
+  #flooding(): void {
+    this.engine.logger.debug(
+      `[WS] ${this.conn.clientId} sends faster than it is answered (${this.#inboxBytes} bytes waiting); closing`,
+    );
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    this.#inboxBytes = 0;
+    this.end(CloseCode.POLICY, "too many frames waiting");
   }
 
   /** Runs once the socket is open: greet, attach the sink, resume consumers. */
@@ -202,7 +266,7 @@ abstract class Socket {
     this.engine.logger.debug(
       `[WS] ${this.conn.clientId} is too slow (${why}, ${this.bufferedAmount(ws.raw)} bytes unsent); closing`,
     );
-    this.#end(CloseCode.POLICY, "too slow");
+    this.end(CloseCode.POLICY, "too slow");
   }
 
   /** A frame past maxFrameBytes (a runtime without a limit of its own handed it over): 1009. */
@@ -210,7 +274,7 @@ abstract class Socket {
     const limit = maxFrameBytes(this.engine.config);
     if (!exceeds(data, limit)) return false;
     this.engine.logger.debug(`[WS] ${this.conn.clientId}: a frame exceeds ${limit} bytes; closing`);
-    this.#end(CloseCode.MESSAGE_TOO_BIG, `TOO_LARGE: frame exceeds ${limit} bytes`);
+    this.end(CloseCode.MESSAGE_TOO_BIG, `TOO_LARGE: frame exceeds ${limit} bytes`);
     return true;
   }
 
@@ -219,7 +283,7 @@ abstract class Socket {
    * once the client reads what was sent (a client that reads nothing keeps its TCP connection,
    * unread and unanswered, until it goes), so the close event may come late or not at all.
    */
-  #end(code: number, reason: string): void {
+  protected end(code: number, reason: string): void {
     this.close(code, reason);
     void this.conn.close();
   }
@@ -245,6 +309,10 @@ abstract class Socket {
 }
 
 class MultiplexedSocket extends Socket {
+  /** RATE_LIMITED answers in the second that began at `#refusedSince`. */
+  #refused = 0;
+  #refusedSince = -Infinity;
+
   protected async opened(sink: DeliverySink): Promise<void> {
     // The welcome goes first (open greets before resuming consumers, which starts deliveries).
     const greet = (recovery: Recovery) =>
@@ -310,12 +378,30 @@ class MultiplexedSocket extends Socket {
     this.reply(JSON.stringify(frame));
   }
 
+  /**
+   * Whether the client was refused for its rate more than `policy.publishes_per_second` times
+   * within a second: it ignores `retry_after_ms` and sends at least twice its rate, and each
+   * refusal costs the gateway as much as a publish. Such a client is closed.
+   */
+  #keepsPushing(): boolean {
+    const now = this.engine.scheduler.now();
+    if (now - this.#refusedSince >= 1000) {
+      this.#refusedSince = now;
+      this.#refused = 0;
+    }
+    return ++this.#refused > this.engine.config.policy.publishes_per_second;
+  }
+
   /** Answers an error frame. Client mistakes are logged at debug only: anyone can cause them. */
   private error(error: unknown, id?: string): void {
     const e = GatewayError.from(error);
     this.engine.hub.recordError(e);
     if (e.code === "INTERNAL") this.engine.logger.error(`[WS] ${this.conn.clientId}`, error);
     else this.engine.logger.debug(`[WS] ${this.conn.clientId}: ${e.code} ${e.message}`);
+    if (e.code === "RATE_LIMITED" && this.#keepsPushing()) {
+      this.engine.logger.debug(`[WS] ${this.conn.clientId} ignores RATE_LIMITED; closing`);
+      return this.end(CloseCode.POLICY, "RATE_LIMITED: kept publishing past its rate");
+    }
     this.send({
       type: "error",
       code: e.code,
@@ -385,6 +471,14 @@ function exceeds(data: unknown, limit: number): boolean {
   if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength > limit;
   if (data instanceof Blob) return data.size > limit;
   return false;
+}
+
+/** About how much memory a frame's data holds (a string's length in UTF-16 units). */
+function sizeOf(data: unknown): number {
+  if (typeof data === "string") return data.length;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  if (data instanceof Blob) return data.size;
+  return 0;
 }
 
 /** Binary frame data as bytes: runtimes hand over ArrayBuffer, Blob or a typed array. */

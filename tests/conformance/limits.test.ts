@@ -31,6 +31,7 @@ server:
   max_buffered_bytes: ${MAX_BUFFERED}
   slow_client_timeout: ${SLOW_CLIENT_MS}ms
 session: { type: memory, reconnection_window: 5s, cleanup_interval: 1s }
+log: { level: debug }
 entrypoints:
   - { name: ws, type: websocket, path: /ws }
   - { name: sse, type: sse, path: /sse }
@@ -214,16 +215,11 @@ test(`limits (${currentRuntime}): a client that publishes 100,000 times and neve
       if (output.includes('"flooding"')) floodStarted = Math.min(floodStarted, performance.now());
     });
     const exited = new Promise<void>((resolve) => flooder.on("exit", () => resolve()));
-    let gone = false;
-    void exited.then(() => gone = true);
-    // Measured while the flood lasts: until the flooder says it is over.
-    const during = await pingSamples(pingers, () => gone || output.includes('"flooded"'));
-    await exited;
+    let exitedAt = Infinity;
+    void exited.then(() => exitedAt = performance.now());
+    // One series of pings from the flood's start until a second after the flooder is gone.
+    const series = await pingSamples(pingers, () => performance.now() > exitedAt + 1000);
     const { before, peak } = rss.stop();
-    const after = await (async () => {
-      const until = Date.now() + 1000;
-      return await pingRoundTrips(pingers, () => Date.now() > until);
-    })();
     const flood = JSON.parse(output.trim().split("\n").pop()!) as {
       sent: number;
       floodMs: number;
@@ -234,10 +230,12 @@ test(`limits (${currentRuntime}): a client that publishes 100,000 times and neve
       frames: number;
       closeFrame?: { code: number; reason: string };
     };
-    // Pings sent while the gateway was taking the flood's frames (not while it was starting, nor
-    // once the gateway had stopped reading from it).
-    const loud = during.filter((s) => s.at >= floodStarted && s.at <= floodStarted + flood.floodMs)
-      .map((s) => s.rtt);
+    // Pings sent while the gateway was taking the flood's frames (from the first until it
+    // stopped taking them, and 100 ms more for what it had read by then), and in the second
+    // after the flooder was gone.
+    const floodEnd = floodStarted + flood.floodMs + 100;
+    const loud = series.filter((s) => s.at >= floodStarted && s.at <= floodEnd).map((s) => s.rtt);
+    const after = series.filter((s) => s.at > exitedAt).map((s) => s.rtt);
     const [p50q, p99q, p50l, p99l, p99a] = [
       percentile(quiet, 0.5),
       percentile(quiet, 0.99),
@@ -263,7 +261,16 @@ test(`limits (${currentRuntime}): a client that publishes 100,000 times and neve
     assert.ok(flood.ended, "the gateway ended the flooding client");
     // Far fewer answers than it asked for: the gateway stopped writing to it, not buffered them.
     assert.ok(flood.frames < 50_000, `it read ${flood.frames} frames`);
-    if (flood.closeFrame) assert.deepEqual(flood.closeFrame, { code: 1008, reason: "too slow" });
+    // Closed for one of the policy's reasons (README "Limits"), or its TCP connection cut.
+    if (flood.closeFrame) {
+      assert.equal(flood.closeFrame.code, 1008);
+      assert.ok(
+        ["too slow", "too many frames waiting", "RATE_LIMITED: kept publishing past its rate"].includes(
+          flood.closeFrame.reason,
+        ),
+        flood.closeFrame.reason,
+      );
+    }
     assert.ok(peak - before < 64 * MiB, `RSS grew ${mib(peak - before)}`);
     // Loose, on a shared machine. The issue's aim is 2x; what stands in the way is in the README
     // ("Limits"): both runtimes hand over a socket's frames in large batches, so until the flooder
@@ -274,6 +281,53 @@ test(`limits (${currentRuntime}): a client that publishes 100,000 times and neve
       `p99 ${p99a.toFixed(2)} ms after the flood vs ${p99q.toFixed(2)} ms`,
     );
     for (const socket of pingers) await socket.close();
+  }));
+
+test(`limits (${currentRuntime}): a client that ignores RATE_LIMITED is closed with 1008; what it had answered stays answered`, () =>
+  withGateway(async (gw) => {
+    const clientId = unique("pushy");
+    const socket = await welcomed(gw, clientId);
+    // policy.publishes_per_second is 1000 (bursts of 2000). Sent 100 at a time, each batch
+    // once the last was answered, so the gateway has read all that was sent when it closes (a
+    // close with unread bytes resets the connection, and the client loses what was in flight).
+    const answered = () =>
+      (socket.frames as Array<{ type: string }>).filter((f) => f.type === "receipt" || f.type === "error")
+        .length;
+    for (let sent = 0; sent < 10_000 && !socket.closed;) {
+      for (const end = sent + 100; sent < end; sent++) {
+        socket.send({ type: "publish", endpoint: "chat", data: sent, id: `p${sent}` });
+      }
+      await socket.until(() => socket.closed !== undefined || answered() >= sent, 10_000, "answers");
+    }
+    const closed = await socket.closedBy(15_000);
+    // Deno, closing a socket whose client frames are still coming in, drops the TCP connection
+    // right after its close frame, and the client's kernel discards that frame with the reset
+    // (code 0 or 1006 then); the refusals below tell why it was closed.
+    if (currentRuntime === "bun" || (closed.code !== 0 && closed.code !== 1006)) {
+      assert.deepEqual(closed, { code: 1008, reason: "RATE_LIMITED: kept publishing past its rate" });
+    }
+    const frames = socket.frames as Array<
+      { type: string; id?: string; code?: string; retry_after_ms?: number }
+    >;
+    const receipts = frames.filter((f) => f.type === "receipt");
+    const refusals = frames.filter((f) => f.type === "error");
+    report(
+      `${receipts.length} receipts, ${refusals.length} RATE_LIMITED, then closed ${JSON.stringify(closed)}`,
+    );
+    assert.ok(receipts.length >= 2000, `${receipts.length} receipts`);
+    assert.ok(
+      refusals.every((f) => f.code === "RATE_LIMITED" && f.retry_after_ms! > 0),
+      JSON.stringify(refusals[0]),
+    );
+    // Closed on the refusal past publishes_per_second in a second (or later, if tokens that came
+    // back in the meantime spread the refusals over more than a second).
+    assert.ok(refusals.length >= 1000, `${refusals.length} refusals`);
+    // The session is kept: the client comes back and is heard again.
+    const back = await welcomed(gw, clientId);
+    assert.equal((back.frames[0] as { resumed?: boolean }).resumed, true);
+    back.send({ type: "ping" });
+    await back.next((f) => f.type === "pong");
+    await back.close();
   }));
 
 test(`limits (${currentRuntime}): a WebSocket or SSE client whose send buffer stays full for slow_client_timeout is closed`, () =>
