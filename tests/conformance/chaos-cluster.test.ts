@@ -13,7 +13,7 @@
  * `redelivered` (MQTT's DUP: Mosquitto sent it before, to either node).
  *
  * Both nodes run under the runtime that runs the test. `CHAOS_SECONDS` and `CHAOS_CLUSTER_CLIENTS`
- * (else `CHAOS_CLIENTS`) scale a run (defaults 20 and 10); the kill comes at 40% of the traffic.
+ * (else `CHAOS_CLIENTS`) scale a run (defaults 10 and 10); the kill comes at 40% of the traffic.
  */
 import assert from "node:assert/strict";
 import process from "node:process";
@@ -29,7 +29,7 @@ import { keyPrefix, RedisProxy } from "../support/redis.ts";
 import { currentRuntime } from "../support/runtime.ts";
 
 const CLIENTS = Number(process.env.CHAOS_CLUSTER_CLIENTS ?? process.env.CHAOS_CLIENTS ?? 10);
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 20);
+const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
 const RATE = 200;
 /** When the node is killed, ms into the traffic. */
 const KILL_AT_MS = SECONDS * 400;

@@ -10,7 +10,7 @@
  * everything that was in the topic when a consumer resumed without that knowledge.
  *
  * The gateway runs under the runtime that runs the test. `CHAOS_SECONDS` and `CHAOS_CLIENTS`
- * scale a run (defaults 20 and 10).
+ * scale a run (defaults 10 and 10).
  */
 import assert from "node:assert/strict";
 import process from "node:process";
@@ -25,7 +25,7 @@ import type { TestKafka } from "../support/kafka/cluster.ts";
 import { currentRuntime } from "../support/runtime.ts";
 
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 10);
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 20);
+const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
 const RATE = 200;
 
 const ns = kafkaNamespace("chaos");

@@ -18,7 +18,7 @@
  * Kafka and two nodes with one killed are in chaos-kafka.test.ts and chaos-cluster.test.ts.
  *
  * The gateway runs under the runtime that runs the test. `CHAOS_SECONDS` and `CHAOS_CLIENTS`
- * scale a run (defaults 20 and 10); `CHAOS_VERBOSE=1` lists what each client lost without acks.
+ * scale a run (defaults 10 and 10); `CHAOS_VERBOSE=1` lists what each client lost without acks.
  */
 import assert from "node:assert/strict";
 import process from "node:process";
@@ -40,7 +40,7 @@ import { MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
 import { currentRuntime } from "../support/runtime.ts";
 
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 10);
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 20);
+const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
 const RATE = 200;
 /** After the publisher stops: how long clients may take to get everything. */
 const DRAIN_MS = 15_000;
