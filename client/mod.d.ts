@@ -200,7 +200,12 @@ export interface Client {
   publish(endpoint: string, data: unknown, options?: { id?: string }): Promise<Receipt>;
   /** Listens to an event; returns the function that stops listening. */
   on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void;
-  /** Drops the connection now and reconnects at once (e.g. after a network change). */
+  /**
+   * Closes the connection and stays away until `reconnect` (the gateway keeps the session for
+   * its reconnection window and the broker queues what comes meanwhile).
+   */
+  disconnect(): void;
+  /** Drops the connection if there is one and connects again at once (e.g. after a network change). */
   reconnect(): void;
   /** Closes for good: no reconnect; queued publishes reject with CLOSED. */
   close(): void;
