@@ -190,6 +190,7 @@ export interface Client {
    * itself when a reconnect finds a fresh session.
    */
   subscribe(endpoint: string, params: Record<string, string> | undefined, handler: Handler): Promise<void>;
+  subscribe(endpoint: string, handler: Handler): Promise<void>;
   /** Unbinds `endpoint` (the broker session ends) and drops its handler. */
   unsubscribe(endpoint: string): Promise<void>;
   /**

@@ -110,6 +110,9 @@ class GatewayClient {
     this.#ackMode = options.ack ?? true;
     this.#timers = options.timers ?? platformTimers;
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    if (typeof this.#WebSocket !== "function") {
+      throw new TypeError("this runtime has no global WebSocket: pass one as options.WebSocket");
+    }
     this.#dedupeKey = options.dedupeKey ?? kafkaOffset;
     void this.#open();
   }
@@ -137,11 +140,13 @@ class GatewayClient {
 
   /**
    * @param {string} endpoint
-   * @param {Record<string, string> | undefined} params
-   * @param {Handler} handler
+   * @param {Record<string, string> | undefined | Handler} params
+   * @param {Handler} [handler]
    * @returns {Promise<void>}
    */
   subscribe(endpoint, params, handler) {
+    if (typeof params === "function") [params, handler] = [undefined, params];
+    if (typeof handler !== "function") return Promise.reject(new TypeError("subscribe needs a handler"));
     if (this.#stopped) return Promise.reject(new ClientError("CLOSED", "the client is closed"));
     this.#unbinds.delete(endpoint);
     // Subscribing again replaces the handler and params; messages waiting go to the new handler.
@@ -500,8 +505,9 @@ class GatewayClient {
     );
     if (!this.#ackMode || on !== this.#live) return;
     // Not acked, and nothing after it either (acks are cumulative): it comes again on the next
-    // connection, after back-off.
+    // connection, after back-off. What was handled before it is acked first.
     sub.pausedOn = on;
+    this.#flushAcks();
     this.#lost(on, CloseCode.ABNORMAL, "a handler failed");
   }
 

@@ -13,6 +13,8 @@
  *   once after the reconnect with their original ids, and reach the broker exactly once.
  * - A token that expires on the connection (4401) is refreshed through getToken; without a new
  *   token the client stops.
+ * - A handler that throws does not ack: its message comes again, redelivered, after a reconnect.
+ * - A session that expired while the client was away: the client subscribes again by itself.
  * - The SSE variant resumes after a cut with the last event id, losing and repeating nothing.
  */
 import assert from "node:assert/strict";
@@ -47,7 +49,7 @@ endpoints:
 `;
 const AUTH_CONFIG = `
 server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }
-session: { type: memory, reconnection_window: 60s }
+session: { type: memory, reconnection_window: 2s }
 auth: { type: jwt, jwt: { secret: "${SECRET}" } }
 endpoints:
   - { name: chat, type: memory }
@@ -354,6 +356,63 @@ test(`client (${currentRuntime}): a token expiring on the connection (4401) is r
   assert.deepEqual({ code: stopped.code, willRetry: stopped.willRetry }, { code: 4401, willRetry: false });
   assert.equal(fixed.state, "closed");
   refreshing.close();
+});
+
+test(`client (${currentRuntime}): a handler that throws does not ack: the message comes again, redelivered`, async () => {
+  const tag = run();
+  const client = connect({
+    url: `${gw.ws}/ws`,
+    clientId: `lib-throw-${tag}`,
+    backoff: { initialMs: 50, maxMs: 100 },
+    dedupeKey: (m) => String((m.data as { n: number }).n),
+  });
+  clients.push(client);
+  const seen = record<ClientEvents>(client, ALL_EVENTS);
+  const attempts: Array<{ n: number; redelivered: boolean }> = [];
+  const handled: number[] = [];
+  await client.subscribe("chat", (m) => {
+    const { n, tag: t } = m.data as { n: number; tag: string };
+    if (t !== tag) return;
+    attempts.push({ n, redelivered: m.redelivered });
+    if (n === 2 && attempts.filter((a) => a.n === 2).length === 1) throw new Error("not now");
+    handled.push(n);
+  });
+  for (let n = 1; n <= 3; n++) await client.publish("chat", { n, tag });
+  await until("all three handled", () => handled.length === 3);
+  const error = await seen.next("error", 0);
+  assert.equal(error.code, "HANDLER_FAILED");
+  assert.deepEqual(handled, [1, 2, 3], "each handled once, in order");
+  assert.deepEqual(attempts.filter((a) => a.n === 2), [{ n: 2, redelivered: false }, {
+    n: 2,
+    redelivered: true,
+  }]);
+  assert.equal(seen.count("connected"), 2, "one reconnect");
+  client.close();
+});
+
+test(`client (${currentRuntime}): a session that expired while away is made again: the client subscribes again by itself`, async () => {
+  const token = await sign({ sub: "bob", exp: Math.floor(Date.now() / 1000) + 60 }, SECRET, "HS256");
+  const client = connect({ url: `${authGw.ws}/ws`, clientId: `lib-fresh-${run()}`, token });
+  clients.push(client);
+  const seen = record<ClientEvents>(client, ALL_EVENTS);
+  const got: unknown[] = [];
+  await client.subscribe("chat", (m) => void got.push(m.data));
+  client.disconnect();
+  await sleep(2300); // past the 2 s window
+  const from = seen.events.length;
+  client.reconnect();
+  const welcome = await seen.next("connected", from);
+  assert.deepEqual([welcome.resumed, welcome.recovered, welcome.reason], [false, false, "expired"]);
+  await sleep(200);
+  const answer = await fetch(`${authGw.http}/publish/chat`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ to: "the new session" }),
+  });
+  assert.equal(answer.status, 202, await answer.text());
+  await until("the message on the new session", () => got.length === 1);
+  assert.deepEqual(got, [{ to: "the new session" }]);
+  client.close();
 });
 
 test(`client (${currentRuntime}): the SSE variant resumes after a cut with the last event id, nothing lost or repeated`, async () => {
