@@ -148,9 +148,14 @@ class GatewayClient {
     if (typeof params === "function") [params, handler] = [undefined, params];
     if (typeof handler !== "function") return Promise.reject(new TypeError("subscribe needs a handler"));
     if (this.#stopped) return Promise.reject(new ClientError("CLOSED", "the client is closed"));
-    this.#unbinds.delete(endpoint);
     // Subscribing again replaces the handler and params; messages waiting go to the new handler.
-    const sub = this.#subs.get(endpoint) ??
+    // The gateway keeps a binding's params: other ones need an unsubscribe first (sent first).
+    const previous = this.#subs.get(endpoint);
+    if (previous?.bound && !sameParams(previous.params, params)) {
+      if (!this.#unbinds.has(endpoint)) this.#unbinds.set(endpoint, []);
+      if (this.#live) this.#unbind(endpoint);
+    }
+    const sub = previous ??
       { endpoint, params, handler, bound: false, waiters: [], queue: [], running: false, pausedOn: 0 };
     Object.assign(sub, { params, handler, bound: false });
     this.#subs.set(endpoint, sub);
@@ -622,6 +627,12 @@ class GatewayClient {
     this.#requests.set(id, { resolve: () => settle(undefined), reject: settle });
     if (!this.#send({ type: "unsubscribe", endpoint, id })) this.#requests.delete(id);
   }
+}
+
+/** @param {Record<string, string> | undefined} a @param {Record<string, string> | undefined} b */
+function sameParams(a = {}, b = {}) {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 /** Kafka's position, where the endpoint tells it: the same message always has the same one. @param {Message} m */

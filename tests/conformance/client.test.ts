@@ -390,6 +390,26 @@ test(`client (${currentRuntime}): a handler that throws does not ack: the messag
   client.close();
 });
 
+test(`client (${currentRuntime}): subscribing again with other params unbinds first; unsubscribe ends the binding`, async () => {
+  const client = connect({ url: `${gw.ws}/ws`, clientId: `lib-params-${run()}` });
+  clients.push(client);
+  const seen = record<ClientEvents>(client, ALL_EVENTS);
+  const got: string[] = [];
+  const tag = run();
+  const handler = (label: string) => (m: Message) => {
+    if ((m.data as { tag?: string }).tag === tag) got.push(label);
+  };
+  await client.subscribe("chat", { room: "a" }, handler("a"));
+  await client.subscribe("chat", { room: "a" }, handler("a again"));
+  await client.subscribe("chat", { room: "b" }, handler("b"));
+  await client.publish("chat", { tag });
+  await until("the message", () => got.length === 1);
+  assert.deepEqual(got, ["b"]);
+  await client.unsubscribe("chat");
+  assert.deepEqual(seen.events.filter((e) => e.name === "error"), []);
+  client.close();
+});
+
 test(`client (${currentRuntime}): a session that expired while away is made again: the client subscribes again by itself`, async () => {
   const token = await sign({ sub: "bob", exp: Math.floor(Date.now() / 1000) + 60 }, SECRET, "HS256");
   const client = connect({ url: `${authGw.ws}/ws`, clientId: `lib-fresh-${run()}`, token });
