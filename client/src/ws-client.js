@@ -19,23 +19,23 @@
  *   gateway's dedupe window answers a repeat with the first receipt, so each reaches the broker
  *   once. A repeat that finds the first still under way (OUTCOME_UNKNOWN) asks again later.
  * - A fresh session (`resumed:false`) has no bindings: the client subscribes again by itself.
+ *
+ * Deliveries on their way to the handlers are the Inbox's (inbox.js), publishes until their
+ * receipt the Outbox's (outbox.js); this file runs the connection and the bindings.
  */
 /** @import { Client, ClientEvents, ConnectOptions, ConnectionState, Handler, Message, Receipt, Timers, Welcome } from "../mod.d.ts" */
 import { BACKOFF_DEFAULTS, backoffDelay, platformTimers } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { ClientError, CloseCode } from "./errors.js";
+import { Inbox } from "./inbox.js";
+import { Outbox } from "./outbox.js";
 
 const OPEN = 1;
-/** How often, at most, a repeated publish asks for the receipt of one still under way. */
-const MAX_UNKNOWN_RETRIES = 20;
 
 /**
- * @typedef {{ endpoint: string, data: unknown, id: string, resolve: (r: Receipt) => void,
- *   reject: (e: ClientError) => void, sends: number, timer?: unknown }} Publish
  * @typedef {{ resolve: () => void, reject: (e: ClientError) => void }} Waiter
- * @typedef {{ endpoint: string, params: Record<string, string> | undefined, handler: Handler,
- *   bound: boolean, requestId?: string, waiters: Waiter[], queue: Array<{ m: Message, on: number }>,
- *   running: boolean, pausedOn: number }} Subscription
+ * @typedef {{ endpoint: string, params: Record<string, string> | undefined, bound: boolean,
+ *   requestId?: string, waiters: Waiter[] }} Subscription
  */
 
 /**
@@ -81,16 +81,9 @@ class GatewayClient {
   #subs = new Map();
   /** Endpoints to unsubscribe on the next connection, with who waits for it. @type {Map<string, Waiter[]>} */
   #unbinds = new Map();
-  /** Unanswered publishes, in the order they were made. @type {Map<string, Publish>} */
-  #publishes = new Map();
   /** Control requests (subscribe, unsubscribe) waiting for a receipt. @type {Map<string, Waiter>} */
   #requests = new Map();
   #nextRequest = 0;
-  /** Latest handled id per endpoint, to ack, with the connection it came on. @type {Map<string, { id: string, on: number }>} */
-  #acks = new Map();
-  #ackScheduled = false;
-  /** Dedupe keys of handled messages per endpoint, oldest first. @type {Map<string, Set<string>>} */
-  #handled = new Map();
 
   /** @type {ConnectOptions} */
   #options;
@@ -99,8 +92,8 @@ class GatewayClient {
   #timers;
   /** @type {typeof WebSocket} */
   #WebSocket;
-  /** @type {(m: Message) => string | undefined} */
-  #dedupeKey;
+  #inbox;
+  #outbox;
 
   /** @param {ConnectOptions} options */
   constructor(options) {
@@ -113,7 +106,16 @@ class GatewayClient {
     if (typeof this.#WebSocket !== "function") {
       throw new TypeError("this runtime has no global WebSocket: pass one as options.WebSocket");
     }
-    this.#dedupeKey = options.dedupeKey ?? kafkaOffset;
+    this.#inbox = new Inbox({
+      ackMode: this.#ackMode,
+      dedupeKey: options.dedupeKey ?? kafkaOffset,
+      dedupeSize: options.dedupeSize ?? 10_000,
+      live: () => this.#live,
+      sendAck: (endpoint, id) => this.#send({ type: "ack", endpoint, id }),
+      unhandled: (m) => this.#events.emit("message", m),
+      failed: (m, on, error) => this.#handlerFailed(m, on, error),
+    });
+    this.#outbox = new Outbox(options.maxQueuedPublishes ?? 1000, this.#timers, (frame) => this.#send(frame));
     void this.#open();
   }
 
@@ -155,10 +157,10 @@ class GatewayClient {
       if (!this.#unbinds.has(endpoint)) this.#unbinds.set(endpoint, []);
       if (this.#live) this.#unbind(endpoint);
     }
-    const sub = previous ??
-      { endpoint, params, handler, bound: false, waiters: [], queue: [], running: false, pausedOn: 0 };
-    Object.assign(sub, { params, handler, bound: false });
+    const sub = previous ?? { endpoint, params, bound: false, waiters: [] };
+    Object.assign(sub, { params, bound: false });
     this.#subs.set(endpoint, sub);
+    this.#inbox.setHandler(endpoint, handler);
     /** @type {Promise<void>} */
     const done = new Promise((resolve, reject) => sub.waiters.push({ resolve: () => resolve(), reject }));
     if (this.#live) this.#bind(sub);
@@ -170,7 +172,7 @@ class GatewayClient {
     if (this.#stopped) return Promise.reject(new ClientError("CLOSED", "the client is closed"));
     const sub = this.#subs.get(endpoint);
     this.#subs.delete(endpoint);
-    if (sub) sub.queue.length = 0;
+    this.#inbox.removeHandler(endpoint);
     for (const w of sub?.waiters ?? []) w.reject(new ClientError("CLOSED", `unsubscribed from ${endpoint}`));
     return new Promise((resolve, reject) => {
       /** @type {Waiter[]} */
@@ -189,22 +191,7 @@ class GatewayClient {
    */
   publish(endpoint, data, options = {}) {
     if (this.#stopped) return Promise.reject(new ClientError("CLOSED", "the client is closed"));
-    const id = options.id ?? randomId();
-    if (this.#publishes.has(id)) {
-      return Promise.reject(new ClientError("BAD_REQUEST", `a publish with id ${id} is under way`));
-    }
-    const max = this.#options.maxQueuedPublishes ?? 1000;
-    if (this.#publishes.size >= max) {
-      return Promise.reject(
-        new ClientError("QUEUE_FULL", `${max} publishes are waiting (maxQueuedPublishes)`),
-      );
-    }
-    return new Promise((resolve, reject) => {
-      /** @type {Publish} */
-      const p = { endpoint, data, id, resolve, reject, sends: 0 };
-      this.#publishes.set(id, p);
-      if (this.#live) this.#sendPublish(p);
-    });
+    return this.#outbox.add(endpoint, data, options.id ?? randomId());
   }
 
   /** Closes the connection and stays away (the session is kept for its window) until `reconnect`. */
@@ -357,11 +344,7 @@ class GatewayClient {
     this.#stopped = true;
     this.#detach();
     this.#clearTimers();
-    for (const p of this.#publishes.values()) {
-      if (p.timer !== undefined) this.#timers.clear(p.timer);
-      p.reject(error);
-    }
-    this.#publishes.clear();
+    this.#outbox.rejectAll(error);
     for (const sub of this.#subs.values()) for (const w of sub.waiters.splice(0)) w.reject(error);
     for (const waiters of this.#unbinds.values()) for (const w of waiters) w.reject(error);
     this.#unbinds.clear();
@@ -458,7 +441,7 @@ class GatewayClient {
     }
     for (const endpoint of this.#unbinds.keys()) this.#unbind(endpoint);
     for (const sub of this.#subs.values()) if (!sub.bound) this.#bind(sub);
-    for (const p of this.#publishes.values()) if (p.timer === undefined) this.#sendPublish(p);
+    this.#outbox.flush();
     this.#events.emit("connected", welcome);
   }
 
@@ -468,85 +451,20 @@ class GatewayClient {
     const m = { endpoint: f.endpoint, id: f.id, data: f.data, redelivered: f.redelivered === true };
     if (f.encoding) m.encoding = f.encoding;
     if (f.meta) m.meta = f.meta;
-    const sub = this.#subs.get(m.endpoint);
-    if (!sub) {
-      this.#events.emit("message", m);
-      this.#handledOne(m, generation);
-      return;
-    }
-    if (sub.pausedOn === generation) return;
-    sub.queue.push({ m, on: generation });
-    if (!sub.running) void this.#drain(sub);
+    this.#inbox.receive(m, generation);
   }
 
-  /** Hands a subscription's messages to its handler, one at a time, in order. @param {Subscription} sub */
-  async #drain(sub) {
-    sub.running = true;
-    while (sub.queue.length > 0) {
-      const { m, on } = /** @type {{ m: Message, on: number }} */ (sub.queue.shift());
-      // With acks, a message of a connection that is gone comes again: not handled twice.
-      if (this.#ackMode && on !== this.#live) continue;
-      if (sub.pausedOn === on) continue;
-      if (!(m.redelivered && this.#seen(m))) {
-        try {
-          await sub.handler(m);
-        } catch (error) {
-          this.#handlerFailed(sub, m, on, error);
-          continue;
-        }
-      }
-      this.#handledOne(m, on);
-    }
-    sub.running = false;
-  }
-
-  /** @param {Subscription} sub @param {Message} m @param {number} on @param {unknown} error */
-  #handlerFailed(sub, m, on, error) {
+  /** @param {Message} m @param {number} on @param {unknown} error */
+  #handlerFailed(m, on, error) {
     this.#events.emit(
       "error",
       new ClientError("HANDLER_FAILED", `the handler of ${m.endpoint} failed on ${m.id}: ${error}`, {
         cause: error,
       }),
     );
-    if (!this.#ackMode || on !== this.#live) return;
-    // Not acked, and nothing after it either (acks are cumulative): it comes again on the next
-    // connection, after back-off. What was handled before it is acked first.
-    sub.pausedOn = on;
-    this.#flushAcks();
-    this.#lost(on, CloseCode.ABNORMAL, "a handler failed");
-  }
-
-  /** @param {Message} m @param {number} on */
-  #handledOne(m, on) {
-    const key = this.#dedupeKey(m);
-    if (key !== undefined) {
-      let keys = this.#handled.get(m.endpoint);
-      if (!keys) this.#handled.set(m.endpoint, keys = new Set());
-      keys.add(key);
-      if (keys.size > (this.#options.dedupeSize ?? 10_000)) {
-        keys.delete(/** @type {string} */ (keys.values().next().value));
-      }
-    }
-    if (!this.#ackMode || on !== this.#live) return;
-    this.#acks.set(m.endpoint, { id: m.id, on });
-    if (this.#ackScheduled) return;
-    this.#ackScheduled = true;
-    // Batched per tick: one cumulative ack per endpoint for what the handlers finished meanwhile.
-    globalThis.setTimeout(() => this.#flushAcks(), 0);
-  }
-
-  #flushAcks() {
-    this.#ackScheduled = false;
-    for (const [endpoint, { id, on }] of this.#acks) {
-      if (on === this.#live) this.#send({ type: "ack", endpoint, id });
-    }
-    this.#acks.clear();
-  }
-
-  /** @param {Message} m */
-  #seen(m) {
-    const key = this.#dedupeKey(m);
-    return key !== undefined && (this.#handled.get(m.endpoint)?.has(key) ?? false);
+    // With acks the endpoint paused (see Inbox): the message comes again on the next connection,
+    // after back-off.
+    if (this.#ackMode && on === this.#live) this.#lost(on, CloseCode.ABNORMAL, "a handler failed");
   }
 
   /** @param {{ id: string, meta?: Record<string, string | number> }} f */
@@ -556,10 +474,7 @@ class GatewayClient {
       this.#requests.delete(f.id);
       return request.resolve();
     }
-    const p = this.#publishes.get(f.id);
-    if (!p) return;
-    this.#publishes.delete(f.id);
-    p.resolve(f.meta ? { id: f.id, meta: f.meta } : { id: f.id });
+    this.#outbox.receipt(f);
   }
 
   /** @param {{ id?: string, code: import("../mod.d.ts").ErrorCode, message: string, retry_after_ms?: number }} f */
@@ -570,26 +485,10 @@ class GatewayClient {
       this.#requests.delete(/** @type {string} */ (f.id));
       return request.reject(error);
     }
-    const p = f.id === undefined ? undefined : this.#publishes.get(f.id);
-    if (!p) return this.#events.emit("error", error);
-    if (f.code === "OUTCOME_UNKNOWN" && p.sends > 1 && p.sends < MAX_UNKNOWN_RETRIES) {
-      // A repeat found the first copy still with the broker: ask again for its receipt.
-      p.timer = this.#timers.setTimeout(() => {
-        p.timer = undefined;
-        if (this.#live && this.#publishes.get(p.id) === p) this.#sendPublish(p);
-      }, 200 * p.sends);
-      return;
-    }
-    this.#publishes.delete(p.id);
-    p.reject(error);
+    if (!this.#outbox.error(f.id, error)) this.#events.emit("error", error);
   }
 
   // --- requests to the gateway ---
-
-  /** @param {Publish} p */
-  #sendPublish(p) {
-    if (this.#send({ type: "publish", endpoint: p.endpoint, data: p.data, id: p.id })) p.sends++;
-  }
 
   /** @param {Subscription} sub */
   #bind(sub) {

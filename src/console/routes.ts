@@ -8,35 +8,13 @@
  * into it here; everything else (endpoints, resume report) comes from the welcome.
  */
 import { readFile } from "node:fs/promises";
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import type { Engine } from "../engine.ts";
 
-/** Files the page loads, by their path under /console/. */
-const FILES: Record<string, { path: URL; type: string }> = {
-  "": { path: new URL("./page.html", import.meta.url), type: "text/html; charset=utf-8" },
-  // Where the repository has it, relative to client/: its import of the library resolves alike.
-  "src/console/page.js": {
-    path: new URL("./page.js", import.meta.url),
-    type: "text/javascript; charset=utf-8",
-  },
-  "page.css": { path: new URL("./page.css", import.meta.url), type: "text/css; charset=utf-8" },
-};
-for (
-  const file of [
-    "mod.js",
-    "src/ws-client.js",
-    "src/sse-client.js",
-    "src/backoff.js",
-    "src/emitter.js",
-    "src/errors.js",
-  ]
-) {
-  FILES[`client/${file}`] = {
-    path: new URL(`../../client/${file}`, import.meta.url),
-    type: "text/javascript; charset=utf-8",
-  };
-}
-
+const HTML = "text/html; charset=utf-8";
+const JS = "text/javascript; charset=utf-8";
+const CSS = "text/css; charset=utf-8";
+const CLIENT = new URL("../../client/", import.meta.url);
 /** Where the page's settings go in page.html. */
 const SETTINGS = "<!--gateway-settings-->";
 
@@ -44,24 +22,34 @@ export function consoleRoutes(app: Hono, engine: Engine): void {
   const ws = engine.config.entrypoints.find((e) => e.type === "websocket")?.path;
   const settings = JSON.stringify({ ws: ws ?? null, auth: engine.auth.required });
   const cache = new Map<string, Promise<string>>();
-  const read = (name: string) => {
-    let text = cache.get(name);
+  /** A file's text, read once; a failed read is tried again on the next request. */
+  const read = (url: URL, edit = (text: string) => text) => {
+    let text = cache.get(url.href);
     if (!text) {
-      text = readFile(FILES[name].path, "utf8").then((t) =>
-        name === ""
-          ? t.replace(SETTINGS, `<script type="application/json" id="settings">${settings}</script>`)
-          : t
-      );
-      // A failed read is tried again on the next request, not cached.
-      text.catch(() => cache.delete(name));
-      cache.set(name, text);
+      text = readFile(url, "utf8").then(edit);
+      text.catch(() => cache.delete(url.href));
+      cache.set(url.href, text);
     }
     return text;
   };
-  const serve = (name: string) => async () =>
-    new Response(await read(name), {
-      headers: { "Content-Type": FILES[name].type, "Cache-Control": "no-cache" },
-    });
-  app.get("/console", serve(""));
-  for (const name of Object.keys(FILES)) if (name) app.get(`/console/${name}`, serve(name));
+  const serve = async (c: Context, url: URL, type: string, edit?: (text: string) => string) => {
+    try {
+      return c.body(await read(url, edit), 200, { "Content-Type": type, "Cache-Control": "no-cache" });
+    } catch {
+      return c.json({ type: "error", code: "UNKNOWN_ENDPOINT", message: `no route ${c.req.path}` }, 404);
+    }
+  };
+  const page = (text: string) =>
+    text.replace(SETTINGS, `<script type="application/json" id="settings">${settings}</script>`);
+  app.get("/console", (c) => serve(c, new URL("./page.html", import.meta.url), HTML, page));
+  app.get("/console/page.css", (c) => serve(c, new URL("./page.css", import.meta.url), CSS));
+  // Where the repository has it, relative to client/, so its import of the library resolves
+  // alike on disk and in the page.
+  app.get("/console/src/console/page.js", (c) => serve(c, new URL("./page.js", import.meta.url), JS));
+  app.get("/console/client/mod.js", (c) => serve(c, new URL("mod.js", CLIENT), JS));
+  // The library's modules: plain names only, so no path leaves client/src/.
+  app.get(
+    "/console/client/src/:file{[a-z][a-z-]*\\.js}",
+    (c) => serve(c, new URL(`src/${c.req.param("file")}`, CLIENT), JS),
+  );
 }

@@ -78,7 +78,11 @@ async function openConsole(clientId: string): Promise<Page> {
   const problems: string[] = [];
   page.on("pageerror", (e) => problems.push(e.message));
   page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
-  await page.goto(`${gw.http}/console`);
+  await page.goto(`${gw.http}/console`).catch((error) => {
+    throw new Error(
+      `${error.message}\ngateway (exit ${gw.child.exitCode}) said:\n${gw.output().slice(-2000)}`,
+    );
+  });
   await page.fill("#client-id", clientId);
   await page.click("#connect");
   await page.waitForSelector('#state[data-state="connected"]');
@@ -125,6 +129,11 @@ test(`console (${currentRuntime}): off unless server.console is true`, async () 
       await page.text(),
       /<script type="application\/json" id="settings">\{"ws":"\/ws","auth":false\}/,
     );
+    const status = (path: string) => fetch(`${gw.http}${path}`).then((r) => (r.body?.cancel(), r.status));
+    assert.equal(await status("/console/client/src/ws-client.js"), 200);
+    assert.equal(await status("/console/client/src/nope.js"), 404);
+    assert.equal(await status("/console/client/src/..%2F..%2Fpackage.json"), 404);
+    assert.equal(await status("/console/client/package.json"), 404);
   } finally {
     await off.stop("SIGKILL");
   }
