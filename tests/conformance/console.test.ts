@@ -8,8 +8,8 @@
  *   "Reconnect": the welcome says resumed, and those messages follow, in order, marked resumed.
  * - Two tabs with one client ID: the older shows it was taken over and does not fight back.
  *
- * Screenshots go to the test's temporary folder (the path is printed; `CONSOLE_SCREENSHOTS=dir`
- * keeps them there instead) for a person to look at.
+ * Screenshots stay in the test's temporary folder (the path is printed; `CONSOLE_SCREENSHOTS=dir`
+ * puts them there instead) for a person to look at.
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -70,7 +70,8 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await gw?.stop("SIGKILL");
-  if (!process.env.CONSOLE_SCREENSHOTS) rmSync(dir, { recursive: true, force: true });
+  // The browser profile goes; the screenshots stay for a person to look at.
+  rmSync(join(dir, "profile"), { recursive: true, force: true });
 });
 
 async function openConsole(clientId: string): Promise<Page> {
