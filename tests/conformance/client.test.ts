@@ -16,6 +16,7 @@
  * - A handler that throws does not ack: its message comes again, redelivered, after a reconnect.
  * - A session that expired while the client was away: the client subscribes again by itself.
  * - The SSE variant resumes after a cut with the last event id, losing and repeating nothing.
+ * - A gateway shutting down (1001): the client comes back to the next one and binds again.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -466,6 +467,39 @@ test(`client (${currentRuntime}): the SSE variant resumes after a cut with the l
     assert.ok(sse.lastEventId);
   } finally {
     sse.close();
+    await gate.stop();
+  }
+});
+
+// Last: it stops the gateway the tests above share (and starts another).
+test(`client (${currentRuntime}): a gateway shutting down (1001) is reconnected to; the new node's fresh session is bound again`, async () => {
+  const gate = await Gate.start(gatewayPort(gw));
+  const client = connect({
+    url: gate.url,
+    clientId: `lib-restart-${run()}`,
+    backoff: { initialMs: 100, maxMs: 200 },
+  });
+  clients.push(client);
+  const seen = record<ClientEvents>(client, ALL_EVENTS);
+  const got: unknown[] = [];
+  try {
+    await client.subscribe("chat", (m) => void got.push(m.data));
+    const stopped = gw.stop("SIGTERM");
+    const lost = await seen.next("disconnected", 0);
+    assert.deepEqual({ code: lost.code, willRetry: lost.willRetry }, { code: 1001, willRetry: true });
+    assert.equal(await stopped, 0);
+    gw = await startGateway(currentRuntime, CONFIG);
+    gate.targetPort = gatewayPort(gw);
+    const welcome = await seen.next(
+      "connected",
+      seen.events.indexOf(seen.events.find((e) => e.value === lost)!),
+    );
+    assert.equal(welcome.resumed, false, "a new node with a memory store has no session");
+    await client.publish("chat", { after: "restart" });
+    await until("the message on the new node", () => got.length === 1);
+    assert.deepEqual(got, [{ after: "restart" }]);
+  } finally {
+    client.close();
     await gate.stop();
   }
 });

@@ -22,7 +22,8 @@ export class Gate {
   readonly #server: net.Server;
   readonly #links = new Set<[Socket, Socket]>();
 
-  private constructor(readonly targetPort: number) {
+  /** @param targetPort where connections go; may change (a new gateway), for new connections. */
+  private constructor(public targetPort: number) {
     this.#server = net.createServer((client) => this.#accept(client));
   }
 
@@ -61,13 +62,12 @@ export class Gate {
 
   #accept(client: Socket): void {
     this.accepted++;
-    client.on("error", () => {});
     if (!this.open) {
+      client.on("error", () => {});
       reset(client);
       return;
     }
     const upstream = net.connect({ port: this.targetPort, host: "127.0.0.1" });
-    upstream.on("error", () => {});
     const link: [Socket, Socket] = [client, upstream];
     this.#links.add(link);
     client.on("data", (chunk: Uint8Array) => {
@@ -76,9 +76,17 @@ export class Gate {
     upstream.on("data", (chunk: Uint8Array) => {
       if (!this.dropDown) client.write(chunk);
     });
-    const end = () => this.#cut(link);
-    client.on("close", end);
-    upstream.on("close", end);
+    // A failure on either side is passed on as a reset; an orderly end as an end, after what
+    // was written (a gateway's close frame before it goes).
+    client.on("error", () => this.#cut(link));
+    upstream.on("error", () => this.#cut(link));
+    client.on("end", () => upstream.end());
+    upstream.on("end", () => client.end());
+    const closed = () => {
+      if (client.destroyed && upstream.destroyed) this.#links.delete(link);
+    };
+    client.on("close", closed);
+    upstream.on("close", closed);
   }
 
   #cut(link: [Socket, Socket]): void {
