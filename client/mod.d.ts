@@ -13,7 +13,7 @@
  * @module
  */
 
-/** The wire protocol's error codes, plus the client's own (`CLOSED`, `QUEUE_FULL`, `HANDLER_FAILED`, `DISCONNECTED`). */
+/** The wire protocol's error codes, plus the client's own (`POLICY`: closed with 1008; `CLOSED`, `QUEUE_FULL`, `HANDLER_FAILED`). */
 export type ErrorCode =
   | "BAD_FRAME"
   | "BAD_REQUEST"
@@ -31,15 +31,14 @@ export type ErrorCode =
   | "POLICY"
   | "CLOSED"
   | "QUEUE_FULL"
-  | "HANDLER_FAILED"
-  | "DISCONNECTED";
+  | "HANDLER_FAILED";
 
 /** The one error type of the library: a gateway error frame, a close, or the client's own refusal. */
 export declare class ClientError extends Error {
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number });
   readonly name: string;
   readonly code: ErrorCode;
-  /** Trying again later may succeed (the gateway said so, or the client could not know). */
+  /** Trying again later may succeed: UPSTREAM_UNAVAILABLE, STORE_UNAVAILABLE, RATE_LIMITED, OUTCOME_UNKNOWN. */
   readonly temporary: boolean;
   /** For RATE_LIMITED: how long the gateway asked to wait, in ms. */
   readonly retryAfterMs?: number;

@@ -10,7 +10,6 @@ const TEMPORARY = new Set([
   "STORE_UNAVAILABLE",
   "RATE_LIMITED",
   "OUTCOME_UNKNOWN",
-  "DISCONNECTED",
 ]);
 
 /** A gateway error frame, a close, or the client's own refusal, with a stable code. */

@@ -114,13 +114,6 @@ const ALL_EVENTS: Array<keyof ClientEvents> = [
   "error",
 ];
 
-/** The VirtualClock as the client's timers. */
-const timersOf = (clock: VirtualClock) => ({
-  now: () => clock.now(),
-  setTimeout: (fn: () => void, ms: number) => clock.setTimeout(fn, ms),
-  clear: (id: unknown) => clock.clear(id as number),
-});
-
 test(
   `client (${currentRuntime}): resume through the chaos proxy: every message handled exactly once, in order`,
   {
@@ -192,7 +185,7 @@ test(
 test(`client (${currentRuntime}): taken over (4409) stops the older client for good`, async () => {
   const clock = new VirtualClock();
   const clientId = `lib-taken-${run()}`;
-  const older = connect({ url: `${gw.ws}/ws`, clientId, timers: timersOf(clock) });
+  const older = connect({ url: `${gw.ws}/ws`, clientId, timers: clock });
   const seen = record<ClientEvents>(older, ALL_EVENTS);
   await seen.next("connected", 0);
   const newer = connect({ url: `${gw.ws}/ws`, clientId });
@@ -217,7 +210,7 @@ test(`client (${currentRuntime}): back-off is exponential with full jitter, capp
   const client = connect({
     url: gate.url,
     clientId: `lib-backoff-${run()}`,
-    timers: timersOf(clock),
+    timers: clock,
     random: () => 0.5,
     backoff: { initialMs: 1000, maxMs: 8000, stableMs: 5000 },
     pingIntervalMs: 3000,
