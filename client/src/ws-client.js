@@ -198,7 +198,7 @@ class GatewayClient {
   disconnect() {
     if (this.#stopped) return;
     this.#paused = true;
-    this.#lost(this.#generation, CloseCode.NORMAL, "disconnected by the client", true);
+    this.#lost(this.#generation, CloseCode.NORMAL, "disconnected by the client");
   }
 
   reconnect() {
@@ -282,9 +282,9 @@ class GatewayClient {
   /**
    * The connection `generation` ended with `code`: reconnect after back-off, refresh the token,
    * or stop, as the close codes table says.
-   * @param {number} generation @param {number} code @param {string} reason @param {boolean} [byUs]
+   * @param {number} generation @param {number} code @param {string} reason
    */
-  #lost(generation, code, reason, byUs = false) {
+  #lost(generation, code, reason) {
     if (generation !== this.#generation || this.#stopped) return;
     this.#detach();
     this.#clearTimers();
@@ -311,7 +311,7 @@ class GatewayClient {
       this.#events.emit("disconnected", { code, reason, willRetry: false });
       return;
     }
-    const retryInMs = byUs ? 0 : backoffDelay(this.#attempt++, this.#options.backoff, this.#options.random);
+    const retryInMs = backoffDelay(this.#attempt++, this.#options.backoff, this.#options.random);
     this.#events.emit("disconnected", { code, reason, willRetry: true, retryInMs });
     this.#timer.retry = this.#timers.setTimeout(() => void this.#open(), retryInMs);
   }
