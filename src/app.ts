@@ -1,9 +1,11 @@
 /**
  * Builds the Hono app from an Engine and the adapter's runtime hooks: the configured
- * entrypoints plus the operational routes (`/healthz`, `/readyz`, `/metrics`).
+ * entrypoints plus the operational routes (`/healthz`, `/readyz`, `/metrics`) and, with
+ * `server.console: true`, the browser console (`/console`).
  */
 import { Hono } from "hono";
 import { cors } from "hono/cors";
+import { consoleRoutes } from "./console/routes.ts";
 import { isSameOrigin } from "./entrypoints/common.ts";
 import type { Engine } from "./engine.ts";
 import type { RuntimeHooks } from "./entrypoints/common.ts";
@@ -60,6 +62,7 @@ export function createApp(engine: Engine, hooks: RuntimeHooks): Hono {
     "/metrics",
     async (c) => c.body(await engine.metrics.render(), 200, { "Content-Type": "text/plain; version=0.0.4" }),
   );
+  if (engine.config.server.console) consoleRoutes(app, engine);
   app.notFound((c) =>
     c.json({ type: "error", code: "UNKNOWN_ENDPOINT", message: `no route ${c.req.path}` }, 404)
   );

@@ -105,6 +105,8 @@ const ServerSchema = v.optional(
      * Origins (`https://app.example`) whose pages may connect and publish; `*` for any. Others
      * are refused unless the request carries a credential (auth on).
      */
+    /** `GET /console`: the browser console (one page on the client library). Off unless asked for. */
+    console: boolean(false),
     allowed_origins: v.optional(
       v.array(
         v.pipe(

@@ -32,6 +32,7 @@ test("config: the shipped config.yaml is valid and is the embedded default", asy
   assert.equal(config.session.reconnection_window, 300_000);
   assert.deepEqual(config.endpoints.map((e) => [e.name, e.type]), [["chat", "memory"]]);
   assert.deepEqual(config.entrypoints.map((e) => e.type), ["websocket", "sse", "http"]);
+  assert.equal(config.server.console, true, "the shipped config serves the console");
 });
 
 test("config: defaults fill what is not said", () => {
@@ -42,6 +43,18 @@ test("config: defaults fill what is not said", () => {
   assert.equal(config.session.cleanup_interval, 30_000);
   assert.equal(config.policy.max_message_bytes, 65_536);
   assert.equal(config.entrypoints.length, 3);
+  assert.equal(config.server.console, false, "the console is off unless asked for");
+});
+
+test("config: server.console is a boolean", () => {
+  const { config } = parseConfig("server: { console: true }\nendpoints: [{ name: chat, type: memory }]", {});
+  assert.equal(config.server.console, true);
+  assert.deepEqual(problems("server: { console: sometimes }\nendpoints: [{ name: chat, type: memory }]"), [
+    'server.console: expected true or false, got "sometimes"',
+  ]);
+  assert.deepEqual(problems("server: { consol: true }\nendpoints: [{ name: chat, type: memory }]"), [
+    'server.consol: unknown key (did you mean "console"?)',
+  ]);
 });
 
 test("config: every problem names its key path and what was expected", () => {

@@ -1,0 +1,272 @@
+/**
+ * The gateway's client library: the multiplexed WebSocket with end-to-end acks, resume,
+ * reconnects with back-off and a publish queue (`connect`), and a receive-only SSE variant
+ * (`connectSse`). No dependencies: it uses the platform's WebSocket, EventSource and timers, so it
+ * runs unchanged in browsers, Deno and Bun.
+ *
+ * @example
+ * import { connect } from "./client/mod.js";
+ * const client = connect({ url: "ws://localhost:8080/ws", clientId: "alice" });
+ * await client.subscribe("chat", {}, (m) => console.log(m.data));
+ * await client.publish("chat", { text: "hi" });
+ *
+ * @module
+ */
+
+/** The wire protocol's error codes, plus the client's own (`POLICY`: closed with 1008; `CLOSED`, `QUEUE_FULL`, `HANDLER_FAILED`). */
+export type ErrorCode =
+  | "BAD_FRAME"
+  | "BAD_REQUEST"
+  | "BAD_CLIENT_ID"
+  | "UNAUTHENTICATED"
+  | "UNKNOWN_ENDPOINT"
+  | "FORBIDDEN"
+  | "TOO_LARGE"
+  | "RATE_LIMITED"
+  | "UPSTREAM_UNAVAILABLE"
+  | "OUTCOME_UNKNOWN"
+  | "TAKEN_OVER"
+  | "STORE_UNAVAILABLE"
+  | "INTERNAL"
+  | "POLICY"
+  | "CLOSED"
+  | "QUEUE_FULL"
+  | "HANDLER_FAILED";
+
+/** The one error type of the library: a gateway error frame, a close, or the client's own refusal. */
+export declare class ClientError extends Error {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number });
+  readonly name: string;
+  readonly code: ErrorCode;
+  /** Trying again later may succeed: UPSTREAM_UNAVAILABLE, STORE_UNAVAILABLE, RATE_LIMITED, OUTCOME_UNKNOWN. */
+  readonly temporary: boolean;
+  /** For RATE_LIMITED: how long the gateway asked to wait, in ms. */
+  readonly retryAfterMs?: number;
+}
+
+/** The gateway's close codes (its README, "Close codes"). */
+export declare const CloseCode: {
+  readonly NORMAL: 1000;
+  readonly GOING_AWAY: 1001;
+  /** Not a code on the wire: the connection ended without a close frame (network, refused handshake). */
+  readonly ABNORMAL: 1006;
+  readonly POLICY: 1008;
+  readonly MESSAGE_TOO_BIG: 1009;
+  readonly INTERNAL_ERROR: 1011;
+  readonly TRY_AGAIN_LATER: 1013;
+  readonly UNAUTHENTICATED: 4401;
+  readonly TAKEN_OVER: 4409;
+  readonly SESSION_EXPIRED: 4410;
+  readonly STORE_UNAVAILABLE: 4503;
+};
+
+/**
+ * The clock and timers the client waits on (back-off, pings, stable-connection reset). The
+ * gateway's `Scheduler` (and its `VirtualClock`, for tests) fits as it is.
+ */
+export interface Timers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clear(id: unknown): void;
+}
+
+/** Reconnect back-off: exponential with full jitter, capped. */
+export interface BackoffOptions {
+  /** The cap of the first retry's delay, ms (default 500). */
+  initialMs?: number;
+  /** The largest cap, ms (default 30000). */
+  maxMs?: number;
+  /** A connection that lasts this long resets the back-off, ms (default 10000). */
+  stableMs?: number;
+}
+
+export interface ConnectOptions {
+  /** The multiplexed WebSocket entrypoint, `ws://host:8080/ws` (`http(s)://` is taken as `ws(s)://`). */
+  url: string;
+  /** The client ID; without one the gateway makes one, and the client keeps it for reconnects. */
+  clientId?: string;
+  /** A credential, sent as the `token` query parameter (browsers cannot set WebSocket headers). */
+  token?: string;
+  /**
+   * Asked for a credential before every connect and when the gateway closes with 4401 (token
+   * expired): a new token reconnects at once, the same one stops the client.
+   */
+  getToken?: () => string | Promise<string>;
+  /** End-to-end acks (`ack=1`, default true): a message is acknowledged when its handler finished. */
+  ack?: boolean;
+  /** Publishes kept while disconnected (default 1000); past it `publish` rejects with QUEUE_FULL. */
+  maxQueuedPublishes?: number;
+  backoff?: BackoffOptions;
+  /** A ping when the connection was quiet this long, ms (default 15000). */
+  pingIntervalMs?: number;
+  /** No frame this long after a ping: the connection is dead (half-open), ms (default 10000). */
+  pingTimeoutMs?: number;
+  /**
+   * The key a redelivered message is recognised by. Delivery ids are per connection (a
+   * redelivered message has a new id), so the key comes from the message: by default Kafka's
+   * `topic/partition/offset` from `meta`, none otherwise (e.g. `(m) => m.data.id` for payloads
+   * that carry their own id). A redelivered message whose key was handled in this process is
+   * acked and dropped before the handler.
+   */
+  dedupeKey?: (message: Message) => string | undefined;
+  /** Keys remembered per endpoint (default 10000). */
+  dedupeSize?: number;
+  /** Timers and clock (default: the platform's). */
+  timers?: Timers;
+  /** Random numbers in [0, 1) for the back-off's jitter (default `Math.random`). */
+  random?: () => number;
+  /** The WebSocket constructor (default `globalThis.WebSocket`). */
+  WebSocket?: typeof WebSocket;
+}
+
+/** A delivery, as the handler gets it. */
+export interface Message {
+  endpoint: string;
+  /** The delivery id, `<epoch>.<sequence>`: strictly increasing per endpoint, per connection. */
+  id: string;
+  data: unknown;
+  encoding?: "base64";
+  meta?: Record<string, string | number>;
+  /** The client may have had this message before (it came again after a reconnect). */
+  redelivered: boolean;
+}
+
+export type Handler = (message: Message) => void | Promise<void>;
+
+/** What the gateway answered a publish with. */
+export interface Receipt {
+  id: string;
+  meta?: Record<string, string | number>;
+}
+
+/** The welcome frame: `resumed` (the session was kept) and `recovered` (nothing was lost). */
+export interface Welcome {
+  clientId: string;
+  resumed: boolean;
+  recovered: boolean;
+  reason?: string;
+  lost?: Record<string, number>;
+  ack: boolean;
+  endpoints: string[];
+}
+
+export type ConnectionState = "connecting" | "connected" | "disconnected" | "closed";
+
+export interface Disconnected {
+  /** The close code (1006 when the connection failed without one, e.g. refused or cut). */
+  code: number;
+  reason: string;
+  /** Whether the client will reconnect by itself. */
+  willRetry: boolean;
+  /** When it will, in ms. */
+  retryInMs?: number;
+}
+
+export interface ClientEvents {
+  /** Every state change. */
+  state: ConnectionState;
+  /** A connection attempt starts (`attempt` counts failures since the last stable connection). */
+  connecting: { attempt: number };
+  connected: Welcome;
+  disconnected: Disconnected;
+  /** A newer connection with this client ID took the session (4409): the client stopped for good. */
+  takenOver: Disconnected;
+  /** A handler threw, the gateway sent an error frame without an id, or the gateway closed with 1008. */
+  error: ClientError;
+  /** A message of an endpoint without a handler (acked at once). */
+  message: Message;
+}
+
+export interface Client {
+  readonly state: ConnectionState;
+  /** The client ID in use (the gateway's when none was given, once welcomed). */
+  readonly clientId: string | undefined;
+  /** The latest welcome. */
+  readonly welcome: Welcome | undefined;
+  /**
+   * Binds `endpoint` and hands its messages to `handler`, in order, one at a time. Resolves with
+   * the gateway's receipt (after a reconnect, if the client is away); the binding is renewed by
+   * itself when a reconnect finds a fresh session.
+   */
+  subscribe(endpoint: string, params: Record<string, string> | undefined, handler: Handler): Promise<void>;
+  subscribe(endpoint: string, handler: Handler): Promise<void>;
+  /** Unbinds `endpoint` (the broker session ends) and drops its handler. */
+  unsubscribe(endpoint: string): Promise<void>;
+  /**
+   * Publishes `data` (sent as JSON). Made while disconnected, or unanswered when a connection
+   * dropped, it is sent again on reconnect with the same `id`, which the gateway's dedupe window
+   * makes exactly-once into the broker. Resolves with the receipt, rejects with a ClientError.
+   */
+  publish(endpoint: string, data: unknown, options?: { id?: string }): Promise<Receipt>;
+  /** Listens to an event; returns the function that stops listening. */
+  on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void;
+  /**
+   * Closes the connection and stays away until `reconnect` (the gateway keeps the session for
+   * its reconnection window and the broker queues what comes meanwhile).
+   */
+  disconnect(): void;
+  /** Drops the connection if there is one and connects again at once (e.g. after a network change). */
+  reconnect(): void;
+  /** Closes for good: no reconnect; queued publishes reject with CLOSED. */
+  close(): void;
+}
+
+/**
+ * Connects to the gateway's multiplexed WebSocket and stays connected.
+ *
+ * @example
+ * const client = connect({ url: "ws://localhost:8080/ws", clientId: "alice" });
+ * client.on("connected", (w) => console.log(w.resumed ? "resumed" : "fresh session"));
+ */
+export declare function connect(options: ConnectOptions): Client;
+
+export interface SseOptions {
+  /** The SSE entrypoint, `http://host:8080/sse`. */
+  url: string;
+  endpoints: string[];
+  /** Binding params (query parameters). */
+  params?: Record<string, string>;
+  clientId?: string;
+  token?: string;
+  getToken?: () => string | Promise<string>;
+  backoff?: BackoffOptions;
+  timers?: Timers;
+  random?: () => number;
+  /** The EventSource constructor (default `globalThis.EventSource`). */
+  EventSource?: typeof EventSource;
+}
+
+export interface SseEvents {
+  state: ConnectionState;
+  connecting: { attempt: number };
+  connected: Omit<Welcome, "ack">;
+  disconnected: Disconnected;
+  takenOver: Disconnected;
+  error: ClientError;
+}
+
+export interface SseClient {
+  readonly state: ConnectionState;
+  readonly clientId: string | undefined;
+  /** The id of the last event handled: where a reconnect resumes (`Last-Event-ID`). */
+  readonly lastEventId: string | undefined;
+  on<K extends keyof SseEvents>(event: K, listener: (value: SseEvents[K]) => void): () => void;
+  close(): void;
+}
+
+/**
+ * Receives over Server-Sent Events, for pages where only EventSource is allowed. Reconnects pass
+ * `Last-Event-ID`, so nothing is lost; an event already handled (the same id) is dropped.
+ * Messages are `redelivered: false`: SSE carries no flag (a replayed event has its first id).
+ *
+ * @example
+ * connectSse({ url: "http://localhost:8080/sse", endpoints: ["chat"], clientId: "alice" }, (m) => console.log(m.data));
+ */
+export declare function connectSse(options: SseOptions, handler: Handler): SseClient;
+
+/** The delay before retry number `attempt` (0 first): full jitter under min(maxMs, initialMs * 2^attempt). */
+export declare function backoffDelay(
+  attempt: number,
+  options?: BackoffOptions,
+  random?: () => number,
+): number;

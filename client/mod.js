@@ -1,0 +1,10 @@
+// @ts-self-types="./mod.d.ts"
+/**
+ * The gateway's client library (types and documentation: mod.d.ts; README "Client library").
+ *
+ * @module
+ */
+export { connect } from "./src/ws-client.js";
+export { connectSse } from "./src/sse-client.js";
+export { backoffDelay } from "./src/backoff.js";
+export { ClientError, CloseCode } from "./src/errors.js";
