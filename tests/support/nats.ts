@@ -1,0 +1,81 @@
+/**
+ * NATS test support: the shared nats-server (JetStream on), stream names unique to a run, an
+ * endpoint on them, and an outside JetStream client (the plain @nats-io packages, not the
+ * gateway) to publish as a device would and to delete what a run created.
+ */
+import process from "node:process";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { memoryLogger } from "../../src/core/logger.ts";
+import { RealScheduler } from "../../src/core/scheduler.ts";
+import { NatsEndpoint } from "../../src/endpoints/nats/nats-endpoint.ts";
+import type { NatsEndpointOptions } from "../../src/endpoints/nats/nats-endpoint.ts";
+
+export const NATS_SERVER = process.env.NATS_SERVER ?? "127.0.0.1:4222";
+
+/**
+ * A stream name and subject prefix unique to this run: `{stream}` holds `{prefix}.>`.
+ *
+ * @example
+ * const ns = natsNamespace("contract"); // { stream: "test_contract_1a2b3c4d", prefix: "test.contract-1a2b3c4d" }
+ */
+export function natsNamespace(label: string): { stream: string; prefix: string } {
+  const id = crypto.randomUUID().slice(0, 8);
+  return { stream: `test_${label}_${id}`, prefix: `test.${label}-${id}` };
+}
+
+export function makeNatsEndpoint(
+  options: Partial<NatsEndpointOptions> & { ns: { stream: string; prefix: string } },
+): NatsEndpoint {
+  const { ns, ...rest } = options;
+  return new NatsEndpoint({
+    name: "events",
+    servers: [NATS_SERVER],
+    stream: ns.stream,
+    createStream: true,
+    publishSubject: `${ns.prefix}.{clientId}.up`,
+    subscribeSubject: `${ns.prefix}.{clientId}.down`,
+    connectTimeout: 3000,
+    publishTimeout: 3000,
+    ackWait: 60_000,
+    maxAckPending: 1000,
+    inactiveThreshold: 600_000,
+    nodeId: "test",
+    logger: memoryLogger(),
+    scheduler: new RealScheduler(),
+    ...rest,
+  });
+}
+
+/** A plain NATS connection with JetStream, as a device or an operator would have. */
+export class OutsideNats {
+  private constructor(readonly nc: NatsConnection, readonly js: JetStreamClient, readonly jsm: JetStreamManager) {}
+
+  static async connect(server = NATS_SERVER): Promise<OutsideNats> {
+    const nc = await connect({ servers: server });
+    return new OutsideNats(nc, jetstream(nc), await jetstreamManager(nc));
+  }
+
+  /** Publishes into the stream and waits for its ack. */
+  async publish(subject: string, text: string): Promise<void> {
+    await this.js.publish(subject, text);
+  }
+
+  /** The names of the stream's consumers. */
+  async consumers(stream: string): Promise<string[]> {
+    const names: string[] = [];
+    for await (const c of this.jsm.consumers.list(stream)) names.push(c.name);
+    return names;
+  }
+
+  /** Deletes the stream if it exists (a run cleans up what it created). */
+  async dropStream(stream: string): Promise<void> {
+    await this.jsm.streams.delete(stream).catch(() => false);
+  }
+
+  async close(): Promise<void> {
+    await this.nc.close();
+  }
+}
