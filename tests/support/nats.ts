@@ -51,7 +51,11 @@ export function makeNatsEndpoint(
 
 /** A plain NATS connection with JetStream, as a device or an operator would have. */
 export class OutsideNats {
-  private constructor(readonly nc: NatsConnection, readonly js: JetStreamClient, readonly jsm: JetStreamManager) {}
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly js: JetStreamClient,
+    readonly jsm: JetStreamManager,
+  ) {}
 
   static async connect(server = NATS_SERVER): Promise<OutsideNats> {
     const nc = await connect({ servers: server });
