@@ -14,6 +14,8 @@ import { kafkaGatewayConfig, kafkaInject, kafkaScenarios } from "./kafka-scenari
 import { hardeningScenarios } from "./hardening-scenarios.ts";
 import { ackScenarios, dedupeScenario, memoryInject, sseReplayScenarios } from "./ack-scenarios.ts";
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
+import { natsGatewayConfig, natsInject, natsScenarios } from "./nats-scenarios.ts";
+import { natsNamespace, OutsideNats } from "../support/nats.ts";
 
 const runtimes: Runtime[] = ["deno", "bun"];
 const proxy = await RedisProxy.start();
@@ -22,6 +24,9 @@ const redis = { url: proxy.url, token: proxy.token, prefix };
 const kafka = await startKafka();
 const kafkaNs = kafkaNamespace("matrix");
 const kafkaConfig = kafkaGatewayConfig(kafka.brokers, kafkaNs);
+const natsNs = natsNamespace("matrix");
+const natsConfig = natsGatewayConfig(natsNs);
+const natsRows = [...natsScenarios(natsNs), ...ackScenarios("events", natsInject(natsNs), "nats")];
 const SHUTDOWN = "SIGTERM -> clients get 1001, exit 0";
 /** Each group: one gateway config (session store x endpoint) and its scenarios. */
 const memory = [
@@ -55,6 +60,8 @@ const groups: Array<{ label: string; config: string; scenarios: Scenario[] }> = 
     config: withRedisStore(kafkaConfig, redis),
     scenarios: kafkaRows(),
   },
+  { label: "memory store / nats endpoint", config: natsConfig, scenarios: natsRows },
+  { label: "redis store / nats endpoint", config: withRedisStore(natsConfig, redis), scenarios: natsRows },
 ];
 const rowName = (label: string, scenario: string) => `[${label}] ${scenario}`;
 const rows = [
@@ -106,4 +113,7 @@ for (const f of failures) console.log(`  FAIL ${f}`);
 await proxy.drop(prefix);
 await proxy.stop();
 await kafka.stop();
+const nats = await OutsideNats.connect();
+await nats.dropStream(natsNs.stream);
+await nats.close();
 process.exit(failures.length ? 1 : 0);
