@@ -4,8 +4,15 @@
  * folder); the same file could sit outside the repo and be loaded with `endpoint_modules:`.
  */
 import * as v from "valibot";
-import { boolean, duration, expected, nonEmptyList, positiveInt, text } from "../../config/values.ts";
-import { defineEndpoint } from "../definition.ts";
+import {
+  boolean,
+  defineEndpoint,
+  duration,
+  expected,
+  nonEmptyList,
+  positiveInt,
+  text,
+} from "../../plugin.ts";
 import { NatsEndpoint } from "./nats-endpoint.ts";
 
 const SERVER = 'a NATS server "host:port" or nats:// URL';

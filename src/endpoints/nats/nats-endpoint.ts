@@ -24,17 +24,16 @@ import type {
   JetStreamManager,
   JsMsg,
 } from "@nats-io/jetstream";
+import { GatewayError, KeyedMutex } from "../../plugin.ts";
 import type {
   BindableEndpoint,
   DeliveryHandler,
   EndpointHealth,
+  Logger,
   OutboundMessage,
   Receipt,
-} from "../../core/endpoint.ts";
-import { GatewayError } from "../../core/errors.ts";
-import type { Logger } from "../../core/logger.ts";
-import { KeyedMutex } from "../../core/mutex.ts";
-import type { Scheduler } from "../../core/scheduler.ts";
+  Scheduler,
+} from "../../plugin.ts";
 import { consumerNamePart, expandSubject, streamSubjects } from "./subjects.ts";
 
 /**

@@ -3,8 +3,7 @@
  * token separator `.`), the subjects a created stream captures, and consumer names (durable
  * names allow no `.`, `*`, `>`, whitespace or path separators).
  */
-import { GatewayError } from "../../core/errors.ts";
-import { expandTopic } from "../template.ts";
+import { expandTopic, GatewayError } from "../../plugin.ts";
 
 const PLACEHOLDER = /\{([A-Za-z0-9_]+)\}/g;
 
