@@ -29,3 +29,5 @@ export { RealScheduler } from "./core/scheduler.ts";
 export { KeyedMutex } from "./core/mutex.ts";
 export { expandTopic } from "./endpoints/template.ts";
 export * from "./config/values.ts";
+/** valibot, for option schemas beyond the helpers above (the gateway's own copy). */
+export * as v from "valibot";

@@ -19,6 +19,7 @@ import { kafkaGatewayConfig, kafkaInject, kafkaScenarios } from "./kafka-scenari
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
 import { natsGatewayConfig, natsInject, natsScenarios } from "./nats-scenarios.ts";
 import { natsNamespace, OutsideNats } from "../support/nats.ts";
+import { portableScenarios, resumeScenarios } from "./portable-scenarios.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { checkQuietStream, hardeningScenarios, openQuietStream } from "./hardening-scenarios.ts";
 import { ackScenarios, dedupeScenario, memoryInject, sseReplayScenarios } from "./ack-scenarios.ts";
@@ -84,7 +85,12 @@ for (const scenario of sseReplayScenarios(memoryInject)) {
 }
 test(`gateway (${currentRuntime}, redis store): ${dedupeScenario.name}`, () =>
   dedupeScenario.run(redisMemGw));
-for (const scenario of ackScenarios("inbox", memoryInject, "memory")) {
+for (
+  const scenario of [
+    ...resumeScenarios("inbox", memoryInject, "memory"),
+    ...ackScenarios("inbox", memoryInject, "memory"),
+  ]
+) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
 }
 for (const scenario of ackScenarios("sensors", mqttInject, "mqtt")) {
@@ -95,7 +101,12 @@ for (const scenario of ackScenarios("orders", kafkaInject(() => kafka.kafka, kaf
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(kafkaGw));
 }
 
-for (const scenario of [...natsScenarios(natsNs), ...ackScenarios("events", natsInject(natsNs), "nats")]) {
+for (
+  const scenario of [
+    ...natsScenarios(natsNs),
+    ...portableScenarios("events", natsInject(natsNs), "nats"),
+  ]
+) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(natsGw));
 }
 
