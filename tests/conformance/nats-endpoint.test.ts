@@ -37,6 +37,16 @@ test("nats: a publish resolves on the JetStream ack, with the stream and its seq
     assert.equal(receipt.meta?.subject, `${ns.prefix}.dev-1.up`);
     assert.equal(receipt.meta?.stream, ns.stream);
     assert.equal(typeof receipt.meta?.seq, "number");
+    const elsewhere = makeNatsEndpoint({ ns, publishSubject: "nowhere.{clientId}" });
+    await elsewhere.start(new RecordingHandler());
+    await assert.rejects(
+      elsewhere.publish("dev-1", { payload: encodeText("x") }, {}),
+      (e) =>
+        e instanceof GatewayError && e.code === "UPSTREAM_UNAVAILABLE" &&
+        e.message ===
+          "NATS publish to nowhere.dev-1 refused: no stream captures this subject (or JetStream is off)",
+    );
+    await elsewhere.stop();
     await assert.rejects(
       endpoint.publish("a.b", { payload: encodeText("x") }, {}),
       (e) => e instanceof GatewayError && e.code === "BAD_FRAME" && /may not contain "\."/.test(e.message),

@@ -57,7 +57,7 @@ export class OutsideNats {
     readonly jsm: JetStreamManager,
   ) {}
 
-  static async connect(server = NATS_SERVER): Promise<OutsideNats> {
+  static async connect(server: string | string[] = NATS_SERVER): Promise<OutsideNats> {
     const nc = await connect({ servers: server });
     return new OutsideNats(nc, jetstream(nc), await jetstreamManager(nc));
   }

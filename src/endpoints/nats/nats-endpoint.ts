@@ -195,7 +195,11 @@ export class NatsEndpoint implements BindableEndpoint {
           `NATS publish to ${subject} not acknowledged: ${e.message}`,
         );
       }
-      throw new GatewayError("UPSTREAM_UNAVAILABLE", `NATS publish to ${subject} refused: ${e.message}`);
+      // No responder on the subject: nats.js says "jetstream is not enabled" for that.
+      const why = e.name === "JetStreamNotEnabled" || e.name === "NoRespondersError"
+        ? "no stream captures this subject (or JetStream is off)"
+        : e.message;
+      throw new GatewayError("UPSTREAM_UNAVAILABLE", `NATS publish to ${subject} refused: ${why}`);
     }
   }
 
