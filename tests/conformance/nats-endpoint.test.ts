@@ -9,7 +9,8 @@ import { encodeText } from "../../src/core/payload.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 import { consumerNamePart, streamSubjects } from "../../src/endpoints/nats/subjects.ts";
 import { makeNatsEndpoint, natsNamespace, OutsideNats } from "../support/nats.ts";
-import { endpointContract, eventually, RecordingHandler } from "./endpoint-contract.ts";
+// As a plugin author imports the kit (package.json / deno.json "exports"):
+import { endpointContract, eventually, RecordingHandler } from "mediation-engine/conformance";
 
 const ns = natsNamespace("contract");
 let outside: OutsideNats;

@@ -1,9 +1,9 @@
 /**
  * The `nats` endpoint type: NATS JetStream, publishes acked by the stream, one durable pull
  * consumer per client. It is registered like any other type (src/endpoints/registry.ts finds this
- * folder); the same file could sit outside the repo and be loaded with `endpoint_modules:`.
+ * folder). Like the rest of this folder it imports only from src/plugin.ts, the public surface: the
+ * same files could sit outside the repo and be loaded with `endpoint_modules:`.
  */
-import * as v from "valibot";
 import {
   boolean,
   defineEndpoint,
@@ -12,6 +12,7 @@ import {
   nonEmptyList,
   positiveInt,
   text,
+  v,
 } from "../../plugin.ts";
 import { NatsEndpoint } from "./nats-endpoint.ts";
 
