@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { encodeText } from "../../src/core/payload.ts";
+import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 import { consumerNamePart, streamSubjects } from "../../src/endpoints/nats/subjects.ts";
 import { makeNatsEndpoint, natsNamespace, OutsideNats } from "../support/nats.ts";
@@ -95,4 +96,90 @@ test("nats: a created stream captures both templates, no subject twice", () => {
 test("nats: with create_stream false a missing stream stops start-up with its name", async () => {
   const endpoint = makeNatsEndpoint({ ns: natsNamespace("missing"), createStream: false });
   await assert.rejects(endpoint.start(new RecordingHandler()), /does not exist \(create_stream is false\)/);
+});
+
+/** Records deliveries like RecordingHandler, and which clients' consumers were reported dropped. */
+class DropWatchingHandler extends RecordingHandler {
+  dropped: string[] = [];
+  consumerDropped(clientId: string): void {
+    this.dropped.push(clientId);
+  }
+}
+
+const until = (check: () => boolean | Promise<boolean>, what: string) => eventually(check, what, 5000);
+
+test("nats: another node resuming the client takes the consumer; the first is told, and does not take it back", async () => {
+  const clock = new VirtualClock();
+  const a = makeNatsEndpoint({ ns, scheduler: clock });
+  const b = makeNatsEndpoint({ ns });
+  const onA = new DropWatchingHandler();
+  const onB = new RecordingHandler();
+  await a.start(onA);
+  await b.start(onB);
+  const id = `moved-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await a.bindClient(id, {});
+    await outside.publish(`${ns.prefix}.${id}.down`, "m1");
+    await until(() => onA.of(id).length === 1, "m1 on the first node");
+    await b.resumeClient(id, {});
+    await until(() => onA.dropped.includes(id), "the first node told");
+    await outside.publish(`${ns.prefix}.${id}.down`, "m2");
+    await until(() => onB.of(id).length === 1, "m2 on the second node");
+    await clock.advance(5000); // past the first node's look at the consumer
+    await outside.publish(`${ns.prefix}.${id}.down`, "m3");
+    await until(() => onB.of(id).length === 2, "m3 on the second node");
+    assert.deepEqual(onB.of(id), ["m2", "m3"]);
+    assert.deepEqual(onA.of(id), ["m1"], "the first node never pulls again");
+    await b.unbindClient(id, {});
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test("nats: a consumer deleted from outside is re-created and pulled again while the client stays", async () => {
+  const clock = new VirtualClock();
+  const endpoint = makeNatsEndpoint({ ns, scheduler: clock });
+  const handler = new DropWatchingHandler();
+  await endpoint.start(handler);
+  const id = `deleted-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await endpoint.bindClient(id, {});
+    await outside.jsm.consumers.delete(ns.stream, endpoint.consumerName(id));
+    await until(() => handler.dropped.includes(id), "the drop reported");
+    await clock.advance(5000);
+    await until(
+      async () => (await outside.consumers(ns.stream)).includes(endpoint.consumerName(id)),
+      "re-created",
+    );
+    await outside.publish(`${ns.prefix}.${id}.down`, "after");
+    await until(() => handler.of(id).length === 1, "the delivery after");
+    assert.deepEqual(handler.of(id), ["after"]);
+    await endpoint.unbindClient(id, {});
+  } finally {
+    await endpoint.stop();
+  }
+});
+
+test("nats: a new binding starts at the stream's end, whatever a consumer left from an earlier one held", async () => {
+  const first = makeNatsEndpoint({ ns });
+  await first.start(new RecordingHandler());
+  const id = `stale-${crypto.randomUUID().slice(0, 8)}`;
+  await first.bindClient(id, {});
+  await first.suspendClient(id);
+  await outside.publish(`${ns.prefix}.${id}.down`, "stale");
+  await first.stop(); // its unbind never came
+  const second = makeNatsEndpoint({ ns });
+  const handler = new RecordingHandler();
+  await second.start(handler);
+  try {
+    await second.bindClient(id, {});
+    await outside.publish(`${ns.prefix}.${id}.down`, "new");
+    await until(() => handler.of(id).length >= 1, "the new one");
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(handler.of(id), ["new"]);
+    await second.unbindClient(id, {});
+  } finally {
+    await second.stop();
+  }
 });

@@ -203,12 +203,16 @@ export class NatsEndpoint implements BindableEndpoint {
     }
   }
 
+  /**
+   * A new binding starts at the stream's end. A consumer left from an earlier binding (an unbind
+   * that failed) is replaced; a pull of this binding here already is kept (bind twice).
+   */
   bindClient(clientId: string, params: Record<string, string>): Promise<void> {
     return this.#locks.run(clientId, async () => {
       const subject = expandSubject(this.#options.subscribeSubject, clientId, params);
       const pull = this.#pulls.get(clientId);
       if (pull && !pull.paused && pull.subject === subject) return;
-      await this.#resume(clientId, subject, params);
+      await this.#resume(clientId, subject, params, !(pull && pull.subject === subject));
       this.#options.logger.info(
         `[NATS] Client ${clientId} bound to endpoint ${this.name} (consumer ${
           this.consumerName(clientId)
@@ -268,9 +272,14 @@ export class NatsEndpoint implements BindableEndpoint {
 
   /**
    * Pulls for the client again from its consumer's ack floor (re-created there), or from a new
-   * consumer at the stream's end when it has none or one on another subject.
+   * consumer at the stream's end when it has none, one on another subject, or `fresh`.
    */
-  async #resume(clientId: string, subject: string, params: Record<string, string>): Promise<void> {
+  async #resume(
+    clientId: string,
+    subject: string,
+    params: Record<string, string>,
+    fresh = false,
+  ): Promise<void> {
     const old = this.#pulls.get(clientId);
     this.#pulls.delete(clientId);
     if (old) await this.#halt(old);
@@ -278,7 +287,7 @@ export class NatsEndpoint implements BindableEndpoint {
     const info = await this.#info(name);
     let start: number;
     let redeliverBelow = 0;
-    if (info && info.config.filter_subject === subject) {
+    if (info && !fresh && info.config.filter_subject === subject) {
       // Acks are in delivery order, so everything past the floor is unsettled (or new).
       start = info.ack_floor.consumer_seq > 0
         ? info.ack_floor.stream_seq + 1
@@ -379,8 +388,10 @@ export class NatsEndpoint implements BindableEndpoint {
 
   /**
    * The pull ended without being stopped here: its consumer was deleted (another node resumed
-   * the client, or an operator). The hub checks who owns the session; if this node still does,
-   * pulling starts again a little later.
+   * the client, or an operator). The hub checks who owns the session and suspends the client
+   * here if another node does. A little later, a pull still here starts again only if the
+   * consumer is still missing (an operator deleted it): one that exists was re-created by the
+   * node the client went to, and taking it back would split the client's messages.
    */
   #lost(clientId: string, pull: Pull, error: void | Error): void {
     if (pull.stopped || this.#pulls.get(clientId) !== pull) return;
@@ -396,11 +407,22 @@ export class NatsEndpoint implements BindableEndpoint {
         e,
       );
     }
-    this.#options.scheduler.setTimeout(() => {
+    this.#options.scheduler.setTimeout(async () => {
       if (this.#pulls.get(clientId) !== pull) return;
-      this.resumeClient(clientId, pull.params).catch((e) =>
-        this.#options.logger.warn(`[NATS] ${this.name}: pulling for ${clientId} again failed: ${e.message}`)
-      );
+      const name = this.consumerName(clientId);
+      try {
+        if (await this.#info(name)) {
+          this.#options.logger.warn(
+            `[NATS] ${this.name}: ${name} was re-created elsewhere; left to it until ${clientId} resumes here`,
+          );
+          return;
+        }
+        await this.resumeClient(clientId, pull.params);
+      } catch (e) {
+        this.#options.logger.warn(
+          `[NATS] ${this.name}: pulling for ${clientId} again failed: ${(e as Error).message}`,
+        );
+      }
     }, REPULL_MS);
   }
 
