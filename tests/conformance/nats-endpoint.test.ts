@@ -9,7 +9,7 @@ import { encodeText } from "../../src/core/payload.ts";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 import { consumerNamePart, streamSubjects } from "../../src/endpoints/nats/subjects.ts";
-import { makeNatsEndpoint, natsNamespace, OutsideNats } from "../support/nats.ts";
+import { makeNatsEndpoint, natsNamespace, OutsideNats, PrivateNats } from "../support/nats.ts";
 // As a plugin author imports the kit (package.json / deno.json "exports"):
 import { endpointContract, eventually, RecordingHandler } from "mediation-engine/conformance";
 
@@ -145,6 +145,8 @@ test("nats: a consumer deleted from outside is re-created and pulled again while
   const id = `deleted-${crypto.randomUUID().slice(0, 8)}`;
   try {
     await endpoint.bindClient(id, {});
+    await outside.publish(`${ns.prefix}.${id}.down`, "before");
+    await until(() => handler.of(id).length === 1, "the delivery before"); // the pull is waiting now
     await outside.jsm.consumers.delete(ns.stream, endpoint.consumerName(id));
     await until(() => handler.dropped.includes(id), "the drop reported");
     await clock.advance(5000);
@@ -153,8 +155,8 @@ test("nats: a consumer deleted from outside is re-created and pulled again while
       "re-created",
     );
     await outside.publish(`${ns.prefix}.${id}.down`, "after");
-    await until(() => handler.of(id).length === 1, "the delivery after");
-    assert.deepEqual(handler.of(id), ["after"]);
+    await until(() => handler.of(id).length === 2, "the delivery after");
+    assert.deepEqual(handler.of(id), ["before", "after"]);
     await endpoint.unbindClient(id, {});
   } finally {
     await endpoint.stop();
@@ -181,5 +183,49 @@ test("nats: a new binding starts at the stream's end, whatever a consumer left f
     await second.unbindClient(id, {});
   } finally {
     await second.stop();
+  }
+});
+
+test("nats: the server killed and back on its store: publishes fail meanwhile, then the client's queue flows on in order", async () => {
+  const server = await PrivateNats.start();
+  const privateNs = natsNamespace("restart");
+  const endpoint = makeNatsEndpoint({ ns: privateNs, servers: [server.server] });
+  const handler = new DropWatchingHandler();
+  await endpoint.start(handler);
+  const id = `restart-${crypto.randomUUID().slice(0, 8)}`;
+  let publisher = await OutsideNats.connect(server.server);
+  try {
+    await endpoint.bindClient(id, {});
+    for (const m of ["m1", "m2"]) await publisher.publish(`${privateNs.prefix}.${id}.down`, m);
+    await until(() => handler.of(id).length === 2, "m1 and m2");
+    await publisher.close();
+    await server.kill();
+    await until(() => handler.dropped.includes(id), "the drop reported");
+    await assert.rejects(
+      endpoint.publish(id, { payload: encodeText("x") }, {}),
+      (e) => e instanceof GatewayError && e.code === "UPSTREAM_UNAVAILABLE",
+    );
+    assert.equal((await endpoint.health()).ok, false);
+    await server.resume();
+    publisher = await OutsideNats.connect(server.server);
+    for (const m of ["m3", "m4", "m5"]) await publisher.publish(`${privateNs.prefix}.${id}.down`, m);
+    await eventually(() => new Set(handler.of(id)).size === 5, "the queue after the restart", 20_000);
+    await new Promise((r) => setTimeout(r, 300));
+    // A killed server may lose the acks it had not written to its store yet: those messages come
+    // again, flagged; nothing is lost and the order holds.
+    const got = handler.of(id);
+    assert.deepEqual([...new Set(got)], ["m1", "m2", "m3", "m4", "m5"], "nothing lost, in order");
+    const again = got.filter((m, i) => got.indexOf(m) !== i);
+    assert.ok(
+      again.every((m) => handler.redelivered.get(id)?.includes(m)),
+      "a repeat is flagged redelivered",
+    );
+    assert.deepEqual(got.slice(got.indexOf("m3")), ["m3", "m4", "m5"], "the new ones once, after the old");
+    assert.equal((await endpoint.health()).ok, true);
+    await endpoint.unbindClient(id, {});
+  } finally {
+    await endpoint.stop();
+    await publisher.close().catch(() => {});
+    await server.stop();
   }
 });

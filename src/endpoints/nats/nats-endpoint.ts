@@ -5,26 +5,17 @@
  * Publishes go to a subject (template) and resolve on the JetStream ack. Each bound client has a
  * durable pull consumer `engine-{endpoint}-client-{clientId}` (the ID escaped to consumer-name
  * characters, subjects.ts) with explicit acks, filtered on its subscribe subject: a message is
- * acked only when the hub settles it (after the write, or the client's ack). Suspend stops
- * pulling; whatever was handed over and not settled stays pending with the server.
- *
- * JetStream would hand pending messages out again only when their ack_wait runs out, after newer
- * ones: so resume (and a bind that finds the consumer) re-creates the consumer at its ack floor,
- * and the queue comes again in stream order, the part that may have been seen flagged
- * redelivered. That also works on a node that never saw the client, and ends a pull another node
- * still has on the consumer (takeover). Unbind deletes the consumer.
+ * acked only when the hub settles it (after the write, or the client's ack). A new binding
+ * starts at the stream's end; suspend stops pulling, and whatever was handed over and not
+ * settled stays pending with the server; resume re-creates the consumer at its ack floor, so that
+ * comes again first, in order, flagged redelivered (client-pulls.ts), on any node; unbind
+ * deletes the consumer. The stream is looked up at start, and created when missing.
  */
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type {
-  ConsumerInfo,
-  ConsumerMessages,
-  JetStreamClient,
-  JetStreamManager,
-  JsMsg,
-} from "@nats-io/jetstream";
-import { GatewayError, KeyedMutex } from "../../plugin.ts";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { GatewayError } from "../../plugin.ts";
 import type {
   BindableEndpoint,
   DeliveryHandler,
@@ -34,6 +25,7 @@ import type {
   Receipt,
   Scheduler,
 } from "../../plugin.ts";
+import { ClientPulls, notFound } from "./client-pulls.ts";
 import { consumerNamePart, expandSubject, streamSubjects } from "./subjects.ts";
 
 /**
@@ -71,46 +63,30 @@ export interface NatsEndpointOptions {
   scheduler: Scheduler;
 }
 
-/** One client's pull on its consumer. */
-interface Pull {
-  subject: string;
-  params: Record<string, string>;
-  messages?: ConsumerMessages;
-  /** A delivery was refused (or threw): nothing more is handed over until resume. */
-  paused: boolean;
-  /** Stopped here: what the pull still has buffered is not handed over. */
-  stopped: boolean;
-  /** Stream sequences up to this one may have reached the client before: flagged redelivered. */
-  redeliverBelow: number;
-  /** Ack confirmations in flight: a suspend waits for them, so a resume sees the acks. */
-  acks: Set<Promise<void>>;
-}
-
-/** How many messages one pull request asks for. */
-const BATCH = 256;
-/** How long after a consumer was lost from under a live pull it is pulled again, in ms. */
-const REPULL_MS = 2000;
-
-const nanos = (ms: number) => ms * 1_000_000;
-
-const notFound = (error: unknown) =>
-  error instanceof Error && /NotFound/.test(error.name) ||
-  /not found/i.test(String((error as Error)?.message));
-
 export class NatsEndpoint implements BindableEndpoint {
   readonly name: string;
   #options: NatsEndpointOptions;
-  #handler?: DeliveryHandler;
   #nc?: NatsConnection;
   #js?: JetStreamClient;
   #jsm?: JetStreamManager;
   #up = false;
-  #pulls = new Map<string, Pull>();
-  #locks = new KeyedMutex();
+  #pulls: ClientPulls;
 
   constructor(options: NatsEndpointOptions) {
     this.name = options.name;
     this.#options = options;
+    this.#pulls = new ClientPulls({
+      endpoint: options.name,
+      stream: options.stream,
+      consumerName: (clientId) => this.consumerName(clientId),
+      ackWait: options.ackWait,
+      maxAckPending: options.maxAckPending,
+      inactiveThreshold: options.inactiveThreshold,
+      ackTimeout: options.publishTimeout,
+      connected: () => this.#up,
+      logger: options.logger,
+      scheduler: options.scheduler,
+    });
   }
 
   /** The durable consumer of a gateway client. */
@@ -120,7 +96,6 @@ export class NatsEndpoint implements BindableEndpoint {
 
   /** Connects, checks JetStream, and finds (or creates) the stream. */
   async start(handler: DeliveryHandler): Promise<void> {
-    this.#handler = handler;
     const { servers, username, password, token, connectTimeout, publishTimeout, logger } = this.#options;
     let nc: NatsConnection;
     try {
@@ -153,6 +128,7 @@ export class NatsEndpoint implements BindableEndpoint {
       );
     }
     this.#js = jetstream(nc, { timeout: publishTimeout });
+    this.#pulls.attach(this.#js, this.#jsm, handler);
     try {
       await this.#ensureStream();
     } catch (error) {
@@ -166,7 +142,7 @@ export class NatsEndpoint implements BindableEndpoint {
 
   /** Takes every consumer offline (their state stays with the server) and closes the connection. */
   async stop(): Promise<void> {
-    await Promise.all([...this.#pulls.keys()].map((id) => this.suspendClient(id)));
+    await Promise.all(this.#pulls.clientIds().map((id) => this.suspendClient(id)));
     const nc = this.#nc;
     this.#nc = undefined;
     this.#up = false;
@@ -208,11 +184,10 @@ export class NatsEndpoint implements BindableEndpoint {
    * that failed) is replaced; a pull of this binding here already is kept (bind twice).
    */
   bindClient(clientId: string, params: Record<string, string>): Promise<void> {
-    return this.#locks.run(clientId, async () => {
+    return this.#pulls.run(clientId, async () => {
       const subject = expandSubject(this.#options.subscribeSubject, clientId, params);
-      const pull = this.#pulls.get(clientId);
-      if (pull && !pull.paused && pull.subject === subject) return;
-      await this.#resume(clientId, subject, params, !(pull && pull.subject === subject));
+      if (this.#pulls.isLive(clientId, subject)) return;
+      await this.#pulls.start(clientId, subject, params, { fresh: !this.#pulls.has(clientId, subject) });
       this.#options.logger.info(
         `[NATS] Client ${clientId} bound to endpoint ${this.name} (consumer ${
           this.consumerName(clientId)
@@ -223,27 +198,21 @@ export class NatsEndpoint implements BindableEndpoint {
 
   /** Stops pulling and forgets the client here: the server holds all there is. */
   suspendClient(clientId: string): Promise<void> {
-    return this.#locks.run(clientId, async () => {
-      const pull = this.#pulls.get(clientId);
-      this.#pulls.delete(clientId);
-      if (pull) await this.#halt(pull);
-    });
+    return this.#pulls.run(clientId, () => this.#pulls.stop(clientId));
   }
 
+  /** Pulls again from the consumer's ack floor: what was not settled comes first, flagged. */
   resumeClient(clientId: string, params: Record<string, string>): Promise<void> {
-    return this.#locks.run(clientId, async () => {
+    return this.#pulls.run(clientId, async () => {
       const subject = expandSubject(this.#options.subscribeSubject, clientId, params);
-      const pull = this.#pulls.get(clientId);
-      if (pull && !pull.paused && pull.subject === subject) return;
-      await this.#resume(clientId, subject, params);
+      if (this.#pulls.isLive(clientId, subject)) return;
+      await this.#pulls.start(clientId, subject, params);
     });
   }
 
   unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
-    return this.#locks.run(clientId, async () => {
-      const pull = this.#pulls.get(clientId);
-      this.#pulls.delete(clientId);
-      if (pull) await this.#halt(pull);
+    return this.#pulls.run(clientId, async () => {
+      await this.#pulls.stop(clientId, true);
       try {
         await this.#manager().consumers.delete(this.#options.stream, this.consumerName(clientId));
       } catch (error) {
@@ -262,7 +231,7 @@ export class NatsEndpoint implements BindableEndpoint {
       ok: this.#up,
       detail: `${
         this.#up ? "connected to" : "not connected to"
-      } ${server}, ${this.#pulls.size} consumers pulling`,
+      } ${server}, ${this.#pulls.size} consumers bound`,
     });
   }
 
@@ -271,190 +240,22 @@ export class NatsEndpoint implements BindableEndpoint {
   }
 
   /**
-   * Pulls for the client again from its consumer's ack floor (re-created there), or from a new
-   * consumer at the stream's end when it has none, one on another subject, or `fresh`.
+   * Connection status: a drop is reported for every pulling client (the hub checks ownership).
+   * After a reconnect every pull starts again from its ack floor: what the server sent into the
+   * dropped connection would otherwise come only after ack_wait, behind newer messages.
    */
-  async #resume(
-    clientId: string,
-    subject: string,
-    params: Record<string, string>,
-    fresh = false,
-  ): Promise<void> {
-    const old = this.#pulls.get(clientId);
-    this.#pulls.delete(clientId);
-    if (old) await this.#halt(old);
-    const name = this.consumerName(clientId);
-    const info = await this.#info(name);
-    let start: number;
-    let redeliverBelow = 0;
-    if (info && !fresh && info.config.filter_subject === subject) {
-      // Acks are in delivery order, so everything past the floor is unsettled (or new).
-      start = info.ack_floor.consumer_seq > 0
-        ? info.ack_floor.stream_seq + 1
-        : info.config.opt_start_seq ?? info.delivered.stream_seq + 1;
-      redeliverBelow = info.delivered.stream_seq;
-    } else start = await this.#streamEnd();
-    await this.#api(`re-creating the NATS consumer of ${clientId}`, async (jsm) => {
-      if (info) {
-        await jsm.consumers.delete(this.#options.stream, name).catch((e) =>
-          notFound(e) ? false : Promise.reject(e)
-        );
-      }
-      await jsm.consumers.add(this.#options.stream, {
-        durable_name: name,
-        filter_subject: subject,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: start,
-        ack_wait: nanos(this.#options.ackWait),
-        max_ack_pending: this.#options.maxAckPending,
-        inactive_threshold: nanos(this.#options.inactiveThreshold),
-      });
-    });
-    const pull: Pull = { subject, params, paused: false, stopped: false, redeliverBelow, acks: new Set() };
-    this.#pulls.set(clientId, pull);
-    try {
-      await this.#pull(clientId, name, pull);
-    } catch (error) {
-      if (this.#pulls.get(clientId) === pull) this.#pulls.delete(clientId);
-      throw new GatewayError(
-        "UPSTREAM_UNAVAILABLE",
-        `NATS consumer for ${clientId} failed: ${(error as Error).message}`,
-      );
-    }
-  }
-
-  /** Starts handing the consumer's messages over, one at a time, in order. */
-  async #pull(clientId: string, name: string, pull: Pull): Promise<void> {
-    const consumer = await this.#client().consumers.get(this.#options.stream, name);
-    const messages = await consumer.consume({
-      max_messages: Math.min(BATCH, this.#options.maxAckPending),
-      // A consumer deleted from under the pull (another node resumed the client) ends it.
-      abort_on_missing_resource: true,
-      callback: (m) => this.#onMessage(clientId, pull, m),
-    });
-    pull.messages = messages;
-    void messages.closed().then((error) => this.#lost(clientId, pull, error));
-  }
-
-  #onMessage(clientId: string, pull: Pull, m: JsMsg): void {
-    // Not acked: it stays pending, and the next resume starts at the ack floor.
-    if (pull.paused || pull.stopped || this.#pulls.get(clientId) !== pull) return;
-    const seq = m.info.streamSequence;
-    let settled = false;
-    let written = false;
-    try {
-      written = this.#handler?.deliver(clientId, this.name, {
-        payload: m.data,
-        meta: { subject: m.subject, stream: m.info.stream, seq },
-        redelivered: m.redelivered || seq <= pull.redeliverBelow || undefined,
-        settle: () => {
-          if (settled) return;
-          settled = true;
-          this.#ack(pull, m);
-        },
-      }) ?? false;
-    } catch (error) {
-      this.#options.logger.error(
-        `[NATS] ${this.name}: delivering to ${clientId} failed; kept by the broker until resume`,
-        error,
-      );
-    }
-    if (!written) {
-      pull.paused = true;
-      pull.messages?.stop();
-    }
-  }
-
-  /** Acks and waits for the server's confirmation, so a later resume reads an ack floor that has it. */
-  #ack(pull: Pull, m: JsMsg): void {
-    const confirmed: Promise<void> = m.ackAck({ timeout: this.#options.publishTimeout }).then(
-      (ok) => {
-        if (!ok) {
-          this.#options.logger.debug(`[NATS] ${this.name}: ack of ${m.subject} #${m.seq} not confirmed`);
-        }
-      },
-      (e) => this.#options.logger.debug(`[NATS] ${this.name}: ack of ${m.subject} #${m.seq}: ${e.message}`),
-    ).finally(() => pull.acks.delete(confirmed));
-    pull.acks.add(confirmed);
-  }
-
-  /** Stops pulling; the acks already sent are confirmed first. */
-  async #halt(pull: Pull): Promise<void> {
-    pull.stopped = true;
-    pull.messages?.stop();
-    await Promise.allSettled([...pull.acks]);
-  }
-
-  /**
-   * The pull ended without being stopped here: its consumer was deleted (another node resumed
-   * the client, or an operator). The hub checks who owns the session and suspends the client
-   * here if another node does. A little later, a pull still here starts again only if the
-   * consumer is still missing (an operator deleted it): one that exists was re-created by the
-   * node the client went to, and taking it back would split the client's messages.
-   */
-  #lost(clientId: string, pull: Pull, error: void | Error): void {
-    if (pull.stopped || this.#pulls.get(clientId) !== pull) return;
-    pull.paused = true;
-    this.#options.logger.warn(
-      `[NATS] ${this.name}: the consumer of ${clientId} went away (${error?.message ?? "closed"})`,
-    );
-    try {
-      this.#handler?.consumerDropped?.(clientId, this.name);
-    } catch (e) {
-      this.#options.logger.error(
-        `[NATS] ${this.name}: reporting the dropped consumer of ${clientId} failed`,
-        e,
-      );
-    }
-    this.#options.scheduler.setTimeout(async () => {
-      if (this.#pulls.get(clientId) !== pull) return;
-      const name = this.consumerName(clientId);
-      try {
-        if (await this.#info(name)) {
-          this.#options.logger.warn(
-            `[NATS] ${this.name}: ${name} was re-created elsewhere; left to it until ${clientId} resumes here`,
-          );
-          return;
-        }
-        await this.resumeClient(clientId, pull.params);
-      } catch (e) {
-        this.#options.logger.warn(
-          `[NATS] ${this.name}: pulling for ${clientId} again failed: ${(e as Error).message}`,
-        );
-      }
-    }, REPULL_MS);
-  }
-
-  /** Connection status: a drop is reported for every pulling client (the hub checks ownership). */
   async #watch(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === "disconnect") {
         this.#up = false;
         this.#options.logger.warn(`[NATS] Endpoint ${this.name} lost its connection; reconnecting`);
-        for (const clientId of this.#pulls.keys()) this.#handler?.consumerDropped?.(clientId, this.name);
+        this.#pulls.reportDropped();
       } else if (status.type === "reconnect") {
         this.#up = true;
         this.#options.logger.info(`[NATS] Endpoint ${this.name} reconnected to ${nc.getServer()}`);
+        this.#pulls.restartAll();
       }
     }
-  }
-
-  async #info(name: string): Promise<ConsumerInfo | undefined> {
-    try {
-      return await this.#manager().consumers.info(this.#options.stream, name);
-    } catch (error) {
-      if (notFound(error)) return undefined;
-      throw new GatewayError("UPSTREAM_UNAVAILABLE", `NATS consumer ${name}: ${(error as Error).message}`);
-    }
-  }
-
-  /** The sequence the next message of the stream will get: where a new binding starts. */
-  async #streamEnd(): Promise<number> {
-    return await this.#api("reading the stream's end", async (jsm) => {
-      const info = await jsm.streams.info(this.#options.stream);
-      return info.state.last_seq + 1;
-    });
   }
 
   async #ensureStream(): Promise<void> {
@@ -489,25 +290,10 @@ export class NatsEndpoint implements BindableEndpoint {
     logger.info(`[NATS] Created the stream ${stream} (subjects ${subjects.join(", ")})`);
   }
 
-  async #api<T>(what: string, fn: (jsm: JetStreamManager) => Promise<T>): Promise<T> {
-    try {
-      return await fn(this.#manager());
-    } catch (error) {
-      throw new GatewayError("UPSTREAM_UNAVAILABLE", `${what} failed: ${(error as Error).message}`);
-    }
-  }
-
   #manager(): JetStreamManager {
     if (!this.#jsm) {
       throw new GatewayError("UPSTREAM_UNAVAILABLE", `NATS endpoint ${this.name} is not started`);
     }
     return this.#jsm;
-  }
-
-  #client(): JetStreamClient {
-    if (!this.#js) {
-      throw new GatewayError("UPSTREAM_UNAVAILABLE", `NATS endpoint ${this.name} is not started`);
-    }
-    return this.#js;
   }
 }
