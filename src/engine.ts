@@ -1,7 +1,9 @@
 /**
  * The one place that wires the engine: config -> session store -> endpoints -> hub -> cleanup
- * worker. Adapters and tests build the engine here and the Hono app from it.
+ * worker. Adapters and tests build the engine here and the Hono app from it. Endpoints are made
+ * by their registered types (src/endpoints/registry.ts).
  */
+import process from "node:process";
 import type { Authenticator } from "./core/auth.ts";
 import type { Endpoint } from "./core/endpoint.ts";
 import { createAuthenticator } from "./policy/auth.ts";
@@ -14,8 +16,11 @@ import { Metrics } from "./core/metrics.ts";
 import { RealScheduler } from "./core/scheduler.ts";
 import type { Scheduler } from "./core/scheduler.ts";
 import type { SessionStore } from "./core/session.ts";
+import { loadConfig, readConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
-import { createEndpoint } from "./endpoints/factory.ts";
+import type { EndpointDefinition } from "./endpoints/definition.ts";
+import { builtinEndpointTypes } from "./endpoints/registry.ts";
+import type { EndpointRegistry } from "./endpoints/registry.ts";
 import { DefaultPolicy } from "./policy/default-policy.ts";
 import { CleanupWorker } from "./session/cleanup.ts";
 import { createSessionStore } from "./session/factory.ts";
@@ -27,6 +32,13 @@ export interface EngineOptions {
   store?: SessionStore;
   /** Replaces the configured endpoints. */
   endpoints?: Endpoint[];
+  /**
+   * The endpoint types the config's entries are made with (the one it was checked against:
+   * LoadedConfig.registry). Default: the built-in types and `endpointTypes`.
+   */
+  registry?: EndpointRegistry;
+  /** Endpoint types besides the built-in ones (when `registry` is not given). */
+  endpointTypes?: EndpointDefinition[];
 }
 
 export interface Readiness {
@@ -59,8 +71,9 @@ export class Engine {
     this.addressRate = new RateLimiter(this.scheduler, perAddress, perAddress * 2);
     this.store = options.store ??
       createSessionStore(config.session, this.logger, this.metrics, this.scheduler);
+    const registry = options.registry ?? builtinEndpointTypes.with(options.endpointTypes ?? []);
     const endpoints = options.endpoints ?? config.endpoints.map((e) =>
-      createEndpoint(e, {
+      registry.create(e, {
         logger: this.logger,
         nodeId: this.nodeId,
         reconnectionWindow: config.session.reconnection_window,
@@ -170,4 +183,34 @@ export class Engine {
     const ok = this.#started && Object.values(checks).every((c) => c.ok);
     return { ok, checks };
   }
+}
+
+export interface CreateEngineOptions extends Omit<EngineOptions, "registry"> {
+  /** The config file; relative `endpoint_modules` are resolved from its folder. */
+  configPath?: string;
+  /** Or the config itself, as YAML (`endpoint_modules` relative to the working directory). */
+  configText?: string;
+  /** For `${ENV}` in the config. Default: the process environment. */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Loads a config (with its `endpoint_modules`) and builds the engine on it, with the built-in
+ * endpoint types, those modules' and `endpointTypes`. Config warnings go to the engine's log.
+ * Throws ConfigError for a bad config. Not started: `serve(engine, adapter)` or `engine.start()`.
+ *
+ * @example
+ * import natsEndpoint from "./src/endpoints/nats/definition.ts";
+ * const engine = await createEngine({ configPath: "gateway.yaml", endpointTypes: [myEndpoint] });
+ * await serve(engine, denoAdapter);
+ */
+export async function createEngine(options: CreateEngineOptions = {}): Promise<Engine> {
+  const env = options.env ?? process.env;
+  const { endpointTypes } = options;
+  const { config, warnings, registry } = options.configText !== undefined
+    ? await readConfig(options.configText, env, { endpointTypes })
+    : await loadConfig(options.configPath ?? "./config.yaml", env, { endpointTypes });
+  const engine = new Engine(config, { ...options, registry });
+  for (const warning of warnings) engine.logger.warn(`[Config] ${warning}`);
+  return engine;
 }

@@ -5,10 +5,10 @@
  * Exit codes: 0 after a graceful shutdown, 1 when start-up fails, 2 for a bad configuration.
  */
 import process from "node:process";
-import { ConfigError, configPath, loadConfig } from "./config/load.ts";
-import type { Config } from "./config/schema.ts";
+import { ConfigError, configPath } from "./config/load.ts";
 import type { Logger } from "./core/logger.ts";
-import { Engine } from "./engine.ts";
+import { createEngine } from "./engine.ts";
+import type { Engine } from "./engine.ts";
 import type { Adapter } from "./serve.ts";
 import { serve } from "./serve.ts";
 
@@ -16,15 +16,6 @@ async function loadAdapter(): Promise<Adapter> {
   if ("Deno" in globalThis) return (await import("../adapters/deno.ts")).denoAdapter;
   if ("Bun" in globalThis) return (await import("../adapters/bun.ts")).bunAdapter;
   throw new Error("unsupported runtime: run under Deno (deno task start) or Bun (bun run src/main.ts)");
-}
-
-let config: Config;
-let warnings: string[];
-try {
-  ({ config, warnings } = await loadConfig(configPath(process.argv.slice(2), process.env), process.env));
-} catch (error) {
-  console.error(error instanceof ConfigError ? error.message : String(error));
-  process.exit(2);
 }
 
 /**
@@ -40,10 +31,20 @@ function routeWarnings(logger: Logger): void {
   });
 }
 
+let engine: Engine;
 try {
-  const engine = new Engine(config);
+  engine = await createEngine({ configPath: configPath(process.argv.slice(2), process.env) });
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(2);
+  }
+  console.error(`ERROR [Server] Start-up failed: ${error instanceof Error ? error.message : error}`);
+  process.exit(1);
+}
+
+try {
   routeWarnings(engine.logger);
-  for (const warning of warnings) engine.logger.warn(`[Config] ${warning}`);
   await serve(engine, await loadAdapter());
 } catch (error) {
   console.error(`ERROR [Server] Start-up failed: ${error instanceof Error ? error.message : error}`);

@@ -1,12 +1,19 @@
 /**
  * Loads the configuration: the file named by `--config PATH`, else `MEDIATION_CONFIG`, else
- * `./config.yaml`; YAML, then `${ENV}` interpolation, then the valibot schema.
+ * `./config.yaml`; YAML, then `${ENV}` interpolation, then the endpoint types of
+ * `endpoint_modules`, then the valibot schema assembled from every registered endpoint type.
  */
 import { readFile } from "node:fs/promises";
+import process from "node:process";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
+import type { EndpointDefinition } from "../endpoints/definition.ts";
+import { builtinEndpointTypes, definitionProblem } from "../endpoints/registry.ts";
+import type { EndpointRegistry } from "../endpoints/registry.ts";
 import { interpolateEnv } from "./env.ts";
-import { ConfigSchema, configWarnings } from "./schema.ts";
+import { configSchema, configWarnings } from "./schema.ts";
 import type { Config } from "./schema.ts";
 
 /** Everything wrong with a config, one problem a line (`key.path: expected ..., got ...`). */
@@ -32,12 +39,23 @@ export function configPath(args: string[], env: Record<string, string | undefine
 export interface LoadedConfig {
   config: Config;
   warnings: string[];
+  /** Every endpoint type the config was checked against: the engine makes its endpoints with them. */
+  registry: EndpointRegistry;
 }
 
-/** Reads and validates a config file. Throws ConfigError listing every problem. */
+export interface LoadOptions {
+  /** Endpoint types besides the built-in ones and those of `endpoint_modules`. */
+  endpointTypes?: EndpointDefinition[];
+}
+
+/**
+ * Reads and validates a config file, loading the endpoint types its `endpoint_modules` name
+ * (paths relative to the file). Throws ConfigError listing every problem.
+ */
 export async function loadConfig(
   path: string,
   env: Record<string, string | undefined>,
+  options: LoadOptions = {},
 ): Promise<LoadedConfig> {
   let text: string;
   try {
@@ -45,24 +63,73 @@ export async function loadConfig(
   } catch (error) {
     throw new ConfigError(path, [`cannot read the file: ${(error as Error).message}`]);
   }
-  return parseConfig(text, env, path);
+  return await readConfig(text, env, { ...options, source: path, base: dirname(resolve(path)) });
 }
 
-/** Validates config text (YAML). Throws ConfigError listing every problem. */
+/**
+ * Validates config text (YAML) after loading the endpoint types of its `endpoint_modules`
+ * (relative to `base`, default the working directory). Throws ConfigError listing every problem.
+ */
+export async function readConfig(
+  text: string,
+  env: Record<string, string | undefined>,
+  options: LoadOptions & { source?: string; base?: string } = {},
+): Promise<LoadedConfig> {
+  const source = options.source ?? "config";
+  const { value, missing } = interpolated(text, env, source);
+  const modules = v.safeParse(ModuleList, isMapping(value) ? value.endpoint_modules : undefined);
+  const loaded = modules.success
+    ? await loadEndpointModules(modules.output, options.base ?? process.cwd(), source)
+    : [];
+  let registry: EndpointRegistry;
+  try {
+    registry = builtinEndpointTypes.with([...loaded, ...(options.endpointTypes ?? [])]);
+  } catch (error) {
+    throw new ConfigError(source, [`endpoint_modules: ${(error as Error).message}`]);
+  }
+  return validate(value, missing, source, registry);
+}
+
+/**
+ * Validates config text (YAML) against the endpoint types of `registry` (default: the built-in
+ * ones); `endpoint_modules` is not loaded here (readConfig and loadConfig do that). Throws
+ * ConfigError listing every problem.
+ */
 export function parseConfig(
   text: string,
   env: Record<string, string | undefined>,
   source = "config",
+  registry: EndpointRegistry = builtinEndpointTypes,
 ): LoadedConfig {
+  const { value, missing } = interpolated(text, env, source);
+  return validate(value, missing, source, registry);
+}
+
+const ModuleList = v.array(v.pipe(v.string(), v.minLength(1)));
+
+const isMapping = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+function interpolated(text: string, env: Record<string, string | undefined>, source: string) {
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (error) {
     throw new ConfigError(source, [`not valid YAML: ${(error as Error).message.split("\n")[0]}`]);
   }
-  const { value, missing } = interpolateEnv(raw ?? {}, env);
-  const result = v.safeParse(ConfigSchema, value);
-  if (result.success) return { config: result.output, warnings: configWarnings(value, result.output) };
+  return interpolateEnv(raw ?? {}, env);
+}
+
+function validate(
+  value: unknown,
+  missing: Map<string, string[]>,
+  source: string,
+  registry: EndpointRegistry,
+): LoadedConfig {
+  const result = v.safeParse(configSchema(registry), value);
+  if (result.success) {
+    return { config: result.output, warnings: configWarnings(value, result.output), registry };
+  }
   const problems = result.issues.map((issue) => {
     const path = issuePath(issue);
     const unset = missing.get(path);
@@ -71,6 +138,48 @@ export function parseConfig(
   });
   throw new ConfigError(source, [...new Set(problems)]);
 }
+
+/**
+ * Imports each module (a path relative to `base`, or a URL / package specifier) and takes its
+ * endpoint types: the default export, a definition or a list of them. A module that cannot be
+ * loaded or exports no definition is a config problem at its index.
+ */
+async function loadEndpointModules(
+  specifiers: string[],
+  base: string,
+  source: string,
+): Promise<EndpointDefinition[]> {
+  const problems: string[] = [];
+  const definitions: EndpointDefinition[] = [];
+  for (const [i, specifier] of specifiers.entries()) {
+    const url = /^\.{0,2}\//.test(specifier) || isAbsolute(specifier)
+      ? pathToFileURL(resolve(base, specifier)).href
+      : specifier;
+    let module: Record<string, unknown>;
+    try {
+      module = await import(url);
+    } catch (error) {
+      problems.push(`endpoint_modules[${i}]: cannot load ${specifier}: ${firstLine(error)}`);
+      continue;
+    }
+    const exported = module.default;
+    const list = Array.isArray(exported) ? exported : [exported];
+    const bad = list.map(definitionProblem).find((p) => p !== undefined);
+    if (exported === undefined || bad) {
+      problems.push(
+        `endpoint_modules[${i}]: expected ${specifier} to default-export an endpoint definition (defineEndpoint), got ${
+          exported === undefined ? "no default export" : bad
+        }`,
+      );
+      continue;
+    }
+    definitions.push(...list);
+  }
+  if (problems.length) throw new ConfigError(source, problems);
+  return definitions;
+}
+
+const firstLine = (error: unknown) => String(error instanceof Error ? error.message : error).split("\n")[0];
 
 /** `endpoints[1].type`-style key path of a valibot issue. */
 function issuePath(issue: v.BaseIssue<unknown>): string {

@@ -1,82 +1,17 @@
 /**
  * The config.yaml schema (DESIGN.md section 9), in valibot. Every problem message reads
  * "expected ..., got ..." (or "unknown key ...") so start-up can print one line per problem with
- * its key path. Every mapping is strict. Defaults live here and nowhere else.
- *
- * Values from `${ENV}` interpolation are strings: where a number, duration or boolean is expected,
- * a string spelling one is taken as that ("8080", "5000" ms, "true"), and validated as usual.
- * Nowhere else is a string turned into anything: `password: ${PASS}` stays a string.
+ * its key path. Every mapping is strict. Defaults live here and nowhere else, except an endpoint
+ * type's: those are in its definition (src/endpoints/<type>/definition.ts), and the `endpoints`
+ * entries are assembled from the registered definitions. Value schemas are in values.ts.
  */
 import * as v from "valibot";
-import { parseDuration } from "./duration.ts";
-import { strict as strictMapping } from "./keys.ts";
+import { closestKey } from "./keys.ts";
+import { boolean, duration, expected, name, positiveInt, show, strict, text, wholeNumber } from "./values.ts";
+import { builtinEndpointTypes } from "../endpoints/registry.ts";
+import type { EndpointRegistry } from "../endpoints/registry.ts";
 
-/** `expected <what>, got <input>` for any issue. */
-const expected = (what: string) => (issue: v.BaseIssue<unknown>) =>
-  `expected ${what}, got ${show(issue.input)}`;
-
-export function show(value: unknown): string {
-  if (value === undefined) return "nothing";
-  const text = JSON.stringify(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
-/** A mapping whose every key is known (see keys.ts). */
-const strict = <const TEntries extends v.ObjectEntries>(
-  entries: TEntries,
-  what = "a mapping",
-  hidden: readonly string[] = [],
-) => strictMapping(entries, what, show, hidden);
-
-const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
-
-/** "8080" (as `${ENV}` gives it) -> 8080; anything else is left for the next check to judge. */
-const fromNumberText = (input: unknown): unknown =>
-  typeof input === "string" && NUMBER_TEXT.test(input.trim()) ? Number(input.trim()) : input;
-
-/** "true" / "false" (as `${ENV}` gives them) -> true / false; anything else is left as it is. */
-const fromBooleanText = (input: unknown): unknown => {
-  const word = typeof input === "string" ? input.trim().toLowerCase() : undefined;
-  return word === "true" ? true : word === "false" ? false : input;
-};
-
-/** A whole number from `min` to `max`, also written as a string. */
-const wholeNumber = (what: string, min: number, max = Infinity) =>
-  v.pipe(
-    v.unknown(),
-    v.transform(fromNumberText),
-    v.number(expected(what)),
-    v.integer(expected(what)),
-    v.minValue(min, expected(what)),
-    v.maxValue(max, expected(what)),
-  );
-
-/** One of a few numbers (qos, protocol_version), also written as a string. */
-const numberOf = <const TOptions extends readonly number[]>(options: TOptions, what: string) =>
-  v.pipe(v.unknown(), v.transform(fromNumberText), v.picklist(options, expected(what)));
-
-const duration = (fallback: string) =>
-  v.pipe(
-    v.optional(v.union([v.string(), v.number()], expected('a duration like "5m"')), fallback),
-    v.check((d) => parseDuration(fromNumberText(d)) !== undefined, expected('a duration like "5m"')),
-    v.transform((d) => parseDuration(fromNumberText(d))!),
-  );
-
-const positiveInt = (fallback: number) => v.optional(wholeNumber("a positive whole number", 1), fallback);
-
-const boolean = (fallback: boolean) =>
-  v.optional(
-    v.pipe(v.unknown(), v.transform(fromBooleanText), v.boolean(expected("true or false"))),
-    fallback,
-  );
-
-const text = (what = "a non-empty string") =>
-  v.pipe(v.string(expected(what)), v.minLength(1, expected(what)));
-
-const name = v.pipe(
-  v.string(expected("a name of A-Z a-z 0-9 _ -")),
-  v.regex(/^[A-Za-z0-9_-]{1,64}$/, expected("a name of A-Z a-z 0-9 _ -")),
-);
+export { show } from "./values.ts";
 
 const routePath = v.pipe(
   v.string(expected('a path like "/ws"')),
@@ -309,8 +244,6 @@ const EntrypointSchema = v.variant("type", [
   strict({ name, type: v.literal("http"), path: v.optional(routePath, "/publish") }),
 ], expected('an entrypoint of type "websocket", "sse" or "http"'));
 
-const topic = v.optional(text("a topic template"));
-
 /** `*`, `subject:<s>`, `role:<r>` (in the `roles` claim), `claim:<name>=<value>`. */
 const aclRule = v.pipe(
   v.string(expected('a rule: "*", "subject:<s>", "role:<r>" or "claim:<name>=<value>"')),
@@ -330,70 +263,6 @@ const AclSchema = v.optional(strict({
   subscribe: v.optional(v.array(aclRule, expected("a list of rules"))),
   params: v.optional(v.record(v.string(), text("a claim name"), expected("a mapping of param: claim"))),
 }));
-
-const MemoryEndpointSchema = strict({
-  name,
-  type: v.literal("memory"),
-  publish_topic: topic,
-  subscribe_topic: topic,
-  queue_limit: positiveInt(10_000),
-  /** Payload bytes held per client (8 MiB) and for all clients of the endpoint (256 MiB). */
-  queue_bytes: positiveInt(8 * 1024 * 1024),
-  total_bytes: positiveInt(256 * 1024 * 1024),
-  acl: AclSchema,
-});
-
-const MqttEndpointSchema = strict({
-  name,
-  type: v.literal("mqtt"),
-  url: v.pipe(text("an mqtt:// URL"), v.regex(/^(mqtts?|wss?|tcp|ssl):\/\/\S+$/, expected("an mqtt:// URL"))),
-  publish_topic: text("a topic template"),
-  subscribe_topic: text("a topic template"),
-  qos: v.optional(numberOf([0, 1], "0 or 1"), 1),
-  producer_pool_size: positiveInt(5),
-  protocol_version: v.optional(numberOf([4, 5], "4 (MQTT 3.1.1) or 5"), 5),
-  username: v.optional(v.string(expected("a string"))),
-  password: v.optional(v.string(expected("a string"))),
-  connect_timeout: duration("10s"),
-  publish_timeout: duration("10s"),
-  acl: AclSchema,
-});
-
-const KafkaEndpointSchema = strict({
-  name,
-  type: v.literal("kafka"),
-  brokers: v.pipe(
-    v.array(
-      v.pipe(v.string(expected('a "host:port"')), v.regex(/^[^\s:]+:\d{1,5}$/, expected('a "host:port"'))),
-      expected('a list of "host:port"'),
-    ),
-    v.minLength(1, expected('at least one "host:port"')),
-  ),
-  publish_topic: text("a topic template"),
-  subscribe_topic: text("a topic template"),
-  key_param: v.optional(text("a binding param name")),
-  start_from: v.optional(v.picklist(["latest", "earliest"], expected('"latest" or "earliest"')), "latest"),
-  ssl: boolean(false),
-  sasl: v.optional(strict({
-    mechanism: v.picklist(
-      ["plain", "scram-sha-256", "scram-sha-512"],
-      expected('"plain", "scram-sha-256" or "scram-sha-512"'),
-    ),
-    username: text(),
-    password: v.string(expected("a string")),
-  }, "a mapping with mechanism, username, password")),
-  connect_timeout: duration("10s"),
-  publish_timeout: duration("10s"),
-  session_timeout: duration("30s"),
-  fetch_max_wait: duration("500ms"),
-  acl: AclSchema,
-});
-
-const EndpointSchema = v.variant(
-  "type",
-  [MemoryEndpointSchema, MqttEndpointSchema, KafkaEndpointSchema],
-  expected('an endpoint of type "memory", "mqtt" or "kafka"'),
-);
 
 const PolicySchema = v.optional(
   strict({
@@ -531,36 +400,104 @@ const DEFAULT_ENTRYPOINTS = [
   { name: "http", type: "http" as const, path: "/publish" },
 ];
 
-export const ConfigSchema = v.pipe(
-  strict({
-    server: ServerSchema,
-    session: SessionSchema,
-    entrypoints: v.optional(
-      v.array(EntrypointSchema, expected("a list of entrypoints")),
-      DEFAULT_ENTRYPOINTS,
-    ),
-    endpoints: v.pipe(
-      v.array(EndpointSchema, expected("a list of endpoints")),
-      v.minLength(1, expected("at least one endpoint")),
-    ),
-    auth: AuthSchema,
-    policy: PolicySchema,
-    delivery: DeliverySchema,
-    log: LogSchema,
-  }),
-  v.forward(
-    v.check(
-      (c) => new Set(c.endpoints.map((e) => e.name)).size === c.endpoints.length,
-      (issue) =>
-        `expected unique endpoint names, got ${
-          show((issue.input as { endpoints: { name: string }[] }).endpoints.map((e) => e.name))
-        }`,
-    ),
-    ["endpoints"],
-  ),
-);
+/** Who may publish and subscribe to an endpoint, and with which params (src/policy/auth.ts). */
+export type AclConfig = v.InferOutput<typeof AclSchema>;
 
-export type Config = v.InferOutput<typeof ConfigSchema>;
+/**
+ * An endpoint entry as the engine gets it: `name`, `type`, `acl` (every type has them) and its
+ * type's options with every default filled in (EndpointDefinition.options).
+ */
+export type EndpointConfig = { name: string; type: string; acl?: AclConfig; [key: string]: unknown };
+
+/** One entry of `endpoints`, of any registered type: the definition's keys plus the core ones, strict. */
+function endpointSchema(registry: EndpointRegistry): v.GenericSchema<unknown, EndpointConfig> {
+  const types = registry.types;
+  const options = registry.definitions.map((d) =>
+    strict({ name, type: v.literal(d.type), ...d.options, acl: AclSchema })
+  );
+  const list = types.length === 1
+    ? `"${types[0]}"`
+    : `${types.slice(0, -1).map((t) => `"${t}"`).join(", ")} or "${types.at(-1)}"`;
+  const entry = v.variant("type", options, (issue) => {
+    const close = typeof issue.input === "string" && issue.path ? closestKey(issue.input, types) : undefined;
+    return `expected an endpoint of type ${list}, got ${show(issue.input)}${
+      close ? ` (did you mean "${close}"?)` : ""
+    }`;
+  });
+  return entry as unknown as v.GenericSchema<unknown, EndpointConfig>;
+}
+
+/** Problems of the definitions' own checks across one entry's keys (EndpointDefinition.check). */
+function definitionChecks(registry: EndpointRegistry) {
+  return v.rawCheck<EndpointConfig[]>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    dataset.value.forEach((entry, index) => {
+      for (const { key, message } of registry.get(entry.type)?.check?.(entry) ?? []) {
+        addIssue({
+          message,
+          path: [
+            { type: "array", origin: "value", input: dataset.value, key: index, value: entry },
+            { type: "object", origin: "value", input: entry, key, value: entry[key] },
+          ],
+        });
+      }
+    });
+  });
+}
+
+function buildConfigSchema(registry: EndpointRegistry) {
+  return v.pipe(
+    strict({
+      server: ServerSchema,
+      session: SessionSchema,
+      entrypoints: v.optional(
+        v.array(EntrypointSchema, expected("a list of entrypoints")),
+        DEFAULT_ENTRYPOINTS,
+      ),
+      /**
+       * Modules with endpoint types from outside the repo, each default-exporting an
+       * EndpointDefinition (or a list of them): paths relative to the config file, or URLs. Loaded
+       * by loadConfig before the rest of the config is checked.
+       */
+      endpoint_modules: v.optional(
+        v.array(text("a module path"), expected("a list of module paths")),
+        [],
+      ),
+      endpoints: v.pipe(
+        v.array(endpointSchema(registry), expected("a list of endpoints")),
+        v.minLength(1, expected("at least one endpoint")),
+        definitionChecks(registry),
+      ),
+      auth: AuthSchema,
+      policy: PolicySchema,
+      delivery: DeliverySchema,
+      log: LogSchema,
+    }),
+    v.forward(
+      v.check(
+        (c) => new Set(c.endpoints.map((e) => e.name)).size === c.endpoints.length,
+        (issue) =>
+          `expected unique endpoint names, got ${
+            show((issue.input as { endpoints: { name: string }[] }).endpoints.map((e) => e.name))
+          }`,
+      ),
+      ["endpoints"],
+    ),
+  );
+}
+
+const schemas = new WeakMap<EndpointRegistry, ReturnType<typeof buildConfigSchema>>();
+
+/** The config schema with the endpoint types of `registry` (built once per registry). */
+export function configSchema(
+  registry: EndpointRegistry = builtinEndpointTypes,
+): ReturnType<typeof buildConfigSchema> {
+  let schema = schemas.get(registry);
+  if (!schema) schemas.set(registry, schema = buildConfigSchema(registry));
+  return schema;
+}
+
+export type Config = v.InferOutput<ReturnType<typeof buildConfigSchema>>;
 
 /**
  * What a valid config says that start-up ignores, one line each, for the log: `input` is the
@@ -574,5 +511,4 @@ export function configWarnings(input: unknown, config: Config): string[] {
   }
   return warnings;
 }
-export type EndpointConfig = Config["endpoints"][number];
 export type EntrypointConfig = Config["entrypoints"][number];

@@ -17,6 +17,9 @@ import { GATEWAY_CONFIG, scenarios, shutdownScenario, withRedisStore } from "./g
 import { MQTT_GATEWAY_CONFIG, mqttInject, mqttScenarios } from "./mqtt-scenarios.ts";
 import { kafkaGatewayConfig, kafkaInject, kafkaScenarios } from "./kafka-scenarios.ts";
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
+import { natsGatewayConfig, natsInject, natsScenarios } from "./nats-scenarios.ts";
+import { natsNamespace, OutsideNats } from "../support/nats.ts";
+import { portableScenarios, resumeScenarios } from "./portable-scenarios.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { checkQuietStream, hardeningScenarios, openQuietStream } from "./hardening-scenarios.ts";
 import { ackScenarios, dedupeScenario, memoryInject, sseReplayScenarios } from "./ack-scenarios.ts";
@@ -27,17 +30,19 @@ let mqttGw: Gateway;
 let redisGw: Gateway;
 let redisMemGw: Gateway;
 let kafkaGw: Gateway;
+let natsGw: Gateway;
 let proxy: RedisProxy;
 let kafka: TestKafka;
 let quiet: QuietStream;
 const kafkaNs = kafkaNamespace("gateway");
+const natsNs = natsNamespace("gateway");
 const prefix = keyPrefix("gateway");
 // Its own: gateways with different endpoints must not clean up each other's sessions.
 const memPrefix = keyPrefix("gateway-mem");
 before(async () => {
   proxy = await RedisProxy.start();
   kafka = await startKafka();
-  [gw, mqttGw, redisGw, kafkaGw, redisMemGw] = await Promise.all([
+  [gw, mqttGw, redisGw, kafkaGw, redisMemGw, natsGw] = await Promise.all([
     startGateway(currentRuntime, GATEWAY_CONFIG),
     startGateway(currentRuntime, MQTT_GATEWAY_CONFIG),
     startGateway(
@@ -49,13 +54,17 @@ before(async () => {
       currentRuntime,
       withRedisStore(GATEWAY_CONFIG, { url: proxy.url, token: proxy.token, prefix: memPrefix }),
     ),
+    startGateway(currentRuntime, natsGatewayConfig(natsNs)),
   ]);
   // Stays quiet while the other scenarios run; checked by the last test.
   quiet = await openQuietStream(gw);
 });
 after(async () => {
-  await Promise.all([gw, mqttGw, redisGw, kafkaGw, redisMemGw].map((g) => g?.stop("SIGKILL")));
+  await Promise.all([gw, mqttGw, redisGw, kafkaGw, redisMemGw, natsGw].map((g) => g?.stop("SIGKILL")));
   await kafka.stop();
+  const nats = await OutsideNats.connect();
+  await nats.dropStream(natsNs.stream);
+  await nats.close();
   await proxy.drop(prefix);
   await proxy.drop(memPrefix);
   await proxy.stop();
@@ -76,7 +85,12 @@ for (const scenario of sseReplayScenarios(memoryInject)) {
 }
 test(`gateway (${currentRuntime}, redis store): ${dedupeScenario.name}`, () =>
   dedupeScenario.run(redisMemGw));
-for (const scenario of ackScenarios("inbox", memoryInject, "memory")) {
+for (
+  const scenario of [
+    ...resumeScenarios("inbox", memoryInject, "memory"),
+    ...ackScenarios("inbox", memoryInject, "memory"),
+  ]
+) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(gw));
 }
 for (const scenario of ackScenarios("sensors", mqttInject, "mqtt")) {
@@ -85,6 +99,15 @@ for (const scenario of ackScenarios("sensors", mqttInject, "mqtt")) {
 }
 for (const scenario of ackScenarios("orders", kafkaInject(() => kafka.kafka, kafkaNs), "kafka")) {
   test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(kafkaGw));
+}
+
+for (
+  const scenario of [
+    ...natsScenarios(natsNs),
+    ...portableScenarios("events", natsInject(natsNs), "nats"),
+  ]
+) {
+  test(`gateway (${currentRuntime}): ${scenario.name}`, () => scenario.run(natsGw));
 }
 
 for (const scenario of mqttScenarios) {

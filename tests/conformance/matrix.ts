@@ -1,10 +1,18 @@
 /**
- * `deno task conformance` / `npm run conformance`: runs the black-box gateway scenarios against
- * src/main.ts under every runtime and prints a matrix: runtime x session store x endpoint, pass or
- * fail per scenario. Exits 1 if any cell failed.
+ * `deno task conformance` / `npm run conformance`: the black-box gateway scenarios as a matrix,
+ * pass or fail per scenario and column; exits 1 if any cell failed.
+ *
+ * - No arguments: every built-in group (session store x endpoint, with the brokers this repo's
+ *   tests use) against src/main.ts under Deno and Bun.
+ * - `--target ws://host:port --profile FILE`: a gateway started separately; the portable rows
+ *   (portable-scenarios.ts) for every endpoint the profile names (profile.ts says how).
+ * - `--config FILE --profile FILE [--runtime deno|bun]`: the same rows against src/main.ts started
+ *   on that config, under each runtime (both by default).
  */
 import process from "node:process";
+import { parseArgs } from "node:util";
 import { startGateway } from "../support/gateway-process.ts";
+import type { Gateway } from "../support/gateway-process.ts";
 import type { Runtime } from "../support/runtime.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
 import { keyPrefix, RedisProxy } from "../support/redis.ts";
@@ -12,8 +20,124 @@ import { GATEWAY_CONFIG, scenarios, shutdownScenario, withRedisStore } from "./g
 import { MQTT_GATEWAY_CONFIG, mqttInject, mqttScenarios } from "./mqtt-scenarios.ts";
 import { kafkaGatewayConfig, kafkaInject, kafkaScenarios } from "./kafka-scenarios.ts";
 import { hardeningScenarios } from "./hardening-scenarios.ts";
-import { ackScenarios, dedupeScenario, memoryInject, sseReplayScenarios } from "./ack-scenarios.ts";
+import { dedupeScenario, memoryInject, sseReplayScenarios } from "./ack-scenarios.ts";
 import { kafkaNamespace, startKafka } from "../support/kafka/cluster.ts";
+import { natsGatewayConfig, natsInject, natsScenarios } from "./nats-scenarios.ts";
+import { natsNamespace, OutsideNats } from "../support/nats.ts";
+import { portableScenarios } from "./portable-scenarios.ts";
+import { loadProfile } from "./profile.ts";
+
+const USAGE = `usage: deno task conformance [--target ws://host:port --profile FILE]
+                                [--config FILE --profile FILE [--runtime deno|bun]]`;
+
+/** Prints the matrix (one row per scenario, one column per runtime or target) and the failures. */
+function printMatrix(
+  heading: string,
+  columns: string[],
+  rows: string[],
+  results: Map<string, Map<string, string>>,
+  failures: string[],
+): void {
+  const width = Math.max(heading.length, ...rows.map((r) => r.length));
+  const widths = columns.map((c) => Math.max(c.length, 4));
+  console.log(`\n${heading.padEnd(width)} | ${columns.map((c, i) => c.padEnd(widths[i])).join(" | ")}`);
+  console.log(`${"-".repeat(width)}-|-${widths.map((w) => "-".repeat(w)).join("-|-")}`);
+  for (const row of rows) {
+    const cells = columns.map((c, i) => (results.get(row)?.get(c) ?? "-").padEnd(widths[i]));
+    console.log(`${row.padEnd(width)} | ${cells.join(" | ")}`);
+  }
+  const cells = [...results.values()].flatMap((m) => [...m.values()]);
+  const passed = cells.filter((c) => c === "pass").length;
+  console.log(`\n${passed} passed, ${cells.length - passed} failed`);
+  for (const f of failures) console.log(`  FAIL ${f}`);
+}
+
+/** Runs `scenarios` against `gw` in order, recording each in column `column`. */
+async function runRows(
+  gw: Gateway,
+  column: string,
+  rows: Array<{ row: string; scenario: Scenario }>,
+  results: Map<string, Map<string, string>>,
+  failures: string[],
+): Promise<void> {
+  for (const { row, scenario } of rows) {
+    const error = await scenario.run(gw).then(() => undefined, (e) => e ?? new Error("failed"));
+    if (!results.has(row)) results.set(row, new Map());
+    results.get(row)!.set(column, error ? "FAIL" : "pass");
+    if (error) failures.push(`${column} | ${row}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/** `--target` / `--config` with `--profile`: the portable rows of the profile's endpoints. */
+async function profileMatrix(options: {
+  target?: string;
+  config?: string;
+  profile?: string;
+  runtime?: string;
+}): Promise<number> {
+  if (!options.profile || (!options.target && !options.config) || (options.target && options.config)) {
+    console.error(USAGE);
+    return 2;
+  }
+  const endpoints = loadProfile(options.profile);
+  const rows = endpoints.flatMap((e) =>
+    portableScenarios(e.name, e.inject, e.name).map((scenario) => ({
+      row: `[${e.name} via ${e.via}] ${scenario.name.slice(e.name.length + 2)}`,
+      scenario,
+    }))
+  );
+  const results = new Map<string, Map<string, string>>();
+  const failures: string[] = [];
+  const columns: string[] = [];
+  if (options.target) {
+    const url = new URL(options.target.replace(/^ws/, "http"));
+    const base = `${url.protocol}//${url.host}`;
+    const gw = { http: base, ws: base.replace(/^http/, "ws") } as Gateway;
+    const ready = await fetch(`${base}/readyz`).then((r) => r.status, (e) => e.message);
+    if (ready !== 200) {
+      console.error(`${base}/readyz answered ${ready}: is the gateway up, with every endpoint reachable?`);
+      return 1;
+    }
+    columns.push(options.target);
+    await runRows(gw, options.target, rows, results, failures);
+  } else {
+    const runtimes = (options.runtime ? [options.runtime] : ["deno", "bun"]) as Runtime[];
+    for (const runtime of runtimes) {
+      columns.push(runtime);
+      let gw: Gateway;
+      try {
+        gw = await startGateway(runtime, { file: options.config! });
+      } catch (error) {
+        for (const { row } of rows) {
+          if (!results.has(row)) results.set(row, new Map());
+          results.get(row)!.set(runtime, "FAIL");
+        }
+        failures.push(`${runtime}: ${(error as Error).message}`);
+        continue;
+      }
+      await runRows(gw, runtime, rows, results, failures);
+      await gw.stop("SIGTERM");
+    }
+  }
+  printMatrix("[endpoint via publish] scenario", columns, rows.map((r) => r.row), results, failures);
+  return failures.length ? 1 : 0;
+}
+
+const { values: options } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    target: { type: "string" },
+    config: { type: "string" },
+    profile: { type: "string" },
+    runtime: { type: "string" },
+    help: { type: "boolean" },
+  },
+});
+if (options.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (options.target || options.config || options.profile) process.exit(await profileMatrix(options));
 
 const runtimes: Runtime[] = ["deno", "bun"];
 const proxy = await RedisProxy.start();
@@ -22,6 +146,9 @@ const redis = { url: proxy.url, token: proxy.token, prefix };
 const kafka = await startKafka();
 const kafkaNs = kafkaNamespace("matrix");
 const kafkaConfig = kafkaGatewayConfig(kafka.brokers, kafkaNs);
+const natsNs = natsNamespace("matrix");
+const natsConfig = natsGatewayConfig(natsNs);
+const natsRows = [...natsScenarios(natsNs), ...portableScenarios("events", natsInject(natsNs), "nats")];
 const SHUTDOWN = "SIGTERM -> clients get 1001, exit 0";
 /** Each group: one gateway config (session store x endpoint) and its scenarios. */
 const memory = [
@@ -29,12 +156,12 @@ const memory = [
   ...hardeningScenarios,
   dedupeScenario,
   ...sseReplayScenarios(memoryInject),
-  ...ackScenarios("inbox", memoryInject, "memory"),
+  ...portableScenarios("inbox", memoryInject, "memory"),
 ];
-const mqtt = [...mqttScenarios, ...ackScenarios("sensors", mqttInject, "mqtt")];
+const mqtt = [...mqttScenarios, ...portableScenarios("sensors", mqttInject, "mqtt")];
 const kafkaRows = () => [
   ...kafkaScenarios(() => kafka.kafka, kafkaNs),
-  ...ackScenarios("orders", kafkaInject(() => kafka.kafka, kafkaNs), "kafka"),
+  ...portableScenarios("orders", kafkaInject(() => kafka.kafka, kafkaNs), "kafka"),
 ];
 const groups: Array<{ label: string; config: string; scenarios: Scenario[] }> = [
   { label: "memory store / memory endpoint", config: GATEWAY_CONFIG, scenarios: memory },
@@ -55,13 +182,15 @@ const groups: Array<{ label: string; config: string; scenarios: Scenario[] }> = 
     config: withRedisStore(kafkaConfig, redis),
     scenarios: kafkaRows(),
   },
+  { label: "memory store / nats endpoint", config: natsConfig, scenarios: natsRows },
+  { label: "redis store / nats endpoint", config: withRedisStore(natsConfig, redis), scenarios: natsRows },
 ];
 const rowName = (label: string, scenario: string) => `[${label}] ${scenario}`;
 const rows = [
   ...groups.flatMap((g) => g.scenarios.map((s) => rowName(g.label, s.name))),
   rowName(groups[0].label, SHUTDOWN),
 ];
-const results = new Map<string, Map<Runtime, string>>(rows.map((r) => [r, new Map()]));
+const results = new Map<string, Map<string, string>>(rows.map((r) => [r, new Map()]));
 const failures: string[] = [];
 
 for (const runtime of runtimes) {
@@ -87,23 +216,11 @@ for (const runtime of runtimes) {
   await shutdownScenario(runtime).then(() => record(row), (error) => record(row, error));
 }
 
-const width = Math.max(...rows.map((r) => r.length));
-const widths = runtimes.map((r) => Math.max(r.length, 4));
-const heading = "[session store / endpoint] scenario";
-console.log(`\n${heading.padEnd(width)} | ${runtimes.map((r, i) => r.padEnd(widths[i])).join(" | ")}`);
-console.log(`${"-".repeat(width)}-|-${widths.map((w) => "-".repeat(w)).join("-|-")}`);
-for (const row of rows) {
-  console.log(
-    `${row.padEnd(width)} | ${
-      runtimes.map((r, i) => (results.get(row)!.get(r) ?? "-").padEnd(widths[i])).join(" | ")
-    }`,
-  );
-}
-const cells = [...results.values()].flatMap((m) => [...m.values()]);
-const passed = cells.filter((c) => c === "pass").length;
-console.log(`\n${passed} passed, ${cells.length - passed} failed`);
-for (const f of failures) console.log(`  FAIL ${f}`);
+printMatrix("[session store / endpoint] scenario", runtimes, rows, results, failures);
 await proxy.drop(prefix);
 await proxy.stop();
 await kafka.stop();
+const nats = await OutsideNats.connect();
+await nats.dropStream(natsNs.stream);
+await nats.close();
 process.exit(failures.length ? 1 : 0);

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import process from "node:process";
 import { ROOT, runArgs, runtimeBinary } from "./runtime.ts";
 import type { Runtime } from "./runtime.ts";
@@ -25,14 +25,18 @@ export interface Gateway {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * Starts the gateway on `config`: YAML text (written to a temporary file), or `{ file }`, a config
+ * file used where it is (its relative `endpoint_modules` resolve from its folder).
+ */
 export async function startGateway(
   runtime: Runtime,
-  configYaml: string,
+  config: string | { file: string },
   env: Record<string, string> = {},
 ): Promise<Gateway> {
   const dir = mkdtempSync(join(tmpdir(), "mediation-gw-"));
-  const configFile = join(dir, "config.yaml");
-  writeFileSync(configFile, configYaml);
+  const configFile = typeof config === "string" ? join(dir, "config.yaml") : resolve(config.file);
+  if (typeof config === "string") writeFileSync(configFile, config);
   // Through sh, which reports the gateway's own exit code: Deno's child_process reports the
   // signal that was sent instead of the code a gracefully stopping child exits with.
   const child = spawn(

@@ -71,7 +71,7 @@ endpoints:
       "server.port: expected a port number 0-65535, got 70000",
       'session.reconnection_window: expected a duration like "5m", got "five"',
       'endpoints[1].name: expected a name of A-Z a-z 0-9 _ -, got "bad name"',
-      'endpoints[2].type: expected an endpoint of type "memory", "mqtt" or "kafka", got "carrier-pigeon"',
+      'endpoints[2].type: expected an endpoint of type "memory", "kafka", "mqtt" or "nats", got "carrier-pigeon"',
     ],
   );
   assert.deepEqual(problems("endpoints: []"), ["endpoints: expected at least one endpoint, got []"]);

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CloseCode, GatewayError } from "../../src/core/errors.ts";
+import { CloseCode, type GatewayError } from "../../src/core/errors.ts";
 import { encodeData } from "../../src/core/payload.ts";
 import { CLEANUP_INTERVAL, createHarness, WINDOW } from "../support/hub-harness.ts";
 

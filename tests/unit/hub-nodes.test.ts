@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CloseCode, GatewayError } from "../../src/core/errors.ts";
+import { CloseCode, type GatewayError } from "../../src/core/errors.ts";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { MemorySessionStore } from "../../src/session/memory.ts";
 import { CLEANUP_INTERVAL, createHarness, LEASE, WINDOW } from "../support/hub-harness.ts";

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GatewayError } from "../../src/core/errors.ts";
+import type { GatewayError } from "../../src/core/errors.ts";
 import { isValidClientId, resolveIdentity } from "../../src/core/identity.ts";
 import { scanJson } from "../../src/core/json-scan.ts";
 import { messageFrame } from "../../src/core/message-frame.ts";

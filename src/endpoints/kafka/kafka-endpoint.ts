@@ -33,7 +33,7 @@ import { withTimeout } from "./timeout.ts";
 
 /**
  * The endpoint's settings. Every tunable is required: its default is written once, in the
- * config schema (src/config/schema.ts), whose output the factory passes here.
+ * config schema (its definition.ts), whose output the factory passes here.
  */
 export interface KafkaEndpointOptions {
   name: string;

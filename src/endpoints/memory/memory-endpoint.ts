@@ -20,7 +20,7 @@ import { expandTopic } from "../template.ts";
 
 /**
  * The endpoint's settings. `queueLimit` is required: its default is written once, in the config
- * schema (src/config/schema.ts), whose output the factory passes here. So is the logger: a
+ * schema (its definition.ts), whose output the factory passes here. So is the logger: a
  * dropped message or a failed delivery must be reported somewhere.
  */
 export interface MemoryEndpointOptions {

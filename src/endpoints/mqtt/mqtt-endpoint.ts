@@ -28,7 +28,7 @@ import { DEFERRED, sendPuback } from "./puback.ts";
 
 /**
  * The endpoint's settings. Every tunable is required: its default is written once, in the
- * config schema (src/config/schema.ts), whose output the factory passes here.
+ * config schema (its definition.ts), whose output the factory passes here.
  */
 export interface MqttEndpointOptions {
   name: string;

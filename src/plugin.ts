@@ -1,0 +1,33 @@
+/**
+ * What an endpoint type needs from the gateway (`mediation-engine/plugin`): the definition and its
+ * context, the ports an endpoint implements, the one error type, topic templates, and the config
+ * value schemas its options are built from. See README "Write an endpoint".
+ *
+ * @example
+ * import { defineEndpoint, text, topicTemplate } from "mediation-engine/plugin";
+ * export default defineEndpoint({ type: "my-broker", options: { url: text("a URL"), ... }, create: ... });
+ */
+export { defineEndpoint } from "./endpoints/definition.ts";
+export type { EndpointContext, EndpointDefinition, EndpointEntry } from "./endpoints/definition.ts";
+export { isBindable } from "./core/endpoint.ts";
+export type {
+  BindableEndpoint,
+  DeliveryHandler,
+  Endpoint,
+  EndpointHealth,
+  InboundMessage,
+  LifecycleBinder,
+  OutboundMessage,
+  Receipt,
+} from "./core/endpoint.ts";
+export { GatewayError } from "./core/errors.ts";
+export type { ErrorCode } from "./core/errors.ts";
+export type { Logger } from "./core/logger.ts";
+export { memoryLogger } from "./core/logger.ts";
+export type { Scheduler } from "./core/scheduler.ts";
+export { RealScheduler } from "./core/scheduler.ts";
+export { KeyedMutex } from "./core/mutex.ts";
+export { expandTopic } from "./endpoints/template.ts";
+export * from "./config/values.ts";
+/** valibot, for option schemas beyond the helpers above (the gateway's own copy). */
+export * as v from "valibot";

@@ -1,0 +1,107 @@
+/**
+ * Chaos on NATS JetStream, the companion of chaos-kafka.test.ts: clients reach the gateway through
+ * the cutting proxy (each connection cut after a random 0.3-2 s, the bytes in flight thrown away,
+ * back in 0-500 ms with the same client ID) and are bound to a NATS endpoint on the real
+ * nats-server, where an outside @nats-io client publishes to each client's subject
+ * `<prefix>.<clientId>.down` a numbered stream at 200 msg/s, each publish waiting for its ack.
+ *
+ * With end-to-end acks (`ack=1`) nothing may be lost, and every copy of a message past the first
+ * must be flagged `redelivered`: a resume re-creates the client's consumer at its ack floor and
+ * flags everything the consumer had handed out before.
+ *
+ * The gateway runs under the runtime that runs the test. `CHAOS_SECONDS` and `CHAOS_CLIENTS`
+ * scale a run (defaults 6 and 10: short, to keep CI quick; the README has a 20 s run).
+ */
+import assert from "node:assert/strict";
+import process from "node:process";
+import { after, before, test } from "node:test";
+import { chaosSummary, losses, paceNumbered, runChaos, WsChaosClient } from "../support/chaos-clients.ts";
+import { ChaosProxy } from "../support/chaos-proxy.ts";
+import type { Gateway } from "../support/gateway-process.ts";
+import { startGateway } from "../support/gateway-process.ts";
+import { natsNamespace, OutsideNats } from "../support/nats.ts";
+import { currentRuntime } from "../support/runtime.ts";
+import { natsGatewayConfig } from "./nats-scenarios.ts";
+
+const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 10);
+const SECONDS = Number(process.env.CHAOS_SECONDS ?? 6);
+const RATE = 200;
+
+const ns = natsNamespace("chaos");
+
+let gw: Gateway;
+let outside: OutsideNats;
+before(async () => {
+  outside = await OutsideNats.connect();
+  // A window long enough that no session expires during the run.
+  const config = natsGatewayConfig(ns).replace(
+    /reconnection_window: \d+ms, cleanup_interval: \d+ms/,
+    "reconnection_window: 60s, cleanup_interval: 5s",
+  );
+  gw = await startGateway(currentRuntime, config);
+});
+after(async () => {
+  await gw?.stop("SIGKILL");
+  await outside?.dropStream(ns.stream);
+  await outside?.close();
+});
+
+test(
+  `chaos (${currentRuntime}): NATS JetStream, WebSocket with end-to-end acks through a cutting proxy: 0 lost, duplicates flagged redelivered`,
+  { timeout: 120_000 },
+  async () => {
+    const proxy = await ChaosProxy.start(Number(new URL(gw.http).port));
+    const run = crypto.randomUUID().slice(0, 8);
+    const base = `http://127.0.0.1:${proxy.port}`;
+    const clients = Array.from(
+      { length: CLIENTS },
+      (_, i) =>
+        new WsChaosClient({
+          base,
+          clientId: `chaos-nats-${run}-${i}`,
+          endpoint: "events",
+          ack: true,
+          ackEveryMs: 20,
+        }),
+    );
+    const ids = clients.map((c) => c.clientId);
+    let r;
+    try {
+      r = await runChaos({
+        clients,
+        proxies: [proxy],
+        rate: RATE,
+        trafficSeconds: SECONDS,
+        publish: (total) =>
+          paceNumbered(clients.length, RATE, total, async (due) => {
+            // Each stream in order: one client's publishes one after another, the clients at once.
+            const byClient = new Map<number, number[]>();
+            for (const [i, n] of due) byClient.set(i, [...(byClient.get(i) ?? []), n]);
+            await Promise.all([...byClient].map(async ([i, ns_]) => {
+              for (const n of ns_) {
+                await outside.publish(`${ns.prefix}.${ids[i]}.down`, JSON.stringify({ n }));
+              }
+            }));
+          }),
+      });
+    } catch (error) {
+      console.log(`gateway output (last 6000 characters):\n${gw.output().slice(-6000)}`);
+      throw error;
+    } finally {
+      await proxy.stop();
+    }
+    console.log(chaosSummary(currentRuntime, "nats, ws + acks", r));
+    assert.ok(r.cuts >= CLIENTS, `the proxy cut connections (${r.cuts})`);
+    for (const t of r.tallies) {
+      assert.equal(t.lost.length, 0, losses(t));
+      assert.equal(
+        t.duplicatesFlagged,
+        t.duplicates,
+        `${t.clientId}: ${
+          t.duplicates - t.duplicatesFlagged
+        } of ${t.duplicates} duplicates not flagged redelivered`,
+      );
+    }
+    assert.deepEqual(r.tallies.flatMap((t) => t.errors), [], "no error frames");
+  },
+);
