@@ -1,169 +1,217 @@
 /**
- * `deno task bench` / `npm run bench`: the gateway against bare mqtt.js on the same Mosquitto, in
- * one run, with the gateway under Deno and under Bun (the baseline runs under the same runtime):
+ * `deno task bench` / `npm run bench`: the gateway against two baselines on the same Mosquitto,
+ * in one run per runtime, with everything under the runtime being measured (gateway, baselines,
+ * and the benchmark's clients: this file runs itself under each runtime with `--child`):
  *
- * (a) 2,000 clients binding: gateway WebSocket clients sending `subscribe` to an MQTT endpoint,
- *     against bare mqtt clients connecting with clean:false and subscribing. Binds per second
- *     and resident memory per client (the gateway's RSS growth; the bare process's RSS growth).
- * (b) Fan-out: one publisher, 100 subscribers, 200 messages: through the gateway (WebSocket in,
- *     MQTT, WebSocket out) against bare mqtt clients. Messages delivered per second, p50/p99.
+ * - bare: mqtt.js clients subscribing directly (bench/bare-mqtt.ts, a process of its own);
+ * - forwarder: the physical limit of the gateway's design, a minimal WebSocket <-> mqtt.js
+ *   forwarder with the same frames and one persistent consumer per client, none of the
+ *   gateway's logic (bench/forwarder.ts, a process of its own, served like the gateway).
  *
- * Figures, not assertions. BENCH_CLIENTS and BENCH_MESSAGES scale it down for a quick look.
+ * (a) Binds: BENCH_CLIENTS (2,000) clients connect and subscribe (through a server: WebSocket,
+ *     welcome, subscribe, a persistent MQTT consumer, receipt). Binds/s, CPU per bind of the
+ *     server process (all threads), resident memory per bound client.
+ * (b) Fan-out: 1 publisher -> 100 subscribers. Publisher and subscribers connected and bound
+ *     before the clock starts, 20 messages (2,000 deliveries) of warm-up, then BENCH_MESSAGES
+ *     (200) sent at once: deliveries/s and CPU per delivery of the server process; latency here
+ *     is queueing in the burst.
+ * (c) Steady rate: the same at 50 % and 80 % of the gateway's burst maximum, for
+ *     BENCH_SECONDS (2) each: latency p50/p99/p99.9 and the spread between the first and the last
+ *     subscriber to get a message.
+ *
+ * Figures, not assertions. Prints a table with gateway/bare and gateway/forwarder ratios.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 import { startGateway } from "../tests/support/gateway-process.ts";
-import type { Gateway } from "../tests/support/gateway-process.ts";
 import { MQTT_URL } from "../tests/support/mqtt.ts";
-import { ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
+import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
-import { TestSocket } from "../tests/support/ws-client.ts";
-import { percentile, rssBytes } from "./measure.ts";
+import { binds, fanout } from "./clients.ts";
+import { rssBytes } from "./measure.ts";
+import type { FanoutSummary } from "./measure.ts";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 2000);
 const SUBSCRIBERS = 100;
+const WARMUP = 20;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 200);
-const ns = `bench/${crypto.randomUUID().slice(0, 8)}`;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 
-const config = `
-server: { host: 127.0.0.1, port: 0 }
-session: { type: memory, reconnection_window: 1m, cleanup_interval: 30s }
-log: { level: info }
-policy: { max_message_bytes: 65536, connections_per_second_per_address: 100000 }
-endpoints:
-  - { name: bench, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/{clientId}/up", subscribe_topic: "${ns}/{clientId}/down" }
-  - { name: fanout, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/fanout/gw", subscribe_topic: "${ns}/fanout/gw" }
-`;
+interface Figures {
+  binds: Record<Side, { bindsPerSecond: number; cpuUsPerBind: number; rssPerClient: number }>;
+  burst: Record<Side, FanoutSummary>;
+  steady: Array<{ share: number; rate: number } & Record<Side, FanoutSummary>>;
+}
+type Side = "gateway" | "forwarder" | "bare";
 
-async function inBatches<T>(n: number, each: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < n; i += 100) {
-    out.push(...await Promise.all(Array.from({ length: Math.min(100, n - i) }, (_, j) => each(i + j))));
-  }
-  return out;
+if (process.argv.includes("--child")) {
+  console.log(JSON.stringify(await measure()));
+  process.exit(0);
 }
 
-async function openClient(gw: Gateway, id: string): Promise<TestSocket> {
-  const socket = await TestSocket.open(`${gw.ws}/ws?clientId=${id}`);
-  await socket.next((f) => f.type === "welcome", 60_000);
-  return socket;
-}
-
-async function request(socket: TestSocket, frame: Record<string, unknown>): Promise<void> {
-  const id = crypto.randomUUID();
-  socket.send({ ...frame, id });
-  const answer = await socket.next(
-    (f) => (f.type === "receipt" || f.type === "error") && f.id === id,
-    60_000,
-  );
-  if (answer.type === "error") throw new Error(`${answer.code}: ${answer.message}`);
-}
-
-async function gatewayBinds(gw: Gateway) {
-  const before = rssBytes(gw.pid());
-  const started = performance.now();
-  const sockets = await inBatches(CLIENTS, async (i) => {
-    const socket = await openClient(gw, `bench-gw-${i}`);
-    await request(socket, { type: "subscribe", endpoint: "bench" });
-    return socket;
-  });
-  const seconds = (performance.now() - started) / 1000;
-  const after = rssBytes(gw.pid());
-  // Unbind, so the benchmark leaves no broker sessions behind.
-  await inBatches(sockets.length, (i) => request(sockets[i], { type: "unsubscribe", endpoint: "bench" }));
-  await Promise.all(sockets.map((s) => s.close()));
-  return { bindsPerSecond: CLIENTS / seconds, rssPerClient: (after - before) / CLIENTS };
-}
-
-async function gatewayFanout(gw: Gateway) {
-  const latencies: number[] = [];
-  const subscribers = await inBatches(SUBSCRIBERS, async (i) => {
-    const socket = await openClient(gw, `bench-fan-${i}`);
-    await request(socket, { type: "subscribe", endpoint: "fanout" });
-    return socket;
-  });
-  const publisher = await openClient(gw, "bench-fan-publisher");
-  const seen = () => subscribers.reduce((n, s) => n + s.messages("fanout").length, 0);
-  const started = performance.now();
-  for (let i = 0; i < MESSAGES; i++) {
-    publisher.send({ type: "publish", endpoint: "fanout", data: { i, t: performance.now() } });
-  }
-  const total = SUBSCRIBERS * MESSAGES;
-  while (seen() < total && performance.now() - started < 60_000) await new Promise((r) => setTimeout(r, 5));
-  const seconds = (performance.now() - started) / 1000;
-  // Latency is measured at arrival: each TestSocket keeps arrival order, so stamp now.
-  for (const s of subscribers) {
-    for (const m of s.messages("fanout")) {
-      latencies.push((m as unknown as { at: number }).at - (m.data as { t: number }).t);
-    }
-  }
-  const delivered = seen();
-  await Promise.all([publisher, ...subscribers].map((s) => s.close()));
-  return {
-    delivered,
-    perSecond: delivered / seconds,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-  };
-}
-
-function bare(runtime: Runtime, args: string[]) {
-  const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/bare-mqtt.ts", args), {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
-  const line = result.stdout.trim().split("\n").at(-1) ?? "";
-  try {
-    return JSON.parse(line);
-  } catch {
-    throw new Error(`baseline failed: ${result.stderr || result.stdout}`);
-  }
-}
-
-const fmt = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
 const rows: string[] = [];
 for (const runtime of ["deno", "bun"] as Runtime[]) {
-  const gw = await startGateway(runtime, config);
+  const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/main.ts", ["--child"]), {
+    cwd: ROOT,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    maxBuffer: 1 << 26,
+  });
+  const line = result.stdout.trim().split("\n").at(-1) ?? "";
+  let figures: Figures;
   try {
-    const a = await gatewayBinds(gw);
-    const aBase = bare(runtime, ["binds", String(CLIENTS), MQTT_URL, ns]);
-    const b = await gatewayFanout(gw);
-    const bBase = bare(runtime, [
-      "fanout",
-      String(SUBSCRIBERS),
-      String(MESSAGES),
-      MQTT_URL,
-      `${ns}/fanout/bare`,
-    ]);
-    rows.push(
-      `| ${runtime} | binds/s (${CLIENTS} clients) | ${fmt(a.bindsPerSecond)} | ${
-        fmt(aBase.bindsPerSecond)
-      } | ${fmt(a.bindsPerSecond / aBase.bindsPerSecond, 2)} |`,
-      `| ${runtime} | RSS per bound client (KiB) | ${fmt(a.rssPerClient / 1024, 1)} | ${
-        fmt(aBase.rssPerClient / 1024, 1)
-      } | ${fmt(a.rssPerClient / aBase.rssPerClient, 2)} |`,
-      `| ${runtime} | fan-out msgs/s (1 -> ${SUBSCRIBERS}, ${MESSAGES} msgs) | ${fmt(b.perSecond)} | ${
-        fmt(bBase.perSecond)
-      } | ${fmt(b.perSecond / bBase.perSecond, 2)} |`,
-      `| ${runtime} | fan-out p50 latency (ms) | ${fmt(b.p50, 1)} | ${fmt(bBase.p50, 1)} | ${
-        fmt(b.p50 / bBase.p50, 2)
-      } |`,
-      `| ${runtime} | fan-out p99 latency (ms) | ${fmt(b.p99, 1)} | ${fmt(bBase.p99, 1)} | ${
-        fmt(b.p99 / bBase.p99, 2)
-      } |`,
-    );
-    if (b.delivered < SUBSCRIBERS * MESSAGES) {
-      rows.push(
-        `| ${runtime} | WARNING: gateway delivered ${b.delivered} of ${SUBSCRIBERS * MESSAGES} | | | |`,
-      );
-    }
-  } finally {
-    await gw.stop("SIGTERM");
+    figures = JSON.parse(line);
+  } catch {
+    throw new Error(`the ${runtime} run failed: ${result.stdout}`);
   }
+  rows.push(...table(runtime, figures));
 }
 console.log(
-  `\n| gateway runtime | figure | gateway | bare mqtt.js | ratio |\n| --- | --- | --- | --- | --- |\n${
+  `\n| runtime | figure | gateway | forwarder | bare mqtt.js | gateway / forwarder | gateway / bare |\n| --- | --- | --- | --- | --- | --- | --- |\n${
     rows.join("\n")
   }`,
 );
 process.exit(0);
+
+function table(runtime: Runtime, f: Figures): string[] {
+  const fmt = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+  const out: string[] = [];
+  const ratio = (figure: string, of: (s: Side) => number, digits: number) =>
+    out.push(
+      `| ${runtime} | ${figure} | ${fmt(of("gateway"), digits)} | ${fmt(of("forwarder"), digits)} | ${
+        fmt(of("bare"), digits)
+      } | ${fmt(of("gateway") / of("forwarder"), 2)} | ${fmt(of("gateway") / of("bare"), 2)} |`,
+    );
+  const added = (figure: string, of: (s: Side) => number) =>
+    out.push(
+      `| ${runtime} | ${figure} | ${fmt(of("gateway"), 2)} | ${fmt(of("forwarder"), 2)} | ${
+        fmt(of("bare"), 2)
+      } | ${fmt(of("gateway") - of("forwarder"), 2)} added | ${fmt(of("gateway") - of("bare"), 2)} added |`,
+    );
+  ratio(`binds/s (${CLIENTS} clients)`, (s) => f.binds[s].bindsPerSecond, 0);
+  ratio("CPU per bind, server process (us)", (s) => f.binds[s].cpuUsPerBind, 0);
+  ratio("RSS per bound client (KiB)", (s) => f.binds[s].rssPerClient / 1024, 1);
+  const burst = `1 -> ${SUBSCRIBERS}, ${MESSAGES} msgs at once`;
+  ratio(`fan-out deliveries/s (${burst})`, (s) => f.burst[s].perSecond, 0);
+  ratio("CPU per delivery, server process (us)", (s) => f.burst[s].cpuUsPerDelivery, 1);
+  ratio("queueing in the burst: p50 latency (ms)", (s) => f.burst[s].p50, 1);
+  ratio("queueing in the burst: p99 latency (ms)", (s) => f.burst[s].p99, 1);
+  for (const steady of f.steady) {
+    const at = `steady ${steady.rate} msgs/s (${steady.share * 100} % of max)`;
+    added(`${at}: p50 latency (ms)`, (s) => steady[s].p50);
+    added(`${at}: p99 latency (ms)`, (s) => steady[s].p99);
+    added(`${at}: p99.9 latency (ms)`, (s) => steady[s].p999);
+    added(`${at}: first-to-last subscriber spread, p99 (ms)`, (s) => steady[s].spreadP99);
+    ratio(`${at}: CPU per delivery (us)`, (s) => steady[s].cpuUsPerDelivery, 1);
+  }
+  for (
+    const [name, r] of [
+      ["burst", f.burst],
+      ...f.steady.map((s) => [`steady ${s.share}`, s] as const),
+    ] as const
+  ) {
+    for (const side of ["gateway", "forwarder", "bare"] as Side[]) {
+      const want = SUBSCRIBERS * (name === "burst" ? MESSAGES : (r as Figures["steady"][0]).rate * SECONDS);
+      if (r[side].delivered < want) {
+        out.push(
+          `| ${runtime} | WARNING: ${side} delivered ${r[side].delivered} of ${want} (${name}) | | | | | |`,
+        );
+      }
+    }
+  }
+  return out;
+}
+
+/** One runtime's figures: runs in the `--child` process, under that runtime. */
+async function measure(): Promise<Figures> {
+  const runtime = currentRuntime;
+  const ns = `bench/${crypto.randomUUID().slice(0, 8)}`;
+  const gw = await startGateway(
+    runtime,
+    `
+server: { host: 127.0.0.1, port: 0 }
+session: { type: memory, reconnection_window: 1m, cleanup_interval: 30s }
+log: { level: info }
+policy: { max_message_bytes: 65536, connections_per_second_per_address: 100000, publishes_per_second: 100000 }
+endpoints:
+  - { name: bench, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/{clientId}/up", subscribe_topic: "${ns}/{clientId}/down" }
+  - { name: fanout, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/fanout/gw", subscribe_topic: "${ns}/fanout/gw" }
+`,
+  );
+  const fw = await startForwarder(runtime, [`bench=${ns}/fw/{clientId}/down`, `fanout=${ns}/fanout/fw`]);
+  const bare = (args: string[]) => {
+    const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/bare-mqtt.ts", args), {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    try {
+      return JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "");
+    } catch {
+      throw new Error(`baseline failed: ${result.stderr || result.stdout}`);
+    }
+  };
+  try {
+    const bindsOf = async (base: string, pid: number, label: string) => {
+      const before = rssBytes(pid);
+      const r = await binds(base, pid, "bench", CLIENTS, label);
+      const rssPerClient = (rssBytes(pid) - before) / CLIENTS;
+      await r.release();
+      return { bindsPerSecond: r.bindsPerSecond, cpuUsPerBind: r.cpuUsPerBind, rssPerClient };
+    };
+    const figures: Figures = {
+      binds: {
+        gateway: await bindsOf(gw.ws, gw.pid(), "bench-gw"),
+        forwarder: await bindsOf(fw.ws, fw.pid, "bench-fw"),
+        bare: bare(["binds", String(CLIENTS), MQTT_URL, ns]),
+      },
+      burst: {} as Figures["burst"],
+      steady: [],
+    };
+    const burst = [{ messages: MESSAGES, rate: 0 }];
+    figures.burst.gateway =
+      (await fanout(gw.ws, gw.pid(), "fanout", SUBSCRIBERS, WARMUP, burst, "fan-gw"))[0];
+    figures.burst.forwarder =
+      (await fanout(fw.ws, fw.pid, "fanout", SUBSCRIBERS, WARMUP, burst, "fan-fw"))[0];
+    const fanoutArgs = ["fanout", String(SUBSCRIBERS), MQTT_URL, `${ns}/fanout/bare`, String(WARMUP)];
+    figures.burst.bare = bare([...fanoutArgs, String(MESSAGES)]);
+    // The gateway's maximum, in messages a second (each goes to every subscriber).
+    const max = figures.burst.gateway.perSecond / SUBSCRIBERS;
+    for (const share of [0.5, 0.8]) {
+      const rate = Math.round(max * share);
+      const steady = [{ messages: rate * SECONDS, rate }];
+      figures.steady.push({
+        share,
+        rate,
+        gateway: (await fanout(gw.ws, gw.pid(), "fanout", SUBSCRIBERS, WARMUP, steady, `st${share}-gw`))[0],
+        forwarder: (await fanout(fw.ws, fw.pid, "fanout", SUBSCRIBERS, WARMUP, steady, `st${share}-fw`))[0],
+        bare: bare([...fanoutArgs, String(rate * SECONDS), String(rate)]),
+      });
+    }
+    return figures;
+  } finally {
+    fw.stop();
+    await gw.stop("SIGTERM");
+  }
+}
+
+/** bench/forwarder.ts in a process of its own, under `runtime`. */
+async function startForwarder(runtime: Runtime, endpoints: string[]) {
+  const child = spawn(
+    runtimeBinary(runtime),
+    runArgs(runtime, "bench/forwarder.ts", [MQTT_URL, ...endpoints]),
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = out.match(/listening (\d+)/);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`forwarder exited with ${code}: ${out}`)));
+  });
+  return { ws: `ws://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill("SIGKILL") };
+}
