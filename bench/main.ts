@@ -42,7 +42,14 @@ interface Figures {
   burst: Record<Side, FanoutSummary>;
   steady: Array<{ share: number; rate: number } & Record<Side, FanoutSummary>>;
 }
-type Side = "gateway" | "forwarder" | "bare";
+type Side = "gateway" | "before" | "forwarder" | "bare";
+
+/**
+ * BENCH_BEFORE=DIR: another checkout of the project (`git archive COMMIT | tar -x -C DIR`, with
+ * DIR/node_modules linked to this one's) measured beside the gateway, as a "before" column.
+ */
+const BEFORE = process.env.BENCH_BEFORE;
+const SIDES: Side[] = BEFORE ? ["gateway", "before", "forwarder", "bare"] : ["gateway", "forwarder", "bare"];
 
 if (process.argv.includes("--child")) {
   console.log(JSON.stringify(await measure()));
@@ -66,28 +73,41 @@ for (const runtime of ["deno", "bun"] as Runtime[]) {
   }
   rows.push(...table(runtime, figures));
 }
-console.log(
-  `\n| runtime | figure | gateway | forwarder | bare mqtt.js | gateway / forwarder | gateway / bare |\n| --- | --- | --- | --- | --- | --- | --- |\n${
-    rows.join("\n")
-  }`,
-);
+const beforeHeader = BEFORE ? ["before", "gateway / before"] : [];
+const header = [
+  "runtime",
+  "figure",
+  "gateway",
+  "forwarder",
+  "bare mqtt.js",
+  "gateway / forwarder",
+  "gateway / bare",
+];
+header.splice(3, 0, ...beforeHeader.slice(0, 1));
+header.push(...beforeHeader.slice(1));
+console.log(`\n| ${header.join(" | ")} |\n|${" --- |".repeat(header.length)}\n${rows.join("\n")}`);
 process.exit(0);
 
 function table(runtime: Runtime, f: Figures): string[] {
   const fmt = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
   const out: string[] = [];
+  const row = (
+    figure: string,
+    of: (s: Side) => number,
+    digits: number,
+    compare: (a: number, b: number) => string,
+  ) => {
+    const cells = [runtime, figure, fmt(of("gateway"), digits)];
+    if (BEFORE) cells.push(fmt(of("before"), digits));
+    cells.push(fmt(of("forwarder"), digits), fmt(of("bare"), digits));
+    cells.push(compare(of("gateway"), of("forwarder")), compare(of("gateway"), of("bare")));
+    if (BEFORE) cells.push(compare(of("gateway"), of("before")));
+    out.push(`| ${cells.join(" | ")} |`);
+  };
   const ratio = (figure: string, of: (s: Side) => number, digits: number) =>
-    out.push(
-      `| ${runtime} | ${figure} | ${fmt(of("gateway"), digits)} | ${fmt(of("forwarder"), digits)} | ${
-        fmt(of("bare"), digits)
-      } | ${fmt(of("gateway") / of("forwarder"), 2)} | ${fmt(of("gateway") / of("bare"), 2)} |`,
-    );
+    row(figure, of, digits, (a, b) => fmt(a / b, 2));
   const added = (figure: string, of: (s: Side) => number) =>
-    out.push(
-      `| ${runtime} | ${figure} | ${fmt(of("gateway"), 2)} | ${fmt(of("forwarder"), 2)} | ${
-        fmt(of("bare"), 2)
-      } | ${fmt(of("gateway") - of("forwarder"), 2)} added | ${fmt(of("gateway") - of("bare"), 2)} added |`,
-    );
+    row(figure, of, 2, (a, b) => `${fmt(a - b, 2)} added`);
   ratio(`binds/s (${CLIENTS} clients)`, (s) => f.binds[s].bindsPerSecond, 0);
   ratio("CPU per bind, server process (us)", (s) => f.binds[s].cpuUsPerBind, 0);
   ratio("RSS per bound client (KiB)", (s) => f.binds[s].rssPerClient / 1024, 1);
@@ -110,7 +130,7 @@ function table(runtime: Runtime, f: Figures): string[] {
       ...f.steady.map((s) => [`steady ${s.share}`, s] as const),
     ] as const
   ) {
-    for (const side of ["gateway", "forwarder", "bare"] as Side[]) {
+    for (const side of SIDES) {
       const want = SUBSCRIBERS * (name === "burst" ? MESSAGES : (r as Figures["steady"][0]).rate * SECONDS);
       if (r[side].delivered < want) {
         out.push(
@@ -126,19 +146,23 @@ function table(runtime: Runtime, f: Figures): string[] {
 async function measure(): Promise<Figures> {
   const runtime = currentRuntime;
   const ns = `bench/${crypto.randomUUID().slice(0, 8)}`;
-  const gw = await startGateway(
-    runtime,
-    `
+  const gatewayConfig = (tag: string) => `
 server: { host: 127.0.0.1, port: 0 }
 session: { type: memory, reconnection_window: 1m, cleanup_interval: 30s }
 log: { level: info }
-policy: { max_message_bytes: 65536, connections_per_second_per_address: 100000, publishes_per_second: 100000 }
+policy: { max_message_bytes: 65536, connections_per_second_per_address: 100000, publishes_per_second: 100000, max_pending_publishes: 100000 }
 endpoints:
-  - { name: bench, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/{clientId}/up", subscribe_topic: "${ns}/{clientId}/down" }
-  - { name: fanout, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/fanout/gw", subscribe_topic: "${ns}/fanout/gw" }
-`,
-  );
+  - { name: bench, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/${tag}/{clientId}/up", subscribe_topic: "${ns}/${tag}/{clientId}/down" }
+  - { name: fanout, type: mqtt, url: "${MQTT_URL}", publish_topic: "${ns}/fanout/${tag}", subscribe_topic: "${ns}/fanout/${tag}" }
+`;
+  const gw = await startGateway(runtime, gatewayConfig("gw"));
+  const before = BEFORE ? await startGateway(runtime, gatewayConfig("before"), {}, BEFORE) : undefined;
   const fw = await startForwarder(runtime, [`bench=${ns}/fw/{clientId}/down`, `fanout=${ns}/fanout/fw`]);
+  const servers: Array<{ side: Side; ws: string; pid: number }> = [
+    { side: "gateway", ws: gw.ws, pid: gw.pid() },
+    ...before ? [{ side: "before" as Side, ws: before.ws, pid: before.pid() }] : [],
+    { side: "forwarder", ws: fw.ws, pid: fw.pid },
+  ];
   const bare = (args: string[]) => {
     const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/bare-mqtt.ts", args), {
       cwd: ROOT,
@@ -151,27 +175,23 @@ endpoints:
     }
   };
   try {
-    const bindsOf = async (base: string, pid: number, label: string) => {
-      const before = rssBytes(pid);
-      const r = await binds(base, pid, "bench", CLIENTS, label);
-      const rssPerClient = (rssBytes(pid) - before) / CLIENTS;
-      await r.release();
-      return { bindsPerSecond: r.bindsPerSecond, cpuUsPerBind: r.cpuUsPerBind, rssPerClient };
-    };
     const figures: Figures = {
-      binds: {
-        gateway: await bindsOf(gw.ws, gw.pid(), "bench-gw"),
-        forwarder: await bindsOf(fw.ws, fw.pid, "bench-fw"),
-        bare: bare(["binds", String(CLIENTS), MQTT_URL, ns]),
-      },
+      binds: {} as Figures["binds"],
       burst: {} as Figures["burst"],
       steady: [],
     };
+    for (const { side, ws, pid } of servers) {
+      const rss = rssBytes(pid);
+      const r = await binds(ws, pid, "bench", CLIENTS, `bench-${side}`);
+      const rssPerClient = (rssBytes(pid) - rss) / CLIENTS;
+      await r.release();
+      figures.binds[side] = { bindsPerSecond: r.bindsPerSecond, cpuUsPerBind: r.cpuUsPerBind, rssPerClient };
+    }
+    figures.binds.bare = bare(["binds", String(CLIENTS), MQTT_URL, ns]);
     const burst = [{ messages: MESSAGES, rate: 0 }];
-    figures.burst.gateway =
-      (await fanout(gw.ws, gw.pid(), "fanout", SUBSCRIBERS, WARMUP, burst, "fan-gw"))[0];
-    figures.burst.forwarder =
-      (await fanout(fw.ws, fw.pid, "fanout", SUBSCRIBERS, WARMUP, burst, "fan-fw"))[0];
+    for (const { side, ws, pid } of servers) {
+      figures.burst[side] = (await fanout(ws, pid, "fanout", SUBSCRIBERS, WARMUP, burst, `fan-${side}`))[0];
+    }
     const fanoutArgs = ["fanout", String(SUBSCRIBERS), MQTT_URL, `${ns}/fanout/bare`, String(WARMUP)];
     figures.burst.bare = bare([...fanoutArgs, String(MESSAGES)]);
     // The gateway's maximum, in messages a second (each goes to every subscriber).
@@ -179,18 +199,17 @@ endpoints:
     for (const share of [0.5, 0.8]) {
       const rate = Math.round(max * share);
       const steady = [{ messages: rate * SECONDS, rate }];
-      figures.steady.push({
-        share,
-        rate,
-        gateway: (await fanout(gw.ws, gw.pid(), "fanout", SUBSCRIBERS, WARMUP, steady, `st${share}-gw`))[0],
-        forwarder: (await fanout(fw.ws, fw.pid, "fanout", SUBSCRIBERS, WARMUP, steady, `st${share}-fw`))[0],
-        bare: bare([...fanoutArgs, String(rate * SECONDS), String(rate)]),
-      });
+      const at = { share, rate } as Figures["steady"][0];
+      for (const { side, ws, pid } of servers) {
+        at[side] = (await fanout(ws, pid, "fanout", SUBSCRIBERS, WARMUP, steady, `st${share}-${side}`))[0];
+      }
+      at.bare = bare([...fanoutArgs, String(rate * SECONDS), String(rate)]);
+      figures.steady.push(at);
     }
     return figures;
   } finally {
     fw.stop();
-    await gw.stop("SIGTERM");
+    await Promise.all([gw.stop("SIGTERM"), before?.stop("SIGTERM")]);
   }
 }
 
