@@ -23,6 +23,7 @@ import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
 import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
+import { brokerOptions, NO_LOG } from "./client-options.ts";
 import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
 import { DEFERRED, sendPuback } from "./puback.ts";
 
@@ -70,10 +71,22 @@ export class MqttEndpoint implements BindableEndpoint {
   #handler?: DeliveryHandler;
   #consumers = new Map<string, Consumer>();
   #locks = new KeyedMutex();
+  /** The options every connection shares, the broker URL parsed: built once, used per bind. */
+  #base: IClientOptions;
 
   constructor(options: MqttEndpointOptions) {
     this.name = options.name;
     this.#options = options;
+    const { url, protocolVersion, username, password } = options;
+    this.#base = {
+      ...brokerOptions(url),
+      protocolVersion,
+      username,
+      password,
+      keepalive: 30,
+      reconnectOnConnackError: true,
+      log: NO_LOG,
+    };
     this.#pool = new ProducerPool({
       url: options.url,
       size: options.producerPoolSize,
@@ -81,15 +94,10 @@ export class MqttEndpoint implements BindableEndpoint {
       qos: options.qos,
       publishTimeout: options.publishTimeout,
       connectTimeout: options.connectTimeout,
-      base: this.#baseOptions(),
+      base: this.#base,
       logger: options.logger,
       scheduler: options.scheduler,
     });
-  }
-
-  #baseOptions(): IClientOptions {
-    const { protocolVersion, username, password } = this.#options;
-    return { protocolVersion, username, password, keepalive: 30, reconnectOnConnackError: true };
   }
 
   /** The consumer's MQTT client ID for a gateway client. */
@@ -157,8 +165,8 @@ export class MqttEndpoint implements BindableEndpoint {
       this.#consumers.delete(clientId);
       if (consumer) await this.#close(consumer);
       // A clean start with no expiry makes the broker discard the persistent session now.
-      const client = mqtt.connect(this.#options.url, {
-        ...this.#baseOptions(),
+      const client = mqtt.connect({
+        ...this.#base,
         clientId: this.consumerId(clientId),
         clean: true,
         reconnectPeriod: 0,
@@ -217,9 +225,9 @@ export class MqttEndpoint implements BindableEndpoint {
    * connecting: a persistent session delivers its queue right after CONNACK.
    */
   async #connect(clientId: string, consumer: Consumer, subscribe: boolean): Promise<void> {
-    const { url, qos, protocolVersion, sessionExpiry, connectTimeout, scheduler } = this.#options;
-    const client = mqtt.connect(url, {
-      ...this.#baseOptions(),
+    const { qos, protocolVersion, sessionExpiry, connectTimeout, scheduler } = this.#options;
+    const client = mqtt.connect({
+      ...this.#base,
       clientId: this.consumerId(clientId),
       clean: false,
       manualConnect: true,
