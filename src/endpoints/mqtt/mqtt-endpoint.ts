@@ -25,7 +25,7 @@ import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 import { brokerOptions, NO_LOG } from "./client-options.ts";
 import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
-import { DEFERRED, sendPuback } from "./puback.ts";
+import { corkReads, DEFERRED, sendPuback } from "./puback.ts";
 
 /**
  * The endpoint's settings. Every tunable is required: its default is written once, in the
@@ -57,6 +57,8 @@ export interface MqttEndpointOptions {
 interface Consumer {
   topic: string;
   client?: MqttClient;
+  /** Writes the PUBACKs corked for the current read now (see corkReads): before any close. */
+  flush?: () => void;
   /** Set when a delivery was refused: nothing more is handed over until resume. */
   paused: boolean;
 }
@@ -278,6 +280,7 @@ export class MqttEndpoint implements BindableEndpoint {
       },
     });
     consumer.client = client;
+    consumer.flush = corkReads(client);
     this.#consumers.set(clientId, consumer);
     client.on("error", (e) => {
       if (e !== DEFERRED) {
@@ -332,7 +335,9 @@ export class MqttEndpoint implements BindableEndpoint {
   /** Takes the consumer offline without touching its broker session. */
   #close(consumer: Consumer, unpause = true): Promise<void> {
     const client = consumer.client;
+    consumer.flush?.();
     consumer.client = undefined;
+    consumer.flush = undefined;
     if (unpause) consumer.paused = false;
     if (!client) return Promise.resolve();
     if (!client.connected) {

@@ -3,6 +3,7 @@
  * PUBACKed when the client acknowledged it, not when mqtt.js handled it.
  */
 import type { MqttClient } from "mqtt";
+import { setImmediate } from "node:timers";
 
 /**
  * Passed to mqtt.js's ack callback for a message the client will acknowledge later: mqtt.js
@@ -22,4 +23,32 @@ export function sendPuback(client: MqttClient, messageId: number | undefined): v
     messageId,
     reasonCode: 0,
   });
+}
+
+/**
+ * Batches the PUBACKs of one socket read into one write. mqtt.js handles the packets of a read
+ * one per tick and writes each PUBACK with a cork that it lifts on the next tick: one syscall per
+ * message. Here the socket is corked when the first packet of a read arrives and uncorked once
+ * every packet of that read was handled (setImmediate runs after the ticks that handle them), so
+ * the read's PUBACKs leave together. Each PUBACK is still written only after its message was
+ * written to the client (or acknowledged by it); only the flush waits, and not past this turn of
+ * the event loop. Returns `flush`, which uncorks at once: call it before closing the connection,
+ * or the corked PUBACKs are lost and the broker sends those messages again.
+ */
+export function corkReads(client: MqttClient): () => void {
+  let corked: { uncork(): void } | undefined;
+  const flush = () => {
+    const stream = corked;
+    corked = undefined;
+    stream?.uncork();
+  };
+  client.on("packetreceive", () => {
+    if (corked) return;
+    const stream = (client as unknown as { stream?: { cork?(): void; uncork(): void } }).stream;
+    if (!stream?.cork) return;
+    stream.cork();
+    corked = stream;
+    setImmediate(flush);
+  });
+  return flush;
 }
