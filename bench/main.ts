@@ -22,6 +22,7 @@
  * Figures, not assertions. Prints a table with gateway/bare and gateway/forwarder ratios.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import { startGateway } from "../tests/support/gateway-process.ts";
 import { MQTT_URL } from "../tests/support/mqtt.ts";
@@ -36,11 +37,17 @@ const SUBSCRIBERS = 100;
 const WARMUP = 20;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+/** The rate of the one-subscriber run, messages a second. */
+const ONE_RATE = 200;
+/** BENCH_PARTS=binds: the binds alone (memory per client at 9,000 clients, say). */
+const FANOUT = (process.env.BENCH_PARTS ?? "binds,fanout").includes("fanout");
 
 interface Figures {
   binds: Record<Side, { bindsPerSecond: number; cpuUsPerBind: number; rssPerClient: number }>;
-  burst: Record<Side, FanoutSummary>;
+  burst?: Record<Side, FanoutSummary>;
   steady: Array<{ share: number; rate: number } & Record<Side, FanoutSummary>>;
+  /** One subscriber at a steady ONE_RATE messages a second. */
+  one?: Record<Side, FanoutSummary>;
 }
 type Side = "gateway" | "before" | "forwarder" | "bare";
 
@@ -50,6 +57,18 @@ type Side = "gateway" | "before" | "forwarder" | "bare";
  */
 const BEFORE = process.env.BENCH_BEFORE;
 const SIDES: Side[] = BEFORE ? ["gateway", "before", "forwarder", "bare"] : ["gateway", "forwarder", "bare"];
+
+// The gateway holds two sockets per bound client (WebSocket, MQTT consumer), the clients' process
+// and the bare one one each: the soft limit on open files must allow that (`ulimit -n`; the hard
+// limit bounds what a shell may raise it to). Checked here, so a large BENCH_CLIENTS fails at once.
+const openFiles = Number(
+  readFileSync("/proc/self/limits", "utf8").match(/Max open files\s+(\d+)/)?.[1] ?? Infinity,
+);
+if (openFiles < 2 * CLIENTS + 200) {
+  throw new Error(
+    `BENCH_CLIENTS=${CLIENTS} needs ulimit -n of at least ${2 * CLIENTS + 200}; it is ${openFiles}`,
+  );
+}
 
 if (process.argv.includes("--child")) {
   console.log(JSON.stringify(await measure()));
@@ -111,11 +130,20 @@ function table(runtime: Runtime, f: Figures): string[] {
   ratio(`binds/s (${CLIENTS} clients)`, (s) => f.binds[s].bindsPerSecond, 0);
   ratio("CPU per bind, server process (us)", (s) => f.binds[s].cpuUsPerBind, 0);
   ratio("RSS per bound client (KiB)", (s) => f.binds[s].rssPerClient / 1024, 1);
+  if (!f.burst) return out;
+  const b = f.burst;
   const burst = `1 -> ${SUBSCRIBERS}, ${MESSAGES} msgs at once`;
-  ratio(`fan-out deliveries/s (${burst})`, (s) => f.burst[s].perSecond, 0);
-  ratio("CPU per delivery, server process (us)", (s) => f.burst[s].cpuUsPerDelivery, 1);
-  ratio("queueing in the burst: p50 latency (ms)", (s) => f.burst[s].p50, 1);
-  ratio("queueing in the burst: p99 latency (ms)", (s) => f.burst[s].p99, 1);
+  ratio(`fan-out deliveries/s (${burst})`, (s) => b[s].perSecond, 0);
+  ratio("CPU per delivery, server process (us)", (s) => b[s].cpuUsPerDelivery, 1);
+  ratio("queueing in the burst: p50 latency (ms)", (s) => b[s].p50, 1);
+  ratio("queueing in the burst: p99 latency (ms)", (s) => b[s].p99, 1);
+  if (f.one) {
+    const one = f.one;
+    const at = `1 subscriber, steady ${ONE_RATE} msgs/s`;
+    added(`${at}: p50 latency (ms)`, (s) => one[s].p50);
+    added(`${at}: p99 latency (ms)`, (s) => one[s].p99);
+    added(`${at}: p99.9 latency (ms)`, (s) => one[s].p999);
+  }
   for (const steady of f.steady) {
     const at = `steady ${steady.rate} msgs/s (${steady.share * 100} % of max)`;
     added(`${at}: p50 latency (ms)`, (s) => steady[s].p50);
@@ -126,16 +154,14 @@ function table(runtime: Runtime, f: Figures): string[] {
   }
   for (
     const [name, r] of [
-      ["burst", f.burst],
+      ["burst", b],
       ...f.steady.map((s) => [`steady ${s.share}`, s] as const),
     ] as const
   ) {
     for (const side of SIDES) {
       const want = SUBSCRIBERS * (name === "burst" ? MESSAGES : (r as Figures["steady"][0]).rate * SECONDS);
       if (r[side].delivered < want) {
-        out.push(
-          `| ${runtime} | WARNING: ${side} delivered ${r[side].delivered} of ${want} (${name}) | | | | | |`,
-        );
+        out.push(`| ${runtime} | WARNING: ${side} delivered ${r[side].delivered} of ${want} (${name}) |`);
       }
     }
   }
@@ -177,7 +203,7 @@ endpoints:
   try {
     const figures: Figures = {
       binds: {} as Figures["binds"],
-      burst: {} as Figures["burst"],
+      burst: {} as Record<Side, FanoutSummary>,
       steady: [],
     };
     for (const { side, ws, pid } of servers) {
@@ -188,14 +214,31 @@ endpoints:
       figures.binds[side] = { bindsPerSecond: r.bindsPerSecond, cpuUsPerBind: r.cpuUsPerBind, rssPerClient };
     }
     figures.binds.bare = bare(["binds", String(CLIENTS), MQTT_URL, ns]);
+    if (!FANOUT) return figures;
+    const fanoutArgs = (topic: string, subscribers: number, warmup = WARMUP) => [
+      "fanout",
+      String(subscribers),
+      MQTT_URL,
+      `${ns}/${topic}/bare`,
+      String(warmup),
+    ];
+    const one = [{ messages: ONE_RATE * SECONDS, rate: ONE_RATE }];
+    figures.one = {} as Record<Side, FanoutSummary>;
+    for (const { side, ws, pid } of servers) {
+      figures.one[side] = (await fanout(ws, pid, "fanout", 1, WARMUP * 100, one, `one-${side}`))[0];
+    }
+    figures.one.bare = bare([
+      ...fanoutArgs("one", 1, WARMUP * 100),
+      String(ONE_RATE * SECONDS),
+      String(ONE_RATE),
+    ]);
     const burst = [{ messages: MESSAGES, rate: 0 }];
     for (const { side, ws, pid } of servers) {
-      figures.burst[side] = (await fanout(ws, pid, "fanout", SUBSCRIBERS, WARMUP, burst, `fan-${side}`))[0];
+      figures.burst![side] = (await fanout(ws, pid, "fanout", SUBSCRIBERS, WARMUP, burst, `fan-${side}`))[0];
     }
-    const fanoutArgs = ["fanout", String(SUBSCRIBERS), MQTT_URL, `${ns}/fanout/bare`, String(WARMUP)];
-    figures.burst.bare = bare([...fanoutArgs, String(MESSAGES)]);
+    figures.burst!.bare = bare([...fanoutArgs("fanout", SUBSCRIBERS), String(MESSAGES)]);
     // The gateway's maximum, in messages a second (each goes to every subscriber).
-    const max = figures.burst.gateway.perSecond / SUBSCRIBERS;
+    const max = figures.burst!.gateway.perSecond / SUBSCRIBERS;
     for (const share of [0.5, 0.8]) {
       const rate = Math.round(max * share);
       const steady = [{ messages: rate * SECONDS, rate }];
@@ -203,7 +246,7 @@ endpoints:
       for (const { side, ws, pid } of servers) {
         at[side] = (await fanout(ws, pid, "fanout", SUBSCRIBERS, WARMUP, steady, `st${share}-${side}`))[0];
       }
-      at.bare = bare([...fanoutArgs, String(rate * SECONDS), String(rate)]);
+      at.bare = bare([...fanoutArgs("fanout", SUBSCRIBERS), String(rate * SECONDS), String(rate)]);
       figures.steady.push(at);
     }
     return figures;
