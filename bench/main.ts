@@ -203,7 +203,6 @@ endpoints:
   try {
     const figures: Figures = {
       binds: {} as Figures["binds"],
-      burst: {} as Record<Side, FanoutSummary>,
       steady: [],
     };
     for (const { side, ws, pid } of servers) {
@@ -222,6 +221,7 @@ endpoints:
       `${ns}/${topic}/bare`,
       String(warmup),
     ];
+    figures.burst = {} as Record<Side, FanoutSummary>;
     const one = [{ messages: ONE_RATE * SECONDS, rate: ONE_RATE }];
     figures.one = {} as Record<Side, FanoutSummary>;
     for (const { side, ws, pid } of servers) {
