@@ -11,7 +11,7 @@
  */
 import mqtt from "mqtt";
 import process from "node:process";
-import { atRate, cpuMs, FanoutRecord, rssBytes, until } from "./measure.ts";
+import { atRate, cpuMs, FanoutRecord, rssBytes, until, warmUp } from "./measure.ts";
 
 const [mode, nText, url, ...rest] = process.argv.slice(2);
 const n = Number(nText);
@@ -58,8 +58,7 @@ if (mode === "binds") {
   const publisher = await mqtt.connectAsync(url, { protocolVersion: 5 });
   const send = (i: number) =>
     void publisher.publish(topic, JSON.stringify({ i, t: performance.now() }), { qos: 1 });
-  for (let i = 0; i < warmup; i++) send(i);
-  await until(() => record.delivered >= n * warmup, 60_000);
+  await warmUp(warmup, send, () => record.delivered / n);
   record = new FanoutRecord();
   const cpu = cpuMs(process.pid);
   const started = performance.now();

@@ -3,7 +3,7 @@
  * on the runtime's own WebSocket. Lean on purpose: they share the machine's 2 cores with what
  * they measure, so a message frame is parsed once and recorded, nothing kept.
  */
-import { atRate, cpuMs, FanoutRecord, until } from "./measure.ts";
+import { atRate, cpuMs, FanoutRecord, until, warmUp } from "./measure.ts";
 import type { FanoutSummary } from "./measure.ts";
 
 type Frame = Record<string, unknown>;
@@ -137,8 +137,7 @@ export async function fanout(
   const publisher = await connect(base, `${label}-publisher`);
   const send = (i: number) =>
     publisher.send({ type: "publish", endpoint, data: { i, t: performance.now() } });
-  for (let i = 0; i < warmup; i++) send(i);
-  await until(() => record.delivered >= subscribers * warmup, 60_000);
+  await warmUp(warmup, send, () => record.delivered / subscribers);
   const results: FanoutSummary[] = [];
   for (const { messages, rate } of runs) {
     record = new FanoutRecord();

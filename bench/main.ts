@@ -19,7 +19,11 @@
  *     BENCH_SECONDS (2) each: latency p50/p99/p99.9 and the spread between the first and the last
  *     subscriber to get a message.
  *
- * Figures, not assertions. Prints a table with gateway/bare and gateway/forwarder ratios.
+ * (d) One subscriber at a steady 200 messages a second: added latency with no fan-out.
+ *
+ * Each fan-out figure is the median of BENCH_ROUNDS (3) runs per side, the sides' order rotated
+ * every round. Figures, not assertions. Prints a table with gateway/bare and gateway/forwarder
+ * ratios.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -29,7 +33,7 @@ import { MQTT_URL } from "../tests/support/mqtt.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
 import { binds, fanout } from "./clients.ts";
-import { rssBytes } from "./measure.ts";
+import { medianSummary, rssBytes } from "./measure.ts";
 import type { FanoutSummary } from "./measure.ts";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 2000);
@@ -39,6 +43,8 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 /** The rate of the one-subscriber run, messages a second. */
 const ONE_RATE = 200;
+/** BENCH_ROUNDS (3): each fan-out figure is the median of this many runs per side. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** BENCH_PARTS=binds: the binds alone (memory per client at 9,000 clients, say). */
 const FANOUT = (process.env.BENCH_PARTS ?? "binds,fanout").includes("fanout");
 
@@ -221,33 +227,56 @@ endpoints:
       `${ns}/${topic}/bare`,
       String(warmup),
     ];
-    figures.burst = {} as Record<Side, FanoutSummary>;
-    const one = [{ messages: ONE_RATE * SECONDS, rate: ONE_RATE }];
-    figures.one = {} as Record<Side, FanoutSummary>;
-    for (const { side, ws, pid } of servers) {
-      figures.one[side] = (await fanout(ws, pid, "fanout", 1, WARMUP * 100, one, `one-${side}`))[0];
-    }
-    figures.one.bare = bare([
-      ...fanoutArgs("one", 1, WARMUP * 100),
-      String(ONE_RATE * SECONDS),
-      String(ONE_RATE),
-    ]);
-    const burst = [{ messages: MESSAGES, rate: 0 }];
-    for (const { side, ws, pid } of servers) {
-      figures.burst![side] = (await fanout(ws, pid, "fanout", SUBSCRIBERS, WARMUP, burst, `fan-${side}`))[0];
-    }
-    figures.burst!.bare = bare([...fanoutArgs("fanout", SUBSCRIBERS), String(MESSAGES)]);
+    /**
+     * One fan-out run per side, ROUNDS times, the order of the sides rotated every round (a
+     * shared machine's quiet and busy moments fall on each side alike); the median of each
+     * figure over the rounds.
+     */
+    const interleaved = async (
+      subscribers: number,
+      warmup: number,
+      messages: number,
+      rate: number,
+      topic: string,
+    ): Promise<Record<Side, FanoutSummary>> => {
+      const got = new Map<Side, FanoutSummary[]>(SIDES.map((side) => [side, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        for (let k = 0; k < SIDES.length; k++) {
+          const side = SIDES[(k + round) % SIDES.length];
+          const server = servers.find((s) => s.side === side);
+          const label = `${topic}-${round}-${side}`;
+          console.error(`[bench ${runtime}] ${label}`);
+          got.get(side)!.push(
+            server
+              ? (await fanout(
+                server.ws,
+                server.pid,
+                "fanout",
+                subscribers,
+                warmup,
+                [{ messages, rate }],
+                label,
+              ))[0]
+              : bare([...fanoutArgs(topic, subscribers, warmup), String(messages), String(rate)]),
+          );
+        }
+      }
+      return Object.fromEntries(SIDES.map((side) => [side, medianSummary(got.get(side)!)])) as Record<
+        Side,
+        FanoutSummary
+      >;
+    };
+    figures.one = await interleaved(1, WARMUP * 100, ONE_RATE * SECONDS, ONE_RATE, "one");
+    figures.burst = await interleaved(SUBSCRIBERS, WARMUP, MESSAGES, 0, "burst");
     // The gateway's maximum, in messages a second (each goes to every subscriber).
-    const max = figures.burst!.gateway.perSecond / SUBSCRIBERS;
+    const max = figures.burst.gateway.perSecond / SUBSCRIBERS;
     for (const share of [0.5, 0.8]) {
       const rate = Math.round(max * share);
-      const steady = [{ messages: rate * SECONDS, rate }];
-      const at = { share, rate } as Figures["steady"][0];
-      for (const { side, ws, pid } of servers) {
-        at[side] = (await fanout(ws, pid, "fanout", SUBSCRIBERS, WARMUP, steady, `st${share}-${side}`))[0];
-      }
-      at.bare = bare([...fanoutArgs("fanout", SUBSCRIBERS), String(rate * SECONDS), String(rate)]);
-      figures.steady.push(at);
+      figures.steady.push({
+        share,
+        rate,
+        ...await interleaved(SUBSCRIBERS, WARMUP, rate * SECONDS, rate, `st${share}`),
+      });
     }
     return figures;
   } finally {

@@ -90,3 +90,27 @@ export async function until(done: () => boolean, ms: number): Promise<void> {
   const deadline = performance.now() + ms;
   while (!done() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
 }
+
+/** Each figure's median over several runs (NaN where a run had none). */
+export function medianSummary(runs: FanoutSummary[]): FanoutSummary {
+  const keys = Object.keys(runs[0]) as Array<keyof FanoutSummary>;
+  return Object.fromEntries(keys.map((k) => [k, percentile(runs.map((r) => r[k]), 50)])) as FanoutSummary;
+}
+
+/**
+ * Sends `count` warm-up messages in slices of at most 200, each slice once the one before was
+ * received (`received()`: messages each subscriber got so far): the broker's queue per
+ * subscriber (Mosquitto: 1000 by default) must not overflow.
+ */
+export async function warmUp(
+  count: number,
+  send: (i: number) => void,
+  received: () => number,
+): Promise<void> {
+  for (let sent = 0; sent < count;) {
+    const slice = Math.min(200, count - sent);
+    for (let i = 0; i < slice; i++) send(sent + i);
+    sent += slice;
+    await until(() => received() >= sent, 60_000);
+  }
+}
