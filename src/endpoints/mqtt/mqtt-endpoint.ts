@@ -25,7 +25,8 @@ import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 import { brokerOptions, NO_LOG } from "./client-options.ts";
 import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
-import { corkReads, DEFERRED, sendPuback } from "./puback.ts";
+import { corkPubacks, DEFERRED, sendPuback } from "./puback.ts";
+import type { PubackBatch } from "./puback.ts";
 
 /**
  * The endpoint's settings. Every tunable is required: its default is written once, in the
@@ -57,8 +58,8 @@ export interface MqttEndpointOptions {
 interface Consumer {
   topic: string;
   client?: MqttClient;
-  /** Writes the PUBACKs corked for the current read now (see corkReads): before any close. */
-  flush?: () => void;
+  /** The PUBACKs held for this turn of the event loop (see corkPubacks): flushed before any close. */
+  pubacks?: PubackBatch;
   /** Set when a delivery was refused: nothing more is handed over until resume. */
   paused: boolean;
 }
@@ -249,7 +250,11 @@ export class MqttEndpoint implements BindableEndpoint {
           if (!deferred) return ack(0);
           // Acknowledged by the client later: the PUBACK goes out now, on this connection only
           // (after a reconnect the broker resends what this one never acknowledged).
-          if (consumer.client === client && client.connected) sendPuback(client, packet.messageId);
+          if (consumer.client === client && client.connected) {
+            // Batched too: one cumulative client ack settles many messages at once.
+            consumer.pubacks?.hold();
+            sendPuback(client, packet.messageId);
+          }
         };
         try {
           const written = this.#handler?.deliver(clientId, this.name, {
@@ -280,7 +285,7 @@ export class MqttEndpoint implements BindableEndpoint {
       },
     });
     consumer.client = client;
-    consumer.flush = corkReads(client);
+    consumer.pubacks = corkPubacks(client);
     this.#consumers.set(clientId, consumer);
     client.on("error", (e) => {
       if (e !== DEFERRED) {
@@ -335,9 +340,9 @@ export class MqttEndpoint implements BindableEndpoint {
   /** Takes the consumer offline without touching its broker session. */
   #close(consumer: Consumer, unpause = true): Promise<void> {
     const client = consumer.client;
-    consumer.flush?.();
+    consumer.pubacks?.flush();
     consumer.client = undefined;
-    consumer.flush = undefined;
+    consumer.pubacks = undefined;
     if (unpause) consumer.paused = false;
     if (!client) return Promise.resolve();
     if (!client.connected) {
