@@ -1,31 +1,99 @@
 /**
  * `deno task bench:kafka` / `npm run bench:kafka`: one producer and 20 clients bound to a Kafka
- * endpoint through the gateway (WebSocket out), against the same 20 consumers on bare kafkajs,
- * on the same broker, in one run, with the gateway under Deno and under Bun (the baseline runs
- * under the same runtime, in a process of its own).
+ * endpoint through the gateway (WebSocket out), against two baselines on the same broker, in one
+ * run per runtime, everything under the runtime being measured (this file runs itself under each
+ * runtime with `--child`; the clients and the producer are in that process):
+ *
+ * - bare: the same 20 consumers on bare kafkajs (bench/bare-kafka.ts, a process of its own);
+ * - forwarder: the physical limit, a minimal kafkajs -> WebSocket forwarder with the gateway's
+ *   frames and one consumer per client, none of the gateway's logic (bench/kafka-forwarder.ts,
+ *   a process of its own, served like the gateway).
  *
  * The broker is the Kafka test broker (tests/support/kafka), run as its own process, or the
- * cluster named by KAFKA_BROKERS. Each of the 20 consumers has a group of its own on one topic,
- * so every message is delivered 20 times. All M messages are produced at once (in sends of 10),
- * so latency includes the queueing of the burst. Figures, not assertions; BENCH_MESSAGES
- * scales it.
+ * cluster named by KAFKA_BROKERS. Each consumer has a group of its own on one topic, so every
+ * message is delivered 20 times. Consumers bound and 50 messages (1,000 deliveries) of warm-up
+ * first; then BENCH_MESSAGES (500) produced at once (in sends of 10), so latency includes the
+ * queueing of the burst. Deliveries/s and CPU per delivery of the server process (all threads).
+ * Figures, not assertions.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { startGateway } from "../tests/support/gateway-process.ts";
-import type { Gateway } from "../tests/support/gateway-process.ts";
 import { freePort } from "../tests/support/net.ts";
-import { ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
+import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
-import { TestSocket } from "../tests/support/ws-client.ts";
-import { percentile } from "./measure.ts";
+import { connect, inBatches } from "./clients.ts";
+import { cpuMs, percentile } from "./measure.ts";
 
 const CLIENTS = 20;
+const WARMUP = 50;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 500);
-const ns = `bench-${crypto.randomUUID().slice(0, 8)}`;
 const wall = () => performance.timeOrigin + performance.now();
+
+type Side = "gateway" | "forwarder" | "bare";
+interface Figures {
+  delivered: number;
+  perSecond: number;
+  cpuUsPerDelivery: number;
+  p50: number;
+  p99: number;
+}
+
+if (process.argv.includes("--child")) {
+  console.log(JSON.stringify(await measure(process.env.KAFKA_BROKERS!.split(","))));
+  process.exit(0);
+}
+
+const broker = await startBroker();
+const rows: string[] = [];
+try {
+  for (const runtime of ["deno", "bun"] as Runtime[]) {
+    const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/kafka.ts", ["--child"]), {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, KAFKA_BROKERS: broker.brokers.join(",") },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let figures: Record<Side, Figures>;
+    try {
+      figures = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "");
+    } catch {
+      throw new Error(`the ${runtime} run failed: ${result.stdout}`);
+    }
+    rows.push(...table(runtime, figures));
+  }
+} finally {
+  broker.child?.kill("SIGTERM");
+}
+console.log(
+  `\n| runtime | figure | gateway | forwarder | bare kafkajs | gateway / forwarder | gateway / bare |\n| --- | --- | --- | --- | --- | --- | --- |\n${
+    rows.join("\n")
+  }`,
+);
+process.exit(0);
+
+function table(runtime: Runtime, f: Record<Side, Figures>): string[] {
+  const fmt = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+  const out: string[] = [];
+  const row = (figure: string, of: (s: Side) => number, digits: number) =>
+    out.push(
+      `| ${runtime} | ${figure} | ${fmt(of("gateway"), digits)} | ${fmt(of("forwarder"), digits)} | ${
+        fmt(of("bare"), digits)
+      } | ${fmt(of("gateway") / of("forwarder"), 2)} | ${fmt(of("gateway") / of("bare"), 2)} |`,
+    );
+  row(`deliveries/s (1 producer -> ${CLIENTS} clients, ${MESSAGES} msgs)`, (s) => f[s].perSecond, 0);
+  row("CPU per delivery, server process (us)", (s) => f[s].cpuUsPerDelivery, 1);
+  row("queueing in the burst: p50 latency (ms)", (s) => f[s].p50, 1);
+  row("queueing in the burst: p99 latency (ms)", (s) => f[s].p99, 1);
+  for (const side of ["gateway", "forwarder", "bare"] as Side[]) {
+    if (f[side].delivered < CLIENTS * MESSAGES) {
+      out.push(`| ${runtime} | WARNING: ${side} delivered ${f[side].delivered} of ${CLIENTS * MESSAGES} |`);
+    }
+  }
+  return out;
+}
 
 /** The test broker in a process of its own (so it does not share the clients' event loop). */
 async function startBroker(): Promise<{ brokers: string[]; child?: ChildProcess }> {
@@ -36,147 +104,152 @@ async function startBroker(): Promise<{ brokers: string[]; child?: ChildProcess 
     runArgs("deno", "tests/support/kafka/main.ts", ["--port", String(port)]),
     { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
   );
-  await lineFrom(child, /listening/);
+  await linesOf(child)(/listening/);
   return { brokers: [`127.0.0.1:${port}`], child };
 }
 
-function lineFrom(child: ChildProcess, pattern: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split("\n").find((l) => pattern.test(l));
-      if (line) {
-        child.stdout!.off("data", onData);
-        resolve(line);
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`exited with ${code} before ${pattern}: ${out}`)));
+/**
+ * The lines a child prints, read from the start (nothing is lost between two looks):
+ * `next(pattern)` resolves with the first line not looked at yet that matches.
+ */
+function linesOf(child: ChildProcess): (pattern: RegExp) => Promise<string> {
+  const lines: string[] = [];
+  let partial = "";
+  let wake = () => {};
+  let exited: number | null | undefined;
+  child.stdout!.on("data", (chunk: Buffer) => {
+    const text = partial + chunk.toString();
+    const parts = text.split("\n");
+    partial = parts.pop()!;
+    lines.push(...parts);
+    wake();
   });
-}
-
-async function produce(kafka: Kafka, topic: string): Promise<void> {
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
-  const t0 = wall();
-  for (let i = 0; i < MESSAGES; i += 10) {
-    const messages = Array.from({ length: Math.min(10, MESSAGES - i) }, (_, j) => ({
-      value: JSON.stringify({ i: i + j, t: wall(), t0 }),
-    }));
-    await producer.send({ topic, messages });
-  }
-  await producer.disconnect();
-}
-
-async function throughGateway(gw: Gateway, kafka: Kafka, topic: string) {
-  const sockets = await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => {
-    const socket = await TestSocket.open(
-      `${gw.ws}/ws?clientId=bench-${i}-${crypto.randomUUID().slice(0, 6)}`,
-    );
-    await socket.next((f) => f.type === "welcome");
-    socket.send({ type: "subscribe", endpoint: "bench", id: "s" });
-    const answer = await socket.next(
-      (f) => (f.type === "receipt" || f.type === "error") && f.id === "s",
-      60_000,
-    );
-    if (answer.type === "error") throw new Error(`${answer.code}: ${answer.message}`);
-    return socket;
-  }));
-  await produce(kafka, topic);
-  const seen = () => sockets.reduce((n, s) => n + s.messages("bench").length, 0);
-  const deadline = Date.now() + 60_000;
-  while (seen() < CLIENTS * MESSAGES && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  const latencies: number[] = [];
-  let start = Infinity;
-  let last = 0;
-  for (const s of sockets) {
-    for (const m of s.messages("bench")) {
-      const arrived = performance.timeOrigin + (m as unknown as { at: number }).at;
-      const { t, t0 } = m.data as { t: number; t0: number };
-      latencies.push(arrived - t);
-      start = Math.min(start, t0);
-      last = Math.max(last, arrived);
+  child.once("exit", (code) => {
+    exited = code;
+    wake();
+  });
+  return async (pattern) => {
+    for (;;) {
+      const found = lines.findIndex((l) => pattern.test(l));
+      if (found >= 0) return lines.splice(0, found + 1)[found];
+      if (exited !== undefined) {
+        throw new Error(`exited with ${exited} before ${pattern}: ${lines.join("\n")}`);
+      }
+      await new Promise<void>((resolve) => wake = resolve);
     }
-  }
-  // Unsubscribing unbinds: the benchmark leaves no consumer groups behind.
-  await Promise.all(sockets.map(async (s) => {
-    s.send({ type: "unsubscribe", endpoint: "bench", id: "u" });
-    await s.next((f) => f.id === "u", 30_000).catch(() => {});
-    await s.close();
-  }));
-  return {
-    delivered: latencies.length,
-    perSecond: latencies.length / ((last - start) / 1000),
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
   };
 }
 
-async function bare(runtime: Runtime, broker: string, kafka: Kafka, topic: string) {
-  const child = spawn(
-    runtimeBinary(runtime),
-    runArgs(runtime, "bench/bare-kafka.ts", [broker, topic, String(CLIENTS), String(MESSAGES)]),
-    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-  );
-  await lineFrom(child, /^ready$/);
-  await produce(kafka, topic);
-  return JSON.parse(await lineFrom(child, /^\{/));
-}
+/** One runtime's figures: runs in the `--child` process, under that runtime. */
+async function measure(brokers: string[]): Promise<Record<Side, Figures>> {
+  const runtime = currentRuntime;
+  const ns = `bench-${crypto.randomUUID().slice(0, 8)}.${runtime}`;
+  const kafka = new Kafka({ clientId: "bench", brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const topic = (side: Side) => `${ns}.${side}`;
+  await admin.createTopics({
+    topics: (["gateway", "forwarder", "bare"] as Side[]).map((s) => ({ topic: topic(s) })),
+  });
+  await admin.disconnect();
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const produce = async (to: string, count: number) => {
+    const t0 = wall();
+    for (let i = 0; i < count; i += 10) {
+      const messages = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
+        value: JSON.stringify({ i: i + j, t: wall(), t0 }),
+      }));
+      await producer.send({ topic: to, messages });
+    }
+  };
 
-const fmt = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
-const broker = await startBroker();
-const kafka = new Kafka({ clientId: "bench", brokers: broker.brokers, logLevel: logLevel.NOTHING });
-const admin = kafka.admin();
-await admin.connect();
-const rows: string[] = [];
-try {
-  for (const runtime of ["deno", "bun"] as Runtime[]) {
-    const gwTopic = `${ns}.${runtime}.gw`;
-    const bareTopic = `${ns}.${runtime}.bare`;
-    await admin.createTopics({ topics: [{ topic: gwTopic }, { topic: bareTopic }] });
-    const gw = await startGateway(
-      runtime,
-      `
+  const gw = await startGateway(
+    runtime,
+    `
 server: { host: 127.0.0.1, port: 0 }
 session: { type: memory, reconnection_window: 1m, cleanup_interval: 30s }
+policy: { connections_per_second_per_address: 100000 }
 endpoints:
   - name: bench
     type: kafka
-    brokers: [${broker.brokers.map((b) => `"${b}"`).join(", ")}]
-    publish_topic: "${gwTopic}"
-    subscribe_topic: "${gwTopic}"
+    brokers: [${brokers.map((b) => `"${b}"`).join(", ")}]
+    publish_topic: "${topic("gateway")}"
+    subscribe_topic: "${topic("gateway")}"
+    start_from: earliest
     fetch_max_wait: 100ms
 `,
+  );
+  const fw = spawn(
+    runtimeBinary(runtime),
+    runArgs(runtime, "bench/kafka-forwarder.ts", [brokers[0], `bench=${topic("forwarder")}`]),
+    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  try {
+    const fwPort = Number((await linesOf(fw)(/^listening/)).split(" ")[1]);
+    const through = async (base: string, pid: number, side: Side): Promise<Figures> => {
+      let latencies: number[] = [];
+      let start = Infinity;
+      let last = 0;
+      const sockets = await inBatches(CLIENTS, async (i) => {
+        const socket = await connect(base, `bench-${side}-${i}-${crypto.randomUUID().slice(0, 6)}`);
+        socket.onMessage = (data, at) => {
+          const arrived = performance.timeOrigin + at;
+          latencies.push(arrived - data.t);
+          start = Math.min(start, (data as unknown as { t0: number }).t0);
+          last = Math.max(last, arrived);
+        };
+        await socket.request({ type: "subscribe", endpoint: "bench" });
+        return socket;
+      });
+      const until = async (count: number) => {
+        const deadline = Date.now() + 60_000;
+        while (latencies.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      };
+      await produce(topic(side), WARMUP);
+      await until(CLIENTS * WARMUP);
+      latencies = [];
+      start = Infinity;
+      const cpu = cpuMs(pid);
+      await produce(topic(side), MESSAGES);
+      await until(CLIENTS * MESSAGES);
+      const figures = {
+        delivered: latencies.length,
+        perSecond: latencies.length / ((last - start) / 1000),
+        cpuUsPerDelivery: ((cpuMs(pid) - cpu) * 1000) / latencies.length,
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+      };
+      // Unsubscribing unbinds: the benchmark leaves no consumer groups behind.
+      await Promise.all(
+        sockets.map((s) => s.request({ type: "unsubscribe", endpoint: "bench" }).catch(() => {})),
+      );
+      await Promise.all(sockets.map((s) => s.close()));
+      return figures;
+    };
+    const gateway = await through(gw.ws, gw.pid(), "gateway");
+    const forwarder = await through(`ws://127.0.0.1:${fwPort}`, fw.pid!, "forwarder");
+    const bareChild = spawn(
+      runtimeBinary(runtime),
+      runArgs(runtime, "bench/bare-kafka.ts", [
+        brokers[0],
+        topic("bare"),
+        String(CLIENTS),
+        String(WARMUP),
+        String(MESSAGES),
+      ]),
+      { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
     );
-    try {
-      const g = await throughGateway(gw, kafka, gwTopic);
-      const b = await bare(runtime, broker.brokers[0], kafka, bareTopic);
-      const row = (figure: string, a: number, base: number, digits: number) =>
-        rows.push(
-          `| ${runtime} | ${figure} | ${fmt(a, digits)} | ${fmt(base, digits)} | ${fmt(a / base, 2)} |`,
-        );
-      row(`msgs/s (1 producer -> ${CLIENTS} clients, ${MESSAGES} msgs)`, g.perSecond, b.perSecond, 0);
-      row("p50 latency (ms)", g.p50, b.p50, 1);
-      row("p99 latency (ms)", g.p99, b.p99, 1);
-      for (const [who, r] of [["gateway", g], ["bare kafkajs", b]] as const) {
-        if (r.delivered < CLIENTS * MESSAGES) {
-          rows.push(
-            `| ${runtime} | WARNING: ${who} delivered ${r.delivered} of ${CLIENTS * MESSAGES} | | | |`,
-          );
-        }
-      }
-    } finally {
-      await gw.stop("SIGTERM");
-    }
+    const bareLine = linesOf(bareChild);
+    await bareLine(/^ready$/);
+    await produce(topic("bare"), WARMUP);
+    await bareLine(/^warm$/);
+    await produce(topic("bare"), MESSAGES);
+    const bare = JSON.parse(await bareLine(/^\{/));
+    return { gateway, forwarder, bare };
+  } finally {
+    await producer.disconnect();
+    fw.kill("SIGKILL");
+    await gw.stop("SIGTERM");
   }
-} finally {
-  await admin.disconnect();
-  broker.child?.kill("SIGTERM");
 }
-console.log(
-  `\n| gateway runtime | figure | gateway | bare kafkajs | ratio |\n| --- | --- | --- | --- | --- |\n${
-    rows.join("\n")
-  }`,
-);
-process.exit(0);

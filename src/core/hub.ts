@@ -12,7 +12,7 @@ import { isBindable } from "./endpoint.ts";
 import type { DeliveryHandler, Endpoint, InboundMessage, Receipt } from "./endpoint.ts";
 import { CloseCode, GatewayError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
-import type { Counter, Metrics } from "./metrics.ts";
+import type { Counter, CounterSeries, Metrics } from "./metrics.ts";
 import { LiveConnection } from "./live-connection.ts";
 import type { ConnectionOps, InFlight } from "./live-connection.ts";
 import { KeyedMutex } from "./mutex.ts";
@@ -90,8 +90,9 @@ export class Hub implements DeliveryHandler {
   #stopping = false;
   #renewal?: TimerId;
   #renewing?: Promise<void>;
-  #messagesIn: Counter;
-  #messagesOut: Counter;
+  /** Per endpoint name: the series are kept, as these are bumped per message. */
+  #messagesIn: (endpoint: string) => CounterSeries;
+  #messagesOut: (endpoint: string) => CounterSeries;
   #errors: Counter;
   #publishRate: RateLimiter;
   #byteRate: RateLimiter;
@@ -113,8 +114,12 @@ export class Hub implements DeliveryHandler {
     this.#byteRate = new RateLimiter(scheduler, publishBytesPerSecond, publishBytesPerSecond * 2);
     this.endpoints = new Map(options.endpoints.map((e) => [e.name, e]));
     const m = options.metrics;
-    this.#messagesIn = m.counter("mediation_messages_in_total", "Messages published by clients");
-    this.#messagesOut = m.counter("mediation_messages_out_total", "Messages delivered to clients");
+    this.#messagesIn = m.counter("mediation_messages_in_total", "Messages published by clients").by(
+      "endpoint",
+    );
+    this.#messagesOut = m.counter("mediation_messages_out_total", "Messages delivered to clients").by(
+      "endpoint",
+    );
     this.#errors = m.counter("mediation_errors_total", "Errors answered to clients, by code");
     m.gauge("mediation_connections", "Live client connections on this node", () => {
       const counts = new Map<string, number>();
@@ -472,7 +477,7 @@ export class Hub implements DeliveryHandler {
       return false;
     }
     conn.sequences.set(endpoint, sequence);
-    this.#messagesOut.inc({ endpoint });
+    this.#messagesOut(endpoint).inc();
     if (inflight) inflight.push({ sequence, settle: message.settle });
     else message.settle?.();
     return true;
@@ -669,7 +674,7 @@ export class Hub implements DeliveryHandler {
 
   async #send(conn: LiveConnection, endpoint: Endpoint, payload: Uint8Array): Promise<Receipt> {
     const receipt = await endpoint.publish(conn.clientId, { payload }, conn.bound.get(endpoint.name) ?? {});
-    this.#messagesIn.inc({ endpoint: endpoint.name });
+    this.#messagesIn(endpoint.name).inc();
     return receipt;
   }
 
@@ -696,7 +701,7 @@ export class Hub implements DeliveryHandler {
     this.options.policy.checkPublish(clientId, name, payload.length, params, principal);
     this.#limit(clientId, payload.length);
     const receipt = await endpoint.publish(clientId, { payload }, params);
-    this.#messagesIn.inc({ endpoint: name });
+    this.#messagesIn(name).inc();
     return receipt;
   }
 
@@ -753,7 +758,9 @@ export class Hub implements DeliveryHandler {
       if (bound) return;
       const endpoint = this.endpoint(name);
       if (!isBindable(endpoint)) return;
-      this.options.logger.info(
+      // Debug, not info: the endpoint logs the bind it made at info ("[MQTT] Client ... bound"),
+      // and a second console line per bind cost more than the rest of the hub's bind work.
+      this.options.logger.debug(
         `[Binding] Creating endpoint binding: client=${conn.clientId} endpoint=${name}`,
       );
       // Recorded before binding (an epoch-checked write, so only the session's owner gets past

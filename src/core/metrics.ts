@@ -4,6 +4,11 @@
 
 type Labels = Record<string, string>;
 
+/** One labelled series of a counter, kept by its caller. */
+export interface CounterSeries {
+  inc(by?: number): void;
+}
+
 export class Counter {
   readonly values = new Map<string, { labels: Labels; value: number }>();
   constructor(readonly name: string, readonly help: string) {}
@@ -13,6 +18,35 @@ export class Counter {
     const entry = this.values.get(key);
     if (entry) entry.value += by;
     else this.values.set(key, { labels, value: by });
+  }
+
+  /** The series of `labels`, to keep and bump: no labels object and no key per increment. */
+  series(labels: Labels): CounterSeries {
+    const key = labelKey(labels);
+    let entry = this.values.get(key);
+    if (!entry) this.values.set(key, entry = { labels, value: 0 });
+    const found = entry;
+    return {
+      inc: (by = 1) => {
+        found.value += by;
+      },
+    };
+  }
+
+  /**
+   * The series per value of one label, each made once: for counters bumped per message.
+   *
+   * @example
+   * const out = counter.by("endpoint");
+   * out("orders").inc();
+   */
+  by(label: string): (value: string) => CounterSeries {
+    const series = new Map<string, CounterSeries>();
+    return (value) => {
+      let found = series.get(value);
+      if (!found) series.set(value, found = this.series({ [label]: value }));
+      return found;
+    };
   }
 
   get(labels: Labels = {}): number {

@@ -110,7 +110,7 @@ export class MemorySessionStore implements SessionStore {
     const session = this.#entries.get(clientId)?.session;
     if (!session || session.epoch !== epoch) return Promise.resolve(false);
     const others = session.subscriptions.filter((s) => s.endpoint !== endpoint);
-    session.subscriptions = subscription ? [...others, structuredClone(subscription)] : others;
+    session.subscriptions = subscription ? [...others, copySubscription(subscription)] : others;
     return Promise.resolve(true);
   }
 
@@ -316,7 +316,15 @@ function utf8Length(text: string): number {
   return new TextEncoder().encode(text).length;
 }
 
-/** Stored sessions are copies, so callers never mutate the store by accident. */
+/**
+ * Stored sessions are copies, so callers never mutate the store by accident. By hand, not
+ * structuredClone: a session is flat values plus flat subscriptions, and this is on every
+ * connect and bind.
+ */
 function copy(session: Session | undefined): Session | undefined {
-  return session && structuredClone(session);
+  return session && { ...session, subscriptions: session.subscriptions.map(copySubscription) };
+}
+
+function copySubscription(subscription: Subscription): Subscription {
+  return { ...subscription, params: { ...subscription.params } };
 }

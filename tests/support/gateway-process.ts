@@ -33,6 +33,8 @@ export async function startGateway(
   runtime: Runtime,
   config: string | { file: string },
   env: Record<string, string> = {},
+  /** Another checkout of the project to run instead of this one (bench/: a build to compare with). */
+  root = ROOT,
 ): Promise<Gateway> {
   const dir = mkdtempSync(join(tmpdir(), "mediation-gw-"));
   const configFile = typeof config === "string" ? join(dir, "config.yaml") : resolve(config.file);
@@ -47,7 +49,7 @@ export async function startGateway(
       runtimeBinary(runtime),
       ...runArgs(runtime, "src/main.ts", ["--config", configFile]),
     ],
-    { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: root, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   // Chunks kept as they come, joined only when asked: appending every chunk to one string and
   // matching a regex over all of it is quadratic, and distorted the benchmarks.

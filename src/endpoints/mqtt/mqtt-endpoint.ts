@@ -23,8 +23,10 @@ import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
 import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
+import { brokerOptions, NO_LOG } from "./client-options.ts";
 import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
-import { DEFERRED, sendPuback } from "./puback.ts";
+import { corkPubacks, DEFERRED, sendPuback } from "./puback.ts";
+import type { PubackBatch } from "./puback.ts";
 
 /**
  * The endpoint's settings. Every tunable is required: its default is written once, in the
@@ -56,6 +58,8 @@ export interface MqttEndpointOptions {
 interface Consumer {
   topic: string;
   client?: MqttClient;
+  /** The PUBACKs held for this turn of the event loop (see corkPubacks): flushed before any close. */
+  pubacks?: PubackBatch;
   /** Set when a delivery was refused: nothing more is handed over until resume. */
   paused: boolean;
 }
@@ -70,10 +74,22 @@ export class MqttEndpoint implements BindableEndpoint {
   #handler?: DeliveryHandler;
   #consumers = new Map<string, Consumer>();
   #locks = new KeyedMutex();
+  /** The options every connection shares, the broker URL parsed: built once, used per bind. */
+  #base: IClientOptions;
 
   constructor(options: MqttEndpointOptions) {
     this.name = options.name;
     this.#options = options;
+    const { url, protocolVersion, username, password } = options;
+    this.#base = {
+      ...brokerOptions(url),
+      protocolVersion,
+      username,
+      password,
+      keepalive: 30,
+      reconnectOnConnackError: true,
+      log: NO_LOG,
+    };
     this.#pool = new ProducerPool({
       url: options.url,
       size: options.producerPoolSize,
@@ -81,15 +97,10 @@ export class MqttEndpoint implements BindableEndpoint {
       qos: options.qos,
       publishTimeout: options.publishTimeout,
       connectTimeout: options.connectTimeout,
-      base: this.#baseOptions(),
+      base: this.#base,
       logger: options.logger,
       scheduler: options.scheduler,
     });
-  }
-
-  #baseOptions(): IClientOptions {
-    const { protocolVersion, username, password } = this.#options;
-    return { protocolVersion, username, password, keepalive: 30, reconnectOnConnackError: true };
   }
 
   /** The consumer's MQTT client ID for a gateway client. */
@@ -157,8 +168,8 @@ export class MqttEndpoint implements BindableEndpoint {
       this.#consumers.delete(clientId);
       if (consumer) await this.#close(consumer);
       // A clean start with no expiry makes the broker discard the persistent session now.
-      const client = mqtt.connect(this.#options.url, {
-        ...this.#baseOptions(),
+      const client = mqtt.connect({
+        ...this.#base,
         clientId: this.consumerId(clientId),
         clean: true,
         reconnectPeriod: 0,
@@ -217,9 +228,9 @@ export class MqttEndpoint implements BindableEndpoint {
    * connecting: a persistent session delivers its queue right after CONNACK.
    */
   async #connect(clientId: string, consumer: Consumer, subscribe: boolean): Promise<void> {
-    const { url, qos, protocolVersion, sessionExpiry, connectTimeout, scheduler } = this.#options;
-    const client = mqtt.connect(url, {
-      ...this.#baseOptions(),
+    const { qos, protocolVersion, sessionExpiry, connectTimeout, scheduler } = this.#options;
+    const client = mqtt.connect({
+      ...this.#base,
       clientId: this.consumerId(clientId),
       clean: false,
       manualConnect: true,
@@ -239,7 +250,11 @@ export class MqttEndpoint implements BindableEndpoint {
           if (!deferred) return ack(0);
           // Acknowledged by the client later: the PUBACK goes out now, on this connection only
           // (after a reconnect the broker resends what this one never acknowledged).
-          if (consumer.client === client && client.connected) sendPuback(client, packet.messageId);
+          if (consumer.client === client && client.connected) {
+            // Batched too: one cumulative client ack settles many messages at once.
+            consumer.pubacks?.hold();
+            sendPuback(client, packet.messageId);
+          }
         };
         try {
           const written = this.#handler?.deliver(clientId, this.name, {
@@ -270,6 +285,7 @@ export class MqttEndpoint implements BindableEndpoint {
       },
     });
     consumer.client = client;
+    consumer.pubacks = corkPubacks(client);
     this.#consumers.set(clientId, consumer);
     client.on("error", (e) => {
       if (e !== DEFERRED) {
@@ -324,7 +340,9 @@ export class MqttEndpoint implements BindableEndpoint {
   /** Takes the consumer offline without touching its broker session. */
   #close(consumer: Consumer, unpause = true): Promise<void> {
     const client = consumer.client;
+    consumer.pubacks?.flush();
     consumer.client = undefined;
+    consumer.pubacks = undefined;
     if (unpause) consumer.paused = false;
     if (!client) return Promise.resolve();
     if (!client.connected) {

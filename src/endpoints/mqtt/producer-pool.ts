@@ -22,6 +22,7 @@ export interface ProducerPoolOptions {
   /** How long a publish may wait for its PUBACK, in ms. */
   publishTimeout: number;
   connectTimeout: number;
+  /** What every connection shares, the broker included (`url` only names it in messages). */
   base: IClientOptions;
   logger: Logger;
   scheduler: Scheduler;
@@ -39,7 +40,7 @@ export class ProducerPool {
   async start(): Promise<void> {
     const { url, size, clientIdPrefix, base, connectTimeout, logger, scheduler } = this.#options;
     this.#clients = Array.from({ length: size }, (_, i) =>
-      mqtt.connect(url, {
+      mqtt.connect({
         ...base,
         clientId: `${clientIdPrefix}-${i}`,
         clean: true,
