@@ -182,8 +182,15 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   void (async () => {
     for (const e of await conn.open(sink, greet)) write(errorEvent(e));
     const params = queryParams(c);
+    // The welcome goes out before the bindings are made (deliveries of a resumed session follow
+    // it at once); `subscribed` says when an endpoint's binding is in place, so a client knows
+    // from when on a message published to it reaches this stream (a new binding starts at the
+    // broker's end, e.g. a Kafka topic's).
     for (const endpoint of endpoints) {
-      await conn.subscribe(endpoint, params).catch((error) => write(errorEvent(GatewayError.from(error))));
+      await conn.subscribe(endpoint, params).then(
+        () => write(`event: subscribed\ndata: ${JSON.stringify({ endpoint })}\n\n`),
+        (error) => write(errorEvent(GatewayError.from(error))),
+      );
     }
   })().catch((error) => engine.logger.error(`[SSE] Opening ${conn.clientId} failed`, error));
 

@@ -308,7 +308,9 @@ export const scenarios: Scenario[] = [
         endpoints: ["rooms"],
       });
       assert.equal(sse.retry, 1000, "browsers come back in a second");
-      await sleep(100);
+      await sse.until(() => sse.events.some((e) => e.event === "subscribed"), 10_000, "subscribed");
+      assert.deepEqual(sse.events.map((e) => e.event), ["welcome", "subscribed"]);
+      assert.deepEqual(JSON.parse(sse.events[1].data), { endpoint: "rooms" });
       await httpPublish(gw, "rooms", "line one\nline two", `?room=${room}`);
       await httpPublish(gw, "rooms", JSON.stringify({ n: 2 }), `?room=${room}`);
       await sse.until(() => sse.events.filter((e) => e.event === "message").length >= 2);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
 import { outsideProducer } from "../support/kafka/cluster.ts";
+import { SseClient } from "../support/sse-client.ts";
 import { numbered, openWelcomed } from "../support/ws-client.ts";
 import { eventually } from "./endpoint-contract.ts";
 import { nested } from "./hardening-scenarios.ts";
@@ -135,6 +136,26 @@ export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
         await producer.disconnect();
         await second.socket.close();
         assert.equal((await fetch(`${gw.http}/healthz`)).status, 200);
+      },
+    },
+    {
+      name:
+        "kafka: SSE says `subscribed` once its binding is in place; a message produced right after arrives",
+      async run(gw) {
+        const id = unique("sse-sub");
+        const sse = await SseClient.open(`${gw.http}/sse/orders?clientId=${id}`);
+        assert.equal(sse.status, 200);
+        // A new binding starts at the topic's end: only `subscribed` says from when on a
+        // message reaches the stream (the welcome comes before the bind).
+        await sse.until(() => sse.events.some((e) => e.event === "subscribed"), 20_000, "subscribed");
+        assert.deepEqual(sse.events.map((e) => e.event), ["welcome", "subscribed"]);
+        assert.deepEqual(JSON.parse(sse.events[1].data), { endpoint: "orders" });
+        const producer = await outsideProducer(kafka());
+        await producer.send({ topic: `${ns}.${id}.down`, messages: [{ key: id, value: '{"n":1}' }] });
+        await producer.disconnect();
+        await sse.until(() => sse.events.some((e) => e.event === "message"), 20_000, "the message");
+        assert.deepEqual(JSON.parse(sse.events.find((e) => e.event === "message")!.data), { n: 1 });
+        await sse.close();
       },
     },
   ];
