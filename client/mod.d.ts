@@ -240,6 +240,8 @@ export interface SseEvents {
   state: ConnectionState;
   connecting: { attempt: number };
   connected: Omit<Welcome, "ack">;
+  /** An endpoint's binding is in place: what its broker gets from now on reaches the stream. */
+  subscribed: { endpoint: string };
   disconnected: Disconnected;
   takenOver: Disconnected;
   error: ClientError;

@@ -161,6 +161,9 @@ class SseGatewayClient {
         this.#events.emit("takenOver", info);
         return;
       }
+      case "subscribed":
+        this.#events.emit("subscribed", JSON.parse(data));
+        return;
       case "error": {
         const { code, message } = JSON.parse(data);
         this.#events.emit("error", new ClientError(code, message));
@@ -228,7 +231,7 @@ class SseGatewayClient {
   }
 }
 
-const EVENTS = ["welcome", "message", "taken-over", "error"];
+const EVENTS = ["welcome", "subscribed", "message", "taken-over", "error"];
 
 /**
  * One stream over EventSource; its own reconnects are cut short (the client runs them, with a
