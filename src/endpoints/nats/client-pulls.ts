@@ -254,8 +254,14 @@ export class ClientPulls {
   }
 
   #deliver(clientId: string, pull: Pull, m: JsMsg): void {
-    // Not acked: it stays pending, and the next start begins at the ack floor.
-    if (pull.paused || pull.broken || pull.stopped || this.#pulls.get(clientId) !== pull) return;
+    if (pull.paused || pull.broken || pull.stopped || this.#pulls.get(clientId) !== pull) {
+      // Not for this pull any more: handed back at once (not held until ack_wait, 5 minutes),
+      // so it goes to the pull that took over (a request of this one that reached the consumer
+      // another node re-created under the same name) or, with none, waits at the ack floor for
+      // the next start; it comes before anything newer either way.
+      m.nak();
+      return;
+    }
     const seq = m.info.streamSequence;
     const handed = this.#handed.get(clientId) ?? 0;
     let settled = false;
