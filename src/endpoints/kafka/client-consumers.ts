@@ -12,6 +12,7 @@ import type { DeliveryHandler, InboundMessage } from "../../core/endpoint.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
+import { SharedPayloads } from "./shared-payloads.ts";
 import { withTimeout } from "./timeout.ts";
 
 export interface ClientConsumersOptions {
@@ -60,6 +61,9 @@ export class ClientConsumers {
   #locks = new KeyedMutex();
   /** Per client and partition, the highest offset handed over by this node (for `redelivered`). */
   #delivered = new Map<string, Map<number, bigint>>();
+  /** How many consumers read each topic: a payload is shared across them only when several do. */
+  #readers = new Map<string, number>();
+  #payloads = new SharedPayloads();
 
   constructor(options: ClientConsumersOptions) {
     this.#options = options;
@@ -116,7 +120,7 @@ export class ClientConsumers {
       settled: new Map(),
       unknownBelow: start.size === 0 && !this.#delivered.has(clientId) ? new Map() : undefined,
     };
-    this.#consumers.set(clientId, state);
+    this.#add(clientId, state);
     let release = () => {};
     const positioned = new Promise<void>((resolve) => (release = resolve));
     this.#watch(clientId, state);
@@ -139,7 +143,7 @@ export class ClientConsumers {
       // Nothing is delivered from a consumer that failed to start (or to take its position).
       state.paused = true;
       release();
-      this.#consumers.delete(clientId);
+      this.#remove(clientId, state);
       await consumer.disconnect().catch((e) =>
         this.#options.logger.debug(
           `[Kafka] ${this.#options.endpoint}: disconnecting the failed consumer of ${clientId}: ${
@@ -159,7 +163,7 @@ export class ClientConsumers {
   /** Takes the consumer offline (its offsets stay with the broker) and forgets it. */
   async stop(clientId: string, state: ClientConsumer): Promise<void> {
     state.paused = true;
-    if (this.#consumers.get(clientId) === state) this.#consumers.delete(clientId);
+    this.#remove(clientId, state);
     // What was settled is committed before the consumer leaves its group.
     await this.#commit(clientId, state);
     try {
@@ -173,6 +177,21 @@ export class ClientConsumers {
         `[Kafka] Consumer of ${clientId} did not stop cleanly: ${(error as Error).message}`,
       );
     }
+  }
+
+  #add(clientId: string, state: ClientConsumer): void {
+    const replaced = this.#consumers.get(clientId);
+    if (replaced) this.#remove(clientId, replaced);
+    this.#consumers.set(clientId, state);
+    this.#readers.set(state.topic, (this.#readers.get(state.topic) ?? 0) + 1);
+  }
+
+  #remove(clientId: string, state: ClientConsumer): void {
+    if (this.#consumers.get(clientId) !== state) return;
+    this.#consumers.delete(clientId);
+    const readers = (this.#readers.get(state.topic) ?? 1) - 1;
+    if (readers > 0) this.#readers.set(state.topic, readers);
+    else this.#readers.delete(state.topic);
   }
 
   /** The consumer's group events: a rebalance, and kafkajs giving up on it. */
@@ -215,6 +234,8 @@ export class ClientConsumers {
       state.unknownBelow.set(partition, BigInt(batch.highWatermark));
     }
     const unknownBelow = state.unknownBelow?.get(partition) ?? -1n;
+    // Several clients on the topic: each message's payload is prepared once for all of them.
+    const shared = (this.#readers.get(topic) ?? 0) > 1 ? this.#payloads : undefined;
     for (const message of batch.messages) {
       if (state.paused || !current()) break;
       const meta: Record<string, string | number> = { topic, partition, offset: message.offset };
@@ -222,8 +243,9 @@ export class ClientConsumers {
       const offset = BigInt(message.offset);
       const high = delivered.get(partition) ?? -1n;
       // The Buffer is a Uint8Array already: handed over without a copy.
+      const value = message.value ?? EMPTY;
       const written = this.#deliver(clientId, {
-        payload: message.value ?? EMPTY,
+        payload: shared ? shared.share(topic, partition, message.offset, value) : value,
         meta,
         redelivered: offset <= high || offset < unknownBelow || undefined,
         settle: () => this.#settle(clientId, state, partition, message.offset),
