@@ -38,15 +38,35 @@ export interface ClientConsumer {
   consumer: Consumer;
   /** Set when a delivery was refused: nothing more is handed over or committed. */
   paused: boolean;
-  /** Settled and not yet committed: the next offset to commit, per partition. */
-  settled: Map<number, string>;
+  /** Settled and not yet committed: the highest offset settled, per partition. */
+  settled: Map<number, Offset>;
   commitTimer?: TimerId;
+  /** Set while a batch is handed over: its settles are committed at its end, with no timer. */
+  delivering: boolean;
   /**
    * Started from committed offsets with nothing known here of what was delivered before (a
    * resume on this node after another node had the client): per partition, offsets below the
    * log end at its first fetch may have reached the client, and are flagged redelivered.
    */
-  unknownBelow?: Map<number, bigint>;
+  unknownBelow?: Map<number, Offset>;
+}
+
+/**
+ * A Kafka offset (a 64-bit integer) as a number while it is exact as one, else a bigint: parsed
+ * without a BigInt per message, and numbers and bigints compare exactly with each other.
+ */
+type Offset = number | bigint;
+
+function toOffset(text: string): Offset {
+  const n = Number(text);
+  return n <= Number.MAX_SAFE_INTEGER ? n : BigInt(text);
+}
+
+/** The offset after `offset`, as kafkajs takes it. */
+function nextOffset(offset: Offset): string {
+  return typeof offset === "number" && offset < Number.MAX_SAFE_INTEGER
+    ? String(offset + 1)
+    : String(BigInt(offset) + 1n);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -60,7 +80,7 @@ export class ClientConsumers {
   #consumers = new Map<string, ClientConsumer>();
   #locks = new KeyedMutex();
   /** Per client and partition, the highest offset handed over by this node (for `redelivered`). */
-  #delivered = new Map<string, Map<number, bigint>>();
+  #delivered = new Map<string, Map<number, Offset>>();
   /** How many consumers read each topic: a payload is shared across them only when several do. */
   #readers = new Map<string, number>();
   #payloads = new SharedPayloads();
@@ -118,6 +138,7 @@ export class ClientConsumers {
       consumer,
       paused: false,
       settled: new Map(),
+      delivering: false,
       unknownBelow: start.size === 0 && !this.#delivered.has(clientId) ? new Map() : undefined,
     };
     this.#add(clientId, state);
@@ -231,33 +252,40 @@ export class ClientConsumers {
     let delivered = this.#delivered.get(clientId);
     if (!delivered) this.#delivered.set(clientId, delivered = new Map());
     if (state.unknownBelow && !state.unknownBelow.has(partition)) {
-      state.unknownBelow.set(partition, BigInt(batch.highWatermark));
+      state.unknownBelow.set(partition, toOffset(batch.highWatermark));
     }
-    const unknownBelow = state.unknownBelow?.get(partition) ?? -1n;
+    const unknownBelow = state.unknownBelow?.get(partition) ?? -1;
     // Several clients on the topic: each message's payload is prepared once for all of them.
     const shared = (this.#readers.get(topic) ?? 0) > 1 ? this.#payloads : undefined;
-    for (const message of batch.messages) {
-      if (state.paused || !current()) break;
-      const meta: Record<string, string | number> = { topic, partition, offset: message.offset };
-      if (message.key) meta.key = message.key.toString();
-      const offset = BigInt(message.offset);
-      const high = delivered.get(partition) ?? -1n;
-      // The Buffer is a Uint8Array already: handed over without a copy.
-      const value = message.value ?? EMPTY;
-      const written = this.#deliver(clientId, {
-        payload: shared ? shared.share(topic, partition, message.offset, value) : value,
-        meta,
-        redelivered: offset <= high || offset < unknownBelow || undefined,
-        settle: () => this.#settle(clientId, state, partition, message.offset),
-      });
-      if (!written) {
-        // Not committed: the broker keeps it and everything after it for the next consumer.
-        state.paused = true;
-        break;
+    let high = delivered.get(partition) ?? -1;
+    const settle = (offset: Offset) => () => this.#settle(clientId, state, partition, offset);
+    // Settles made during the loop (the hub settles at once without acks) are committed below.
+    state.delivering = true;
+    try {
+      for (const message of batch.messages) {
+        if (state.paused || !current()) break;
+        const meta: Record<string, string | number> = { topic, partition, offset: message.offset };
+        if (message.key) meta.key = message.key.toString();
+        const offset = toOffset(message.offset);
+        // The Buffer is a Uint8Array already: handed over without a copy.
+        const value = message.value ?? EMPTY;
+        const written = this.#deliver(clientId, {
+          payload: shared ? shared.share(topic, partition, message.offset, value) : value,
+          meta,
+          redelivered: offset <= high || offset < unknownBelow || undefined,
+          settle: settle(offset),
+        });
+        if (!written) {
+          // Not committed: the broker keeps it and everything after it for the next consumer.
+          state.paused = true;
+          break;
+        }
+        if (offset > high) delivered.set(partition, high = offset);
+        // The fetch position moves on; the commit waits for the settle.
+        resolveOffset(message.offset);
       }
-      if (offset > high) delivered.set(partition, offset);
-      // The fetch position moves on; the commit waits for the settle.
-      resolveOffset(message.offset);
+    } finally {
+      state.delivering = false;
     }
     await this.#commit(clientId, state);
     if (state.paused) {
@@ -267,8 +295,10 @@ export class ClientConsumers {
   }
 
   /** A message may be let go: its offset is committed soon (together with others settled by then). */
-  #settle(clientId: string, state: ClientConsumer, partition: number, offset: string): void {
-    state.settled.set(partition, (BigInt(offset) + 1n).toString());
+  #settle(clientId: string, state: ClientConsumer, partition: number, offset: Offset): void {
+    // Settles come in order per partition (cumulative acks), so the last is the highest.
+    state.settled.set(partition, offset);
+    if (state.delivering) return;
     state.commitTimer ??= this.#options.scheduler.setTimeout(() => void this.#commit(clientId, state), 0);
   }
 
@@ -280,7 +310,7 @@ export class ClientConsumers {
     const offsets = [...state.settled].map(([partition, offset]) => ({
       topic: state.topic,
       partition,
-      offset,
+      offset: nextOffset(offset),
     }));
     state.settled.clear();
     await state.consumer.commitOffsets(offsets).catch((e) =>
