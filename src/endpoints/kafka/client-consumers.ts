@@ -259,6 +259,9 @@ export class ClientConsumers {
     const shared = (this.#readers.get(topic) ?? 0) > 1 ? this.#payloads : undefined;
     let high = delivered.get(partition) ?? -1;
     const settle = (offset: Offset) => () => this.#settle(clientId, state, partition, offset);
+    // The last message written: the fetch position moves past it (kafkajs's resolveOffset sets
+    // the position, so once per batch does what once per message did).
+    let written: string | undefined;
     // Settles made during the loop (the hub settles at once without acks) are committed below.
     state.delivering = true;
     try {
@@ -269,23 +272,24 @@ export class ClientConsumers {
         const offset = toOffset(message.offset);
         // The Buffer is a Uint8Array already: handed over without a copy.
         const value = message.value ?? EMPTY;
-        const written = this.#deliver(clientId, {
+        const ok = this.#deliver(clientId, {
           payload: shared ? shared.share(topic, partition, message.offset, value) : value,
           meta,
           redelivered: offset <= high || offset < unknownBelow || undefined,
           settle: settle(offset),
         });
-        if (!written) {
+        if (!ok) {
           // Not committed: the broker keeps it and everything after it for the next consumer.
           state.paused = true;
           break;
         }
         if (offset > high) delivered.set(partition, high = offset);
-        // The fetch position moves on; the commit waits for the settle.
-        resolveOffset(message.offset);
+        written = message.offset;
       }
     } finally {
       state.delivering = false;
+      // The fetch position moves on; the commit waits for the settles.
+      if (written !== undefined) resolveOffset(written);
     }
     await this.#commit(clientId, state);
     if (state.paused) {
