@@ -12,6 +12,7 @@ import type { DeliveryHandler, InboundMessage } from "../../core/endpoint.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
+import { SharedPayloads } from "./shared-payloads.ts";
 import { withTimeout } from "./timeout.ts";
 
 export interface ClientConsumersOptions {
@@ -37,15 +38,35 @@ export interface ClientConsumer {
   consumer: Consumer;
   /** Set when a delivery was refused: nothing more is handed over or committed. */
   paused: boolean;
-  /** Settled and not yet committed: the next offset to commit, per partition. */
-  settled: Map<number, string>;
+  /** Settled and not yet committed: the highest offset settled, per partition. */
+  settled: Map<number, Offset>;
   commitTimer?: TimerId;
+  /** Set while a batch is handed over: its settles are committed at its end, with no timer. */
+  delivering: boolean;
   /**
    * Started from committed offsets with nothing known here of what was delivered before (a
    * resume on this node after another node had the client): per partition, offsets below the
    * log end at its first fetch may have reached the client, and are flagged redelivered.
    */
-  unknownBelow?: Map<number, bigint>;
+  unknownBelow?: Map<number, Offset>;
+}
+
+/**
+ * A Kafka offset (a 64-bit integer) as a number while it is exact as one, else a bigint: parsed
+ * without a BigInt per message, and numbers and bigints compare exactly with each other.
+ */
+type Offset = number | bigint;
+
+function toOffset(text: string): Offset {
+  const n = Number(text);
+  return n <= Number.MAX_SAFE_INTEGER ? n : BigInt(text);
+}
+
+/** The offset after `offset`, as kafkajs takes it. */
+function nextOffset(offset: Offset): string {
+  return typeof offset === "number" && offset < Number.MAX_SAFE_INTEGER
+    ? String(offset + 1)
+    : String(BigInt(offset) + 1n);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -59,7 +80,10 @@ export class ClientConsumers {
   #consumers = new Map<string, ClientConsumer>();
   #locks = new KeyedMutex();
   /** Per client and partition, the highest offset handed over by this node (for `redelivered`). */
-  #delivered = new Map<string, Map<number, bigint>>();
+  #delivered = new Map<string, Map<number, Offset>>();
+  /** How many consumers read each topic: a payload is shared across them only when several do. */
+  #readers = new Map<string, number>();
+  #payloads = new SharedPayloads();
 
   constructor(options: ClientConsumersOptions) {
     this.#options = options;
@@ -114,9 +138,10 @@ export class ClientConsumers {
       consumer,
       paused: false,
       settled: new Map(),
+      delivering: false,
       unknownBelow: start.size === 0 && !this.#delivered.has(clientId) ? new Map() : undefined,
     };
-    this.#consumers.set(clientId, state);
+    this.#add(clientId, state);
     let release = () => {};
     const positioned = new Promise<void>((resolve) => (release = resolve));
     this.#watch(clientId, state);
@@ -139,7 +164,7 @@ export class ClientConsumers {
       // Nothing is delivered from a consumer that failed to start (or to take its position).
       state.paused = true;
       release();
-      this.#consumers.delete(clientId);
+      this.#remove(clientId, state);
       await consumer.disconnect().catch((e) =>
         this.#options.logger.debug(
           `[Kafka] ${this.#options.endpoint}: disconnecting the failed consumer of ${clientId}: ${
@@ -159,7 +184,7 @@ export class ClientConsumers {
   /** Takes the consumer offline (its offsets stay with the broker) and forgets it. */
   async stop(clientId: string, state: ClientConsumer): Promise<void> {
     state.paused = true;
-    if (this.#consumers.get(clientId) === state) this.#consumers.delete(clientId);
+    this.#remove(clientId, state);
     // What was settled is committed before the consumer leaves its group.
     await this.#commit(clientId, state);
     try {
@@ -173,6 +198,21 @@ export class ClientConsumers {
         `[Kafka] Consumer of ${clientId} did not stop cleanly: ${(error as Error).message}`,
       );
     }
+  }
+
+  #add(clientId: string, state: ClientConsumer): void {
+    const replaced = this.#consumers.get(clientId);
+    if (replaced) this.#remove(clientId, replaced);
+    this.#consumers.set(clientId, state);
+    this.#readers.set(state.topic, (this.#readers.get(state.topic) ?? 0) + 1);
+  }
+
+  #remove(clientId: string, state: ClientConsumer): void {
+    if (this.#consumers.get(clientId) !== state) return;
+    this.#consumers.delete(clientId);
+    const readers = (this.#readers.get(state.topic) ?? 1) - 1;
+    if (readers > 0) this.#readers.set(state.topic, readers);
+    else this.#readers.delete(state.topic);
   }
 
   /** The consumer's group events: a rebalance, and kafkajs giving up on it. */
@@ -212,30 +252,44 @@ export class ClientConsumers {
     let delivered = this.#delivered.get(clientId);
     if (!delivered) this.#delivered.set(clientId, delivered = new Map());
     if (state.unknownBelow && !state.unknownBelow.has(partition)) {
-      state.unknownBelow.set(partition, BigInt(batch.highWatermark));
+      state.unknownBelow.set(partition, toOffset(batch.highWatermark));
     }
-    const unknownBelow = state.unknownBelow?.get(partition) ?? -1n;
-    for (const message of batch.messages) {
-      if (state.paused || !current()) break;
-      const meta: Record<string, string | number> = { topic, partition, offset: message.offset };
-      if (message.key) meta.key = message.key.toString();
-      const offset = BigInt(message.offset);
-      const high = delivered.get(partition) ?? -1n;
-      // The Buffer is a Uint8Array already: handed over without a copy.
-      const written = this.#deliver(clientId, {
-        payload: message.value ?? EMPTY,
-        meta,
-        redelivered: offset <= high || offset < unknownBelow || undefined,
-        settle: () => this.#settle(clientId, state, partition, message.offset),
-      });
-      if (!written) {
-        // Not committed: the broker keeps it and everything after it for the next consumer.
-        state.paused = true;
-        break;
+    const unknownBelow = state.unknownBelow?.get(partition) ?? -1;
+    // Several clients on the topic: each message's payload is prepared once for all of them.
+    const shared = (this.#readers.get(topic) ?? 0) > 1 ? this.#payloads : undefined;
+    let high = delivered.get(partition) ?? -1;
+    const settle = (offset: Offset) => () => this.#settle(clientId, state, partition, offset);
+    // The last message written: the fetch position moves past it (kafkajs's resolveOffset sets
+    // the position, so once per batch does what once per message did).
+    let written: string | undefined;
+    // Settles made during the loop (the hub settles at once without acks) are committed below.
+    state.delivering = true;
+    try {
+      for (const message of batch.messages) {
+        if (state.paused || !current()) break;
+        const meta: Record<string, string | number> = { topic, partition, offset: message.offset };
+        if (message.key) meta.key = message.key.toString();
+        const offset = toOffset(message.offset);
+        // The Buffer is a Uint8Array already: handed over without a copy.
+        const value = message.value ?? EMPTY;
+        const ok = this.#deliver(clientId, {
+          payload: shared ? shared.share(topic, partition, message.offset, value) : value,
+          meta,
+          redelivered: offset <= high || offset < unknownBelow || undefined,
+          settle: settle(offset),
+        });
+        if (!ok) {
+          // Not committed: the broker keeps it and everything after it for the next consumer.
+          state.paused = true;
+          break;
+        }
+        if (offset > high) delivered.set(partition, high = offset);
+        written = message.offset;
       }
-      if (offset > high) delivered.set(partition, offset);
-      // The fetch position moves on; the commit waits for the settle.
-      resolveOffset(message.offset);
+    } finally {
+      state.delivering = false;
+      // The fetch position moves on; the commit waits for the settles.
+      if (written !== undefined) resolveOffset(written);
     }
     await this.#commit(clientId, state);
     if (state.paused) {
@@ -245,8 +299,10 @@ export class ClientConsumers {
   }
 
   /** A message may be let go: its offset is committed soon (together with others settled by then). */
-  #settle(clientId: string, state: ClientConsumer, partition: number, offset: string): void {
-    state.settled.set(partition, (BigInt(offset) + 1n).toString());
+  #settle(clientId: string, state: ClientConsumer, partition: number, offset: Offset): void {
+    // Settles come in order per partition (cumulative acks), so the last is the highest.
+    state.settled.set(partition, offset);
+    if (state.delivering) return;
     state.commitTimer ??= this.#options.scheduler.setTimeout(() => void this.#commit(clientId, state), 0);
   }
 
@@ -258,7 +314,7 @@ export class ClientConsumers {
     const offsets = [...state.settled].map(([partition, offset]) => ({
       topic: state.topic,
       partition,
-      offset,
+      offset: nextOffset(offset),
     }));
     state.settled.clear();
     await state.consumer.commitOffsets(offsets).catch((e) =>
