@@ -14,6 +14,7 @@
  * published, then a drain), `paceNumbered` paces a numbered stream per client, and
  * `chaosSummary` is the one line a person reads.
  */
+import assert from "node:assert/strict";
 import type { ChaosProxy } from "./chaos-proxy.ts";
 
 export interface ChaosClientOptions {
@@ -704,3 +705,22 @@ function errorLines(r: ChaosRun): string {
 /** What one client lost, for an assertion message. */
 export const losses = (t: ChaosTally) =>
   `${t.clientId}: ${t.lost.length} lost${t.lost.length ? ` (${t.lost.slice(0, 10).join(", ")}...)` : ""}`;
+
+/**
+ * The end-to-end guarantee, asserted per client: nothing lost, every copy past the first flagged
+ * `redelivered`, and no error frame (a failed resume stalls a client until its next reconnect:
+ * had it been the last one, its messages would not have come).
+ */
+export function assertNoLossAllFlagged(run: ChaosRun): void {
+  for (const t of run.tallies) {
+    assert.equal(t.lost.length, 0, losses(t));
+    assert.equal(
+      t.duplicatesFlagged,
+      t.duplicates,
+      `${t.clientId}: ${
+        t.duplicates - t.duplicatesFlagged
+      } of ${t.duplicates} duplicates not flagged redelivered`,
+    );
+  }
+  assert.deepEqual(run.tallies.flatMap((t) => t.errors), [], "no error frames");
+}
