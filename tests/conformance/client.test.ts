@@ -23,7 +23,7 @@ import { after, before, test } from "node:test";
 import { sign } from "hono/jwt";
 import type { MqttClient } from "mqtt";
 import { connect, connectSse } from "../../client/mod.js";
-import type { Client, ClientEvents, Message, SseClient, SseEvents } from "../../client/mod.js";
+import type { Client, ClientError, ClientEvents, Message, SseClient, SseEvents } from "../../client/mod.js";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { paceNumbered } from "../support/chaos-clients.ts";
 import { ChaosProxy } from "../support/chaos-proxy.ts";
@@ -201,6 +201,45 @@ test(`client (${currentRuntime}): taken over (4409) stops the older client for g
   assert.equal(newer.welcome?.resumed, true);
   await assert.rejects(older.publish("chat", 1), { name: "ClientError", code: "CLOSED" });
   newer.close();
+});
+
+test(`client (${currentRuntime}): closed with 1008 for ignoring RATE_LIMITED, the client says why and comes back`, async () => {
+  const strict = await startGateway(
+    currentRuntime,
+    `${CONFIG.replace("endpoints:", "policy: { publishes_per_second: 5 }\nendpoints:")}`,
+  );
+  try {
+    const clientId = `lib-pushy-${run()}`;
+    const client = connect({ url: `${strict.ws}/ws`, clientId, backoff: { initialMs: 50 } });
+    clients.push(client);
+    const seen = record<ClientEvents>(client, ALL_EVENTS);
+    await seen.next("connected", 0);
+    // One at a time, each once answered, so the gateway has read all of them when it closes.
+    const refused: string[] = [];
+    for (let n = 0; n < 40 && seen.count("disconnected") === 0; n++) {
+      const outcome = client.publish("chat", n).catch((e: ClientError) => refused.push(e.code));
+      await Promise.race([outcome, seen.next("disconnected", 0)]);
+    }
+    const closed = await seen.next("disconnected", 0);
+    assert.equal(closed.code, 1008);
+    assert.equal(closed.reason, "RATE_LIMITED: kept publishing past its rate");
+    assert.equal(closed.willRetry, true);
+    const error = await seen.next("error", 0);
+    assert.deepEqual([error.code, error.message], ["POLICY", "RATE_LIMITED: kept publishing past its rate"]);
+    // Bursts of 10, then past publishes_per_second (5) refusals in a second: closed. (The
+    // publish that was answered by the close is sent again after the reconnect, and may be
+    // refused again: a sixth.)
+    assert.ok(refused.length === 5 || refused.length === 6, refused.join());
+    assert.ok(refused.every((code) => code === "RATE_LIMITED"), refused.join());
+    const back = await seen.next(
+      "connected",
+      seen.events.indexOf(seen.events.find((e) => e.name === "disconnected")!),
+    );
+    assert.equal(back.resumed, true);
+    client.close();
+  } finally {
+    await strict.stop("SIGKILL");
+  }
 });
 
 test(`client (${currentRuntime}): back-off is exponential with full jitter, capped, reset after a stable connection; pings find a half-open connection`, async () => {

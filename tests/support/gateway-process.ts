@@ -26,6 +26,25 @@ export interface Gateway {
 }
 
 /**
+ * Gateways still running, killed when the test process exits: a run whose `after` hooks do not
+ * run (Deno skips them when `--filter` leaves tests out, and a test process can be interrupted)
+ * must not leave gateways behind.
+ */
+const running = new Set<() => number>();
+const killRunning = () => {
+  for (const pid of running) {
+    try {
+      process.kill(pid(), "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+};
+// Bun (and Node) emit the process's `exit`; `deno test` does not, but dispatches `unload`.
+process.on("exit", killRunning);
+globalThis.addEventListener?.("unload", killRunning);
+
+/**
  * Starts the gateway on `config`: YAML text (written to a temporary file), or `{ file }`, a config
  * file used where it is (its relative `endpoint_modules` resolve from its folder).
  */
@@ -63,7 +82,10 @@ export async function startGateway(
       resolve(code ? Number(code[1]) : null);
     })
   );
-  exited.then(() => rmSync(dir, { recursive: true, force: true }));
+  exited.then(() => {
+    running.delete(pid);
+    rmSync(dir, { recursive: true, force: true });
+  });
   const pid = () => {
     if (gatewayPid === undefined) {
       const found = output().match(/gateway-pid=(\d+)/)?.[1];
@@ -71,6 +93,7 @@ export async function startGateway(
     }
     return gatewayPid ?? NaN;
   };
+  running.add(pid);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       // Not left running: a gateway that never said it listens is stopped here.
