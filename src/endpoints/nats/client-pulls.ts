@@ -284,6 +284,9 @@ export class ClientPulls {
       );
     }
     if (!written) {
+      // Handed back at once, as above: refused here may mean the client is on another node now,
+      // whose pull should have it without waiting for ack_wait.
+      m.nak();
       pull.paused = true;
       pull.messages?.stop();
     } else if (seq > handed) this.#handed.set(clientId, seq);
