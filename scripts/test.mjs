@@ -4,9 +4,20 @@
  * shown as it runs, then one closing line summing both: `N passed, N failed`.
  * Counts come from each runner's JUnit report; a runner that fails without reporting counts
  * as a failure. Extra arguments are passed to both runners (e.g. a test file path).
+ * Each runner's whole output is also written to a log; when a runtime fails, its log and report are
+ * kept under `.tmp/test-logs/<time>/` (named at the end) and the failed tests are listed, so a
+ * failure in CI can be read afterwards.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -47,7 +58,23 @@ const runs = [
   },
 ];
 
-/** Leaf test cases of a JUnit report: [passed, failed]. Deno lists a describe block and its steps both; only leaves count. */
+/** Runs a command with its output shown as it comes and copied to `log`; resolves to its exit status. */
+function run(cmd, args, log) {
+  return new Promise((done) => {
+    const file = createWriteStream(log);
+    const child = spawn(cmd, args, {
+      cwd: root,
+      stdio: ["inherit", "pipe", "pipe"],
+      env: { ...process.env },
+    });
+    child.stdout.on("data", (chunk) => (process.stdout.write(chunk), file.write(chunk)));
+    child.stderr.on("data", (chunk) => (process.stderr.write(chunk), file.write(chunk)));
+    child.on("error", (error) => (file.write(`${error}\n`), file.end(() => done(null))));
+    child.on("close", (status, signal) => file.end(() => done(status ?? signal)));
+  });
+}
+
+/** Leaf test cases of a JUnit report: [passed, failed, names of the failed]. Deno lists a describe block and its steps both; only leaves count. */
 function count(xml) {
   const cases = [...xml.matchAll(/<testcase\b([^>]*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g)].map((m) => ({
     name: (m[1].match(/\bname="([^"]*)"/) ?? [])[1] ?? "",
@@ -56,25 +83,33 @@ function count(xml) {
   }));
   const leaves = cases.filter((c) => !cases.some((o) => o !== c && o.name.startsWith(`${c.name} &gt; `)));
   const ran = leaves.filter((c) => !c.skipped);
-  return [ran.filter((c) => !c.failed).length, ran.filter((c) => c.failed).length];
+  const failedNames = ran.filter((c) => c.failed).map((c) =>
+    c.name.replaceAll("&gt;", ">").replaceAll("&quot;", '"')
+  );
+  return [ran.filter((c) => !c.failed).length, failedNames.length, failedNames];
 }
 
 let passed = 0;
 let failed = 0;
-for (const run of runs) {
-  const [cmd, args] = run.command(run.report);
-  console.log(`\n== ${run.runtime}: ${[cmd, ...args].join(" ")}`);
-  const result = spawnSync(cmd, args, { cwd: root, stdio: "inherit", env: { ...process.env } });
-  let [p, f] = existsSync(run.report) ? count(readFileSync(run.report, "utf8")) : [0, 0];
-  if ((result.status !== 0 || p + f === 0) && f === 0) {
-    console.log(
-      `${run.runtime}: the runner exited with ${
-        result.status ?? result.signal
-      } without reporting a failed test`,
-    );
+const kept = join(root, ".tmp", "test-logs", new Date().toISOString().replaceAll(":", "-"));
+for (const { runtime, report, command } of runs) {
+  const [cmd, args] = command(report);
+  const log = join(dir, `${runtime}.log`);
+  console.log(`\n== ${runtime}: ${[cmd, ...args].join(" ")}`);
+  const status = await run(cmd, args, log);
+  let [p, f, names] = existsSync(report) ? count(readFileSync(report, "utf8")) : [0, 0, []];
+  if ((status !== 0 || p + f === 0) && f === 0) {
+    console.log(`${runtime}: the runner exited with ${status} without reporting a failed test`);
     f = 1;
   }
-  console.log(`${run.runtime}: ${p} passed, ${f} failed`);
+  console.log(`${runtime}: ${p} passed, ${f} failed`);
+  if (f > 0) {
+    mkdirSync(kept, { recursive: true });
+    renameSync(log, join(kept, `${runtime}.log`));
+    if (existsSync(report)) renameSync(report, join(kept, `${runtime}.xml`));
+    for (const name of names) console.log(`${runtime}: FAILED ${name}`);
+    console.log(`${runtime}: its whole output and report are kept in ${kept}`);
+  }
   passed += p;
   failed += f;
 }
