@@ -47,6 +47,8 @@ export class GatewayError extends Error {
   override readonly name = "GatewayError";
   /** For RATE_LIMITED: how long to wait before trying again, in ms. */
   retryAfterMs?: number;
+  /** For BAD_FRAME: the `id` of the refused frame, when it had one, so the error frame names it. */
+  frameId?: string;
 
   constructor(
     readonly code: ErrorCode,

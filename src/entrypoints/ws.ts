@@ -344,7 +344,7 @@ class MultiplexedSocket extends Socket {
     try {
       frame = this.engine.hub.options.policy.parseFrame(data);
     } catch (error) {
-      return this.error(error);
+      return this.error(error, error instanceof GatewayError ? error.frameId : undefined);
     }
     const id = "id" in frame ? frame.id : undefined;
     // Every client action answers: a receipt when it names an id, an error frame when it fails

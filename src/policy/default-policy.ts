@@ -55,7 +55,11 @@ export class DefaultPolicy implements Policy {
     }
     const value: unknown = JSON.parse(text);
     const result = validateFrame(value);
-    if ("problem" in result) throw new GatewayError("BAD_FRAME", `invalid frame: ${result.problem}`);
+    if ("problem" in result) {
+      const error = new GatewayError("BAD_FRAME", `invalid frame: ${result.problem}`);
+      error.frameId = result.id;
+      throw error;
+    }
     return result.frame;
   }
 

@@ -156,6 +156,28 @@ export const scenarios: Scenario[] = [
     },
   },
   {
+    name: "an invalid frame's error names its id and says what was wrong in words",
+    async run(gw) {
+      const { socket } = await welcomed(gw, unique("badframe"));
+      socket.send({ type: "publish", endpoint: "chat", params: { room: "r" }, data: 1, id: "bad-1" });
+      const error = await socket.next((f) => f.type === "error");
+      assert.deepEqual(error, {
+        type: "error",
+        code: "BAD_FRAME",
+        message: 'invalid frame: publish takes endpoint, data and id; got "params"',
+        id: "bad-1",
+      });
+      socket.send({ type: "subscribe", id: 42 });
+      const second = await socket.next((f) => f.type === "error" && f !== error);
+      assert.equal(second.id, undefined, "an id that is not a string is not echoed");
+      assert.equal(
+        second.message,
+        "invalid frame: subscribe takes endpoint, params and id; endpoint missing",
+      );
+      await socket.close();
+    },
+  },
+  {
     name: "disconnect, 50 published, reconnect in window -> all 50 in order",
     async run(gw) {
       const id = unique("resume");

@@ -6,7 +6,8 @@
  * The oracle is written against the protocol, not imported from src/: a frame over the size
  * limit is TOO_LARGE, text that is not JSON or is nested too deep is BAD_FRAME, a frame that is not
  * exactly one of the five client frames (strict: no extra keys, right types, lengths) is BAD_FRAME,
- * all of these without an id (it is not known yet); a valid frame that fails (unknown endpoint,
+ * with the frame's id when the frame is a JSON object whose `id` is itself valid (a string of 1-256
+ * characters) and without one otherwise; a valid frame that fails (unknown endpoint,
  * payload too large, params other than the binding's, a publish its binding cannot route, an ack
  * the connection cannot take) gets its error with its id, and one that works its receipt (or
  * pong). Frames whose answer depends on what the gateway was doing (an unsubscribe of a bound
@@ -216,20 +217,23 @@ export function judge(wire: string | Uint8Array, ctx: AttackerContext, limits: F
     return bad();
   }
   if (!isObject(value) || Array.isArray(value)) return bad();
+  // An invalid frame's error still names the frame's id when that id is itself valid.
+  const echo = isId(value.id) ? value.id as string : undefined;
+  const invalid = () => bad("BAD_FRAME", echo);
   const type = value.type;
-  if (typeof type !== "string" || !hasOwn(FRAME_KEYS, type)) return bad();
+  if (typeof type !== "string" || !hasOwn(FRAME_KEYS, type)) return invalid();
   const shape = FRAME_KEYS[type];
   for (const key of Object.keys(value)) {
-    if (!shape.required.includes(key) && !shape.optional.includes(key)) return bad();
+    if (!shape.required.includes(key) && !shape.optional.includes(key)) return invalid();
   }
-  for (const key of shape.required) if (!hasOwn(value, key)) return bad();
+  for (const key of shape.required) if (!hasOwn(value, key)) return invalid();
   if (type === "ping") return { answer: { type: "pong" } };
-  if (!isName(value.endpoint)) return bad();
-  if (hasOwn(value, "id") && !isId(value.id)) return bad();
+  if (!isName(value.endpoint)) return invalid();
+  if (hasOwn(value, "id") && !isId(value.id)) return invalid();
   let params: Record<string, string> = {};
   if (hasOwn(value, "params")) {
     const p = bindingParams(value.params);
-    if (!p) return bad();
+    if (!p) return invalid();
     params = p;
   }
   // Valid from here: failures carry the frame's id.
