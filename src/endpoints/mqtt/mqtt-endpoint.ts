@@ -23,9 +23,12 @@ import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
 import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
+
+/** One warning per process when mqtt.js's socket cannot be corked (see corkPubacks). */
+let uncorkableLogged = false;
 import { brokerOptions, NO_LOG } from "./client-options.ts";
 import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
-import { corkPubacks, DEFERRED, sendPuback } from "./puback.ts";
+import { checkMqttInternals, corkPubacks, DEFERRED, MQTT_JS_TESTED, sendPuback } from "./puback.ts";
 import type { PubackBatch } from "./puback.ts";
 
 /**
@@ -109,6 +112,7 @@ export class MqttEndpoint implements BindableEndpoint {
   }
 
   async start(handler: DeliveryHandler): Promise<void> {
+    checkMqttInternals();
     this.#handler = handler;
     await this.#pool.start();
   }
@@ -285,7 +289,14 @@ export class MqttEndpoint implements BindableEndpoint {
       },
     });
     consumer.client = client;
-    consumer.pubacks = corkPubacks(client);
+    consumer.pubacks = corkPubacks(client, () => {
+      if (uncorkableLogged) return;
+      uncorkableLogged = true;
+      this.#options.logger.warn(
+        `[MQTT] ${this.name}: mqtt.js's client.stream has no cork(): PUBACKs are written one by one ` +
+          `(slower, still correct); mqtt ${MQTT_JS_TESTED} is the version this gateway was tested with`,
+      );
+    });
     this.#consumers.set(clientId, consumer);
     client.on("error", (e) => {
       if (e !== DEFERRED) {
