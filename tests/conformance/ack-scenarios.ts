@@ -4,6 +4,7 @@
  * outside (an HTTP publish, an outside MQTT client, an outside Kafka producer).
  */
 import assert from "node:assert/strict";
+import { authorized } from "../support/gateway-process.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { SseClient } from "../support/sse-client.ts";
 import { TestSocket } from "../support/ws-client.ts";
@@ -24,7 +25,7 @@ const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function acking(gw: Gateway, id: string) {
-  const socket = await TestSocket.open(`${gw.ws}/ws?clientId=${id}&ack=1`);
+  const socket = await TestSocket.open(authorized(gw, `${gw.ws}/ws?clientId=${id}&ack=1`));
   const welcome = await socket.next((f) => f.type === "welcome");
   return { socket, welcome };
 }

@@ -9,6 +9,7 @@
  * - `--config FILE --profile FILE [--runtime deno|bun]`: the same rows against src/main.ts started
  *   on that config, under each runtime (both by default).
  */
+import { execFileSync } from "node:child_process";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { startGateway } from "../support/gateway-process.ts";
@@ -28,7 +29,11 @@ import { portableScenarios } from "./portable-scenarios.ts";
 import { loadProfile } from "./profile.ts";
 
 const USAGE = `usage: deno task conformance [--target ws://host:port --profile FILE]
-                                [--config FILE --profile FILE [--runtime deno|bun]]`;
+                                [--config FILE --profile FILE [--runtime deno|bun]]
+                                [--token TOKEN | --token-command COMMAND]
+
+  --token TOKEN            a gateway with auth on: every client request carries ?token=TOKEN
+  --token-command COMMAND  the same, with the token printed by COMMAND (run once, by sh -c)`;
 
 /** Prints the matrix (one row per scenario, one column per runtime or target) and the failures. */
 function printMatrix(
@@ -50,6 +55,22 @@ function printMatrix(
   const passed = cells.filter((c) => c === "pass").length;
   console.log(`\n${passed} passed, ${cells.length - passed} failed`);
   for (const f of failures) console.log(`  FAIL ${f}`);
+}
+
+/** The token `command` prints (run by `sh -c`); exits 2 with its error when it fails or prints none. */
+function tokenFrom(command: string): string {
+  try {
+    const token = execFileSync("sh", ["-c", command], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    })
+      .trim();
+    if (token) return token;
+    console.error(`--token-command printed no token: ${command}`);
+  } catch (error) {
+    console.error(`--token-command failed (${(error as Error).message.split("\n")[0]})`);
+  }
+  process.exit(2);
 }
 
 /** Runs `scenarios` against `gw` in order, recording each in column `column`. */
@@ -74,11 +95,17 @@ async function profileMatrix(options: {
   config?: string;
   profile?: string;
   runtime?: string;
+  token?: string;
+  "token-command"?: string;
 }): Promise<number> {
-  if (!options.profile || (!options.target && !options.config) || (options.target && options.config)) {
+  if (
+    !options.profile || (!options.target && !options.config) || (options.target && options.config) ||
+    (options.token && options["token-command"])
+  ) {
     console.error(USAGE);
     return 2;
   }
+  const token = options["token-command"] ? tokenFrom(options["token-command"]) : options.token;
   const endpoints = loadProfile(options.profile);
   const rows = endpoints.flatMap((e) =>
     portableScenarios(e.name, e.inject, e.name).map((scenario) => ({
@@ -92,7 +119,7 @@ async function profileMatrix(options: {
   if (options.target) {
     const url = new URL(options.target.replace(/^ws/, "http"));
     const base = `${url.protocol}//${url.host}`;
-    const gw = { http: base, ws: base.replace(/^http/, "ws") } as Gateway;
+    const gw = { http: base, ws: base.replace(/^http/, "ws"), token } as Gateway;
     const ready = await fetch(`${base}/readyz`).then((r) => r.status, (e) => e.message);
     if (ready !== 200) {
       console.error(`${base}/readyz answered ${ready}: is the gateway up, with every endpoint reachable?`);
@@ -107,6 +134,7 @@ async function profileMatrix(options: {
       let gw: Gateway;
       try {
         gw = await startGateway(runtime, { file: options.config! });
+        gw.token = token;
       } catch (error) {
         for (const { row } of rows) {
           if (!results.has(row)) results.set(row, new Map());
@@ -130,6 +158,8 @@ const { values: options } = parseArgs({
     config: { type: "string" },
     profile: { type: "string" },
     runtime: { type: "string" },
+    token: { type: "string" },
+    "token-command": { type: "string" },
     help: { type: "boolean" },
   },
 });

@@ -5,6 +5,7 @@
  * (`deno task conformance --target ws://host:port --profile FILE`), for any endpoint type.
  */
 import assert from "node:assert/strict";
+import { authorized } from "../support/gateway-process.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { SseClient } from "../support/sse-client.ts";
 import { numbered, openWelcomed } from "../support/ws-client.ts";
@@ -18,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const json = (from: number, count: number) => numbered(count, from).map((m) => JSON.stringify(m));
 
 async function subscribed(gw: Gateway, endpoint: string, id: string): Promise<TestSocket> {
-  const { socket } = await openWelcomed(gw.ws, id);
+  const { socket } = await openWelcomed(gw.ws, id, gw.token);
   socket.send({ type: "subscribe", endpoint, id: "s" });
   const receipt = await socket.next((f) => f.type === "receipt" || f.type === "error");
   assert.equal(receipt.type, "receipt", `subscribed to ${endpoint}: ${JSON.stringify(receipt)}`);
@@ -32,7 +33,7 @@ async function sseStream(
   lastEventId?: string,
 ): Promise<{ sse: SseClient; welcome: Record<string, unknown> }> {
   const sse = await SseClient.open(
-    `${gw.http}/sse/${endpoint}?clientId=${id}`,
+    authorized(gw, `${gw.http}/sse/${endpoint}?clientId=${id}`),
     lastEventId ? { "Last-Event-ID": lastEventId } : {},
   );
   assert.equal(sse.status, 200, `SSE stream of ${endpoint}: ${sse.body}`);
@@ -92,7 +93,7 @@ export function resumeScenarios(endpoint: string, inject: Inject, label = endpoi
         const first = await subscribed(gw, endpoint, id);
         await first.close();
         await inject(gw, id, json(1, 50));
-        const second = await openWelcomed(gw.ws, id);
+        const second = await openWelcomed(gw.ws, id, gw.token);
         assert.equal(second.welcome.resumed, true, "the session resumed");
         assert.deepEqual(await second.socket.settled(endpoint, 50), numbered(50), "in order, once");
         second.socket.send({ type: "unsubscribe", endpoint, id: "u" });
@@ -134,7 +135,7 @@ export function resumeScenarios(endpoint: string, inject: Inject, label = endpoi
         assert.deepEqual(await sseSettled(sse.sse, 3), numbered(3, 4), "over SSE");
         await sse.sse.close();
         await inject(gw, id, json(7, 3));
-        const back = await openWelcomed(gw.ws, id);
+        const back = await openWelcomed(gw.ws, id, gw.token);
         assert.equal(back.welcome.resumed, true, "resumed over WebSocket");
         assert.deepEqual(await back.socket.settled(endpoint, 3), numbered(3, 7), "back over WebSocket");
         back.socket.send({ type: "unsubscribe", endpoint, id: "u" });

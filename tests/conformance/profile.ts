@@ -21,6 +21,7 @@ import { Kafka, logLevel } from "kafkajs";
 import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
 import { strict, text } from "../../src/config/values.ts";
+import { authorized } from "../support/gateway-process.ts";
 import { outsideProducer } from "../support/kafka/cluster.ts";
 import { outsideClient } from "../support/mqtt.ts";
 import { OutsideNats } from "../support/nats.ts";
@@ -63,7 +64,10 @@ export function loadProfile(path: string): ProfileEndpoint[] {
         via: "http",
         inject: async (gw, id, payloads) => {
           for (const body of payloads) {
-            const response = await fetch(`${gw.http}${fill(publish.http, id)}`, { method: "POST", body });
+            const response = await fetch(authorized(gw, `${gw.http}${fill(publish.http, id)}`), {
+              method: "POST",
+              body,
+            });
             await response.body?.cancel();
             if (response.status !== 202) throw new Error(`HTTP publish answered ${response.status}`);
           }

@@ -16,6 +16,8 @@ export interface Gateway {
   runtime: Runtime;
   http: string;
   ws: string;
+  /** A token every client request carries (`?token=`), for a gateway with auth on (`--token`). */
+  token?: string;
   child: ChildProcess;
   /** Everything the process printed so far. */
   output(): string;
@@ -146,4 +148,10 @@ export async function startGateway(
       return exited;
     },
   };
+}
+
+/** `url` with the gateway's client token, if it has one, as the `token` query parameter. */
+export function authorized(gw: Pick<Gateway, "token">, url: string): string {
+  if (!gw.token) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(gw.token)}`;
 }

@@ -130,8 +130,9 @@ function tryJson(text: string): unknown {
 }
 
 /** Opens a multiplexed socket for `clientId` at `ws` (`ws://host:port`) and waits for its welcome. */
-export async function openWelcomed(ws: string, clientId: string) {
-  const socket = await TestSocket.open(`${ws}/ws?clientId=${clientId}`);
+export async function openWelcomed(ws: string, clientId: string, token?: string) {
+  const auth = token ? `&token=${encodeURIComponent(token)}` : "";
+  const socket = await TestSocket.open(`${ws}/ws?clientId=${clientId}${auth}`);
   const welcome = await socket.next((f) => f.type === "welcome");
   return { socket, welcome };
 }
