@@ -55,3 +55,13 @@ test("docs: config.yaml's commented Kafka endpoint subscribes where the README's
   const topic = config.match(/#\s+subscribe_topic: "(orders\.[^"]*)"/)?.[1];
   assert.equal(topic, "orders.{clientId}.down");
 });
+
+test("docs: the README's Node.js version is package.json's, the license it names is there, no link leaves the repository", () => {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  const stated = readme.match(/Node\.js \((\d+)\+\)/)?.[1];
+  assert.equal(`>=${stated}`, pkg.engines.node, "README's Node.js version agrees with engines.node");
+  assert.equal(pkg.license, "Apache-2.0");
+  const license = readFileSync(new URL("../../LICENSE", import.meta.url), "utf8");
+  assert.match(license, /Apache License\s+Version 2\.0/);
+  assert.doesNotMatch(readme, /\.\.\/shared\//, "the README points nowhere outside the repository");
+});
