@@ -170,6 +170,31 @@ test("mqtt: broker restart: publishes fail fast while it is down, then everythin
   }
 });
 
+test("mqtt: past the broker's max_queued_messages Mosquitto drops, unseen by the gateway (README: size it for the window)", async () => {
+  const broker = await PrivateMosquitto.start({ maxQueuedMessages: 10 });
+  const ns = namespace("queue-limit");
+  const endpoint = makeMqttEndpoint({ ns, url: broker.url });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const client = id("q");
+  const outside = await outsideClient(broker.url);
+  try {
+    await endpoint.bindClient(client, {});
+    await endpoint.suspendClient(client);
+    for (const m of range("away", 30)) await outside.publishAsync(`${ns}/${client}/down`, m, { qos: 1 });
+    await endpoint.resumeClient(client, {});
+    await eventually(() => handler.of(client).length >= 10, "the queued messages after the resume");
+    // A probe after the queued ones: once it is here, nothing more of the 30 is coming.
+    await outside.publishAsync(`${ns}/${client}/down`, "probe", { qos: 1 });
+    await eventually(() => handler.of(client).includes("probe"), "the probe");
+    assert.deepEqual(handler.of(client), [...range("away", 10), "probe"], "the first 10 kept, 20 dropped");
+  } finally {
+    await outside.endAsync();
+    await endpoint.stop();
+    await broker.stop();
+  }
+});
+
 test("mqtt: a bind or resume that cannot reach the broker leaves no binding behind", async () => {
   const url = `mqtt://127.0.0.1:${await freePort()}`;
   const endpoint = makeMqttEndpoint({

@@ -77,11 +77,14 @@ export class PrivateMosquitto {
   readonly dir = mkdtempSync(join(tmpdir(), "mosquitto-"));
   private constructor(readonly port: number) {}
 
-  static async start(): Promise<PrivateMosquitto> {
+  /** `maxQueuedMessages`: Mosquitto's per-session queue limit (default here 10,000). */
+  static async start(options: { maxQueuedMessages?: number } = {}): Promise<PrivateMosquitto> {
     const broker = new PrivateMosquitto(await freePort());
     writeFileSync(
       join(broker.dir, "mosquitto.conf"),
-      `listener ${broker.port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${broker.dir}/\nmax_queued_messages 10000\n`,
+      `listener ${broker.port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${broker.dir}/\nmax_queued_messages ${
+        options.maxQueuedMessages ?? 10000
+      }\n`,
     );
     await broker.resume();
     return broker;
