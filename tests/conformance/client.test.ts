@@ -363,8 +363,11 @@ test(`client (${currentRuntime}): the publish queue is sent once after a reconne
 });
 
 test(`client (${currentRuntime}): a token expiring on the connection (4401) is refreshed; without a new one the client stops`, async () => {
+  // exp is in whole seconds: rounded up first, so a token lives `seconds` to `seconds` + 1 s. (It
+  // was floor + 1: a token that expired 0-1 s after it was made could expire during the upgrade,
+  // which is then refused (1006 at the client), not closed with 4401: a flake under load.)
   const tokenFor = (seconds: number) =>
-    sign({ sub: "alice", exp: Math.floor(Date.now() / 1000) + seconds }, SECRET, "HS256");
+    sign({ sub: "alice", exp: Math.ceil(Date.now() / 1000) + seconds }, SECRET, "HS256");
   let asked = 0;
   const refreshing = connect({
     url: `${authGw.ws}/ws`,
