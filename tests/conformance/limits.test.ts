@@ -171,10 +171,18 @@ test(`limits (${currentRuntime}): 8 parallel chunked HTTP bodies of 100 MiB are 
         }`,
     );
     for (const result of results) {
+      assert.ok(result.sent < 100 * MiB, `refused before the body was all sent: ${JSON.stringify(result)}`);
+      // The gateway answers 413 and closes while the body is still coming. The server closing a
+      // socket with unread bytes makes the kernel reset it, and a reset can discard the 413 still
+      // unread at the client (seen under Bun, 1 upload in 9, once in several runs): that upload
+      // then ends with EPIPE or ECONNRESET instead, refused early all the same.
+      if (result.status === undefined && (result.error === "EPIPE" || result.error === "ECONNRESET")) {
+        continue;
+      }
       assert.equal(result.status, 413, JSON.stringify(result));
       assert.equal(JSON.parse(result.body!).code, "TOO_LARGE");
-      assert.ok(result.sent < 100 * MiB, "refused before the body was all sent");
     }
+    assert.ok(results.some((r) => r.status === 413), "the refusal is answered 413 TOO_LARGE");
     assert.ok(peak - before < 100 * 1000 * 1000, `RSS grew ${mib(peak - before)}`);
     // A body at the limit still goes through.
     const ok = await fetch(url, { method: "POST", body: "x".repeat(MAX_MESSAGE) });
