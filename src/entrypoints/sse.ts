@@ -204,9 +204,11 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
         if (closed) return;
         if (attempt === 1) write(errorEvent(e));
         if (!e.temporary) return;
-        engine.logger.debug(
-          `[SSE] Binding ${conn.clientId} to ${endpoint} failed; retrying in ${delay} ms: ${e.message}`,
-        );
+        const line =
+          `[SSE] Binding ${conn.clientId} to ${endpoint} failed; retrying in ${delay} ms: ${e.message}`;
+        // Once a stream at info (the endpoint reports its broker's outage itself), then debug.
+        if (attempt === 1) engine.logger.info(line);
+        else engine.logger.debug(line);
       }
       try {
         await scheduler.sleep(delay, ended.signal);
