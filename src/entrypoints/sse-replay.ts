@@ -83,6 +83,8 @@ export class ReplayWriter {
   async #flush(): Promise<void> {
     while (this.#pending.length > 0) {
       // Everything not kept yet, in order: after a failure the next batch holds the earlier too.
+      // A write that reached the store but whose answer did not is appended again: the log then
+      // holds those events twice (same ids), and a replay writes them twice (at least once).
       const batch = this.#pending.slice();
       try {
         this.evicted += await this.store.appendReplay(this.conn.clientId, batch.map((b) => b.event));

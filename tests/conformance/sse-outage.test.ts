@@ -128,7 +128,10 @@ for (const cut of ["after", "before"] as const) {
         await first.close();
         // Its connection is closed only after its last attempt to keep them (which fails).
         await eventually(
-          async () => !(await (await fetch(`${gw.http}/metrics`)).text()).includes('transport="sse"} 1'),
+          async () =>
+            !/mediation_connections\{[^}]*transport="sse"[^}]*\} [1-9]/.test(
+              await (await fetch(`${gw.http}/metrics`)).text(),
+            ),
           "the stream's connection closed",
           15_000,
         );
