@@ -405,6 +405,7 @@ export class Hub implements DeliveryHandler {
         } catch (error) {
           const e = GatewayError.from(error, "UPSTREAM_UNAVAILABLE");
           this.options.logger.error(`[Session] Resume of ${conn.clientId} on ${name} failed`, e);
+          if (conn.carries(name)) conn.unresumed.add(name);
           failures.push(e);
         }
       }
@@ -717,6 +718,23 @@ export class Hub implements DeliveryHandler {
       throw new GatewayError("BAD_FRAME", `already bound to "${name}" with other params; unsubscribe first`);
     }
     if (!bound) await this.#bind(conn, name, params, true);
+    else if (conn.unresumed.has(name)) await this.#resume(conn, name);
+  }
+
+  /** Resumes a bound endpoint's consumer that failed to at open (its broker was down). */
+  #resume(conn: LiveConnection, name: string): Promise<void> {
+    return this.#locks.run(conn.clientId, async () => {
+      this.#requireOwner(conn);
+      const params = conn.bound.get(name);
+      const endpoint = this.endpoint(name);
+      if (!conn.unresumed.has(name) || !params || !isBindable(endpoint)) return;
+      try {
+        await endpoint.resumeClient(conn.clientId, params);
+      } catch (error) {
+        throw GatewayError.from(error, "UPSTREAM_UNAVAILABLE");
+      }
+      conn.unresumed.delete(name);
+    });
   }
 
   /**
@@ -798,6 +816,7 @@ export class Hub implements DeliveryHandler {
       await endpoint.unbindClient(conn.clientId, params);
       conn.bound.delete(name);
       conn.blocked.delete(name);
+      conn.unresumed.delete(name);
       await this.#setSubscription(conn, name, undefined);
       this.options.logger.info(
         `[Binding] Removed endpoint binding: client=${conn.clientId} endpoint=${name}`,

@@ -44,6 +44,8 @@ export class LiveConnection implements Connection {
   readonly inflight = new Map<string, InFlight[]>();
   /** With acks: endpoints refused for having max_in_flight unacknowledged; resumed by acks. */
   readonly throttled = new Set<string>();
+  /** Bound endpoints whose consumer failed to resume at open: a `subscribe` tries again. */
+  readonly unresumed = new Set<string>();
   /** The connection on this node this one took over: what it left unacknowledged comes again. */
   previous?: LiveConnection;
   /** Publishes of this connection waiting for their broker. */

@@ -22,7 +22,7 @@ import { messageFrame } from "../core/message-frame.ts";
 import type { TimerId } from "../core/scheduler.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { EntrypointContext } from "./common.ts";
-import { ReplayWriter } from "./sse-replay.ts";
+import { nextRetry, ReplayWriter, RETRY_FIRST_MS } from "./sse-replay.ts";
 import { admit, errorResponse, queryParams, requireEndpoints } from "./common.ts";
 
 const encoder = new TextEncoder();
@@ -65,11 +65,13 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     void conn.close();
     return errorResponse(c, engine, error);
   }
-  const writer = new ReplayWriter(conn, engine.hub, engine.logger);
-  hooks.keepStreamOpen(c);
   const { scheduler, config } = engine;
+  const writer = new ReplayWriter(conn, engine.hub, engine.logger, scheduler);
+  hooks.keepStreamOpen(c);
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
+  /** Aborted when the stream ends: stops the bind retries' waits. */
+  const ended = new AbortController();
   /** Runs while the stream is full; ends it when it fires. */
   let slowTimer: TimerId | undefined;
   const stopSlowClock = () => {
@@ -81,8 +83,9 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     closed = true;
     scheduler.clear(ping);
     stopSlowClock();
+    ended.abort();
     // Events already kept are acknowledged first, so the broker does not send them again.
-    void writer.flushed().finally(() => conn.close());
+    void writer.finish().finally(() => conn.close());
   };
   /** Enqueues an event; a stream the client went away from ends the connection. */
   const write = (text: string): boolean => {
@@ -179,19 +182,49 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     // anything new. Events of endpoints this stream does not carry wait in the log.
     for (const event of replay.events) if (carried.has(event.endpoint)) write(event.text);
   };
+  const params = queryParams(c);
+  /**
+   * Binds one endpoint (or resumes its consumer, if that failed at open). A temporary failure (a
+   * broker down) gets one `error` event and is retried in place, 1 s doubling to 30 s, until the
+   * binding is in place or the stream ends: ending the stream instead would have EventSource
+   * come back every `retry:` (1 s) for as long as the broker is down, each time a new request.
+   */
+  const bind = async (endpoint: string) => {
+    let delay = RETRY_FIRST_MS;
+    for (let attempt = 1; !closed; attempt++) {
+      try {
+        await conn.subscribe(endpoint, params);
+        if (attempt > 1) {
+          engine.logger.info(`[SSE] ${conn.clientId} bound to ${endpoint} after ${attempt} attempts`);
+        }
+        write(`event: subscribed\ndata: ${JSON.stringify({ endpoint })}\n\n`);
+        return;
+      } catch (error) {
+        const e = GatewayError.from(error);
+        if (closed) return;
+        if (attempt === 1) write(errorEvent(e));
+        if (!e.temporary) return;
+        const line =
+          `[SSE] Binding ${conn.clientId} to ${endpoint} failed; retrying in ${delay} ms: ${e.message}`;
+        // Once a stream at info (the endpoint reports its broker's outage itself), then debug.
+        if (attempt === 1) engine.logger.info(line);
+        else engine.logger.debug(line);
+      }
+      try {
+        await scheduler.sleep(delay, ended.signal);
+      } catch {
+        return;
+      }
+      delay = nextRetry(delay);
+    }
+  };
   void (async () => {
     for (const e of await conn.open(sink, greet)) write(errorEvent(e));
-    const params = queryParams(c);
     // The welcome goes out before the bindings are made (deliveries of a resumed session follow
     // it at once); `subscribed` says when an endpoint's binding is in place, so a client knows
     // from when on a message published to it reaches this stream (a new binding starts at the
-    // broker's end, e.g. a Kafka topic's).
-    for (const endpoint of endpoints) {
-      await conn.subscribe(endpoint, params).then(
-        () => write(`event: subscribed\ndata: ${JSON.stringify({ endpoint })}\n\n`),
-        (error) => write(errorEvent(GatewayError.from(error))),
-      );
-    }
+    // broker's end, e.g. a Kafka topic's). One endpoint's outage does not hold up the others'.
+    await Promise.all(endpoints.map(bind));
   })().catch((error) => engine.logger.error(`[SSE] Opening ${conn.clientId} failed`, error));
 
   return new Response(body, {

@@ -489,9 +489,13 @@ export class SseChaosClient extends ChaosClient {
       case "welcome": {
         this.welcome(JSON.parse(event.data));
         this.#welcomed = true;
-        bound();
         break;
       }
+      // Not the welcome: it goes out before the binding is made, and what is published before
+      // a new binding is in place does not reach the stream (README "SSE").
+      case "subscribed":
+        bound();
+        break;
       case "message": {
         const data = JSON.parse(event.data) as { n?: number };
         if (typeof data?.n !== "number" || event.id === undefined) break;
