@@ -359,7 +359,7 @@ log: { lvl: debug, colour: red }
 test("config: ${ENV} values are accepted where numbers, durations and booleans are expected, and still validated", () => {
   const env = {
     MBB: "2048",
-    IDLE: "5000",
+    IDLE: "5s",
     WINDOW: "1m",
     QUEUE: "7",
     QOS: "0",
@@ -374,7 +374,7 @@ server:
   port: \${PORT:-8080}
   max_buffered_bytes: \${MBB}
   idle_timeout: \${IDLE}
-session: { reconnection_window: "\${WINDOW}", cleanup_interval: "\${CLEANUP:-2000}" }
+session: { reconnection_window: "\${WINDOW}", cleanup_interval: "\${CLEANUP:-2s}" }
 endpoints:
   - { name: chat, type: memory, queue_limit: "\${QUEUE}" }
   - name: s
@@ -416,7 +416,7 @@ endpoints:
   - { name: s, type: mqtt, url: "mqtt://h", publish_topic: a, subscribe_topic: b, qos: "\${QOS}" }
   - { name: k, type: kafka, brokers: ["h:9092"], publish_topic: a, subscribe_topic: b, ssl: "\${SSL}" }
 `,
-      { PORT: "70000", MBB: "1.5", IDLE: "-5", LEASE: "200", QUEUE: "many", QOS: "2", SSL: "yes" },
+      { PORT: "70000", MBB: "1.5", IDLE: "-5", LEASE: "200ms", QUEUE: "many", QOS: "2", SSL: "yes" },
     ),
     [
       "server.port: expected a port number 0-65535, got 70000",
@@ -430,6 +430,42 @@ endpoints:
   );
   assert.deepEqual(problems("server: { port: '${PORT}' }\n" + CHAT), [
     'server.port: expected a port number 0-65535, got "" (environment variable PORT is not set)',
+  ]);
+});
+
+test("config: a bare number where a duration is expected is refused with the unit to write, except 0", () => {
+  assert.deepEqual(
+    problems(
+      `
+server: { idle_timeout: 60, shutdown_timeout: 2.5, sse_retry: "\${RETRY}" }
+session: { reconnection_window: 0, cleanup_interval: "\${CLEANUP}" }
+endpoints:
+  - { name: s, type: mqtt, url: "mqtt://h", publish_topic: a, subscribe_topic: b, publish_timeout: 10000 }
+`,
+      { RETRY: "1000", CLEANUP: "0" },
+    ),
+    [
+      'server.idle_timeout: expected a duration with a unit, like "60s" or "60ms", got 60',
+      'server.shutdown_timeout: expected a duration with a unit, like "2.5s" or "2.5ms", got 2.5',
+      'server.sse_retry: expected a duration with a unit, like "1000s" or "1000ms", got "1000"',
+      'endpoints[0].publish_timeout: expected a duration with a unit, like "10000s" or "10000ms", got 10000',
+    ],
+  );
+  const { config } = parseConfig(
+    `server: { idle_timeout: 60s, sse_retry: 500ms, shutdown_timeout: 0 }\nsession: { cleanup_interval: "\${C}" }\n${CHAT}`,
+    { C: "0" },
+  );
+  assert.deepEqual(
+    [
+      config.server.idle_timeout,
+      config.server.sse_retry,
+      config.server.shutdown_timeout,
+      config.session.cleanup_interval,
+    ],
+    [60_000, 500, 0, 0],
+  );
+  assert.deepEqual(problems("server: { idle_timeout: -5 }\n" + CHAT), [
+    'server.idle_timeout: expected a duration like "5m", got -5',
   ]);
 });
 
