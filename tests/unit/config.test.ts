@@ -433,6 +433,34 @@ endpoints:
   ]);
 });
 
+test("config: a YAML error keeps its code frame, and a ${ENV} inside { } or [ ] is told to be quoted", () => {
+  assert.deepEqual(problems("server: { port: ${PORT} }\n" + CHAT), [
+    [
+      "not valid YAML: Unexpected flow-map-start at node end at line 1, column 18:",
+      "server: { port: ${PORT} }",
+      "                 ^",
+      'quote it: inside { } or [ ], write "${PORT}", not ${PORT}',
+    ].join("\n"),
+  ]);
+  const [inList] = problems("endpoints:\n  - { name: k, type: kafka, brokers: [${KAFKA:-h:9092}] }\n");
+  assert.match(inList, /^not valid YAML: .* at line 2, column 40:\n/);
+  assert.match(inList, /\n {2}- \{ name: k, type: kafka, brokers: \[\$\{KAFKA:-h:9092\}\] \}\n {39}\^\n/);
+  assert.match(inList, /write "\$\{KAFKA:-h:9092\}", not \$\{KAFKA:-h:9092\}$/);
+  // other YAML errors keep their frame and get no hint
+  const [other] = problems("a: b: c\n");
+  assert.equal(
+    other,
+    "not valid YAML: Nested mappings are not allowed in compact mappings at line 1, column 4:\na: b: c\n   ^",
+  );
+  // the ConfigError message indents every line of a problem alike, so the caret stays under its column
+  try {
+    parseConfig("server: { port: ${PORT} }\n" + CHAT, {});
+    assert.fail("expected a ConfigError");
+  } catch (error) {
+    assert.match((error as Error).message, /\n {2}server: \{ port: \$\{PORT\} \}\n {19}\^\n/);
+  }
+});
+
 test("config: a bare number where a duration is expected is refused with the unit to write, except 0", () => {
   assert.deepEqual(
     problems(
