@@ -12,6 +12,7 @@ import { parse as parseYaml, YAMLError } from "yaml";
 import type { EndpointDefinition } from "../endpoints/definition.ts";
 import { builtinEndpointTypes, definitionProblem } from "../endpoints/registry.ts";
 import type { EndpointRegistry } from "../endpoints/registry.ts";
+import { commandLine } from "./command-line.ts";
 import { interpolateEnv } from "./env.ts";
 import { configSchema, configWarnings } from "./schema.ts";
 import type { Config } from "./schema.ts";
@@ -29,15 +30,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** The config file path from the command line and environment. */
-export function configPath(args: string[], env: Record<string, string | undefined>): string {
-  const i = args.findIndex((a) => a === "--config" || a.startsWith("--config="));
-  if (i >= 0) {
-    const value = args[i].includes("=") ? args[i].slice("--config=".length) : args[i + 1];
-    if (!value) throw new ConfigError("command line", ["--config: expected a file path, got nothing"]);
-    return value;
-  }
-  return env.MEDIATION_CONFIG || "./config.yaml";
+/**
+ * The config file path: `--config PATH` of the command line (command-line.ts, which throws
+ * UsageError for anything it does not take), else `MEDIATION_CONFIG`, else `./config.yaml`.
+ */
+export function configPath(args: readonly string[], env: Record<string, string | undefined>): string {
+  return commandLine(args).config ?? (env.MEDIATION_CONFIG || "./config.yaml");
 }
 
 /** A valid config, and what in it is ignored (one line each, for the log). */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseDuration } from "../../src/config/duration.ts";
+import { commandLine, usage, UsageError } from "../../src/config/command-line.ts";
 import { ConfigError, configPath, loadConfig, parseConfig } from "../../src/config/load.ts";
 
 const problems = (text: string, env: Record<string, string> = {}) => {
@@ -160,7 +161,55 @@ test("config: path from --config, MEDIATION_CONFIG, else ./config.yaml", () => {
   assert.equal(configPath(["--config=c.yaml"], {}), "c.yaml");
   assert.equal(configPath([], { MEDIATION_CONFIG: "b.yaml" }), "b.yaml");
   assert.equal(configPath([], {}), "./config.yaml");
-  assert.throws(() => configPath(["--config"], {}), ConfigError);
+  assert.throws(() => configPath(["--config"], {}), UsageError);
+});
+
+test("config: the command line takes --config PATH, --config=PATH and -h/--help; anything else is a UsageError", () => {
+  assert.deepEqual(commandLine([]), { help: false, config: undefined });
+  assert.deepEqual(commandLine(["--config", "a.yaml"]), { help: false, config: "a.yaml" });
+  assert.deepEqual(commandLine(["--config=b.yaml"]), { help: false, config: "b.yaml" });
+  assert.deepEqual(commandLine(["--config=-odd.yaml"]), { help: false, config: "-odd.yaml" });
+  for (const help of [["--help"], ["-h"], ["--port", "9000", "--help"], ["--config", "a.yaml", "-h"]]) {
+    assert.deepEqual(commandLine(help), { help: true }, help.join(" "));
+  }
+  const refused = (args: string[]) => {
+    try {
+      commandLine(args);
+    } catch (error) {
+      assert.ok(error instanceof UsageError, String(error));
+      return error.message;
+    }
+    assert.fail(`expected a UsageError for ${args.join(" ")}`);
+  };
+  assert.match(
+    refused(["--port", "9000"]),
+    /^unknown option --port: the gateway takes --config PATH and --help/,
+  );
+  assert.match(refused(["--port=9000"]), /^unknown option --port:/);
+  assert.match(refused(["-c", "a.yaml"]), /^unknown option -c:/);
+  assert.match(refused(["--config", "a.yaml", "--verbose"]), /^unknown option --verbose:/);
+  assert.equal(
+    refused(["gateway.yaml"]),
+    'unexpected argument "gateway.yaml": the config file is given as --config PATH',
+  );
+  assert.equal(refused(["--config"]), "--config: expected a file path, got nothing");
+  assert.equal(refused(["--config="]), "--config: expected a file path, got nothing");
+  assert.equal(refused(["--config", "--port"]), "--config: expected a file path, got --port");
+  assert.equal(refused(["--config", "a.yaml", "--config=b.yaml"]), "--config: given twice");
+  const text = usage();
+  for (
+    const part of [
+      "--config PATH",
+      "-h, --help",
+      "MEDIATION_CONFIG",
+      "${NAME}",
+      "README.md",
+      "deno run",
+      "bun run",
+    ]
+  ) {
+    assert.ok(text.includes(part), `usage names ${part}`);
+  }
 });
 
 test("config: an unreadable file is one clear problem", async () => {
