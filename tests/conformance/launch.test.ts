@@ -4,9 +4,24 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../support/runtime.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "mediation-launch-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A config file in this file's temporary folder. */
+function configFile(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
 
 interface Run {
   code: number | null;
@@ -64,4 +79,23 @@ test(`launch (${currentRuntime}): an unknown flag stops start-up with exit 2 and
     positional.stderr,
     /unexpected argument "gateway\.yaml": the config file is given as --config PATH/,
   );
+});
+
+test(`launch (${currentRuntime}): a port in use stops start-up naming the address, before anything says it started`, async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  const { port } = taken.address() as AddressInfo;
+  try {
+    const file = configFile(
+      "taken.yaml",
+      `server: { host: 127.0.0.1, port: ${port} }\nendpoints: [{ name: chat, type: memory }]\n`,
+    );
+    const run = await runGateway(["--config", file]);
+    const output = run.stdout + run.stderr;
+    assert.ok(run.code !== 0 && run.code !== null, `exit code ${run.code}:\n${output}`);
+    assert.match(run.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: address already in use`));
+    assert.doesNotMatch(output, /started|Listening/);
+  } finally {
+    await new Promise((resolve) => taken.close(resolve));
+  }
 });
