@@ -4,13 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { after, test } from "node:test";
+import { running } from "../support/net.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../support/runtime.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mediation-launch-"));
@@ -97,5 +98,74 @@ test(`launch (${currentRuntime}): a port in use stops start-up naming the addres
     assert.doesNotMatch(output, /started|Listening/);
   } finally {
     await new Promise((resolve) => taken.close(resolve));
+  }
+});
+
+/** The processes whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) children.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return children;
+}
+
+/** `pid`'s children, their children, and so on. */
+function descendantsOf(pid: number): number[] {
+  const children = childrenOf(pid);
+  return [...children, ...children.flatMap(descendantsOf)];
+}
+
+/** Resolves once `check()` holds, polling; rejects with `what` after `ms`. */
+async function until(check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test(`launch (${currentRuntime}): SIGTERM to the npm process of \`npm start\` reaches the gateway, which shuts down`, async () => {
+  // As a process manager does it (docker stop, systemd): the signal goes to the one process it started.
+  const script = currentRuntime === "deno" ? "start" : "start:bun";
+  const file = configFile(
+    "npm.yaml",
+    "server: { host: 127.0.0.1, port: 0 }\nendpoints: [{ name: chat, type: memory }]\n",
+  );
+  const npm = spawn("npm", ["run", "--silent", script, "--", "--config", file], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  npm.stdout.on("data", (chunk) => output += chunk);
+  npm.stderr.on("data", (chunk) => output += chunk);
+  // `exit`, not `close`: a gateway left behind would hold the pipes open.
+  const exited = new Promise<void>((resolve) => npm.on("exit", () => resolve()));
+  /** Every process under npm when it listened, killed at the end whatever happened. */
+  let tree: number[] = [];
+  try {
+    await until(() => /\[Server\] Listening on/.test(output), `the gateway listens:\n${output}`, 30_000);
+    tree = descendantsOf(npm.pid!);
+    assert.ok(tree.length > 0, "npm started the gateway");
+    process.kill(npm.pid!, "SIGTERM");
+    await exited;
+    // Not re-parented and left running, as it was behind npm's `sh -c` (the shell did not pass SIGTERM on).
+    await until(() => tree.every((pid) => !running(pid)), `every process npm started is gone:\n${output}`);
+    assert.match(output, /\[Server\] SIGTERM: shutting down[\s\S]*\[Server\] Stopped/);
+  } finally {
+    for (const pid of [npm.pid!, ...tree].filter(running)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
   }
 });
