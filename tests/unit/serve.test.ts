@@ -90,6 +90,7 @@ test("serve: bound before the engine starts; requests wait for the start, the pr
     answered = true;
     return response;
   });
+  // Nothing to wait for here: the check is that, given time, the publish is still not answered.
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(answered, false, "a publish waits for the start");
   assert.deepEqual(logger.lines.filter((l) => /Listening/.test(l)), []);
