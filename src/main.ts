@@ -2,9 +2,12 @@
  * Entry point for `deno task start` and `bun run src/main.ts`: loads the config, builds the
  * engine and app, and hands them to the adapter of the runtime it runs on.
  *
- * Exit codes: 0 after a graceful shutdown, 1 when start-up fails, 2 for a bad configuration.
+ * Exit codes: 0 after a graceful shutdown, 1 when start-up fails, 2 for a bad command line or
+ * configuration (`--help` prints the usage and exits 0).
  */
 import process from "node:process";
+import { commandLine, usage, USAGE_HINT, UsageError } from "./config/command-line.ts";
+import type { CommandLine } from "./config/command-line.ts";
 import { ConfigError, configPath } from "./config/load.ts";
 import type { Logger } from "./core/logger.ts";
 import { createEngine } from "./engine.ts";
@@ -29,6 +32,19 @@ function routeWarnings(logger: Logger): void {
       logger.warn(`[Process] ${warning.name}: ${warning.message}`);
     }
   });
+}
+
+let args: CommandLine;
+try {
+  args = commandLine(process.argv.slice(2));
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  console.error(`${error.message}\n${USAGE_HINT}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(usage());
+  process.exit(0);
 }
 
 let engine: Engine;

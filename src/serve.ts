@@ -18,16 +18,43 @@ export interface Listening {
 export interface Adapter {
   readonly runtime: string;
   hooks(engine: Engine): RuntimeHooks;
-  listen(app: Hono, engine: Engine): Listening;
+  /** Binds `server.host:server.port` and serves `app`; throws (at once) when it cannot bind. */
+  listen(app: Pick<Hono, "fetch">, engine: Engine): Listening;
   onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
   exit(code: number): never;
 }
 
-/** Starts the engine, serves its app, and shuts down gracefully on SIGINT/SIGTERM. */
+/**
+ * Binds the port, starts the engine, and shuts down gracefully on SIGINT/SIGTERM. The port is
+ * bound first, so a taken one stops start-up before any broker is connected and before anything
+ * says it started; requests that arrive while the engine starts wait for it (the probes
+ * `/healthz` and `/readyz` are answered at once: not ready yet).
+ */
 export async function serve(engine: Engine, adapter: Adapter): Promise<Listening> {
-  await engine.start();
   const app = createApp(engine, adapter.hooks(engine));
-  const listening = adapter.listen(app, engine);
+  let ready = false;
+  let started!: (ok: boolean) => void;
+  const starting = new Promise<boolean>((resolve) => started = resolve);
+  const fetch: Hono["fetch"] = (request, env, ctx) => {
+    if (ready || PROBES.test(new URL(request.url).pathname)) return app.fetch(request, env, ctx);
+    return starting.then((ok) =>
+      ok ? app.fetch(request, env, ctx) : Response.json(
+        { type: "error", code: "UPSTREAM_UNAVAILABLE", message: "the gateway failed to start" },
+        { status: 503 },
+      )
+    );
+  };
+  const listening = bind(adapter, { fetch }, engine);
+  try {
+    await engine.start();
+  } catch (error) {
+    started(false);
+    // Not awaited: the caller exits on this error, and a stop that waits for clients must not hold it.
+    listening.stopAccepting().catch(() => {});
+    throw error;
+  }
+  ready = true;
+  started(true);
   engine.logger.info(
     `[Server] Listening on http://${listening.hostname}:${listening.port} (${adapter.runtime})`,
   );
@@ -57,4 +84,26 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   adapter.onSignal("SIGINT", () => void shutdown("SIGINT"));
   adapter.onSignal("SIGTERM", () => void shutdown("SIGTERM"));
   return listening;
+}
+
+const PROBES = /^\/(healthz|readyz)$/;
+
+/** What a failed bind's code means, in words (Deno and Bun both set `code`). */
+const BIND_PROBLEMS: Record<string, string> = {
+  EADDRINUSE: "address already in use",
+  EACCES: "permission denied (ports below 1024 need privileges)",
+  EADDRNOTAVAIL: "the address is not one of this machine's",
+};
+
+/** adapter.listen, with an error that names the address whatever the runtime says. */
+function bind(adapter: Adapter, app: Pick<Hono, "fetch">, engine: Engine): Listening {
+  try {
+    return adapter.listen(app, engine);
+  } catch (error) {
+    const { host, port } = engine.config.server;
+    const code = (error as { code?: unknown } | undefined)?.code;
+    const problem = (typeof code === "string" && BIND_PROBLEMS[code]) ||
+      (error instanceof Error ? error.message : String(error));
+    throw new Error(`cannot listen on ${host.includes(":") ? `[${host}]` : host}:${port}: ${problem}`);
+  }
 }

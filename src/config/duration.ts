@@ -1,5 +1,6 @@
 /**
- * Durations in config: "250ms", "30s", "5m", "1h30m", "2d", or a plain number of milliseconds.
+ * Durations: "250ms", "30s", "5m", "1h30m", "2d", or (from code) a number of milliseconds. The
+ * config takes a number only as 0: elsewhere it needs its unit (values.ts `duration`).
  */
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -8,10 +8,11 @@ import process from "node:process";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as v from "valibot";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, YAMLError } from "yaml";
 import type { EndpointDefinition } from "../endpoints/definition.ts";
 import { builtinEndpointTypes, definitionProblem } from "../endpoints/registry.ts";
 import type { EndpointRegistry } from "../endpoints/registry.ts";
+import { commandLine } from "./command-line.ts";
 import { interpolateEnv } from "./env.ts";
 import { configSchema, configWarnings } from "./schema.ts";
 import type { Config } from "./schema.ts";
@@ -20,19 +21,21 @@ import type { Config } from "./schema.ts";
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
   constructor(readonly source: string, readonly problems: string[]) {
-    super(`invalid configuration in ${source}:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+    // A problem of several lines (a YAML code frame) keeps its columns: every line is indented.
+    super(
+      `invalid configuration in ${source}:\n${
+        problems.map((p) => `  ${p.replaceAll("\n", "\n  ")}`).join("\n")
+      }`,
+    );
   }
 }
 
-/** The config file path from the command line and environment. */
-export function configPath(args: string[], env: Record<string, string | undefined>): string {
-  const i = args.findIndex((a) => a === "--config" || a.startsWith("--config="));
-  if (i >= 0) {
-    const value = args[i].includes("=") ? args[i].slice("--config=".length) : args[i + 1];
-    if (!value) throw new ConfigError("command line", ["--config: expected a file path, got nothing"]);
-    return value;
-  }
-  return env.MEDIATION_CONFIG || "./config.yaml";
+/**
+ * The config file path: `--config PATH` of the command line (command-line.ts, which throws
+ * UsageError for anything it does not take), else `MEDIATION_CONFIG`, else `./config.yaml`.
+ */
+export function configPath(args: readonly string[], env: Record<string, string | undefined>): string {
+  return commandLine(args).config ?? (env.MEDIATION_CONFIG || "./config.yaml");
 }
 
 /** A valid config, and what in it is ignored (one line each, for the log). */
@@ -115,9 +118,25 @@ function interpolated(text: string, env: Record<string, string | undefined>, sou
   try {
     raw = parseYaml(text);
   } catch (error) {
-    throw new ConfigError(source, [`not valid YAML: ${(error as Error).message.split("\n")[0]}`]);
+    throw new ConfigError(source, [yamlProblem(error, text)]);
   }
   return interpolateEnv(raw ?? {}, env);
+}
+
+/**
+ * The YAML parser's message whole (its code frame shows the line and a caret under the column),
+ * and when it stopped at the `{` of a `${...}` the hint to quote it: inside a flow mapping or list
+ * YAML reads that `{` as the start of a mapping.
+ */
+function yamlProblem(error: unknown, text: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const lines = message.split("\n").map((line) => line.trimEnd()).filter((line) => line !== "");
+  const at = error instanceof YAMLError ? error.pos[0] : -1;
+  if (at > 0 && text[at - 1] === "$" && text[at] === "{") {
+    const reference = text.slice(at - 1).match(/^\$\{[^}\n]*\}?/)![0];
+    lines.push(`quote it: inside { } or [ ], write "${reference}", not ${reference}`);
+  }
+  return `not valid YAML: ${lines.join("\n")}`;
 }
 
 function validate(

@@ -5,7 +5,7 @@
  * take `${ENV}` values and report problems like every other key.
  *
  * Values from `${ENV}` interpolation are strings: where a number, duration or boolean is expected,
- * a string spelling one is taken as that ("8080", "5000" ms, "true"), and validated as usual.
+ * a string spelling one is taken as that ("8080", "true"), and validated as usual.
  * Nowhere else is a string turned into anything: `password: ${PASS}` stays a string.
  */
 import * as v from "valibot";
@@ -65,12 +65,34 @@ export const wholeNumber = (what: string, min: number, max = Infinity) =>
 export const numberOf = <const TOptions extends readonly number[]>(options: TOptions, what: string) =>
   v.pipe(v.unknown(), v.transform(fromNumberText), v.picklist(options, expected(what)));
 
-/** A duration (`250ms`, `30s`, `5m`, `1h30m` or milliseconds), in ms, `fallback` when not given. */
+/**
+ * What a bare number where a duration is expected says: which unit to write. A bare number is
+ * refused, since `idle_timeout: 60` means 60 s to most people and 60 ms to the old parser; only 0
+ * is taken (zero in any unit).
+ */
+const durationProblem = (issue: v.BaseIssue<unknown>): string => {
+  const number = fromNumberText(issue.input);
+  return typeof number === "number" && Number.isFinite(number) && number > 0
+    ? `expected a duration with a unit, like "${number}s" or "${number}ms", got ${show(issue.input)}`
+    : `expected a duration like "5m", got ${show(issue.input)}`;
+};
+
+/** A bare 0 (or "0" from `${ENV}`) is zero; any other number needs its unit. */
+const durationMs = (input: unknown): number | undefined => {
+  const number = fromNumberText(input);
+  if (typeof number === "number") return number === 0 ? 0 : undefined;
+  return parseDuration(input);
+};
+
+/**
+ * A duration (`250ms`, `30s`, `5m`, `1h30m`, or `0`), in ms, `fallback` when not given. A number
+ * without a unit other than 0 is a problem that names the unit to write (`"60s"` or `"60ms"`).
+ */
 export const duration = (fallback: string) =>
   v.pipe(
     v.optional(v.union([v.string(), v.number()], expected('a duration like "5m"')), fallback),
-    v.check((d) => parseDuration(fromNumberText(d)) !== undefined, expected('a duration like "5m"')),
-    v.transform((d) => parseDuration(fromNumberText(d))!),
+    v.check((d) => durationMs(d) !== undefined, durationProblem),
+    v.transform((d) => durationMs(d)!),
   );
 
 /** A positive whole number, `fallback` when not given. */

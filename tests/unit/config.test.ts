@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseDuration } from "../../src/config/duration.ts";
+import { commandLine, usage, UsageError } from "../../src/config/command-line.ts";
 import { ConfigError, configPath, loadConfig, parseConfig } from "../../src/config/load.ts";
 
 const problems = (text: string, env: Record<string, string> = {}) => {
@@ -160,7 +161,55 @@ test("config: path from --config, MEDIATION_CONFIG, else ./config.yaml", () => {
   assert.equal(configPath(["--config=c.yaml"], {}), "c.yaml");
   assert.equal(configPath([], { MEDIATION_CONFIG: "b.yaml" }), "b.yaml");
   assert.equal(configPath([], {}), "./config.yaml");
-  assert.throws(() => configPath(["--config"], {}), ConfigError);
+  assert.throws(() => configPath(["--config"], {}), UsageError);
+});
+
+test("config: the command line takes --config PATH, --config=PATH and -h/--help; anything else is a UsageError", () => {
+  assert.deepEqual(commandLine([]), { help: false, config: undefined });
+  assert.deepEqual(commandLine(["--config", "a.yaml"]), { help: false, config: "a.yaml" });
+  assert.deepEqual(commandLine(["--config=b.yaml"]), { help: false, config: "b.yaml" });
+  assert.deepEqual(commandLine(["--config=-odd.yaml"]), { help: false, config: "-odd.yaml" });
+  for (const help of [["--help"], ["-h"], ["--port", "9000", "--help"], ["--config", "a.yaml", "-h"]]) {
+    assert.deepEqual(commandLine(help), { help: true }, help.join(" "));
+  }
+  const refused = (args: string[]) => {
+    try {
+      commandLine(args);
+    } catch (error) {
+      assert.ok(error instanceof UsageError, String(error));
+      return error.message;
+    }
+    assert.fail(`expected a UsageError for ${args.join(" ")}`);
+  };
+  assert.match(
+    refused(["--port", "9000"]),
+    /^unknown option --port: the gateway takes --config PATH and --help/,
+  );
+  assert.match(refused(["--port=9000"]), /^unknown option --port:/);
+  assert.match(refused(["-c", "a.yaml"]), /^unknown option -c:/);
+  assert.match(refused(["--config", "a.yaml", "--verbose"]), /^unknown option --verbose:/);
+  assert.equal(
+    refused(["gateway.yaml"]),
+    'unexpected argument "gateway.yaml": the config file is given as --config PATH',
+  );
+  assert.equal(refused(["--config"]), "--config: expected a file path, got nothing");
+  assert.equal(refused(["--config="]), "--config: expected a file path, got nothing");
+  assert.equal(refused(["--config", "--port"]), "--config: expected a file path, got --port");
+  assert.equal(refused(["--config", "a.yaml", "--config=b.yaml"]), "--config: given twice");
+  const text = usage();
+  for (
+    const part of [
+      "--config PATH",
+      "-h, --help",
+      "MEDIATION_CONFIG",
+      "${NAME}",
+      "README.md",
+      "deno run",
+      "bun run",
+    ]
+  ) {
+    assert.ok(text.includes(part), `usage names ${part}`);
+  }
 });
 
 test("config: an unreadable file is one clear problem", async () => {
@@ -359,7 +408,7 @@ log: { lvl: debug, colour: red }
 test("config: ${ENV} values are accepted where numbers, durations and booleans are expected, and still validated", () => {
   const env = {
     MBB: "2048",
-    IDLE: "5000",
+    IDLE: "5s",
     WINDOW: "1m",
     QUEUE: "7",
     QOS: "0",
@@ -374,7 +423,7 @@ server:
   port: \${PORT:-8080}
   max_buffered_bytes: \${MBB}
   idle_timeout: \${IDLE}
-session: { reconnection_window: "\${WINDOW}", cleanup_interval: "\${CLEANUP:-2000}" }
+session: { reconnection_window: "\${WINDOW}", cleanup_interval: "\${CLEANUP:-2s}" }
 endpoints:
   - { name: chat, type: memory, queue_limit: "\${QUEUE}" }
   - name: s
@@ -416,7 +465,7 @@ endpoints:
   - { name: s, type: mqtt, url: "mqtt://h", publish_topic: a, subscribe_topic: b, qos: "\${QOS}" }
   - { name: k, type: kafka, brokers: ["h:9092"], publish_topic: a, subscribe_topic: b, ssl: "\${SSL}" }
 `,
-      { PORT: "70000", MBB: "1.5", IDLE: "-5", LEASE: "200", QUEUE: "many", QOS: "2", SSL: "yes" },
+      { PORT: "70000", MBB: "1.5", IDLE: "-5", LEASE: "200ms", QUEUE: "many", QOS: "2", SSL: "yes" },
     ),
     [
       "server.port: expected a port number 0-65535, got 70000",
@@ -430,6 +479,70 @@ endpoints:
   );
   assert.deepEqual(problems("server: { port: '${PORT}' }\n" + CHAT), [
     'server.port: expected a port number 0-65535, got "" (environment variable PORT is not set)',
+  ]);
+});
+
+test("config: a YAML error keeps its code frame, and a ${ENV} inside { } or [ ] is told to be quoted", () => {
+  assert.deepEqual(problems("server: { port: ${PORT} }\n" + CHAT), [
+    [
+      "not valid YAML: Unexpected flow-map-start at node end at line 1, column 18:",
+      "server: { port: ${PORT} }",
+      "                 ^",
+      'quote it: inside { } or [ ], write "${PORT}", not ${PORT}',
+    ].join("\n"),
+  ]);
+  const [inList] = problems("endpoints:\n  - { name: k, type: kafka, brokers: [${KAFKA:-h:9092}] }\n");
+  assert.match(inList, /^not valid YAML: .* at line 2, column 40:\n/);
+  assert.match(inList, /\n {2}- \{ name: k, type: kafka, brokers: \[\$\{KAFKA:-h:9092\}\] \}\n {39}\^\n/);
+  assert.match(inList, /write "\$\{KAFKA:-h:9092\}", not \$\{KAFKA:-h:9092\}$/);
+  // other YAML errors keep their frame and get no hint
+  const [other] = problems("a: b: c\n");
+  assert.equal(
+    other,
+    "not valid YAML: Nested mappings are not allowed in compact mappings at line 1, column 4:\na: b: c\n   ^",
+  );
+  // the ConfigError message indents every line of a problem alike, so the caret stays under its column
+  try {
+    parseConfig("server: { port: ${PORT} }\n" + CHAT, {});
+    assert.fail("expected a ConfigError");
+  } catch (error) {
+    assert.match((error as Error).message, /\n {2}server: \{ port: \$\{PORT\} \}\n {19}\^\n/);
+  }
+});
+
+test("config: a bare number where a duration is expected is refused with the unit to write, except 0", () => {
+  assert.deepEqual(
+    problems(
+      `
+server: { idle_timeout: 60, shutdown_timeout: 2.5, sse_retry: "\${RETRY}" }
+session: { reconnection_window: 0, cleanup_interval: "\${CLEANUP}" }
+endpoints:
+  - { name: s, type: mqtt, url: "mqtt://h", publish_topic: a, subscribe_topic: b, publish_timeout: 10000 }
+`,
+      { RETRY: "1000", CLEANUP: "0" },
+    ),
+    [
+      'server.idle_timeout: expected a duration with a unit, like "60s" or "60ms", got 60',
+      'server.shutdown_timeout: expected a duration with a unit, like "2.5s" or "2.5ms", got 2.5',
+      'server.sse_retry: expected a duration with a unit, like "1000s" or "1000ms", got "1000"',
+      'endpoints[0].publish_timeout: expected a duration with a unit, like "10000s" or "10000ms", got 10000',
+    ],
+  );
+  const { config } = parseConfig(
+    `server: { idle_timeout: 60s, sse_retry: 500ms, shutdown_timeout: 0 }\nsession: { cleanup_interval: "\${C}" }\n${CHAT}`,
+    { C: "0" },
+  );
+  assert.deepEqual(
+    [
+      config.server.idle_timeout,
+      config.server.sse_retry,
+      config.server.shutdown_timeout,
+      config.session.cleanup_interval,
+    ],
+    [60_000, 500, 0, 0],
+  );
+  assert.deepEqual(problems("server: { idle_timeout: -5 }\n" + CHAT), [
+    'server.idle_timeout: expected a duration like "5m", got -5',
   ]);
 });
 
