@@ -509,6 +509,8 @@ class RawSocket extends Socket {
     this.engine.hub.recordError(e);
     const code = e.temporary
       ? CloseCode.TRY_AGAIN_LATER
+      : isPermanentStoreError(e)
+      ? CloseCode.PERMANENT_ERROR
       : e.code === "INTERNAL"
       ? CloseCode.INTERNAL_ERROR
       : e.code === "TOO_LARGE"

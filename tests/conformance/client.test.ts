@@ -547,6 +547,14 @@ endpoints:
       { type: "error", code: "STORE_UNAVAILABLE", temporary: false },
     );
 
+    // A raw socket has no frame for it: the close says it.
+    const plain = new WebSocket(`${store.ws}/ws/chat?clientId=${id}`);
+    let plainFrames = 0;
+    plain.onmessage = () => void plainFrames++;
+    const plainClosed = await new Promise<CloseEvent>((resolve) => plain.onclose = resolve);
+    assert.deepEqual([plainClosed.code, plainFrames], [4500, 0]);
+    assert.match(plainClosed.reason, /^STORE_UNAVAILABLE: /);
+
     // The client library: stops at once, says why, rejects what waits.
     const clock = new VirtualClock();
     const client = connect({ url: `${store.ws}/ws`, clientId: id, timers: clock });
