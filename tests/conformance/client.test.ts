@@ -720,6 +720,18 @@ endpoints:
     );
     const refused = await seen.next("error", 0);
     assert.deepEqual([refused.code, refused.temporary], ["UPSTREAM_UNAVAILABLE", true]);
+    // On the wire: the frame itself says temporary.
+    const raw = new WebSocket(`${flaky.ws}/ws?clientId=lib-rawbind-${run()}`);
+    const frames: Array<Record<string, unknown>> = [];
+    raw.onmessage = (e) => frames.push(JSON.parse(String(e.data)));
+    await until("the raw welcome", () => frames.length === 1);
+    raw.send(JSON.stringify({ type: "subscribe", endpoint: "sensors", id: "s1" }));
+    await until("the raw refusal", () => frames.length === 2);
+    assert.deepEqual(
+      (({ type, code, temporary, id }) => ({ type, code, temporary, id }))(frames[1]),
+      { type: "error", code: "UPSTREAM_UNAVAILABLE", temporary: true, id: "s1" },
+    );
+    raw.close();
     // Retried after back-off (half of 200 ms), refused again, and still not rejected.
     const firstAt = seen.events.findIndex((e) => e.name === "error");
     await clock.advance(99);
