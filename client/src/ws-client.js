@@ -7,8 +7,8 @@
  *   ID after exponential back-off with full jitter, reset once a connection lasted `stableMs`.
  *   Close codes: 4409 (taken over), 4500 (a permanent error: reported with its code) and 4401
  *   without a new token stop for good; 1008 is reported; everything else (1001, 1006, 1011, 1013,
- *   4410, 4503, ...) reconnects. A connection that
- *   answers nothing within `pingTimeoutMs` of a ping is dropped (half-open TCP).
+ *   4410, 4503, ...) reconnects. A connection that answers nothing within `pingTimeoutMs` of a
+ *   ping is dropped (half-open TCP).
  * - Messages go to their endpoint's handler in order, one at a time; the handler's completion
  *   acknowledges the message. Acks are cumulative, so they are sent per endpoint for the latest
  *   handled id, batched per tick. A handler that throws is not acked: the endpoint pauses and the
