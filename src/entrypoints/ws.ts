@@ -5,7 +5,9 @@
  *   `clientId` are the binding params), every frame is a payload.
  *
  * The session is taken before the upgrade, so a bad client ID or an unreachable store is an
- * HTTP error the client can read, not a socket that opens and dies. The handshake is checked
+ * HTTP error the client can read, not a socket that opens and dies; except a permanent store
+ * error (an unreadable stored session), which a WebSocket client would retry for ever as a 1006:
+ * that socket is opened to get the error frame and close code 4500. The handshake is checked
  * first, as the runtimes check it: a request the runtime would refuse must not take a session
  * over (and close its owner with 4409) before failing.
  *
@@ -125,17 +127,20 @@ async function refuseOnSocket(
   e: GatewayError,
   multiplexed: boolean,
 ): Promise<Response | undefined> {
-  engine.hub.recordError(e);
-  engine.logger.debug(`[WS] ${c.req.path}: refused for good: ${e.code} ${e.message}`);
   const frame = JSON.stringify({ type: "error", code: e.code, message: e.message, temporary: false });
   try {
-    return await hooks.upgradeWebSocket(c, {
+    const response = await hooks.upgradeWebSocket(c, {
       onOpen: (_evt, ws) => {
         if (multiplexed) ws.send(frame);
         // A close reason is at most 123 bytes of UTF-8.
         ws.close(CloseCode.PERMANENT_ERROR, truncateUtf8(`${e.code}: ${e.message}`, 123));
       },
     });
+    if (response) {
+      engine.hub.recordError(e);
+      engine.logger.debug(`[WS] ${c.req.path}: refused for good: ${e.code} ${e.message}`);
+    }
+    return response;
   } catch {
     return undefined;
   }
