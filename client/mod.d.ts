@@ -35,10 +35,18 @@ export type ErrorCode =
 
 /** The one error type of the library: a gateway error frame, a close, or the client's own refusal. */
 export declare class ClientError extends Error {
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number });
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryAfterMs?: number; temporary?: boolean },
+  );
   readonly name: string;
   readonly code: ErrorCode;
-  /** Trying again later may succeed: UPSTREAM_UNAVAILABLE, STORE_UNAVAILABLE, RATE_LIMITED, OUTCOME_UNKNOWN. */
+  /**
+   * Trying again later may succeed. The gateway's own word when it gave one (the `temporary`
+   * field of its errors: an unreadable stored session is `STORE_UNAVAILABLE` and permanent);
+   * otherwise from the code: UPSTREAM_UNAVAILABLE, STORE_UNAVAILABLE, RATE_LIMITED, OUTCOME_UNKNOWN.
+   */
   readonly temporary: boolean;
   /** For RATE_LIMITED: how long the gateway asked to wait, in ms. */
   readonly retryAfterMs?: number;
@@ -58,6 +66,8 @@ export declare const CloseCode: {
   readonly TAKEN_OVER: 4409;
   readonly SESSION_EXPIRED: 4410;
   readonly STORE_UNAVAILABLE: 4503;
+  /** A permanent error (reason `<CODE>: <message>`): the client stops and emits `error` with that code. */
+  readonly PERMANENT_ERROR: 4500;
 };
 
 /**
@@ -171,9 +181,19 @@ export interface ClientEvents {
   disconnected: Disconnected;
   /** A newer connection with this client ID took the session (4409): the client stopped for good. */
   takenOver: Disconnected;
-  /** A handler threw, the gateway sent an error frame without an id, or the gateway closed with 1008. */
+  /**
+   * A handler threw, the gateway sent an error frame without an id, a subscribe was refused (a
+   * temporary refusal is retried after back-off), the gateway closed with 1008, or it refused the
+   * client for good (4500: the client stopped; the error has the gateway's code, e.g. an
+   * unreadable stored session's `STORE_UNAVAILABLE` with `temporary: false`).
+   */
   error: ClientError;
-  /** A message of an endpoint without a handler (acked at once). */
+  /**
+   * A message of an endpoint without a handler. With acks it is **not** acknowledged: it waits for
+   * a handler (a `subscribe` on this connection), and otherwise comes again on a later connection,
+   * so a publish-only script that uses a subscriber's client ID does not drain its queue. Without
+   * acks the gateway acknowledged it when it wrote it: use another client ID for such a script.
+   */
   message: Message;
 }
 
@@ -186,7 +206,10 @@ export interface Client {
   /**
    * Binds `endpoint` and hands its messages to `handler`, in order, one at a time. Resolves with
    * the gateway's receipt (after a reconnect, if the client is away); the binding is renewed by
-   * itself when a reconnect finds a fresh session.
+   * itself when a reconnect finds a fresh session. A temporary refusal (`UPSTREAM_UNAVAILABLE`:
+   * the endpoint's broker is down) is emitted as `error` and tried again after the connection's
+   * back-off; the promise rejects only on a permanent one (`FORBIDDEN`, `UNKNOWN_ENDPOINT`, ...),
+   * or when the client stops.
    */
   subscribe(endpoint: string, params: Record<string, string> | undefined, handler: Handler): Promise<void>;
   subscribe(endpoint: string, handler: Handler): Promise<void>;
@@ -244,6 +267,10 @@ export interface SseEvents {
   subscribed: { endpoint: string };
   disconnected: Disconnected;
   takenOver: Disconnected;
+  /**
+   * An `event: error` of the stream, a handler that threw, or a stream the gateway refused for
+   * good (`temporary: false`, e.g. an unreadable stored session): the client then stopped.
+   */
   error: ClientError;
 }
 

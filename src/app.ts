@@ -64,11 +64,14 @@ export function createApp(engine: Engine, hooks: RuntimeHooks): Hono {
   );
   if (engine.config.server.console) consoleRoutes(app, engine);
   app.notFound((c) =>
-    c.json({ type: "error", code: "UNKNOWN_ENDPOINT", message: `no route ${c.req.path}` }, 404)
+    c.json(
+      { type: "error", code: "UNKNOWN_ENDPOINT", message: `no route ${c.req.path}`, temporary: false },
+      404,
+    )
   );
   app.onError((error, c) => {
     engine.logger.error(`[HTTP] ${c.req.method} ${c.req.path} failed`, error);
-    return c.json({ type: "error", code: "INTERNAL", message: "internal error" }, 500);
+    return c.json({ type: "error", code: "INTERNAL", message: "internal error", temporary: false }, 500);
   });
   return app;
 }

@@ -5,6 +5,7 @@
  */
 /** @import { ErrorCode } from "../mod.d.ts" */
 
+/** Codes that may succeed later, for a gateway that does not say (`temporary` in its errors). */
 const TEMPORARY = new Set([
   "UPSTREAM_UNAVAILABLE",
   "STORE_UNAVAILABLE",
@@ -17,13 +18,14 @@ export class ClientError extends Error {
   /**
    * @param {ErrorCode} code
    * @param {string} message
-   * @param {{ cause?: unknown, retryAfterMs?: number }} [options]
+   * @param {{ cause?: unknown, retryAfterMs?: number, temporary?: boolean }} [options]
+   *   `temporary`: the gateway's own word (its error's `temporary` field), which wins over the code
    */
   constructor(code, message, options = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ClientError";
     this.code = code;
-    this.temporary = TEMPORARY.has(code);
+    this.temporary = typeof options.temporary === "boolean" ? options.temporary : TEMPORARY.has(code);
     if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 }
@@ -40,4 +42,5 @@ export const CloseCode = Object.freeze({
   TAKEN_OVER: 4409,
   SESSION_EXPIRED: 4410,
   STORE_UNAVAILABLE: 4503,
+  PERMANENT_ERROR: 4500,
 });

@@ -9,6 +9,12 @@
  * Connections are numbered by the client; `live()` is the one open now (0: none). With acks, a
  * message of a connection that is gone is not handled: unacknowledged, it comes again on the
  * next one. A redelivered message whose dedupe key was handled before is acked, not handled.
+ *
+ * With acks, a message of an endpoint without a handler is not acknowledged (the client may be a
+ * publish-only script using a subscriber's ID: acking would drain the subscriber's queue). It
+ * waits for a handler on its connection, and otherwise comes again on a later connection. It
+ * cannot be left behind while later ones are acked: acks are cumulative, so it must go first.
+ * (The gateway's `delivery.max_in_flight` bounds how many wait.)
  */
 /** @import { Handler, Message } from "../mod.d.ts" */
 
@@ -41,7 +47,9 @@ export class Inbox {
 
   /** Messages of `endpoint` go to `handler` from now on (those waiting too). @param {string} endpoint @param {Handler} handler */
   setHandler(endpoint, handler) {
-    this.#queue(endpoint).handler = handler;
+    const queue = this.#queue(endpoint);
+    queue.handler = handler;
+    if (!queue.running && queue.items.length > 0) void this.#drain(queue);
   }
 
   /** No handler for `endpoint` any more; what waits for it is dropped. @param {string} endpoint */
@@ -54,10 +62,17 @@ export class Inbox {
 
   /** A message that came on connection `on`. @param {Message} m @param {number} on */
   receive(m, on) {
-    const queue = this.#queues.get(m.endpoint);
+    const queue = this.options.ackMode ? this.#queue(m.endpoint) : this.#queues.get(m.endpoint);
     if (!queue?.handler) {
       this.options.unhandled(m);
-      this.#done(m, on);
+      // Not acked: it waits for a handler (see the module notes).
+      if (queue) {
+        // What waited on a connection that is gone comes again on a later one.
+        if (queue.items.length > 0 && queue.items[0].on !== on) {
+          queue.items = queue.items.filter((item) => item.on === on);
+        }
+        queue.items.push({ m, on });
+      } else this.#done(m, on);
       return;
     }
     if (queue.pausedOn === on) return;

@@ -6,8 +6,13 @@
  * `getToken` is given, resuming after the last event handled (`lastEventId`, which the gateway
  * reads like the `Last-Event-ID` header). The gateway writes again every kept event after that
  * id, with the same ids, so an id already handled is dropped. `taken-over` stops the client.
+ *
+ * A stream the gateway refuses for good (its error says `"temporary":false`: an unreadable stored
+ * session, an unknown endpoint, a forbidden client ID; a 401 too unless `getToken` may bring a
+ * new token) stops the client with that error. EventSource does not show why a stream was
+ * refused, so after a refusal the next attempt goes over a streamed fetch, which can read it.
  */
-/** @import { ConnectionState, Handler, Message, SseClient, SseEvents, SseOptions, Timers } from "../mod.d.ts" */
+/** @import { ConnectionState, ErrorCode, Handler, Message, SseClient, SseEvents, SseOptions, Timers } from "../mod.d.ts" */
 import { BACKOFF_DEFAULTS, backoffDelay, platformTimers } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { ClientError, CloseCode } from "./errors.js";
@@ -45,6 +50,8 @@ class SseGatewayClient {
   #retryTimer;
   /** @type {unknown} */
   #stableTimer;
+  /** The last stream was refused before any event: the next one goes over fetch, to read why. */
+  #readRefusal = false;
   /** Events are handled one at a time, in order. */
   #chain = Promise.resolve();
   /** @type {SseOptions} */
@@ -127,11 +134,14 @@ class SseGatewayClient {
     const onEvent = (event, data, id) => {
       if (generation === this.#generation) this.#event(event, data, id, generation);
     };
-    const onEnd = (/** @type {string} */ why) => this.#lost(generation, why);
+    /** @type {(why: string, refused?: ClientError) => void} */
+    const onEnd = (why, refused) => this.#lost(generation, why, refused);
     const ES = this.#options.EventSource ?? globalThis.EventSource;
-    this.#closeStream = ES
-      ? viaEventSource(ES, url.href, onEvent, onEnd)
-      : viaFetch(url.href, onEvent, onEnd);
+    const overFetch = !ES || (this.#readRefusal && typeof fetch === "function");
+    this.#readRefusal = false;
+    this.#closeStream = overFetch
+      ? viaFetch(url.href, onEvent, onEnd)
+      : viaEventSource(ES, url.href, onEvent, onEnd);
   }
 
   /** @param {string} event @param {string} data @param {string} id @param {number} generation */
@@ -165,8 +175,8 @@ class SseGatewayClient {
         this.#events.emit("subscribed", JSON.parse(data));
         return;
       case "error": {
-        const { code, message } = JSON.parse(data);
-        this.#events.emit("error", new ClientError(code, message));
+        const { code, message, temporary } = JSON.parse(data);
+        this.#events.emit("error", new ClientError(code, message, { temporary }));
         return;
       }
       case "message":
@@ -205,12 +215,28 @@ class SseGatewayClient {
     });
   }
 
-  /** @param {number} generation @param {string} reason */
-  #lost(generation, reason) {
+  /**
+   * @param {number} generation @param {string} reason
+   * @param {ClientError | undefined} [refused] the gateway's answer to a refused stream, when read
+   */
+  #lost(generation, reason, refused) {
     if (generation !== this.#generation || this.#stopped) return;
     this.#generation++;
     this.#closeStream?.();
     this.#clearTimers();
+    if (refused && !refused.temporary && !(refused.code === "UNAUTHENTICATED" && this.#options.getToken)) {
+      // Retrying cannot help: stop, and say why with the gateway's code.
+      this.#stopped = true;
+      this.#setState("closed");
+      this.#events.emit("error", refused);
+      this.#events.emit("disconnected", {
+        code: CloseCode.PERMANENT_ERROR,
+        reason: refused.message,
+        willRetry: false,
+      });
+      return;
+    }
+    if (reason === REFUSED) this.#readRefusal = true;
     this.#setState("disconnected");
     const retryInMs = backoffDelay(this.#attempt++, this.#options.backoff, this.#options.random);
     this.#events.emit("disconnected", { code: CloseCode.ABNORMAL, reason, willRetry: true, retryInMs });
@@ -232,6 +258,8 @@ class SseGatewayClient {
 }
 
 const EVENTS = ["welcome", "subscribed", "message", "taken-over", "error"];
+/** Why an EventSource ended before any event: the gateway did not answer with a stream. */
+const REFUSED = "the stream was refused";
 
 /**
  * One stream over EventSource; its own reconnects are cut short (the client runs them, with a
@@ -241,6 +269,8 @@ const EVENTS = ["welcome", "subscribed", "message", "taken-over", "error"];
  */
 function viaEventSource(ES, url, onEvent, onEnd) {
   const es = new ES(url);
+  let opened = false;
+  es.onopen = () => void (opened = true);
   for (const name of EVENTS) {
     es.addEventListener(name, (e) => {
       const m = /** @type {MessageEvent} */ (e);
@@ -252,7 +282,8 @@ function viaEventSource(ES, url, onEvent, onEnd) {
     // The gateway's own `event: error` comes here too: it has data, and the stream goes on.
     if (typeof (/** @type {MessageEvent} */ (e)).data === "string") return;
     es.close();
-    onEnd("the stream ended");
+    // Never opened: an HTTP error (or no server), which EventSource does not show.
+    onEnd(opened ? "the stream ended" : REFUSED);
   };
   return () => es.close();
 }
@@ -261,7 +292,8 @@ function viaEventSource(ES, url, onEvent, onEnd) {
  * One stream over a streamed fetch, for platforms without EventSource (Bun). Returns the function
  * that closes it.
  * @param {string} url
- * @param {(event: string, data: string, id: string) => void} onEvent @param {(why: string) => void} onEnd
+ * @param {(event: string, data: string, id: string) => void} onEvent
+ * @param {(why: string, refused?: ClientError) => void} onEnd
  */
 function viaFetch(url, onEvent, onEnd) {
   const controller = new AbortController();
@@ -272,6 +304,8 @@ function viaFetch(url, onEvent, onEnd) {
     });
     if (!response.ok || !response.body) {
       const body = await response.text().catch(() => "");
+      const refused = refusalOf(body);
+      if (refused) return /** @type {const} */ ([`HTTP ${response.status} ${refused.code}`, refused]);
       throw new Error(`HTTP ${response.status} ${body}`);
     }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -288,9 +322,23 @@ function viaFetch(url, onEvent, onEnd) {
         if (event) onEvent(event.event, event.data, event.id);
       }
     }
-    return "the stream ended";
-  })().then(onEnd, (error) => controller.signal.aborted || onEnd(String(error)));
+    return /** @type {const} */ (["the stream ended", undefined]);
+  })().then(
+    ([why, refused]) => onEnd(why, refused),
+    (error) => controller.signal.aborted || onEnd(String(error)),
+  );
   return () => controller.abort();
+}
+
+/** The gateway's JSON error answer as a ClientError; undefined for anything else. @param {string} body */
+function refusalOf(body) {
+  try {
+    const { type, code, message, temporary } = JSON.parse(body);
+    if (type !== "error" || typeof code !== "string") return undefined;
+    return new ClientError(/** @type {ErrorCode} */ (code), String(message), { temporary });
+  } catch {
+    return undefined;
+  }
 }
 
 /** One SSE event block; undefined for a comment or a `retry:`. @param {string} block */

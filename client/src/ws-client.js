@@ -5,9 +5,10 @@
  *
  * - One connection at a time, `?clientId=...&ack=1&token=...`; reconnects with the same client
  *   ID after exponential back-off with full jitter, reset once a connection lasted `stableMs`.
- *   Close codes: 4409 (taken over) and 4401 without a new token stop for good; 1008 is reported;
- *   everything else (1001, 1006, 1011, 1013, 4410, 4503, ...) reconnects. A connection that
- *   answers nothing within `pingTimeoutMs` of a ping is dropped (half-open TCP).
+ *   Close codes: 4409 (taken over), 4500 (a permanent error: reported with its code) and 4401
+ *   without a new token stop for good; 1008 is reported; everything else (1001, 1006, 1011, 1013,
+ *   4410, 4503, ...) reconnects. A connection that answers nothing within `pingTimeoutMs` of a
+ *   ping is dropped (half-open TCP).
  * - Messages go to their endpoint's handler in order, one at a time; the handler's completion
  *   acknowledges the message. Acks are cumulative, so they are sent per endpoint for the latest
  *   handled id, batched per tick. A handler that throws is not acked: the endpoint pauses and the
@@ -19,6 +20,11 @@
  *   gateway's dedupe window answers a repeat with the first receipt, so each reaches the broker
  *   once. A repeat that finds the first still under way (OUTCOME_UNKNOWN) asks again later.
  * - A fresh session (`resumed:false`) has no bindings: the client subscribes again by itself.
+ *   A subscribe the gateway refuses with a temporary error (`"temporary":true`, e.g. its broker
+ *   is down) is made again after back-off; only a permanent refusal rejects it.
+ * - With acks, a message of an endpoint that has no handler is not acknowledged: it waits for a
+ *   handler on this connection and otherwise comes again on a later one (a publish-only script
+ *   with a subscriber's client ID does not drain the subscriber's queue).
  *
  * Deliveries on their way to the handlers are the Inbox's (inbox.js), publishes until their
  * receipt the Outbox's (outbox.js); this file runs the connection and the bindings.
@@ -35,7 +41,9 @@ const OPEN = 1;
 /**
  * @typedef {{ resolve: () => void, reject: (e: ClientError) => void }} Waiter
  * @typedef {{ endpoint: string, params: Record<string, string> | undefined, bound: boolean,
- *   requestId?: string, waiters: Waiter[] }} Subscription
+ *   requestId?: string, waiters: Waiter[], failures?: number, retry?: unknown }} Subscription
+ *   `failures`: temporary refusals in a row (the back-off's exponent); `retry`: the timer of the
+ *   next try
  */
 
 /**
@@ -70,8 +78,10 @@ class GatewayClient {
   #live = 0;
   /** Failures since the last stable connection: the back-off's exponent. */
   #attempt = 0;
-  /** Stopped for good (close, 4409, 4401 without a new token). */
+  /** Stopped for good (close, 4409, 4500, 4401 without a new token). */
   #stopped = false;
+  /** A permanent error frame that came before any welcome: why a 4500 close follows. @type {ClientError | undefined} */
+  #refusal;
   /** Away on purpose (`disconnect`): no reconnect until `reconnect`. */
   #paused = false;
   #lastFrameAt = 0;
@@ -158,7 +168,8 @@ class GatewayClient {
       if (this.#live) this.#unbind(endpoint);
     }
     const sub = previous ?? { endpoint, params, bound: false, waiters: [] };
-    Object.assign(sub, { params, bound: false });
+    this.#cancelRetry(sub);
+    Object.assign(sub, { params, bound: false, failures: 0 });
     this.#subs.set(endpoint, sub);
     this.#inbox.setHandler(endpoint, handler);
     /** @type {Promise<void>} */
@@ -171,6 +182,7 @@ class GatewayClient {
   unsubscribe(endpoint) {
     if (this.#stopped) return Promise.reject(new ClientError("CLOSED", "the client is closed"));
     const sub = this.#subs.get(endpoint);
+    if (sub) this.#cancelRetry(sub);
     this.#subs.delete(endpoint);
     this.#inbox.removeHandler(endpoint);
     for (const w of sub?.waiters ?? []) w.reject(new ClientError("CLOSED", `unsubscribed from ${endpoint}`));
@@ -290,7 +302,20 @@ class GatewayClient {
     this.#clearTimers();
     // Requests unanswered on that connection are made again on the next one.
     this.#requests.clear();
-    for (const sub of this.#subs.values()) sub.requestId = undefined;
+    for (const sub of this.#subs.values()) {
+      sub.requestId = undefined;
+      // Bound again after the next welcome.
+      this.#cancelRetry(sub);
+    }
+    const refusal = this.#refusal;
+    this.#refusal = undefined;
+    if (code === CloseCode.PERMANENT_ERROR) {
+      // Retrying cannot help until an operator acts: stop, and say why with the gateway's code.
+      const error = refusal ?? refusalOf(reason);
+      this.#events.emit("error", error);
+      this.#stop(code, reason, error);
+      return;
+    }
     if (code === CloseCode.TAKEN_OVER) {
       const info = { code, reason, willRetry: false };
       this.#stop(
@@ -344,6 +369,7 @@ class GatewayClient {
     this.#stopped = true;
     this.#detach();
     this.#clearTimers();
+    for (const sub of this.#subs.values()) this.#cancelRetry(sub);
     this.#outbox.rejectAll(error);
     for (const sub of this.#subs.values()) for (const w of sub.waiters.splice(0)) w.reject(error);
     for (const waiters of this.#unbinds.values()) for (const w of waiters) w.reject(error);
@@ -477,15 +503,26 @@ class GatewayClient {
     this.#outbox.receipt(f);
   }
 
-  /** @param {{ id?: string, code: import("../mod.d.ts").ErrorCode, message: string, retry_after_ms?: number }} f */
+  /**
+   * @param {{ id?: string, code: import("../mod.d.ts").ErrorCode, message: string, temporary?: boolean,
+   *   retry_after_ms?: number }} f
+   */
   #errorFrame(f) {
-    const error = new ClientError(f.code, f.message, { retryAfterMs: f.retry_after_ms });
+    const error = new ClientError(f.code, f.message, {
+      retryAfterMs: f.retry_after_ms,
+      // The gateway's word wins over the code: the same code can be either (an unreadable stored
+      // session is STORE_UNAVAILABLE, and permanent).
+      temporary: f.temporary,
+    });
     const request = f.id === undefined ? undefined : this.#requests.get(f.id);
     if (request) {
       this.#requests.delete(/** @type {string} */ (f.id));
       return request.reject(error);
     }
-    if (!this.#outbox.error(f.id, error)) this.#events.emit("error", error);
+    if (this.#outbox.error(f.id, error)) return;
+    // Before any welcome: the gateway refuses the connection, and closes it with 4500 next.
+    if (!this.#live && error.temporary === false) this.#refusal = error;
+    else this.#events.emit("error", error);
   }
 
   // --- requests to the gateway ---
@@ -498,12 +535,16 @@ class GatewayClient {
       resolve: () => {
         if (this.#subs.get(sub.endpoint) !== sub || sub.requestId !== id) return;
         sub.bound = true;
+        sub.failures = 0;
         for (const w of sub.waiters.splice(0)) w.resolve();
       },
       reject: (error) => {
-        if (this.#subs.get(sub.endpoint) === sub) this.#subs.delete(sub.endpoint);
-        for (const w of sub.waiters.splice(0)) w.reject(error);
+        if (this.#subs.get(sub.endpoint) !== sub || sub.requestId !== id) return;
+        sub.requestId = undefined;
         this.#events.emit("error", error);
+        if (error.temporary) return this.#retryBind(sub);
+        this.#subs.delete(sub.endpoint);
+        for (const w of sub.waiters.splice(0)) w.reject(error);
       },
     });
     const frame = {
@@ -513,6 +554,27 @@ class GatewayClient {
       ...(sub.params ? { params: sub.params } : {}),
     };
     if (!this.#send(frame)) this.#requests.delete(id);
+  }
+
+  /**
+   * A temporary refusal (the endpoint's broker is down, ...): bound again after the connection's
+   * back-off, on the connection open then (a new connection binds it after its welcome anyway).
+   * @param {Subscription} sub
+   */
+  #retryBind(sub) {
+    const delay = backoffDelay(sub.failures ?? 0, this.#options.backoff, this.#options.random);
+    sub.failures = (sub.failures ?? 0) + 1;
+    const live = this.#live;
+    sub.retry = this.#timers.setTimeout(() => {
+      sub.retry = undefined;
+      if (this.#live === live && this.#subs.get(sub.endpoint) === sub && !sub.bound) this.#bind(sub);
+    }, delay);
+  }
+
+  /** @param {Subscription} sub */
+  #cancelRetry(sub) {
+    if (sub.retry !== undefined) this.#timers.clear(sub.retry);
+    sub.retry = undefined;
   }
 
   /** @param {string} endpoint */
@@ -526,6 +588,13 @@ class GatewayClient {
     this.#requests.set(id, { resolve: () => settle(undefined), reject: settle });
     if (!this.#send({ type: "unsubscribe", endpoint, id })) this.#requests.delete(id);
   }
+}
+
+/** The error a 4500 close names in its reason (`<CODE>: <message>`), when no frame came before it. @param {string} reason */
+function refusalOf(reason) {
+  const match = /^([A-Z_]+): (.*)$/s.exec(reason);
+  const code = /** @type {import("../mod.d.ts").ErrorCode} */ (match?.[1] ?? "INTERNAL");
+  return new ClientError(code, match?.[2] ?? (reason || "refused for good"), { temporary: false });
 }
 
 /** @param {Record<string, string> | undefined} a @param {Record<string, string> | undefined} b */

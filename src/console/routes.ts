@@ -36,7 +36,12 @@ export function consoleRoutes(app: Hono, engine: Engine): void {
     try {
       return c.body(await read(url, edit), 200, { "Content-Type": type, "Cache-Control": "no-cache" });
     } catch {
-      return c.json({ type: "error", code: "UNKNOWN_ENDPOINT", message: `no route ${c.req.path}` }, 404);
+      return c.json({
+        type: "error",
+        code: "UNKNOWN_ENDPOINT",
+        message: `no route ${c.req.path}`,
+        temporary: false,
+      }, 404);
     }
   };
   const page = (text: string) =>

@@ -108,5 +108,11 @@ export const CloseCode = {
   SESSION_EXPIRED: 4410,
   /** Session store unavailable: retry later. */
   STORE_UNAVAILABLE: 4503,
+  /**
+   * A permanent error: retrying cannot help until an operator acts (the client's stored session
+   * is unreadable). Do not reconnect automatically. The reason is `<CODE>: <message>`, and a
+   * multiplexed socket gets the error frame (`"temporary":false`) first.
+   */
+  PERMANENT_ERROR: 4500,
 } as const;
 export type CloseCode = typeof CloseCode[keyof typeof CloseCode];

@@ -36,6 +36,8 @@ export type ServerFrame =
     type: "error";
     code: ErrorCode;
     message: string;
+    /** Whether trying again later may succeed (GatewayError.temporary); false: do not retry. */
+    temporary: boolean;
     id?: string;
     endpoint?: string;
     retry_after_ms?: number;

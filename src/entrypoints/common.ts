@@ -112,6 +112,7 @@ export function errorResponse(c: Context, engine: Engine, error: unknown): Respo
       type: "error",
       code: e.code,
       message: e.message,
+      temporary: e.temporary,
       ...(e.retryAfterMs !== undefined ? { retry_after_ms: e.retryAfterMs } : {}),
     },
     e.status as 400,

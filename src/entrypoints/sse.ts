@@ -138,7 +138,11 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
       if (code === CloseCode.TAKEN_OVER) {
         write(
           `id: ${TAKEN}${conn.epoch}\nevent: taken-over\ndata: ${
-            JSON.stringify({ code: "TAKEN_OVER", message: "session taken over by a newer connection" })
+            JSON.stringify({
+              code: "TAKEN_OVER",
+              message: "session taken over by a newer connection",
+              temporary: false,
+            })
           }\n\n`,
         );
       }
@@ -249,5 +253,7 @@ function formatEvent(id: string, d: Delivery, multi: boolean): string {
 }
 
 function errorEvent(e: GatewayError): string {
-  return `event: error\ndata: ${JSON.stringify({ code: e.code, message: e.message })}\n\n`;
+  return `event: error\ndata: ${
+    JSON.stringify({ code: e.code, message: e.message, temporary: e.temporary })
+  }\n\n`;
 }

@@ -5,7 +5,9 @@
  *   `clientId` are the binding params), every frame is a payload.
  *
  * The session is taken before the upgrade, so a bad client ID or an unreachable store is an
- * HTTP error the client can read, not a socket that opens and dies. The handshake is checked
+ * HTTP error the client can read, not a socket that opens and dies; except a permanent store
+ * error (an unreadable stored session), which a WebSocket client would retry for ever as a 1006:
+ * that socket is opened to get the error frame and close code 4500. The handshake is checked
  * first, as the runtimes check it: a request the runtime would refuse must not take a session
  * over (and close its owner with 4409) before failing.
  *
@@ -62,18 +64,28 @@ export function wsRoutes(app: Hono, path: string, ctx: EntrypointContext): void 
 async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string | undefined) {
   const { engine, hooks } = ctx;
   let conn: Connection;
+  let handshakeOk = false;
   try {
     const { clientId, principal } = await admit(c, engine, hooks);
     if (rawEndpoint !== undefined) requireEndpoints(engine, [rawEndpoint]);
     const refused = checkHandshake(c.req.raw.headers);
     if (refused) {
-      return c.json({ type: "error", code: "BAD_REQUEST", message: refused.message }, refused.status);
+      return c.json(
+        { type: "error", code: "BAD_REQUEST", message: refused.message, temporary: false },
+        refused.status,
+      );
     }
+    handshakeOk = true;
     conn = await engine.hub.connect(clientId, rawEndpoint === undefined ? "ws" : "ws-raw", {
       principal,
       acks: rawEndpoint === undefined && c.req.query("ack") === "1",
     });
   } catch (error) {
+    const e = GatewayError.from(error);
+    if (handshakeOk && isPermanentStoreError(e)) {
+      const answer = await refuseOnSocket(c, ctx, e, rawEndpoint === undefined);
+      if (answer) return answer;
+    }
     return errorResponse(c, engine, error);
   }
   c.header(CLIENT_ID_HEADER, conn.clientId);
@@ -89,7 +101,57 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   if (response) return response;
   // The runtime refused a handshake that passed our check: nothing to deliver to.
   void conn.close();
-  return c.json({ type: "error", code: "BAD_REQUEST", message: "WebSocket upgrade failed" }, 400);
+  return c.json(
+    { type: "error", code: "BAD_REQUEST", message: "WebSocket upgrade failed", temporary: false },
+    400,
+  );
+}
+
+/**
+ * The session store cannot serve this client until an operator acts (its record is unreadable):
+ * a WebSocket cannot read the HTTP status of a refused handshake (browsers report 1006, which
+ * clients retry), so the socket is opened to say so, and closed with 4500 (do not reconnect).
+ */
+function isPermanentStoreError(e: GatewayError): boolean {
+  return e.code === "STORE_UNAVAILABLE" && !e.temporary;
+}
+
+/**
+ * Upgrades only to refuse: a multiplexed socket gets the error frame (`"temporary":false`), then
+ * every socket is closed with PERMANENT_ERROR and `<CODE>: <message>` as the reason. Undefined
+ * when the runtime refused the upgrade (the caller answers over HTTP then).
+ */
+async function refuseOnSocket(
+  c: Context,
+  { engine, hooks }: EntrypointContext,
+  e: GatewayError,
+  multiplexed: boolean,
+): Promise<Response | undefined> {
+  const frame = JSON.stringify({ type: "error", code: e.code, message: e.message, temporary: false });
+  try {
+    const response = await hooks.upgradeWebSocket(c, {
+      onOpen: (_evt, ws) => {
+        if (multiplexed) ws.send(frame);
+        // A close reason is at most 123 bytes of UTF-8.
+        ws.close(CloseCode.PERMANENT_ERROR, truncateUtf8(`${e.code}: ${e.message}`, 123));
+      },
+    });
+    if (response) {
+      engine.hub.recordError(e);
+      engine.logger.debug(`[WS] ${c.req.path}: refused for good: ${e.code} ${e.message}`);
+    }
+    return response;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `text` cut to at most `max` bytes of UTF-8, on a character boundary. */
+function truncateUtf8(text: string, max: number): string {
+  if (encoder.encode(text).length <= max) return text;
+  let cut = text.slice(0, max);
+  while (encoder.encode(cut).length > max) cut = cut.slice(0, -1);
+  return cut;
 }
 
 /**
@@ -406,6 +468,7 @@ class MultiplexedSocket extends Socket {
       type: "error",
       code: e.code,
       message: e.message,
+      temporary: e.temporary,
       ...(id ? { id } : {}),
       ...(e.retryAfterMs !== undefined ? { retry_after_ms: e.retryAfterMs } : {}),
     });
@@ -451,6 +514,8 @@ class RawSocket extends Socket {
     this.engine.hub.recordError(e);
     const code = e.temporary
       ? CloseCode.TRY_AGAIN_LATER
+      : isPermanentStoreError(e)
+      ? CloseCode.PERMANENT_ERROR
       : e.code === "INTERNAL"
       ? CloseCode.INTERNAL_ERROR
       : e.code === "TOO_LARGE"

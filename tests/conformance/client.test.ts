@@ -16,6 +16,13 @@
  * - A handler that throws does not ack: its message comes again, redelivered, after a reconnect.
  * - A session that expired while the client was away: the client subscribes again by itself.
  * - The SSE variant resumes after a cut with the last event id, losing and repeating nothing.
+ * - A permanent store error (an unreadable stored session, on a Redis store): the HTTP body says
+ *   `"temporary":false`, a WebSocket gets the error frame and 4500, and both clients stop and
+ *   report it instead of retrying.
+ * - With acks, a message without a handler is not acked: a publish-only script with a
+ *   subscriber's client ID leaves the subscriber's queue to it.
+ * - A subscribe refused with UPSTREAM_UNAVAILABLE (a private Mosquitto, stopped) is made again
+ *   after back-off and binds once the broker is back.
  * - A gateway shutting down (1001): the client comes back to the next one and binds again.
  */
 import assert from "node:assert/strict";
@@ -30,7 +37,8 @@ import { ChaosProxy } from "../support/chaos-proxy.ts";
 import { Gate } from "../support/gate.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
+import { MQTT_URL, namespace, outsideClient, PrivateMosquitto } from "../support/mqtt.ts";
+import { keyPrefix, RespRedis } from "../support/redis.ts";
 import { currentRuntime } from "../support/runtime.ts";
 
 const ns = namespace("client");
@@ -503,6 +511,260 @@ test(`client (${currentRuntime}): the SSE variant resumes after a cut with the l
   } finally {
     sse.close();
     await gate.stop();
+  }
+});
+
+test(`client (${currentRuntime}): a permanent store error (an unreadable stored session) is reported, not retried: HTTP says temporary:false, WebSocket 4500, both clients stop`, async () => {
+  const redis = new RespRedis();
+  const prefix = keyPrefix("client-unreadable");
+  const store = await startGateway(
+    currentRuntime,
+    `
+server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }
+session: { type: redis, reconnection_window: 60s, redis: ${redis.config(prefix)} }
+endpoints:
+  - { name: chat, type: memory }
+`,
+  );
+  const id = `lib-garbage-${run()}`;
+  try {
+    // Written by someone else: not a session hash. Only an operator can cure it.
+    await redis.command("SET", `${prefix}${id}`, "garbage, not a session");
+
+    const http = await fetch(`${store.http}/sse/chat?clientId=${id}`);
+    assert.equal(http.status, 503);
+    const body = await http.json();
+    assert.deepEqual([body.code, body.temporary], ["STORE_UNAVAILABLE", false]);
+    assert.match(body.message, /unreadable/);
+
+    // A plain WebSocket: the error frame, then 4500 with the code in the reason.
+    const raw = new WebSocket(`${store.ws}/ws?clientId=${id}`);
+    const frames: string[] = [];
+    raw.onmessage = (e) => frames.push(String(e.data));
+    const closed = await new Promise<CloseEvent>((resolve) => raw.onclose = resolve);
+    assert.equal(closed.code, 4500);
+    assert.match(closed.reason, /^STORE_UNAVAILABLE: .*unreadable/);
+    assert.equal(frames.length, 1);
+    assert.deepEqual(
+      (({ type, code, temporary }) => ({ type, code, temporary }))(JSON.parse(frames[0])),
+      { type: "error", code: "STORE_UNAVAILABLE", temporary: false },
+    );
+
+    // A raw socket has no frame for it: the close says it.
+    const plain = new WebSocket(`${store.ws}/ws/chat?clientId=${id}`);
+    let plainFrames = 0;
+    plain.onmessage = () => void plainFrames++;
+    const plainClosed = await new Promise<CloseEvent>((resolve) => plain.onclose = resolve);
+    assert.deepEqual([plainClosed.code, plainFrames], [4500, 0]);
+    assert.match(plainClosed.reason, /^STORE_UNAVAILABLE: /);
+
+    // The client library: stops at once, says why, rejects what waits.
+    const clock = new VirtualClock();
+    const client = connect({ url: `${store.ws}/ws`, clientId: id, timers: clock });
+    clients.push(client);
+    const seen = record<ClientEvents>(client, ALL_EVENTS);
+    // Settled now: a rejection nobody waits for yet would fail the test run.
+    const subscribed = client.subscribe("chat", () => {}).then(
+      () => assert.fail("subscribed"),
+      (e: ClientError) => e,
+    );
+    const error = await seen.next("error", 0);
+    assert.deepEqual([error.code, error.temporary], ["STORE_UNAVAILABLE", false]);
+    const lost = await seen.next("disconnected", 0);
+    assert.deepEqual([lost.code, lost.willRetry], [4500, false]);
+    assert.equal(client.state, "closed");
+    const rejected = await subscribed;
+    assert.deepEqual([rejected.code, rejected.temporary], ["STORE_UNAVAILABLE", false]);
+    await clock.advance(120_000);
+    await sleep(100);
+    // (The first attempt began in connect(), before the listeners.)
+    assert.equal(seen.count("connecting"), 0, "no second attempt");
+
+    // The SSE variant (EventSource cannot show why a stream was refused: it reads it over fetch).
+    const sse = connectSse(
+      {
+        url: `${store.http}/sse`,
+        endpoints: ["chat"],
+        clientId: id,
+        timers: clock,
+        backoff: { initialMs: 10 },
+      },
+      () => {},
+    );
+    clients.push(sse);
+    const seenSse = record<SseEvents>(sse, ["connecting", "disconnected", "error"]);
+    await until("the SSE client stopped", () => {
+      void clock.advance(10);
+      return sse.state === "closed";
+    });
+    const sseError = await seenSse.next("error", 0);
+    assert.deepEqual([sseError.code, sseError.temporary], ["STORE_UNAVAILABLE", false]);
+    const attempts = seenSse.count("connecting");
+    assert.ok(attempts <= 2, `${attempts} attempts`);
+    await clock.advance(120_000);
+    await sleep(100);
+    assert.equal(seenSse.count("connecting"), attempts, "no attempt after it stopped");
+
+    // A temporary error says so too: another client connects normally.
+    const fine = connect({ url: `${store.ws}/ws`, clientId: `lib-fine-${run()}` });
+    clients.push(fine);
+    await fine.subscribe("chat", () => {});
+    fine.close();
+  } finally {
+    await store.stop("SIGKILL");
+    await redis.drop(prefix);
+    await redis.stop();
+  }
+});
+
+test(`client (${currentRuntime}): with acks, a message without a handler is not acked: a publish-only script with a subscriber's ID does not drain its queue`, async () => {
+  const clientId = `lib-unhandled-${run()}`;
+  const tag = run();
+  const got: Array<{ n: number; redelivered: boolean }> = [];
+  const subscriber = connect({ url: `${gw.ws}/ws`, clientId, backoff: { initialMs: 50 } });
+  clients.push(subscriber);
+  await subscriber.subscribe("chat", (m) => {
+    const data = m.data as { n: number; tag: string };
+    if (data.tag === tag) got.push({ n: data.n, redelivered: m.redelivered });
+  });
+  subscriber.disconnect();
+  await until("the subscriber away", () => subscriber.state === "disconnected");
+  for (let n = 1; n <= 3; n++) {
+    const answer = await fetch(`${gw.http}/publish/chat`, {
+      method: "POST",
+      body: JSON.stringify({ n, tag }),
+    });
+    assert.equal(answer.status, 202, await answer.text());
+  }
+  // The script publishes only; the subscriber's messages come to it, unhandled.
+  const script = connect({ url: `${gw.ws}/ws`, clientId });
+  clients.push(script);
+  const unhandled: number[] = [];
+  script.on("message", (m) => {
+    const data = m.data as { n: number; tag: string };
+    if (data.tag === tag) unhandled.push(data.n);
+  });
+  await script.publish("chat", { n: 0, tag: "not-this-test" });
+  await until("the three unhandled at the script", () => unhandled.length === 3);
+  await sleep(200);
+  script.disconnect();
+  await until("the script away", () => script.state === "disconnected");
+  script.close();
+  subscriber.reconnect();
+  await until("the three at the subscriber", () => got.length === 3);
+  assert.deepEqual(got.map((g) => g.n), [1, 2, 3]);
+  assert.ok(got.every((g) => g.redelivered), "flagged: they reached the script before");
+
+  subscriber.close();
+
+  // A handler set later on the connection gets what waited for it, in order.
+  const laterId = `lib-later-${run()}`;
+  const first = connect({ url: `${gw.ws}/ws`, clientId: laterId });
+  clients.push(first);
+  await first.subscribe("chat", () => {});
+  first.close();
+  for (let n = 1; n <= 2; n++) {
+    await fetch(`${gw.http}/publish/chat`, { method: "POST", body: JSON.stringify({ n, tag: laterId }) })
+      .then((r) => r.body?.cancel());
+  }
+  const later = connect({ url: `${gw.ws}/ws`, clientId: laterId });
+  clients.push(later);
+  let waiting = 0;
+  later.on("message", (m) => void ((m.data as { tag: string }).tag === laterId && waiting++));
+  await until("both waiting for a handler", () => waiting === 2);
+  const laterGot: number[] = [];
+  await later.subscribe("chat", (m) => {
+    const data = m.data as { n: number; tag: string };
+    if (data.tag === laterId) laterGot.push(data.n);
+  });
+  await until("both handled", () => laterGot.length === 2);
+  assert.deepEqual(laterGot, [1, 2]);
+  later.close();
+});
+
+test(`client (${currentRuntime}): a subscribe refused with UPSTREAM_UNAVAILABLE is made again after back-off, and binds once the broker is back`, async () => {
+  const broker = await PrivateMosquitto.start();
+  const downNs = namespace("client-down");
+  const flaky = await startGateway(
+    currentRuntime,
+    `
+server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }
+session: { type: memory, reconnection_window: 60s }
+endpoints:
+  - name: sensors
+    type: mqtt
+    url: ${broker.url}
+    publish_topic: "${downNs}/{clientId}/up"
+    subscribe_topic: "${downNs}/{clientId}/down"
+    qos: 1
+    producer_pool_size: 1
+`,
+  );
+  const clock = new VirtualClock();
+  const clientId = `lib-rebind-${run()}`;
+  const client = connect({
+    url: `${flaky.ws}/ws`,
+    clientId,
+    timers: clock,
+    random: () => 0.5,
+    backoff: { initialMs: 200, maxMs: 400 },
+  });
+  clients.push(client);
+  const seen = record<ClientEvents>(client, ALL_EVENTS);
+  const got: unknown[] = [];
+  try {
+    await seen.next("connected", 0);
+    await broker.pause();
+    let bound = false;
+    let failed: unknown;
+    const subscribed = client.subscribe("sensors", (m) => void got.push(m.data)).then(
+      () => bound = true,
+      (e) => failed = e,
+    );
+    const refused = await seen.next("error", 0);
+    assert.deepEqual([refused.code, refused.temporary], ["UPSTREAM_UNAVAILABLE", true]);
+    // On the wire: the frame itself says temporary.
+    const raw = new WebSocket(`${flaky.ws}/ws?clientId=lib-rawbind-${run()}`);
+    const frames: Array<Record<string, unknown>> = [];
+    raw.onmessage = (e) => frames.push(JSON.parse(String(e.data)));
+    await until("the raw welcome", () => frames.length === 1);
+    raw.send(JSON.stringify({ type: "subscribe", endpoint: "sensors", id: "s1" }));
+    await until("the raw refusal", () => frames.length === 2);
+    assert.deepEqual(
+      (({ type, code, temporary, id }) => ({ type, code, temporary, id }))(frames[1]),
+      { type: "error", code: "UPSTREAM_UNAVAILABLE", temporary: true, id: "s1" },
+    );
+    raw.close();
+    // Retried after back-off (half of 200 ms), refused again, and still not rejected.
+    const firstAt = seen.events.findIndex((e) => e.name === "error");
+    await clock.advance(99);
+    await sleep(100);
+    assert.equal(seen.count("error"), 1, "not before the back-off");
+    await clock.advance(1);
+    const second = await seen.next("error", firstAt + 1);
+    assert.equal(second.code, "UPSTREAM_UNAVAILABLE");
+    assert.equal(failed, undefined, "not rejected on a temporary refusal");
+    assert.equal(bound, false);
+    await broker.resume();
+    await until("bound once the broker is back", () => {
+      void clock.advance(100);
+      return bound || failed !== undefined;
+    }, 20_000);
+    await subscribed;
+    assert.equal(failed, undefined);
+    assert.ok(seen.count("error") >= 1);
+    assert.equal(seen.count("connected"), 1, "one connection throughout");
+    const publisher = await outsideClient(broker.url);
+    await publisher.publishAsync(`${downNs}/${clientId}/down`, JSON.stringify({ after: "rebind" }), {
+      qos: 1,
+    });
+    await until("the message after the rebind", () => got.length === 1);
+    assert.deepEqual(got, [{ after: "rebind" }]);
+    await publisher.endAsync();
+  } finally {
+    client.close();
+    await flaky.stop("SIGKILL");
+    await broker.stop();
   }
 });
 
