@@ -165,6 +165,7 @@ export const scenarios: Scenario[] = [
         type: "error",
         code: "BAD_FRAME",
         message: 'invalid frame: publish takes endpoint, data and id; got "params"',
+        temporary: false,
         id: "bad-1",
       });
       socket.send({ type: "subscribe", id: 42 });
