@@ -10,7 +10,7 @@ import { createAuthenticator } from "./policy/auth.ts";
 import { GatewayError } from "./core/errors.ts";
 import { Hub } from "./core/hub.ts";
 import { RateLimiter } from "./core/rate-limit.ts";
-import { consoleLogger } from "./core/logger.ts";
+import { consoleLogger, withFields } from "./core/logger.ts";
 import type { Logger } from "./core/logger.ts";
 import { Metrics } from "./core/metrics.ts";
 import { RealScheduler } from "./core/scheduler.ts";
@@ -62,8 +62,12 @@ export class Engine {
 
   constructor(readonly config: Config, options: EngineOptions = {}) {
     this.scheduler = options.scheduler ?? new RealScheduler();
-    this.logger = options.logger ?? consoleLogger(config.log.level);
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
+    // Every line says which node wrote it: in a cluster the logs of all nodes end up together.
+    this.logger = withFields(
+      options.logger ?? consoleLogger(config.log.level, { format: config.log.format }),
+      { node: this.nodeId },
+    );
     this.auth = createAuthenticator(config.auth, this.scheduler);
     const perSecond = config.policy.connections_per_second;
     this.connectionRate = new RateLimiter(this.scheduler, perSecond, perSecond * 2);
