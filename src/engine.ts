@@ -13,6 +13,8 @@ import { RateLimiter } from "./core/rate-limit.ts";
 import { consoleLogger, withFields } from "./core/logger.ts";
 import type { Logger } from "./core/logger.ts";
 import { Metrics } from "./core/metrics.ts";
+import { registerProcessMetrics, runtimeInfo } from "./core/process-metrics.ts";
+import type { LagSampler } from "./core/process-metrics.ts";
 import { RealScheduler } from "./core/scheduler.ts";
 import type { Scheduler } from "./core/scheduler.ts";
 import type { SessionStore } from "./core/session.ts";
@@ -24,6 +26,7 @@ import type { EndpointRegistry } from "./endpoints/registry.ts";
 import { DefaultPolicy } from "./policy/default-policy.ts";
 import { CleanupWorker } from "./session/cleanup.ts";
 import { createSessionStore } from "./session/factory.ts";
+import pkg from "../package.json" with { type: "json" };
 
 export interface EngineOptions {
   scheduler?: Scheduler;
@@ -59,6 +62,7 @@ export class Engine {
   readonly connectionRate: RateLimiter;
   readonly addressRate: RateLimiter;
   #started = false;
+  #lag: LagSampler;
 
   constructor(readonly config: Config, options: EngineOptions = {}) {
     this.scheduler = options.scheduler ?? new RealScheduler();
@@ -125,6 +129,18 @@ export class Engine {
           value,
         })),
     );
+    this.metrics.gauge(
+      "mediation_endpoint_up",
+      "Whether the endpoint's broker is reachable (1) or not (0), as GET /readyz checks it",
+      () =>
+        Promise.all(
+          [...this.hub.endpoints.values()].map(async (endpoint) => ({
+            labels: { endpoint: endpoint.name },
+            value: (await this.#health(endpoint)).ok ? 1 : 0,
+          })),
+        ),
+    );
+    this.#lag = registerProcessMetrics(this.metrics, { version: pkg.version, ...runtimeInfo() });
   }
 
   /**
@@ -149,6 +165,7 @@ export class Engine {
     for (const endpoint of this.hub.endpoints.values()) await endpoint.start(this.hub);
     this.hub.start();
     this.cleanup.start();
+    this.#lag.start();
     this.#started = true;
     this.logger.info(
       `[Engine] Node ${this.nodeId} started with endpoints ${this.hub.endpointNames.join(", ")}`,
@@ -166,6 +183,7 @@ export class Engine {
       await endpoint.stop().catch((e) => this.logger.error(`[Engine] Stopping ${endpoint.name} failed`, e));
     }
     await this.store.close();
+    this.#lag.stop();
     this.#started = false;
   }
 
@@ -179,13 +197,18 @@ export class Engine {
       checks.store = { ok: false, detail: GatewayError.from(error).message };
     }
     for (const endpoint of this.hub.endpoints.values()) {
-      checks[`endpoint:${endpoint.name}`] = await endpoint.health().catch((e) => ({
-        ok: false,
-        detail: GatewayError.from(e).message,
-      }));
+      checks[`endpoint:${endpoint.name}`] = await this.#health(endpoint);
     }
     const ok = this.#started && Object.values(checks).every((c) => c.ok);
     return { ok, checks };
+  }
+
+  /** An endpoint's readiness check; one that throws is not ready. */
+  #health(endpoint: Endpoint): Promise<{ ok: boolean; detail?: string }> {
+    return Promise.resolve().then(() => endpoint.health()).catch((e) => ({
+      ok: false,
+      detail: GatewayError.from(e).message,
+    }));
   }
 }
 
