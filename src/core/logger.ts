@@ -96,7 +96,8 @@ export function memoryLogger(): Logger & { lines: string[]; records: LogRecord[]
  * log.info("[WS] Connection opened");
  */
 export function withFields(logger: Logger, bound: LogFields): Logger {
-  const merge = (fields?: LogFields) => (fields ? { ...bound, ...fields } : bound);
+  // The line's own fields first (in text they read best next to the message), then the bound.
+  const merge = (fields?: LogFields) => (fields ? { ...fields, ...bound, ...fields } : bound);
   return {
     debug: (m, f) => logger.debug(m, merge(f)),
     info: (m, f) => logger.info(m, merge(f)),

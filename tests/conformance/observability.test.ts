@@ -5,13 +5,14 @@
  *   valid Prometheus text format (HELP and TYPE once per family, before its samples).
  * - Every log line is one JSON object with an ISO 8601 UTC time; a WebSocket connection writes
  *   one INFO line when it opens and one when it closes, with its client ID, transport, node and
- *   the reason, whoever closed it.
+ *   the reason, whoever closed it; an SSE stream too.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
 import { currentRuntime } from "../support/runtime.ts";
+import { SseClient } from "../support/sse-client.ts";
 import { openWelcomed } from "../support/ws-client.ts";
 
 const CONFIG = `
@@ -182,4 +183,24 @@ test("log: a WebSocket connection logs one INFO line when it opens and one when 
     ],
   );
   assert.ok(lines.every((r) => r.level === "info" && r.node === "obs-node"));
+});
+
+test("log: an SSE stream logs one INFO line when it opens and one when the client goes", async () => {
+  const id = `obs-sse-${crypto.randomUUID().slice(0, 8)}`;
+  const sse = await SseClient.open(`${gw.http}/sse/chat?clientId=${id}`);
+  await sse.until(() => sse.events.some((e) => e.event === "welcome"));
+  const mine = (msg: string) => (r: Record<string, unknown>) => r.client === id && r.msg === msg;
+  const opened = await waitForRecord(mine("Connection opened"), "opening the stream");
+  assert.deepEqual(
+    [opened.level, opened.component, opened.transport, opened.node],
+    ["info", "SSE", "sse", "obs-node"],
+  );
+  await sse.close();
+  const closed = await waitForRecord(mine("Connection closed"), "closing the stream");
+  assert.deepEqual([closed.level, closed.by, closed.reason], [
+    "info",
+    "client",
+    "stream closed by the client",
+  ]);
+  assert.equal(logRecords().filter((r) => r.client === id).length, 2, "one line each");
 });

@@ -103,6 +103,17 @@ test("the level threshold holds in both formats; a field cannot replace time or 
   }
 });
 
+test("withFields: bound fields after the line's own, which win on a clash", () => {
+  const { logger, lines } = capture("text");
+  const bound = withFields(logger, { node: "n1", client: "default" });
+  bound.info("[WS] Connection opened", { client: "c1", transport: "ws" });
+  bound.debug("[X] plain");
+  assert.deepEqual(lines.map((l) => l.line), [
+    "2026-01-02T03:04:05.678Z INFO [WS] Connection opened client=c1 transport=ws node=n1",
+    "2026-01-02T03:04:05.678Z DEBUG [X] plain node=n1 client=default",
+  ]);
+});
+
 test("memoryLogger keeps its plain lines and the records with their fields", () => {
   const logger = memoryLogger();
   withFields(logger, { node: "n1" }).info("[WS] Connection closed", { client: "c1", reason: "bye" });
