@@ -89,7 +89,7 @@ export class KafkaEndpoint implements BindableEndpoint {
       // Few, quick retries: a publish fails within about its timeout instead of minutes.
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
       logLevel: KAFKA_LOG_LEVEL,
-      logCreator: kafkaLogCreator(logger, options.name),
+      logCreator: kafkaLogCreator(logger, options.name, () => options.scheduler.now()),
     };
     this.#kafka = new Kafka(config);
     this.#producer = this.#kafka.producer({
