@@ -10,9 +10,11 @@ import { createAuthenticator } from "./policy/auth.ts";
 import { GatewayError } from "./core/errors.ts";
 import { Hub } from "./core/hub.ts";
 import { RateLimiter } from "./core/rate-limit.ts";
-import { consoleLogger } from "./core/logger.ts";
+import { consoleLogger, withFields } from "./core/logger.ts";
 import type { Logger } from "./core/logger.ts";
 import { Metrics } from "./core/metrics.ts";
+import { registerProcessMetrics, runtimeInfo } from "./core/process-metrics.ts";
+import type { LagSampler } from "./core/process-metrics.ts";
 import { RealScheduler } from "./core/scheduler.ts";
 import type { Scheduler } from "./core/scheduler.ts";
 import type { SessionStore } from "./core/session.ts";
@@ -24,6 +26,7 @@ import type { EndpointRegistry } from "./endpoints/registry.ts";
 import { DefaultPolicy } from "./policy/default-policy.ts";
 import { CleanupWorker } from "./session/cleanup.ts";
 import { createSessionStore } from "./session/factory.ts";
+import pkg from "../package.json" with { type: "json" };
 
 export interface EngineOptions {
   scheduler?: Scheduler;
@@ -59,11 +62,16 @@ export class Engine {
   readonly connectionRate: RateLimiter;
   readonly addressRate: RateLimiter;
   #started = false;
+  #lag: LagSampler;
 
   constructor(readonly config: Config, options: EngineOptions = {}) {
     this.scheduler = options.scheduler ?? new RealScheduler();
-    this.logger = options.logger ?? consoleLogger(config.log.level);
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
+    // Every line says which node wrote it: in a cluster the logs of all nodes end up together.
+    this.logger = withFields(
+      options.logger ?? consoleLogger(config.log.level, { format: config.log.format }),
+      { node: this.nodeId },
+    );
     this.auth = createAuthenticator(config.auth, this.scheduler);
     const perSecond = config.policy.connections_per_second;
     this.connectionRate = new RateLimiter(this.scheduler, perSecond, perSecond * 2);
@@ -121,6 +129,18 @@ export class Engine {
           value,
         })),
     );
+    this.metrics.gauge(
+      "mediation_endpoint_up",
+      "Whether the endpoint's broker is reachable (1) or not (0), as GET /readyz checks it",
+      () =>
+        Promise.all(
+          [...this.hub.endpoints.values()].map(async (endpoint) => ({
+            labels: { endpoint: endpoint.name },
+            value: (await this.#health(endpoint)).ok ? 1 : 0,
+          })),
+        ),
+    );
+    this.#lag = registerProcessMetrics(this.metrics, { version: pkg.version, ...runtimeInfo() });
   }
 
   /**
@@ -145,6 +165,7 @@ export class Engine {
     for (const endpoint of this.hub.endpoints.values()) await endpoint.start(this.hub);
     this.hub.start();
     this.cleanup.start();
+    this.#lag.start();
     this.#started = true;
     this.logger.info(
       `[Engine] Node ${this.nodeId} started with endpoints ${this.hub.endpointNames.join(", ")}`,
@@ -162,6 +183,7 @@ export class Engine {
       await endpoint.stop().catch((e) => this.logger.error(`[Engine] Stopping ${endpoint.name} failed`, e));
     }
     await this.store.close();
+    this.#lag.stop();
     this.#started = false;
   }
 
@@ -175,13 +197,18 @@ export class Engine {
       checks.store = { ok: false, detail: GatewayError.from(error).message };
     }
     for (const endpoint of this.hub.endpoints.values()) {
-      checks[`endpoint:${endpoint.name}`] = await endpoint.health().catch((e) => ({
-        ok: false,
-        detail: GatewayError.from(e).message,
-      }));
+      checks[`endpoint:${endpoint.name}`] = await this.#health(endpoint);
     }
     const ok = this.#started && Object.values(checks).every((c) => c.ok);
     return { ok, checks };
+  }
+
+  /** An endpoint's readiness check; one that throws is not ready. */
+  #health(endpoint: Endpoint): Promise<{ ok: boolean; detail?: string }> {
+    return Promise.resolve().then(() => endpoint.health()).catch((e) => ({
+      ok: false,
+      detail: GatewayError.from(e).message,
+    }));
   }
 }
 

@@ -63,6 +63,7 @@ try {
   routeWarnings(engine.logger);
   await serve(engine, await loadAdapter());
 } catch (error) {
-  console.error(`ERROR [Server] Start-up failed: ${error instanceof Error ? error.message : error}`);
+  // Through the log: its format, its timestamp, and the stack of what failed.
+  engine.logger.error("[Server] Start-up failed", error);
   process.exit(1);
 }

@@ -22,8 +22,8 @@ export type {
 } from "./core/endpoint.ts";
 export { GatewayError } from "./core/errors.ts";
 export type { ErrorCode } from "./core/errors.ts";
-export type { Logger } from "./core/logger.ts";
-export { memoryLogger } from "./core/logger.ts";
+export type { LogFields, Logger } from "./core/logger.ts";
+export { memoryLogger, withFields } from "./core/logger.ts";
 export type { Scheduler } from "./core/scheduler.ts";
 export { RealScheduler } from "./core/scheduler.ts";
 export { KeyedMutex } from "./core/mutex.ts";

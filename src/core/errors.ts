@@ -37,6 +37,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
 };
 
+/** Every error code, for the zero series of /metrics. */
+export const ERROR_CODES = Object.keys(HTTP_STATUS) as ErrorCode[];
+
 /**
  * An error with a stable code and whether retrying later may succeed.
  *

@@ -10,7 +10,7 @@ import type { Principal } from "./auth.ts";
 import type { Connection, Recovery } from "./connection.ts";
 import { isBindable } from "./endpoint.ts";
 import type { DeliveryHandler, Endpoint, InboundMessage, Receipt } from "./endpoint.ts";
-import { CloseCode, GatewayError } from "./errors.ts";
+import { CloseCode, ERROR_CODES, GatewayError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Counter, CounterSeries, Metrics } from "./metrics.ts";
 import { LiveConnection } from "./live-connection.ts";
@@ -77,6 +77,8 @@ export interface ConnectOptions {
 }
 
 const CONNECT_ATTEMPTS = 5;
+/** The transports of the built-in entrypoints (Connection.transport): mediation_connections' labels. */
+const TRANSPORTS = ["ws", "ws-raw", "sse"];
 /** Longest a newer connection waits for an older one's sink to settle, in ms. */
 const SETTLE_WAIT_MS = 5000;
 /** Leases renewed per store round trip. */
@@ -121,8 +123,14 @@ export class Hub implements DeliveryHandler {
       "endpoint",
     );
     this.#errors = m.counter("mediation_errors_total", "Errors answered to clients, by code");
+    // Every known series from the first scrape on, at 0 (src/core/metrics.ts).
+    for (const e of options.endpoints) {
+      this.#messagesIn(e.name);
+      this.#messagesOut(e.name);
+    }
+    for (const code of ERROR_CODES) this.#errors.series({ code });
     m.gauge("mediation_connections", "Live client connections on this node", () => {
-      const counts = new Map<string, number>();
+      const counts = new Map<string, number>(TRANSPORTS.map((t) => [t, 0]));
       for (const c of this.#live.values()) counts.set(c.transport, (counts.get(c.transport) ?? 0) + 1);
       return [...counts].map(([transport, value]) => ({ labels: { transport }, value }));
     });

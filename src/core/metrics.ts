@@ -1,5 +1,10 @@
 /**
  * A small Prometheus registry: labelled counters and gauges that are read when scraped.
+ *
+ * Every family has a sample on every scrape, zero included: a counter nobody bumped yet renders
+ * `name 0` (a labelled one has its known label sets made up front by its owner), and a gauge's
+ * collect returns a sample per known label set. A series that appears only once it is non-zero
+ * breaks `rate()` and alerts on absence.
  */
 
 type Labels = Record<string, string>;
@@ -59,15 +64,16 @@ export interface GaugeSample {
   value: number;
 }
 
-interface Gauge {
+interface Collected {
   name: string;
   help: string;
+  type: "gauge" | "counter";
   collect: () => GaugeSample[] | Promise<GaugeSample[]>;
 }
 
 export class Metrics {
   #counters: Counter[] = [];
-  #gauges: Gauge[] = [];
+  #collected: Collected[] = [];
 
   counter(name: string, help: string): Counter {
     const counter = new Counter(name, help);
@@ -81,7 +87,12 @@ export class Metrics {
     help: string,
     collect: () => GaugeSample[] | Promise<GaugeSample[]>,
   ): void {
-    this.#gauges.push({ name, help, collect });
+    this.#collected.push({ name, help, type: "gauge", collect });
+  }
+
+  /** A counter kept elsewhere (the process's CPU time), read by `collect` at scrape time. */
+  collectedCounter(name: string, help: string, collect: () => GaugeSample[]): void {
+    this.#collected.push({ name, help, type: "counter", collect });
   }
 
   /** The Prometheus text exposition format. */
@@ -92,9 +103,10 @@ export class Metrics {
       for (const { labels, value } of c.values.values()) {
         out.push(`${c.name}${formatLabels(labels)} ${value}`);
       }
+      if (c.values.size === 0) out.push(`${c.name} 0`);
     }
-    for (const g of this.#gauges) {
-      out.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);
+    for (const g of this.#collected) {
+      out.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} ${g.type}`);
       // A gauge whose source is unreachable (the session store in an outage) has no samples
       // this scrape; the rest of the page still answers.
       const samples = await Promise.resolve().then(g.collect).catch(() => []);

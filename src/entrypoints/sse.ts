@@ -78,9 +78,13 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     if (slowTimer !== undefined) scheduler.clear(slowTimer);
     slowTimer = undefined;
   };
-  const end = () => {
+  const fields = { client: conn.clientId, transport: conn.transport };
+  engine.logger.info("[SSE] Connection opened", { ...fields, resumed: conn.resumed });
+  /** Ends the stream; its one close line says who ended it and why. */
+  const end = (reason = "stream closed by the client", by: "client" | "gateway" = "client") => {
     if (closed) return;
     closed = true;
+    engine.logger.info("[SSE] Connection closed", { ...fields, reason, by });
     scheduler.clear(ping);
     stopSlowClock();
     ended.abort();
@@ -114,7 +118,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
       slowTimer = undefined;
       if (closed || !full()) return;
       engine.logger.debug(`[SSE] ${conn.clientId} is too slow (its stream stayed full); ending it`);
-      end();
+      end("too slow", "gateway");
       try {
         controller.error(new Error("too slow"));
       } catch {
@@ -134,7 +138,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
       return true;
     },
     writable,
-    close: (code) => {
+    close: (code, reason) => {
       if (code === CloseCode.TAKEN_OVER) {
         write(
           `id: ${TAKEN}${conn.epoch}\nevent: taken-over\ndata: ${
@@ -146,7 +150,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
           }\n\n`,
         );
       }
-      end();
+      end(reason, "gateway");
       try {
         controller.close();
       } catch {
@@ -158,7 +162,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     start(c) {
       controller = c;
     },
-    cancel: end,
+    cancel: () => end(),
   }, new ByteLengthQueuingStrategy({ highWaterMark: config.server.max_buffered_bytes }));
 
   // A full stream is not idle, and a ping would only grow it; the tick still starts its clock.

@@ -174,6 +174,8 @@ abstract class Socket {
   #inboxBytes = 0;
   /** Whether `#handleInbox` runs (or is queued behind the open). */
   #handling = false;
+  /** The open was logged, and whether the close was too: one line each per connection. */
+  #logged: "no" | "opened" | "closed" = "no";
 
   constructor(
     protected engine: Engine,
@@ -185,6 +187,12 @@ abstract class Socket {
     return {
       onOpen: (_evt, ws) => {
         this.ws = ws;
+        this.#logged = "opened";
+        this.engine.logger.info("[WS] Connection opened", {
+          client: this.conn.clientId,
+          transport: this.conn.transport,
+          resumed: this.conn.resumed,
+        });
         this.ready = this.opened(this.sink(ws)).catch((error) => {
           this.engine.logger.error(`[WS] Opening ${this.conn.clientId} failed`, error);
           ws.close(CloseCode.INTERNAL_ERROR, "internal error");
@@ -200,8 +208,14 @@ abstract class Socket {
         this.#handling = true;
         this.ready = this.ready.then(() => this.#handleInbox());
       },
-      onClose: () => this.#closed(),
-      onError: () => this.#closed(),
+      onClose: (evt) => {
+        this.#logClosed(evt?.code ?? 1005, evt?.reason || "closed by the client", "client");
+        this.#closed();
+      },
+      onError: () => {
+        this.#logClosed(1006, "socket error", "client");
+        this.#closed();
+      },
     };
   }
 
@@ -278,6 +292,7 @@ abstract class Socket {
 
   /** Closes the socket for good; frames still arriving are not handled. */
   protected close(code: number, reason: string): void {
+    this.#logClosed(code, reason, "gateway");
     this.#closing = true;
     this.#stopSlowClock();
     try {
@@ -348,6 +363,19 @@ abstract class Socket {
   protected end(code: number, reason: string): void {
     this.close(code, reason);
     void this.conn.close();
+  }
+
+  /** The connection's one close line: who closed it first, with which code and reason. */
+  #logClosed(code: number, reason: string, by: "client" | "gateway"): void {
+    if (this.#logged !== "opened") return;
+    this.#logged = "closed";
+    this.engine.logger.info("[WS] Connection closed", {
+      client: this.conn.clientId,
+      transport: this.conn.transport,
+      code,
+      reason,
+      by,
+    });
   }
 
   #stopSlowClock(): void {

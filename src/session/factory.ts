@@ -30,6 +30,7 @@ export function createSessionStore(
         onUnreadable: (clientId, problem) =>
           logger.error(`[SessionStore] Skipping unreadable session record of ${clientId}: ${problem}`),
         onRoundTrip: () => roundTrips.inc(),
+        report: (level, message) => logger[level](message),
       });
     }
   }

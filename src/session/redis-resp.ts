@@ -25,6 +25,11 @@ export interface RespWireOptions {
   /** Empty or absent: no AUTH. */
   password?: string;
   db?: number;
+  /**
+   * Connection changes, once per transition: `warn` when it goes down (or a password was sent
+   * that the server does not need), `info` when it is back. Messages name no secret.
+   */
+  report?: (level: "info" | "warn", message: string) => void;
 }
 
 /** Longest pause between two reconnection attempts, in ms. */
@@ -61,11 +66,18 @@ export class RespWire implements RedisWire {
       keepAlive: 10_000,
       lazyConnect: true,
     });
+    this.#quietAuth();
     this.#redis.on("error", (error: Error) => {
+      if (!this.#down) {
+        this.#report("warn", `[SessionStore] Redis at ${this.#address} is down: ${error.message}`);
+      }
       this.#down = error;
       this.#fatal ??= this.#configProblem(error);
     });
-    this.#redis.on("ready", () => this.#down = undefined);
+    this.#redis.on("ready", () => {
+      if (this.#down) this.#report("info", `[SessionStore] Redis at ${this.#address} is reachable again`);
+      this.#down = undefined;
+    });
     this.#redis.connect().catch(() => {/* reported through "error", retried by retryStrategy */});
   }
 
@@ -103,6 +115,38 @@ export class RespWire implements RedisWire {
   async close(): Promise<void> {
     if (this.#redis.status === "ready") await this.#redis.quit().catch(() => this.#redis.disconnect());
     else this.#redis.disconnect();
+  }
+
+  #report(level: "info" | "warn", message: string): void {
+    this.#options.report?.(level, message);
+  }
+
+  /**
+   * ioredis prints `[WARN] Redis server does not require a password ...` to the console on every
+   * connection when AUTH is refused for that reason; that answer is taken as a success here
+   * (which is what ioredis does next anyway) and said once, through the log.
+   */
+  #quietAuth(): void {
+    const redis = this.#redis as unknown as { auth: (...args: unknown[]) => unknown };
+    const auth = redis.auth.bind(redis);
+    let said = false;
+    redis.auth = (...args: unknown[]) => {
+      const callback = args.at(-1);
+      if (typeof callback !== "function") return auth(...args);
+      return auth(...args.slice(0, -1), (error: Error | null, result: unknown) => {
+        if (error && /no password is set|without any password configured/.test(error.message)) {
+          if (!said) {
+            this.#report(
+              "warn",
+              `[SessionStore] Redis at ${this.#address} requires no password, but one is configured`,
+            );
+          }
+          said = true;
+          return callback(null, "OK");
+        }
+        return callback(error, result);
+      });
+    };
   }
 
   /** Where this wire points, for messages. */

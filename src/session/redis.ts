@@ -93,6 +93,8 @@ export interface RedisStoreSettings {
   onUnreadable?: (clientId: string, reason: string) => void;
   /** Counts round trips, for /metrics. */
   onRoundTrip?: () => void;
+  /** Connection changes, for the log (RESP only: RespWireOptions.report). */
+  report?: (level: "info" | "warn", message: string) => void;
 }
 
 /**

@@ -393,9 +393,10 @@ test(
     const rssAfter = rssKb(pid);
     const output = gw.output();
     const errors = output.split("\n").filter((l) =>
-      /^ERROR|Uncaught|Unhandled|panic|RangeError|stack/i.test(l)
+      /^(\S+Z )?ERROR|Uncaught|Unhandled|panic|RangeError|stack/i.test(l)
     );
-    const warnings = output.split("\n").filter((l) => l.startsWith("WARN"));
+    // Log lines start with their time (README "Logging").
+    const warnings = output.split("\n").filter((l) => /^(\S+Z )?WARN/.test(l));
 
     // Figures.
     const byKind = new Map<string, { frames: number; pong: number; receipt: number; error: number }>();

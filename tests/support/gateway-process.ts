@@ -1,7 +1,7 @@
 /**
  * Starts `src/main.ts` as a child process under a runtime with a given config, for black-box
  * tests. The gateway listens on a free port (config port 0) and reports it on its
- * "[Server] Listening on" line.
+ * "[Server] Listening on" line (text or JSON log format).
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -115,7 +115,10 @@ export async function startGateway(
       joined = undefined;
       if (listening) return;
       const lines = partial + text;
-      const match = lines.match(/\[Server\] Listening on http:\/\/[^:]+:(\d+)/);
+      // The text line, or the JSON one (log.format: json), where the component is a field.
+      const match = lines.match(
+        /(?:\[Server\] |"component":"Server","msg":")Listening on http:\/\/[^:]+:(\d+)/,
+      );
       partial = lines.slice(lines.lastIndexOf("\n") + 1);
       if (match) {
         listening = true;

@@ -58,6 +58,15 @@ test("config: server.console is a boolean", () => {
   ]);
 });
 
+test("config: log.format is text (default) or json", () => {
+  const memory = "endpoints: [{ name: chat, type: memory }]";
+  assert.equal(parseConfig(memory, {}).config.log.format, "text");
+  assert.equal(parseConfig(`log: { format: json }\n${memory}`, {}).config.log.format, "json");
+  assert.deepEqual(problems(`log: { format: yaml }\n${memory}`), [
+    'log.format: expected "text" or "json", got "yaml"',
+  ]);
+});
+
 test("config: every problem names its key path and what was expected", () => {
   assert.deepEqual(
     problems(`
@@ -394,7 +403,7 @@ log: { lvl: debug, colour: red }
       'endpoints[2].sasl.mechansim: unknown key (did you mean "mechanism"?)',
       'policy.max_mesage_bytes: unknown key (did you mean "max_message_bytes"?)',
       'log.lvl: unknown key (did you mean "level"?)',
-      "log.colour: unknown key (expected one of level)",
+      "log.colour: unknown key (expected one of level, format)",
       'sever: unknown key (did you mean "server"?)',
     ],
   );

@@ -14,8 +14,8 @@
  * client-consumers.ts, the publish lanes in producer.ts.
  */
 import { Buffer } from "node:buffer";
-import { Kafka, logLevel, Partitioners } from "kafkajs";
-import type { Admin, KafkaConfig, LogEntry, Producer, SASLOptions } from "kafkajs";
+import { Kafka, Partitioners } from "kafkajs";
+import type { Admin, KafkaConfig, Producer, SASLOptions } from "kafkajs";
 import type {
   BindableEndpoint,
   DeliveryHandler,
@@ -28,6 +28,7 @@ import type { Logger } from "../../core/logger.ts";
 import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 import { ClientConsumers } from "./client-consumers.ts";
+import { KAFKA_LOG_LEVEL, kafkaLogCreator } from "./kafka-log.ts";
 import { KeyedProducer, LANE_LIMIT, TOTAL_LIMIT } from "./producer.ts";
 import { withTimeout } from "./timeout.ts";
 
@@ -87,12 +88,8 @@ export class KafkaEndpoint implements BindableEndpoint {
       requestTimeout: options.publishTimeout,
       // Few, quick retries: a publish fails within about its timeout instead of minutes.
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
-      logLevel: logLevel.WARN,
-      logCreator: () => ({ label, log }: LogEntry) => {
-        const text = `[Kafka] ${this.name}: ${log.message}${log.error ? ` (${log.error})` : ""}`;
-        if (label === "ERROR") logger.warn(text);
-        else logger.debug(text);
-      },
+      logLevel: KAFKA_LOG_LEVEL,
+      logCreator: kafkaLogCreator(logger, options.name, () => options.scheduler.now()),
     };
     this.#kafka = new Kafka(config);
     this.#producer = this.#kafka.producer({

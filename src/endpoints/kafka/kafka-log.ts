@@ -1,0 +1,45 @@
+/**
+ * kafkajs's log, through the gateway's Logger: a `logCreator` for every Kafka client an endpoint
+ * makes (producer, admin and consumers share one `Kafka` instance, so one creator covers them).
+ */
+import { logLevel } from "kafkajs";
+import type { logCreator, LogEntry } from "kafkajs";
+import type { Logger } from "../../core/logger.ts";
+
+/**
+ * The least severe kafkajs level passed on. Below WARN kafkajs logs every request and join; its
+ * WARNs come per bind (a new consumer group rebalancing) and are debug lines here.
+ */
+export const KAFKA_LOG_LEVEL = logLevel.WARN;
+
+/** A kafkajs error repeated within this many ms of its last warn line is a debug line. */
+export const KAFKA_REPEAT_MS = 30_000;
+
+/**
+ * kafkajs ERROR (a broker connection failed, a request failed and is retried) becomes a warn
+ * line: the endpoint reports what finally failed itself, at error. Everything else is debug.
+ * During an outage every client and every retry logs the same error: the first is a warn line,
+ * the same text again within KAFKA_REPEAT_MS (on `now`'s clock) a debug line.
+ *
+ * @example
+ * new Kafka({ brokers, logLevel: KAFKA_LOG_LEVEL, logCreator: kafkaLogCreator(logger, "orders") });
+ */
+export function kafkaLogCreator(logger: Logger, endpoint: string, now: () => number = Date.now): logCreator {
+  const warned = new Map<string, number>();
+  return () => ({ level, log }: LogEntry) => {
+    const { message, error, broker, groupId } = log as LogEntry["log"] & {
+      error?: string;
+      broker?: string;
+      groupId?: string;
+    };
+    const text = `[Kafka] ${endpoint}: ${message}${error ? ` (${error})` : ""}`;
+    const fields = { endpoint, broker, group: groupId };
+    if (level !== logLevel.ERROR) return logger.debug(text, fields);
+    const at = now();
+    const last = warned.get(text);
+    if (last !== undefined && at - last < KAFKA_REPEAT_MS) return logger.debug(text, fields);
+    if (warned.size >= 1000) warned.clear();
+    warned.set(text, at);
+    logger.warn(text, fields);
+  };
+}
