@@ -18,6 +18,7 @@ export const ClientFrameSchema = v.variant("type", [
   v.strictObject({ type: v.literal("unsubscribe"), endpoint: name, id: v.optional(id) }),
   v.strictObject({ type: v.literal("ack"), endpoint: name, id }),
   v.strictObject({ type: v.literal("ping") }),
+  v.strictObject({ type: v.literal("leave") }),
 ]);
 
 /** Validates a parsed JSON value as a client frame; returns the frame or one readable problem. */
