@@ -13,8 +13,11 @@
  * - A plain WebSocket client sending `leave` (no acks): 0 lost across the reconnect.
  * - The client library's `close()` (which sends `leave` and waits for `left`), without acks and
  *   with them: 0 lost.
- * - What the gateway hands a connection after the client's Close arrived is not delivered: the
- *   broker keeps it (a socket with a delivery refused after its Close: that message comes again).
+ * - `disconnect()` leaves the same way; `reconnect()` gets the rest.
+ * - A gateway that never answers `left`: `close()` closes after `leaveTimeoutMs` (virtual clock).
+ *
+ * That a delivery handed over after the client's Close arrived is not written (nor acknowledged
+ * to the broker) is tested on a hand-driven socket: tests/unit/ws-leave.test.ts.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -24,6 +27,7 @@ import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
 import { MQTT_URL, namespace } from "../support/mqtt.ts";
 import { currentRuntime } from "../support/runtime.ts";
+import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { TestSocket } from "../support/ws-client.ts";
 
 const ns = namespace("leave");
@@ -173,3 +177,74 @@ for (const ack of [false, true]) {
     },
   );
 }
+
+test(`leave (${currentRuntime}): disconnect() leaves too; reconnect() gets the rest: 0 lost, without acks`, async () => {
+  const clientId = `leave-disc-${run()}`;
+  const handled: number[] = [];
+  const client: Client = connect({ url: `${gw.ws}/ws`, clientId, ack: false });
+  await client.subscribe("loop", (m) => void handled.push((m.data as { n: number }).n));
+  const receipts = Array.from({ length: COUNT }, (_, i) => client.publish("loop", { n: i + 1 }));
+  await until("a first message back", () => handled.length > 0);
+  await client.disconnect();
+  assert.equal(client.state, "disconnected");
+  assert.deepEqual((await Promise.allSettled(receipts)).filter((o) => o.status === "rejected"), []);
+  client.reconnect();
+  await until("connected again", () => client.state === "connected");
+  assert.equal(client.welcome?.resumed, true);
+  await until("every message the first connection did not get", () => missing(handled).length === 0);
+  await client.close();
+  assert.deepEqual(missing(handled), []);
+});
+
+test(`leave (${currentRuntime}): close() against a gateway that never answers left closes after leaveTimeoutMs`, async () => {
+  const clock = new VirtualClock();
+  const sent: string[] = [];
+  let closedWith: number | undefined;
+  /** A socket that opens, welcomes and then answers nothing (a gateway without `leave`). */
+  class Silent extends EventTarget {
+    readyState = 0;
+    onmessage: ((e: MessageEvent) => void) | null = null;
+    onclose: ((e: CloseEvent) => void) | null = null;
+    constructor(_url: string) {
+      super();
+      setTimeout(() => {
+        this.readyState = 1;
+        const welcome = {
+          type: "welcome",
+          clientId: "silent",
+          resumed: false,
+          recovered: true,
+          ack: false,
+          endpoints: [],
+        };
+        this.onmessage?.(new MessageEvent("message", { data: JSON.stringify(welcome) }));
+      }, 0);
+    }
+    send(data: string) {
+      sent.push(data);
+    }
+    close(code: number) {
+      closedWith = code;
+      this.readyState = 3;
+    }
+  }
+  const client = connect({
+    url: "ws://127.0.0.1:1/ws",
+    clientId: "silent",
+    ack: false,
+    timers: clock,
+    leaveTimeoutMs: 2000,
+    WebSocket: Silent as unknown as typeof WebSocket,
+  });
+  await until("connected", () => client.state === "connected");
+  let done = false;
+  void client.close().then(() => (done = true));
+  assert.deepEqual(sent.map((s) => JSON.parse(s).type), ["leave"]);
+  await clock.advance(1999);
+  assert.equal(done, false, "still waiting for left");
+  assert.equal(closedWith, undefined, "the socket stays open until then");
+  await clock.advance(1);
+  await until("close() resolved", () => done);
+  assert.equal(closedWith, 1000);
+  assert.equal(client.state, "closed");
+});
