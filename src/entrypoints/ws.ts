@@ -104,8 +104,8 @@ abstract class Socket {
   #closing = false;
   /**
    * Cleared once the client left (`leave`) or its Close arrived: from then on the sink writes
-   * nothing, so the hub counts nothing more as delivered and the brokers keep it. A client drops
-   * what arrives after it closed (browsers, Deno and Bun alike).
+   * nothing, so the hub counts nothing more as delivered and the brokers keep it. A client may drop
+   * what arrives after it closed (browsers and Bun do, as the WebSocket standard says).
    */
   #delivering = true;
   /** Bytes of replies written since the send buffer was last within max_buffered_bytes. */

@@ -5,7 +5,8 @@
  *
  * A client publishes 100 messages and closes right after, while they are still coming back.
  * Without acks the gateway acknowledges a message to the broker once it wrote it, but a
- * WebSocket drops what arrives after its own `close()`: what was in flight was lost. With the
+ * WebSocket (a browser's, Bun's) drops what arrives after its own `close()`: what was in flight
+ * was lost. With the
  * `leave` frame the gateway stops delivering, answers the requests under way, then `left`; a
  * client that reads up to `left` has everything the gateway counted as delivered, and its next
  * connection (same client ID) gets the rest from the broker.
