@@ -214,7 +214,8 @@ export interface Client {
    * Closes for good: no reconnect; queued publishes reject with CLOSED. Leaves cleanly first: sends
    * `leave` and reads on until the gateway answers `left` (at most `leaveTimeoutMs`), so nothing
    * the gateway wrote is left unread: without acks too, a close loses no message (README,
-   * "Delivery guarantees"). Resolves once the connection is closed.
+   * "Delivery guarantees"). Resolves once the connection is closed; handlers may still be at work
+   * on messages that came before `left` (without acks, let them finish before the process exits).
    */
   close(): Promise<void>;
 }
