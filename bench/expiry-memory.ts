@@ -8,7 +8,7 @@
  *
  * Figures at each step: RSS and V8 heap used, after a full GC; the RSS peak while the cleanup
  * ran; the same once more after a second round; and what the per-client maps still hold
- * (`retained()`). A heap back at its start means
+ * (`retained()`). BENCH_LOG=info logs as a default config would. A heap back at its start means
  * nothing is retained; RSS above its start is memory the runtime's allocator keeps for reuse.
  * The clients' own sockets live in this process too: they are closed and dropped before each
  * figure. Figures, not assertions.
@@ -68,7 +68,7 @@ const engine = await createEngine({
   configText: `
 server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }
 session: { type: memory, reconnection_window: 3s, cleanup_interval: 1s }
-log: { level: warn }
+log: { level: ${process.env.BENCH_LOG ?? "warn"} }
 policy: { connections_per_second_per_address: 100000 }
 endpoints:
   - name: sensors
