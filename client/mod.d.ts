@@ -107,6 +107,8 @@ export interface ConnectOptions {
   /** Publishes kept while disconnected (default 1000); past it `publish` rejects with QUEUE_FULL. */
   maxQueuedPublishes?: number;
   backoff?: BackoffOptions;
+  /** How long `close` and `disconnect` wait for the gateway's `left`, ms (default 5000). */
+  leaveTimeoutMs?: number;
   /** A ping when the connection was quiet this long, ms (default 15000). */
   pingIntervalMs?: number;
   /** No frame this long after a ping: the connection is dead (half-open), ms (default 10000). */
@@ -225,13 +227,20 @@ export interface Client {
   on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void;
   /**
    * Closes the connection and stays away until `reconnect` (the gateway keeps the session for
-   * its reconnection window and the broker queues what comes meanwhile).
+   * its reconnection window and the broker queues what comes meanwhile). Leaves cleanly first,
+   * as `close` does. Resolves once the connection is closed.
    */
-  disconnect(): void;
+  disconnect(): Promise<void>;
   /** Drops the connection if there is one and connects again at once (e.g. after a network change). */
   reconnect(): void;
-  /** Closes for good: no reconnect; queued publishes reject with CLOSED. */
-  close(): void;
+  /**
+   * Closes for good: no reconnect; queued publishes reject with CLOSED. Leaves cleanly first: sends
+   * `leave` and reads on until the gateway answers `left` (at most `leaveTimeoutMs`), so nothing
+   * the gateway wrote is left unread: without acks too, a close loses no message (README,
+   * "Delivery guarantees"). Resolves once the connection is closed; handlers may still be at work
+   * on messages that came before `left` (without acks, let them finish before the process exits).
+   */
+  close(): Promise<void>;
 }
 
 /**

@@ -94,6 +94,12 @@ class GatewayClient {
   /** Control requests (subscribe, unsubscribe) waiting for a receipt. @type {Map<string, Waiter>} */
   #requests = new Map();
   #nextRequest = 0;
+  /** The leave under way, and what ends it (`left`, the socket's close, the timeout). @type {Promise<void> | undefined} */
+  #leaving;
+  /** @type {(() => void) | undefined} */
+  #left;
+  /** What `close()` resolves with. @type {Promise<void> | undefined} */
+  #closing;
 
   /** @type {ConnectOptions} */
   #options;
@@ -206,11 +212,19 @@ class GatewayClient {
     return this.#outbox.add(endpoint, data, options.id ?? randomId());
   }
 
-  /** Closes the connection and stays away (the session is kept for its window) until `reconnect`. */
+  /**
+   * Closes the connection and stays away (the session is kept for its window) until `reconnect`;
+   * leaves first (see `#leave`). Resolves once the connection is closed.
+   * @returns {Promise<void>}
+   */
   disconnect() {
-    if (this.#stopped) return;
+    if (this.#stopped) return Promise.resolve();
     this.#paused = true;
-    this.#lost(this.#generation, CloseCode.NORMAL, "disconnected by the client");
+    const generation = this.#generation;
+    const lost = () => this.#lost(generation, CloseCode.NORMAL, "disconnected by the client");
+    const leaving = this.#leave();
+    if (!leaving) return Promise.resolve(lost());
+    return leaving.then(lost);
   }
 
   reconnect() {
@@ -221,9 +235,54 @@ class GatewayClient {
     void this.#open();
   }
 
+  /**
+   * Closes for good; leaves first (see `#leave`). Resolves once the connection is closed.
+   * @returns {Promise<void>}
+   */
   close() {
-    if (this.#stopped) return;
-    this.#stop(CloseCode.NORMAL, "closed by the client", new ClientError("CLOSED", "the client is closed"));
+    if (this.#stopped) return this.#closing ?? Promise.resolve();
+    const stop = () =>
+      this.#stop(CloseCode.NORMAL, "closed by the client", new ClientError("CLOSED", "the client is closed"));
+    const leaving = this.#leave();
+    if (!leaving) return Promise.resolve(stop());
+    // Stopped at once (nothing new is taken, no reconnect), but the socket stays until the leave ends.
+    this.#stopped = true;
+    this.#closing = leaving.then(stop);
+    return this.#closing;
+  }
+
+  /**
+   * A clean leave: sends `leave` and reads on until the gateway answers `left` (it stopped
+   * delivering and answered the requests under way), the socket closes, or `leaveTimeoutMs`
+   * passes; only then is the socket closed. Without it, what the gateway wrote after the client
+   * closed went unread, though the gateway had counted it delivered (and, without acks,
+   * acknowledged it to the broker). Handlers go on with what came before `left`; with acks, the
+   * acks of what they finished go out first. Undefined when there is no connection to leave.
+   * @returns {Promise<void> | undefined}
+   */
+  #leave() {
+    if (this.#leaving) return this.#leaving;
+    const ws = this.#ws;
+    if (!this.#live || !ws || ws.readyState !== OPEN) return undefined;
+    this.#inbox.flushAcks();
+    /** @type {Promise<void>} */
+    const leaving = new Promise((resolve) => {
+      const done = () => {
+        if (this.#left !== done) return;
+        this.#left = undefined;
+        this.#leaving = undefined;
+        this.#timers.clear(timer);
+        ws.removeEventListener?.("close", done);
+        resolve();
+      };
+      this.#left = done;
+      const timer = this.#timers.setTimeout(done, this.#options.leaveTimeoutMs ?? 5000);
+      ws.addEventListener?.("close", done);
+      if (!this.#send({ type: "leave" })) done();
+    });
+    // Set after the executor ran: a leave that ended at once leaves nothing behind.
+    if (this.#left) this.#leaving = leaving;
+    return leaving;
   }
 
   // --- connection ---
@@ -444,6 +503,8 @@ class GatewayClient {
         return this.#receipt(f);
       case "error":
         return this.#errorFrame(f);
+      case "left":
+        return this.#left?.();
     }
   }
 

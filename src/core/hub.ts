@@ -145,6 +145,9 @@ export class Hub implements DeliveryHandler {
   start(): void {
     this.#renewal ??= this.options.scheduler.setInterval(() => {
       this.#renewing ??= this.renewLeases().finally(() => (this.#renewing = undefined));
+      // Buckets of clients gone quiet (an HTTP publisher has no session that expires).
+      this.#publishRate.sweep();
+      this.#byteRate.sweep();
     }, Math.max(100, Math.floor(this.options.lease / 3)));
   }
 
@@ -234,6 +237,20 @@ export class Hub implements DeliveryHandler {
   /** Live connections on this node. */
   get connectionCount(): number {
     return this.#live.size;
+  }
+
+  /**
+   * Entries this hub keeps per client, by map: what a test (or an operator chasing memory)
+   * checks is empty once every session ended. Buckets of clients that published lately stay
+   * until they refill (a second or two) or the session expires.
+   */
+  retained(): Record<string, number> {
+    return {
+      connections: this.#live.size,
+      locks: this.#locks.size,
+      publishBuckets: this.#publishRate.size,
+      byteBuckets: this.#byteRate.size,
+    };
   }
 
   /** Counts an error answered to a client (for /metrics). */
@@ -906,6 +923,9 @@ export class Hub implements DeliveryHandler {
   /** Unbinds everything of an expired session and deletes it; false if any step failed. */
   async #expireSession(session: Session, tag: string): Promise<boolean> {
     const { logger, store } = this.options;
+    // A bucket is swept only by a later publish; after the last one it would stay for good.
+    this.#publishRate.forget(session.clientId);
+    this.#byteRate.forget(session.clientId);
     for (const sub of session.subscriptions) {
       const endpoint = this.endpoints.get(sub.endpoint);
       if (!endpoint) {

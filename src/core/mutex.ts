@@ -5,6 +5,11 @@
 export class KeyedMutex {
   #tails = new Map<string, Promise<unknown>>();
 
+  /** Keys with a run under way or waiting (a key with none is forgotten). */
+  get size(): number {
+    return this.#tails.size;
+  }
+
   /** Runs `fn` after every earlier `run` for the same key has settled. */
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.#tails.get(key) ?? Promise.resolve();

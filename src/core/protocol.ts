@@ -9,7 +9,9 @@ export type ClientFrame =
   | { type: "subscribe"; endpoint: string; params?: Record<string, string>; id?: string }
   | { type: "unsubscribe"; endpoint: string; id?: string }
   | { type: "ack"; endpoint: string; id: string }
-  | { type: "ping" };
+  | { type: "ping" }
+  /** The client is about to close: stop delivering, answer what is under way, then `left`. */
+  | { type: "leave" };
 
 export type ServerFrame =
   | {
@@ -42,4 +44,6 @@ export type ServerFrame =
     endpoint?: string;
     retry_after_ms?: number;
   }
-  | { type: "pong" };
+  | { type: "pong" }
+  /** The answer to `leave`: nothing was written after it; the gateway closes with 1000 next. */
+  | { type: "left" };

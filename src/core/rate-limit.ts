@@ -38,9 +38,23 @@ export class RateLimiter {
     return Math.ceil(((Math.min(cost, this.burst) - bucket.tokens) / this.rate) * 1000);
   }
 
+  /** Forgets `key`'s bucket (its client is gone for good: nothing else would ever drop it). */
+  forget(key: string): void {
+    this.#buckets.delete(key);
+  }
+
   /** Buckets tracked now. */
   get size(): number {
     return this.#buckets.size;
+  }
+
+  /**
+   * Drops the buckets that refilled completely. Takes do it too, but a key that is never busy
+   * again would otherwise keep its bucket until the next take: the owner calls this now and then.
+   */
+  sweep(): void {
+    this.#sweepAt = 0;
+    this.#sweep(this.scheduler.now());
   }
 
   /** Once a second at most: buckets that refilled completely are dropped. */

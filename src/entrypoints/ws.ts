@@ -164,6 +164,12 @@ abstract class Socket {
   protected ready: Promise<unknown> = new Promise(() => {});
   /** Set once the gateway closed the socket itself: frames still arriving are not handled. */
   #closing = false;
+  /**
+   * Cleared once the client left (`leave`) or its Close arrived: from then on the sink writes
+   * nothing, so the hub counts nothing more as delivered and the brokers keep it. A client may drop
+   * what arrives after it closed (browsers and Bun do, as the WebSocket standard says).
+   */
+  #delivering = true;
   /** Bytes of replies written since the send buffer was last within max_buffered_bytes. */
   #overflow = 0;
   /** Runs while the send buffer is past max_buffered_bytes; closes the socket when it fires. */
@@ -383,7 +389,13 @@ abstract class Socket {
     this.#slowTimer = undefined;
   }
 
+  /** Nothing more is written to the client as a delivery (replies still go). */
+  protected stopDelivering(): void {
+    this.#delivering = false;
+  }
+
   #closed(): void {
+    this.#delivering = false;
     this.#stopSlowClock();
     void this.conn.close();
   }
@@ -391,8 +403,8 @@ abstract class Socket {
   private sink(ws: WSContext): DeliverySink {
     return {
       // Deliveries wait while the buffer is past the mark: the hub polls writable() and resumes.
-      deliver: (delivery) => this.#writable(ws) && this.#send(ws, this.format(delivery)),
-      writable: () => this.#writable(ws),
+      deliver: (delivery) => this.#delivering && this.#writable(ws) && this.#send(ws, this.format(delivery)),
+      writable: () => this.#delivering && this.#writable(ws),
       close: (code, reason) => this.close(code, reason),
     };
   }
@@ -402,6 +414,10 @@ class MultiplexedSocket extends Socket {
   /** RATE_LIMITED answers in the second that began at `#refusedSince`. */
   #refused = 0;
   #refusedSince = -Infinity;
+  /** Client requests under way (publish, subscribe, unsubscribe): answered before `left`. */
+  #pending = new Set<Promise<unknown>>();
+  /** The client sent `leave`. */
+  #leaving = false;
 
   protected async opened(sink: DeliverySink): Promise<void> {
     // The welcome goes first (open greets before resuming consumers, which starts deliveries).
@@ -437,16 +453,30 @@ class MultiplexedSocket extends Socket {
       return this.error(error, error instanceof GatewayError ? error.frameId : undefined);
     }
     const id = "id" in frame ? frame.id : undefined;
+    if (
+      this.#leaving &&
+      (frame.type === "publish" || frame.type === "subscribe" || frame.type === "unsubscribe")
+    ) {
+      return this.error(
+        new GatewayError("BAD_FRAME", `${frame.type} after leave: the connection is closing`),
+        id,
+      );
+    }
     // Every client action answers: a receipt when it names an id, an error frame when it fails
     // (synchronously or not); none can escape as an unhandled error.
-    const answer = (work: () => Promise<unknown>) =>
-      Promise.resolve().then(work).then(
+    const answer = (work: () => Promise<unknown>) => {
+      const answered = Promise.resolve().then(work).then(
         (receipt) => id && this.send({ type: "receipt", id, ...metaOf(receipt) }),
         (error) => this.error(error, id),
       );
+      this.#pending.add(answered);
+      void answered.finally(() => this.#pending.delete(answered));
+    };
     switch (frame.type) {
       case "ping":
         return this.send({ type: "pong" });
+      case "leave":
+        return void this.#leave();
       case "publish":
         return void answer(() => this.conn.publish(frame.endpoint, encodeData(frame.data), frame.id));
       case "subscribe":
@@ -461,6 +491,22 @@ class MultiplexedSocket extends Socket {
         }
         return;
     }
+  }
+
+  /**
+   * The client leaves: nothing more is delivered from now on (what its brokers send meanwhile
+   * stays with them, for its next connection), the requests under way are answered, then `left`
+   * and a 1000 close. A client that reads up to `left` before it closes has had every message
+   * the gateway counted as delivered, so a clean leave loses nothing, with acks or without.
+   * Not awaited by the frame loop: acks sent after `leave` are still handled.
+   */
+  async #leave(): Promise<void> {
+    if (this.#leaving) return;
+    this.#leaving = true;
+    this.stopDelivering();
+    await Promise.all(this.#pending);
+    this.send({ type: "left" });
+    this.end(CloseCode.NORMAL, "left");
   }
 
   private send(frame: ServerFrame): void {

@@ -23,6 +23,7 @@ export const ClientFrameSchema = v.variant("type", [
   v.strictObject({ type: v.literal("unsubscribe"), endpoint: name, id: v.optional(id) }),
   v.strictObject({ type: v.literal("ack"), endpoint: name, id }),
   v.strictObject({ type: v.literal("ping") }),
+  v.strictObject({ type: v.literal("leave") }),
 ]);
 
 /** Each frame type's keys, the required ones first: what the problems below are worded from. */
@@ -32,6 +33,7 @@ const KEYS: Record<ClientFrame["type"], { required: string[]; optional: string[]
   unsubscribe: { required: ["endpoint"], optional: ["id"] },
   ack: { required: ["endpoint", "id"], optional: [] },
   ping: { required: [], optional: [] },
+  leave: { required: [], optional: [] },
 };
 
 /**

@@ -68,7 +68,9 @@ export class CleanupWorker {
     const batch = this.options.batch ?? 500;
     this.#runs.inc();
     const started = scheduler.now();
-    const tried = new Set<string>();
+    // Only what could not be cleaned: a session cleaned up is gone from the listing, so the set
+    // stays as small as the failures, not as large as everything the run expired.
+    const failed = new Set<string>();
     let cleaned = 0;
     for (;;) {
       let ids: string[];
@@ -79,19 +81,18 @@ export class CleanupWorker {
         break;
       }
       // What this run already tried and could not clean (a store error) waits for the next run.
-      const fresh = ids.filter((id) => !tried.has(id));
+      const fresh = ids.filter((id) => !failed.has(id));
       if (fresh.length === 0) break;
       logger.info(`[CleanupWorker] Found ${fresh.length} expired sessions`);
-      for (const id of fresh) tried.add(id);
-      cleaned += await this.#expireAll(fresh);
+      cleaned += await this.#expireAll(fresh, failed);
       if (ids.length < batch || scheduler.now() - started >= interval) break;
     }
     this.#expired.inc({}, cleaned);
     return cleaned;
   }
 
-  /** Expires `ids`, a few at a time; resolves how many this node cleaned up. */
-  async #expireAll(ids: string[]): Promise<number> {
+  /** Expires `ids`, a few at a time; resolves how many this node cleaned up, adds the rest to `failed`. */
+  async #expireAll(ids: string[], failed: Set<string>): Promise<number> {
     const { logger, expire } = this.options;
     let next = 0;
     let cleaned = 0;
@@ -100,9 +101,11 @@ export class CleanupWorker {
         const id = ids[next++];
         try {
           if (await expire(id)) cleaned++;
+          else failed.add(id);
         } catch (error) {
           // One bad session (unreadable record, broker down) never stops the others.
           logger.error(`[CleanupWorker] Cleanup of ${id} failed`, error);
+          failed.add(id);
         }
       }
     };

@@ -119,8 +119,17 @@ export class MemorySessionStore implements SessionStore {
     if (!entry || entry.session.epoch !== expectedEpoch) return Promise.resolve(false);
     this.#entries.delete(clientId);
     const subject = entry.session.subject;
-    if (subject !== undefined) this.#subjects.get(subject)?.delete(clientId);
+    if (subject !== undefined) {
+      const owned = this.#subjects.get(subject);
+      owned?.delete(clientId);
+      if (owned?.size === 0) this.#subjects.delete(subject);
+    }
     return Promise.resolve(true);
+  }
+
+  /** Entries kept, by map (see Hub.retained): empty once every session is deleted. */
+  retained(): Record<string, number> {
+    return { sessions: this.#entries.size, subjects: this.#subjects.size };
   }
 
   listExpired(now: number, limit: number): Promise<string[]> {

@@ -133,6 +133,7 @@ const FRAME_KEYS: Record<string, { required: string[]; optional: string[] }> = {
   unsubscribe: { required: ["type", "endpoint"], optional: ["id"] },
   ack: { required: ["type", "endpoint", "id"], optional: [] },
   ping: { required: ["type"], optional: [] },
+  // `leave` is never generated: it ends the attacker's connection (tests/conformance/leave.test.ts).
 };
 
 /** The text a runtime's WebSocket client puts on the wire: lone surrogates become U+FFFD. */

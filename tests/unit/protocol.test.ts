@@ -63,7 +63,7 @@ test("policy: frames are validated; bad ones get BAD_FRAME, big ones TOO_LARGE",
   assert.match(code("not json"), /^BAD_FRAME: frame is not valid JSON/);
   assert.equal(
     code('{"type":"dance"}'),
-    'BAD_FRAME: invalid frame: "type" must be one of publish, subscribe, unsubscribe, ack or ping; got "dance"',
+    'BAD_FRAME: invalid frame: "type" must be one of publish, subscribe, unsubscribe, ack, ping or leave; got "dance"',
   );
   assert.equal(
     code('{"type":"publish","data":1}'),

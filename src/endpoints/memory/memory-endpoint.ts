@@ -173,6 +173,11 @@ export class MemoryEndpoint implements BindableEndpoint {
     return this.#bindings.size;
   }
 
+  /** Entries kept per client and topic, by map (see Hub.retained). */
+  retained(): Record<string, number> {
+    return { bindings: this.#bindings.size, topics: this.#topics.size };
+  }
+
   takeLosses(clientId: string): number {
     const binding = this.#bindings.get(clientId);
     const lost = binding?.lost ?? 0;

@@ -210,6 +210,11 @@ export class MqttEndpoint implements BindableEndpoint {
     return this.#consumers.size;
   }
 
+  /** Entries kept per client, by map (see Hub.retained): none for a client suspended or unbound. */
+  retained(): Record<string, number> {
+    return { consumers: this.#consumers.size, locks: this.#locks.size };
+  }
+
   /** Publish connections (the pool's size, whatever the number of clients). */
   get producerCount(): number {
     return this.#pool.size;
