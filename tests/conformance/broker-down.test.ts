@@ -5,7 +5,8 @@
  * running: it must start, answer 503 on /readyz naming the endpoint, refuse publishes and binds
  * with UPSTREAM_UNAVAILABLE, and log exactly one WARN. Then the broker is started: /readyz turns
  * ready by itself, exactly one INFO says the broker is back, and a client's publish comes back to
- * its own subscription (both templates name one topic).
+ * its own subscription (both templates name one topic). Then the broker goes away and comes back
+ * while the gateway runs: the same again, one more WARN and one more INFO.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -31,6 +32,9 @@ const run = () => crypto.randomUUID().slice(0, 8);
 interface DownBroker {
   address: string;
   start(): Promise<void>;
+  /** Stops the broker process, to be started again (its data kept). */
+  pause(): Promise<void>;
+  /** Stops it for good and removes its data. */
   stop(): Promise<void>;
 }
 
@@ -92,6 +96,24 @@ async function brokerDownAtStart(type: string, name: string, entry: string, brok
     assert.deepEqual(message.data, { n: 1 });
     await socket.close();
     assert.equal(lines(gw, "WARN").length, 1, gw.output());
+
+    // Gone later is the same case: one more WARN, not ready, then one more INFO and ready.
+    await broker.pause();
+    await eventually(
+      async () => (await readyz(gw)).status === 503 || (await new Promise((r) => setTimeout(r, 200)), false),
+      "/readyz turning not ready",
+      60_000,
+    );
+    await eventually(() => lines(gw, "WARN", mine).length === 2, "the WARN of the second outage", 20_000);
+    await broker.start();
+    await eventually(
+      async () => (await readyz(gw)).status === 200 || (await new Promise((r) => setTimeout(r, 200)), false),
+      "/readyz ready again",
+      60_000,
+    );
+    assert.equal(lines(gw, "INFO", back).length, 2, gw.output());
+    if (process.env.SHOW_LOG) console.log(gw.output());
+    assert.equal(lines(gw, "WARN").length, 2, gw.output());
   } finally {
     await gw.stop("SIGKILL");
     await broker.stop();
@@ -99,7 +121,7 @@ async function brokerDownAtStart(type: string, name: string, entry: string, brok
 }
 
 test(
-  `broker down at start (${currentRuntime}): mqtt starts, not ready, one WARN; broker up: ready, one INFO, publish and subscribe work`,
+  `broker down at start (${currentRuntime}): mqtt starts, not ready, one WARN; broker up: ready, one INFO, publish and subscribe work; the same when it goes away later`,
   {
     timeout: 90_000,
   },
@@ -111,13 +133,18 @@ test(
       "mqtt",
       "sensors",
       `    url: ${mosquitto.url}\n    publish_topic: "${ns}/{clientId}"\n    subscribe_topic: "${ns}/{clientId}"\n`,
-      { address: mosquitto.url, start: () => mosquitto.resume(), stop: () => mosquitto.stop() },
+      {
+        address: mosquitto.url,
+        start: () => mosquitto.resume(),
+        pause: () => mosquitto.pause(),
+        stop: () => mosquitto.stop(),
+      },
     );
   },
 );
 
 test(
-  `broker down at start (${currentRuntime}): nats starts, not ready, one WARN; broker up: ready, one INFO, publish and subscribe work`,
+  `broker down at start (${currentRuntime}): nats starts, not ready, one WARN; broker up: ready, one INFO, publish and subscribe work; the same when it goes away later`,
   {
     timeout: 90_000,
   },
@@ -129,7 +156,7 @@ test(
       "nats",
       "events",
       `    servers: ["${nats.server}"]\n    stream: test_down_${id}\n    publish_subject: "test.down-${id}.{clientId}"\n    subscribe_subject: "test.down-${id}.{clientId}"\n`,
-      { address: nats.server, start: () => nats.resume(), stop: () => nats.stop() },
+      { address: nats.server, start: () => nats.resume(), pause: () => nats.kill(), stop: () => nats.stop() },
     );
   },
 );
@@ -149,6 +176,9 @@ async function privateKafka(): Promise<DownBroker> {
       started = true;
       await sh("bash", [script("start.sh"), String(port), dir], { env });
     },
+    pause: async () => {
+      await sh("bash", [script("stop.sh"), String(port), dir], { env });
+    },
     stop: async () => {
       if (started) await sh("bash", [script("stop.sh"), String(port), dir], { env }).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
@@ -157,7 +187,7 @@ async function privateKafka(): Promise<DownBroker> {
 }
 
 test(
-  `broker down at start (${currentRuntime}): kafka starts, not ready, one WARN; brokers up: ready, one INFO, publish and subscribe work`,
+  `broker down at start (${currentRuntime}): kafka starts, not ready, one WARN; brokers up: ready, one INFO, publish and subscribe work; the same when it goes away later`,
   {
     timeout: 150_000,
   },

@@ -100,7 +100,7 @@ export class KafkaEndpoint implements BindableEndpoint {
       component: "Kafka",
       endpoint: options.name,
       // The one place the brokers are put into a log line of the reachability.
-      target: `brokers ${options.brokers.map((b) => String(b)).join(", ")}`,
+      target: `Kafka at ${options.brokers.map((b) => String(b)).join(", ")}`,
       logger,
       scheduler: options.scheduler,
     });

@@ -54,7 +54,7 @@ export class ProducerPool {
         connectTimeout,
       }));
     const { reachability } = this.#options;
-    let lastError = "connection closed";
+    let lastError: string | undefined;
     for (const client of this.#clients) {
       reconnectWithBackOff(client);
       client.on("error", (e) => {
@@ -65,15 +65,18 @@ export class ProducerPool {
       // One WARN for the outage, however many connections and attempts fail (the reachability
       // logs only a change); the pool counts as down once none of its connections is up.
       client.on("close", () => {
-        if (this.#clients.includes(client) && this.connectedCount === 0) reachability.down(lastError);
+        if (this.#clients.includes(client) && this.connectedCount === 0) {
+          reachability.down(lastError ?? "connection closed");
+        }
       });
     }
     // A connection not up yet is logged by its error handler above and counted just below; it
     // keeps reconnecting, so start() goes on without it.
     await Promise.all(this.#clients.map((c) => connected(c, connectTimeout, scheduler).catch(() => {})));
     const up = this.connectedCount;
-    // A broker that takes the connection and never answers closes nothing before the timeout.
-    if (up === 0) reachability.down(`no CONNACK within ${connectTimeout} ms`);
+    // The error can come before its close; a broker that takes the connection and never
+    // answers closes nothing before the timeout.
+    if (up === 0) reachability.down(lastError ?? `no CONNACK within ${connectTimeout} ms`);
     else if (up < size) {
       logger.warn(`[MQTT] ${up} of ${size} producer connections to ${url} are up; retrying`);
     }
