@@ -155,10 +155,6 @@ export class NatsEndpoint implements BindableEndpoint {
         `cannot connect to NATS at ${servers.join(", ")}: ${(error as Error).message}`,
       );
     }
-    if (this.#stopped) {
-      await nc.close();
-      return undefined;
-    }
     try {
       this.#jsm = await jetstreamManager(nc, { timeout: connectTimeout });
       this.#js = jetstream(nc, { timeout: publishTimeout });
@@ -171,6 +167,11 @@ export class NatsEndpoint implements BindableEndpoint {
         "UPSTREAM_UNAVAILABLE",
         `NATS at ${servers.join(", ")} has no JetStream: ${(error as Error).message}`,
       );
+    }
+    if (this.#stopped) {
+      // Stopped while this attempt was setting up: nothing may stay open.
+      await nc.close().catch(() => {});
+      return undefined;
     }
     this.#nc = nc;
     this.#up = true;
