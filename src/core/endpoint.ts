@@ -75,7 +75,10 @@ export interface Endpoint {
    * with back-off (`retryDelay`: 1 s doubling to 30 s), `health()` says not ok meanwhile (so
    * `/readyz` answers 503 naming it), and it logs one WARN when the broker goes down and one INFO
    * when it answers again, not a line per attempt or connection. While it is down, `publish`,
-   * `bindClient` and `resumeClient` reject at once with UPSTREAM_UNAVAILABLE (temporary).
+   * `bindClient` and `resumeClient` reject with UPSTREAM_UNAVAILABLE (temporary), at once when
+   * the endpoint knows (a publish already sent when the broker went may be OUTCOME_UNKNOWN). The
+   * retry timers are the Scheduler's where the client library lets them be (MQTT's and a
+   * connected NATS connection's reconnects run on the library's own timer, with the same delays).
    * `start` rejects only for what no retry can mend, found on a broker that answered (e.g. a
    * NATS stream that must exist and does not).
    */
