@@ -24,9 +24,11 @@ export { GatewayError } from "./core/errors.ts";
 export type { ErrorCode } from "./core/errors.ts";
 export type { LogFields, Logger } from "./core/logger.ts";
 export { memoryLogger, withFields } from "./core/logger.ts";
-export type { Scheduler } from "./core/scheduler.ts";
+export type { Scheduler, TimerId } from "./core/scheduler.ts";
 export { RealScheduler } from "./core/scheduler.ts";
 export { KeyedMutex } from "./core/mutex.ts";
+export { BrokerReachability, RETRY_INITIAL_MS, RETRY_MAX_MS, retryDelay } from "./core/reachability.ts";
+export type { BrokerReachabilityOptions } from "./core/reachability.ts";
 export { expandTopic } from "./endpoints/template.ts";
 export * from "./config/values.ts";
 /** valibot, for option schemas beyond the helpers above (the gateway's own copy). */

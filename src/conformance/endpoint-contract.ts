@@ -5,7 +5,9 @@
  * runs the same suite against theirs: bind delivers in order; suspend queues at the broker and
  * resume drains in order, once; unsettled messages (end-to-end acks) come again flagged
  * redelivered; a refused or throwing delivery stays with the broker; unbind drops; every method
- * is idempotent; a restarted endpoint resumes a client it never saw bound.
+ * is idempotent; a restarted endpoint resumes a client it never saw bound; and, given
+ * `unreachable`, a broker that does not answer at start is the broker-down case of
+ * Endpoint.start (starts anyway, not healthy, UPSTREAM_UNAVAILABLE, one WARN).
  *
  * @example
  * // my-endpoint.test.ts
@@ -20,6 +22,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { BindableEndpoint, DeliveryHandler, InboundMessage } from "../core/endpoint.ts";
+import { GatewayError } from "../core/errors.ts";
 import { memoryLogger } from "../core/logger.ts";
 import type { Logger } from "../core/logger.ts";
 
@@ -38,6 +41,11 @@ export interface ContractHarness {
   /** Client IDs unique to this run, so reruns never see each other's broker state. */
   clientId(label: string): string;
   close?(): Promise<void>;
+  /**
+   * A new, unstarted endpoint like `make`'s but for a broker address nothing listens on (e.g. a
+   * free port), logging to `logger`. Without it the broker-down test checks nothing.
+   */
+  unreachable?(logger: Logger): BindableEndpoint;
 }
 
 /** A handler that records deliveries and can refuse them like a backed-up socket. */
@@ -285,6 +293,31 @@ export function endpointContract(kind: string, setup: () => Promise<ContractHarn
       await endpoint.suspendClient(id);
     } finally {
       await done();
+    }
+  });
+
+  test(`${kind} contract: a broker that does not answer at start: it starts, is not healthy, refuses with UPSTREAM_UNAVAILABLE, one WARN`, async () => {
+    const harness = await setup();
+    const logger = memoryLogger();
+    const endpoint = harness.unreachable?.(logger);
+    try {
+      if (!endpoint) return;
+      const params = harness.params ?? {};
+      await endpoint.start(new RecordingHandler());
+      assert.equal((await endpoint.health()).ok, false, "health() while the broker is down");
+      const unavailable = (e: unknown) =>
+        e instanceof GatewayError && e.code === "UPSTREAM_UNAVAILABLE" && e.temporary;
+      await assert.rejects(
+        endpoint.publish(harness.clientId("down"), { payload: new Uint8Array(2) }, params),
+        unavailable,
+      );
+      await assert.rejects(endpoint.bindClient(harness.clientId("down"), params), unavailable);
+      const warnings = () => logger.lines.filter((l) => l.startsWith("WARN"));
+      await eventually(() => warnings().length > 0, "the WARN of the broker being down");
+      assert.equal(warnings().length, 1, logger.lines.join("\n"));
+    } finally {
+      await endpoint?.stop();
+      await harness.close?.();
     }
   });
 

@@ -66,7 +66,22 @@ export interface EndpointHealth {
 
 export interface Endpoint {
   readonly name: string;
-  /** Connects the shared resources (producer pool); deliveries go to `handler`. */
+  /**
+   * Connects the shared resources (producer pool); deliveries go to `handler`.
+   *
+   * A broker that does not answer is not a start-up failure, at start or later: the same case
+   * for every endpoint type (BrokerReachability, src/core/reachability.ts). `start` resolves
+   * after one attempt (bounded by the endpoint's connect timeout); the endpoint goes on trying
+   * with back-off (`retryDelay`: 1 s doubling to 30 s), `health()` says not ok meanwhile (so
+   * `/readyz` answers 503 naming it), and it logs one WARN when the broker goes down and one INFO
+   * when it answers again, not a line per attempt or connection. While it is down, `publish`,
+   * `bindClient` and `resumeClient` reject with UPSTREAM_UNAVAILABLE (temporary), at once when
+   * the endpoint knows (a publish already sent when the broker went may be OUTCOME_UNKNOWN). The
+   * retry timers are the Scheduler's where the client library lets them be (MQTT's and a
+   * connected NATS connection's reconnects run on the library's own timer, with the same delays).
+   * `start` rejects only for what no retry can mend, found on a broker that answered (e.g. a
+   * NATS stream that must exist and does not).
+   */
   start(handler: DeliveryHandler): Promise<void>;
   /** Flushes producers and closes every connection, leaving broker-side client state intact. */
   stop(): Promise<void>;
@@ -80,6 +95,7 @@ export interface Endpoint {
    * publish_timeout), so none takes an AbortSignal.
    */
   publish(clientId: string, message: OutboundMessage, params: Record<string, string>): Promise<Receipt>;
+  /** Whether the broker is reachable now (`ok`), and what the endpoint holds; for `/readyz`. */
   health(): Promise<EndpointHealth>;
   /** Clients with a binding held by this node, suspended ones included (for /metrics). */
   bindingCount?(): number;

@@ -54,6 +54,11 @@ export class VirtualClock implements Scheduler {
     return this.#timers.size;
   }
 
+  /** When the earliest timer still scheduled falls due (ms since the epoch), if there is one. */
+  get nextDue(): number | undefined {
+    return this.#earliest(Infinity)?.due;
+  }
+
   /** Moves time forward by `ms`, running due timers in order and settling async work between them. */
   async advance(ms: number): Promise<void> {
     const target = this.#now + ms;

@@ -10,12 +10,16 @@ import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 import { consumerNamePart, streamSubjects } from "../../src/endpoints/nats/subjects.ts";
 import { makeNatsEndpoint, natsNamespace, OutsideNats, PrivateNats } from "../support/nats.ts";
+import { freePort } from "../support/net.ts";
 // As a plugin author imports the kit (package.json / deno.json "exports"):
 import { endpointContract, eventually, RecordingHandler } from "mediation-engine/conformance";
 
 const ns = natsNamespace("contract");
 let outside: OutsideNats;
+/** A port nothing listens on, for the broker-down case. */
+let downPort: number;
 before(async () => {
+  downPort = await freePort();
   outside = await OutsideNats.connect();
 });
 after(async () => {
@@ -26,6 +30,7 @@ after(async () => {
 endpointContract("nats", () =>
   Promise.resolve({
     make: (logger) => makeNatsEndpoint({ ns, ...(logger && { logger }) }),
+    unreachable: (logger) => makeNatsEndpoint({ ns, servers: [`127.0.0.1:${downPort}`], logger }),
     inject: (clientId, text) => outside.publish(`${ns.prefix}.${clientId}.down`, text),
     durable: true,
     clientId: (label) => `${label}-${crypto.randomUUID().slice(0, 8)}`,

@@ -12,6 +12,13 @@
  * disconnects the consumer (the offsets stay with the broker); resume starts a new one from the
  * committed offsets; unbind disconnects and deletes the group. The consumers themselves are in
  * client-consumers.ts, the publish lanes in producer.ts.
+ *
+ * Brokers that are down at start or later are the endpoint contract's case (Endpoint.start):
+ * start() makes one attempt and resolves; the producer and admin connect again on the scheduler
+ * after `retryDelay` until they are up. Later, a failed health check or a connection error that
+ * kafkajs reports makes the endpoint ask the cluster at once, and down it goes into the same
+ * retries. kafkajs's own connection errors (a line per broker and retry) go to debug: the
+ * BrokerReachability logs the outage once and the return once.
  */
 import { Buffer } from "node:buffer";
 import { Kafka, Partitioners } from "kafkajs";
@@ -25,7 +32,8 @@ import type {
 } from "../../core/endpoint.ts";
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
-import type { Scheduler } from "../../core/scheduler.ts";
+import { BrokerReachability, retryDelay } from "../../core/reachability.ts";
+import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 import { ClientConsumers } from "./client-consumers.ts";
 import { KAFKA_LOG_LEVEL, kafkaLogCreator } from "./kafka-log.ts";
@@ -74,11 +82,29 @@ export class KafkaEndpoint implements BindableEndpoint {
   /** Start-position look-ups, one after another (see #startOffsets). */
   #lookups: Promise<unknown> = Promise.resolve();
   #publisher: KeyedProducer;
+  /** Brokers answering; for /readyz, and the one WARN/INFO of an outage. */
+  readonly reachability: BrokerReachability;
+  /** The producer and admin connected (once; kafkajs reconnects them on demand after that). */
+  #connected = false;
+  #stopped = true;
+  /** The next attempt while the brokers are down. */
+  #retry?: TimerId;
+  #attempts = 0;
+  /** The attempt in flight, if any: triggers coming meanwhile join it. */
+  #checking?: Promise<void>;
 
   constructor(options: KafkaEndpointOptions) {
     this.name = options.name;
     this.#options = options;
     const logger = options.logger;
+    this.reachability = new BrokerReachability({
+      component: "Kafka",
+      endpoint: options.name,
+      // The one place the brokers are put into a log line of the reachability.
+      target: `Kafka at ${options.brokers.map((b) => String(b)).join(", ")}`,
+      logger,
+      scheduler: options.scheduler,
+    });
     const config: KafkaConfig = {
       clientId: `engine-${options.name}-${options.nodeId}`,
       brokers: options.brokers,
@@ -89,7 +115,12 @@ export class KafkaEndpoint implements BindableEndpoint {
       // Few, quick retries: a publish fails within about its timeout instead of minutes.
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
       logLevel: KAFKA_LOG_LEVEL,
-      logCreator: kafkaLogCreator(logger, options.name, () => options.scheduler.now()),
+      // A connection error is the outage the reachability reports once, not a line per broker,
+      // client and retry: it only makes the endpoint check the cluster now.
+      logCreator: kafkaLogCreator(logger, options.name, () => options.scheduler.now(), {
+        onConnectionError: () => this.#checkNow(),
+        quiet: () => !this.reachability.reachable,
+      }),
     };
     this.#kafka = new Kafka(config);
     this.#producer = this.#kafka.producer({
@@ -121,19 +152,79 @@ export class KafkaEndpoint implements BindableEndpoint {
     return `engine-${this.name}-client-${clientId}`;
   }
 
+  /** Connects the producer and admin: one attempt, then more with back-off (see the module comment). */
   async start(handler: DeliveryHandler): Promise<void> {
     this.#consumers.deliverTo(handler);
-    try {
-      await Promise.all([this.#producer.connect(), this.#admin.connect()]);
-    } catch (error) {
-      throw this.#unavailable("cannot connect to the brokers", error);
-    }
+    this.#stopped = false;
+    this.#attempts = 0;
+    await this.#check();
+  }
+
+  /**
+   * One attempt: connects the producer and admin if they never were, else asks the cluster for
+   * its brokers. Up or down, the reachability is told; down, the next attempt is scheduled.
+   */
+  #check(): Promise<void> {
+    this.#checking ??= (async () => {
+      try {
+        if (this.#connected) {
+          await withTimeout(
+            this.#admin.describeCluster(),
+            this.#options.connectTimeout,
+            this.#options.scheduler,
+          );
+        } else {
+          await Promise.all([this.#producer.connect(), this.#admin.connect()]);
+          this.#connected = true;
+        }
+        if (this.#stopped) return;
+        this.#attempts = 0;
+        this.reachability.up();
+      } catch (error) {
+        this.#failed(error);
+      } finally {
+        this.#checking = undefined;
+      }
+    })();
+    return this.#checking;
+  }
+
+  /** A connection error was reported while the brokers counted as up: check them now. */
+  #checkNow(): void {
+    if (this.#stopped || !this.reachability.reachable) return;
+    void this.#check();
+  }
+
+  /** Reports the brokers down (logged once) and schedules the next attempt, with back-off. */
+  #failed(error: unknown): void {
+    if (this.#stopped) return;
+    this.reachability.down((error as Error).message);
+    if (this.#retry !== undefined) return;
+    this.#retry = this.#options.scheduler.setTimeout(() => {
+      this.#retry = undefined;
+      void this.#check();
+    }, retryDelay(this.#attempts++));
+  }
+
+  /** The producer never connected: kafkajs would refuse anyway ("the producer is disconnected"). */
+  #checkConnected(): void {
+    if (this.#connected) return;
+    throw new GatewayError(
+      "UPSTREAM_UNAVAILABLE",
+      `Kafka endpoint ${this.name}: the brokers are unreachable (${
+        this.reachability.reason ?? "connecting"
+      }); retrying`,
+    );
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry !== undefined) this.#options.scheduler.clear(this.#retry);
+    this.#retry = undefined;
     // Consumers leave their groups; the committed offsets stay, so clients resume elsewhere.
     await Promise.all(this.#consumers.clientIds().map((id) => this.suspendClient(id)));
     await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()]);
+    this.#connected = false;
   }
 
   /**
@@ -147,6 +238,7 @@ export class KafkaEndpoint implements BindableEndpoint {
     params: Record<string, string>,
   ): Promise<Receipt> {
     const topic = this.#topic(this.#options.publishTopic, clientId, params);
+    this.#checkConnected();
     const key = (this.#options.keyParam && params[this.#options.keyParam]) || clientId;
     try {
       const { partition, offset } = await this.#publisher.send(topic, key, toBuffer(message.payload));
@@ -164,6 +256,7 @@ export class KafkaEndpoint implements BindableEndpoint {
       const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
       const existing = this.#consumers.get(clientId);
       if (existing && existing.topic === topic && !existing.paused) return;
+      this.#checkConnected();
       if (existing) await this.#consumers.stop(clientId, existing);
       const start = await this.#startOffsets(this.groupId(clientId), topic);
       await this.#startConsumer(clientId, topic, start);
@@ -187,6 +280,7 @@ export class KafkaEndpoint implements BindableEndpoint {
       const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
       const existing = this.#consumers.get(clientId);
       if (existing && !existing.paused) return;
+      this.#checkConnected();
       if (existing) await this.#consumers.stop(clientId, existing);
       await this.#startConsumer(clientId, topic);
     });
@@ -208,7 +302,15 @@ export class KafkaEndpoint implements BindableEndpoint {
     });
   }
 
+  /** Asks the cluster while it counts as up (a failure starts the retries); down, says why. */
   async health(): Promise<EndpointHealth> {
+    if (!this.reachability.reachable) {
+      const why = this.reachability.reason ?? "connecting";
+      return {
+        ok: false,
+        detail: `brokers unreachable: ${why}; retrying, ${this.#consumers.size} consumers online`,
+      };
+    }
     try {
       const cluster = await withTimeout(this.#admin.describeCluster(), 3000, this.#options.scheduler);
       return {
@@ -216,6 +318,7 @@ export class KafkaEndpoint implements BindableEndpoint {
         detail: `${cluster.brokers.length} brokers reachable, ${this.#consumers.size} consumers online`,
       };
     } catch (error) {
+      this.#failed(error);
       return { ok: false, detail: `brokers unreachable: ${(error as Error).message}` };
     }
   }

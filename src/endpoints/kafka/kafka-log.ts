@@ -15,18 +15,36 @@ export const KAFKA_LOG_LEVEL = logLevel.WARN;
 /** A kafkajs error repeated within this many ms of its last warn line is a debug line. */
 export const KAFKA_REPEAT_MS = 30_000;
 
+/** kafkajs loggers whose errors are about reaching brokers. */
+const CONNECTION_NAMESPACES = new Set(["Connection", "BrokerPool"]);
+const CONNECTION_ERROR =
+  /Connection error|Connection timeout|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|Closed connection/i;
+
+export interface KafkaLogOptions {
+  /** Called for a kafkajs error about reaching a broker, which is then a debug line: the endpoint's
+   * BrokerReachability reports an outage once (and its end once), not a line per broker and retry. */
+  onConnectionError?: () => void;
+  /** While true (the broker is known to be down), other kafkajs errors are debug lines too. */
+  quiet?: () => boolean;
+}
+
 /**
- * kafkajs ERROR (a broker connection failed, a request failed and is retried) becomes a warn
- * line: the endpoint reports what finally failed itself, at error. Everything else is debug.
- * During an outage every client and every retry logs the same error: the first is a warn line,
- * the same text again within KAFKA_REPEAT_MS (on `now`'s clock) a debug line.
+ * kafkajs ERROR (a request failed and is retried) becomes a warn line: the endpoint reports what
+ * finally failed itself, at error. Everything else is debug, and so are connection errors (see
+ * KafkaLogOptions). During an outage every client and every retry logs the same error: the first
+ * is a warn line, the same text again within KAFKA_REPEAT_MS (on `now`'s clock) a debug line.
  *
  * @example
  * new Kafka({ brokers, logLevel: KAFKA_LOG_LEVEL, logCreator: kafkaLogCreator(logger, "orders") });
  */
-export function kafkaLogCreator(logger: Logger, endpoint: string, now: () => number = Date.now): logCreator {
+export function kafkaLogCreator(
+  logger: Logger,
+  endpoint: string,
+  now: () => number = Date.now,
+  options: KafkaLogOptions = {},
+): logCreator {
   const warned = new Map<string, number>();
-  return () => ({ level, log }: LogEntry) => {
+  return () => ({ namespace, level, log }: LogEntry) => {
     const { message, error, broker, groupId } = log as LogEntry["log"] & {
       error?: string;
       broker?: string;
@@ -35,6 +53,11 @@ export function kafkaLogCreator(logger: Logger, endpoint: string, now: () => num
     const text = `[Kafka] ${endpoint}: ${message}${error ? ` (${error})` : ""}`;
     const fields = { endpoint, broker, group: groupId };
     if (level !== logLevel.ERROR) return logger.debug(text, fields);
+    if (CONNECTION_NAMESPACES.has(namespace) || CONNECTION_ERROR.test(text)) {
+      options.onConnectionError?.();
+      return logger.debug(text, fields);
+    }
+    if (options.quiet?.()) return logger.debug(text, fields);
     const at = now();
     const last = warned.get(text);
     if (last !== undefined && at - last < KAFKA_REPEAT_MS) return logger.debug(text, fields);

@@ -8,6 +8,10 @@
  * hub refuses one (client gone, socket backed up), the consumer goes offline without acking:
  * the broker keeps that message and everything after it, and redelivers them in order when
  * `resumeClient` reconnects.
+ *
+ * A broker that is down (at start or later) is the endpoint contract's case (Endpoint.start):
+ * the producer pool reports it to the endpoint's BrokerReachability, every connection reconnects
+ * with back-off, and binds and resumes meanwhile fail at once with UPSTREAM_UNAVAILABLE.
  */
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
@@ -21,13 +25,14 @@ import type {
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
+import { BrokerReachability } from "../../core/reachability.ts";
 import type { Scheduler } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
 
 /** One warning per process when mqtt.js's socket cannot be corked (see corkPubacks). */
 let uncorkableLogged = false;
 import { brokerOptions, NO_LOG } from "./client-options.ts";
-import { connected, endWithin, ProducerPool } from "./producer-pool.ts";
+import { connected, endWithin, ProducerPool, reconnectWithBackOff } from "./producer-pool.ts";
 import { checkMqttInternals, corkPubacks, DEFERRED, MQTT_JS_TESTED, sendPuback } from "./puback.ts";
 import type { PubackBatch } from "./puback.ts";
 
@@ -79,10 +84,20 @@ export class MqttEndpoint implements BindableEndpoint {
   #locks = new KeyedMutex();
   /** The options every connection shares, the broker URL parsed: built once, used per bind. */
   #base: IClientOptions;
+  /** Up while a producer connection is; for /readyz, and the one WARN/INFO of an outage. */
+  readonly reachability: BrokerReachability;
 
   constructor(options: MqttEndpointOptions) {
     this.name = options.name;
     this.#options = options;
+    this.reachability = new BrokerReachability({
+      component: "MQTT",
+      endpoint: options.name,
+      // The one place the broker's URL is put into a log line of the reachability.
+      target: `broker ${String(options.url)}`,
+      logger: options.logger,
+      scheduler: options.scheduler,
+    });
     const { url, protocolVersion, username, password } = options;
     this.#base = {
       ...brokerOptions(url),
@@ -103,6 +118,7 @@ export class MqttEndpoint implements BindableEndpoint {
       base: this.#base,
       logger: options.logger,
       scheduler: options.scheduler,
+      reachability: this.reachability,
     });
   }
 
@@ -136,6 +152,7 @@ export class MqttEndpoint implements BindableEndpoint {
 
   bindClient(clientId: string, params: Record<string, string>): Promise<void> {
     return this.#locks.run(clientId, async () => {
+      this.#checkReachable();
       const topic = expandTopic(this.#options.subscribeTopic, clientId, params);
       const existing = this.#consumers.get(clientId);
       if (existing?.client && existing.topic === topic && !existing.paused) return;
@@ -161,6 +178,7 @@ export class MqttEndpoint implements BindableEndpoint {
       const topic = expandTopic(this.#options.subscribeTopic, clientId, params);
       const consumer = this.#consumers.get(clientId);
       if (consumer?.client && !consumer.paused) return;
+      this.#checkReachable();
       if (consumer) await this.#close(consumer);
       await this.#connect(clientId, { topic, paused: false }, false);
     });
@@ -200,9 +218,12 @@ export class MqttEndpoint implements BindableEndpoint {
 
   health(): Promise<EndpointHealth> {
     const up = this.#pool.connectedCount;
+    const why = this.reachability.reason;
     return Promise.resolve({
       ok: up > 0,
-      detail: `${up}/${this.#pool.size} producer connections up, ${this.consumerCount} consumers online`,
+      detail: `${
+        why ? `broker unreachable (${why}), retrying; ` : ""
+      }${up}/${this.#pool.size} producer connections up, ${this.consumerCount} consumers online`,
     });
   }
 
@@ -293,6 +314,7 @@ export class MqttEndpoint implements BindableEndpoint {
         void this.#close(consumer, false);
       },
     });
+    reconnectWithBackOff(client);
     consumer.client = client;
     consumer.pubacks = corkPubacks(client, () => {
       if (uncorkableLogged) return;
@@ -342,6 +364,15 @@ export class MqttEndpoint implements BindableEndpoint {
         `MQTT consumer for ${clientId} failed: ${(error as Error).message}`,
       );
     }
+  }
+
+  /** While the broker is down a bind waits for no CONNACK: it is refused at once, temporarily. */
+  #checkReachable(): void {
+    if (this.reachability.state !== "down") return;
+    throw new GatewayError(
+      "UPSTREAM_UNAVAILABLE",
+      `MQTT endpoint ${this.name}: the broker is unreachable (${this.reachability.reason}); retrying`,
+    );
   }
 
   /** Runs an event handler of mqtt.js's: an exception thrown there would end the process. */

@@ -3,13 +3,17 @@
  * always publishes on the same connection (chosen by a hash of its ID), so its messages reach
  * the broker in the order it sent them; the number of publishing connections does not grow with
  * the number of clients. While the broker is unreachable, publishes fail fast with
- * UPSTREAM_UNAVAILABLE; mqtt.js reconnects the pool by itself. A publish written to the broker
- * whose PUBACK does not come within the publish timeout is OUTCOME_UNKNOWN.
+ * UPSTREAM_UNAVAILABLE; mqtt.js reconnects the pool by itself, with back-off
+ * (reconnectWithBackOff), and the pool tells the endpoint's BrokerReachability when its last
+ * connection went down and when one is up again. A publish written to the broker whose PUBACK
+ * does not come within the publish timeout is OUTCOME_UNKNOWN.
  */
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
+import { retryDelay } from "../../core/reachability.ts";
+import type { BrokerReachability } from "../../core/reachability.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import { DEFERRED } from "./puback.ts";
 
@@ -26,6 +30,8 @@ export interface ProducerPoolOptions {
   base: IClientOptions;
   logger: Logger;
   scheduler: Scheduler;
+  /** Told when the last connection went down and when one is up again (it logs the change). */
+  reachability: BrokerReachability;
 }
 
 export class ProducerPool {
@@ -47,14 +53,33 @@ export class ProducerPool {
         reconnectPeriod: 1000,
         connectTimeout,
       }));
+    const { reachability } = this.#options;
+    let lastError: string | undefined;
     for (const client of this.#clients) {
-      client.on("error", (e) => logger.debug(`[MQTT] Producer ${client.options.clientId}: ${e.message}`));
+      reconnectWithBackOff(client);
+      client.on("error", (e) => {
+        lastError = e.message;
+        logger.debug(`[MQTT] Producer ${client.options.clientId}: ${e.message}`);
+      });
+      client.on("connect", () => reachability.up());
+      // One WARN for the outage, however many connections and attempts fail (the reachability
+      // logs only a change); the pool counts as down once none of its connections is up.
+      client.on("close", () => {
+        if (this.#clients.includes(client) && this.connectedCount === 0) {
+          reachability.down(lastError ?? "connection closed");
+        }
+      });
     }
     // A connection not up yet is logged by its error handler above and counted just below; it
     // keeps reconnecting, so start() goes on without it.
     await Promise.all(this.#clients.map((c) => connected(c, connectTimeout, scheduler).catch(() => {})));
     const up = this.connectedCount;
-    if (up < size) logger.warn(`[MQTT] ${up} of ${size} producer connections to ${url} are up; retrying`);
+    // The error can come before its close; a broker that takes the connection and never
+    // answers closes nothing before the timeout.
+    if (up === 0) reachability.down(lastError ?? `no CONNACK within ${connectTimeout} ms`);
+    else if (up < size) {
+      logger.warn(`[MQTT] ${up} of ${size} producer connections to ${url} are up; retrying`);
+    }
   }
 
   /** Publishes and resolves on the broker's PUBACK (QoS 1) or once written (QoS 0). */
@@ -96,9 +121,28 @@ export class ProducerPool {
   /** Waits for in-flight publishes (at most the publish timeout), then closes every connection. */
   async stop(): Promise<void> {
     const { publishTimeout, scheduler } = this.#options;
-    await Promise.all(this.#clients.map((c) => endWithin(c, publishTimeout, scheduler)));
+    // Forgotten first: their closes are a stop, not an outage.
+    const clients = this.#clients;
     this.#clients = [];
+    await Promise.all(clients.map((c) => endWithin(c, publishTimeout, scheduler)));
   }
+}
+
+/**
+ * Makes mqtt.js's reconnects back off as every endpoint's do (`retryDelay`: 1 s doubling to
+ * 30 s), instead of its fixed `reconnectPeriod`: mqtt.js reads the period when it schedules the
+ * next attempt, after each failed one. Its own timer, not the Scheduler: mqtt.js takes no other.
+ */
+export function reconnectWithBackOff(client: MqttClient): void {
+  let attempt = 0;
+  client.options.reconnectPeriod = retryDelay(0);
+  client.on("reconnect", () => {
+    client.options.reconnectPeriod = retryDelay(++attempt);
+  });
+  client.on("connect", () => {
+    attempt = 0;
+    client.options.reconnectPeriod = retryDelay(0);
+  });
 }
 
 /** Resolves when the client has a CONNACK; rejects after `timeout` ms on `scheduler`. */

@@ -10,12 +10,17 @@
  * settled stays pending with the server; resume re-creates the consumer at its ack floor, so that
  * comes again first, in order, flagged redelivered (client-pulls.ts), on any node; unbind
  * deletes the consumer. The stream is looked up at start, and created when missing.
+ *
+ * A server that is down at start or later is the endpoint contract's case (Endpoint.start):
+ * start() makes one attempt and resolves; the connection (and the stream look-up) is tried again
+ * on the scheduler after `retryDelay`, and once connected nats.js reconnects by itself with the
+ * same back-off. The BrokerReachability logs the outage once and the return once.
  */
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { GatewayError } from "../../plugin.ts";
+import { BrokerReachability, GatewayError, retryDelay } from "../../plugin.ts";
 import type {
   BindableEndpoint,
   DeliveryHandler,
@@ -24,6 +29,7 @@ import type {
   OutboundMessage,
   Receipt,
   Scheduler,
+  TimerId,
 } from "../../plugin.ts";
 import { ClientPulls, notFound } from "./client-pulls.ts";
 import { consumerNamePart, expandSubject, streamSubjects } from "./subjects.ts";
@@ -71,10 +77,27 @@ export class NatsEndpoint implements BindableEndpoint {
   #jsm?: JetStreamManager;
   #up = false;
   #pulls: ClientPulls;
+  /** Connected and the stream found; for /readyz, and the one WARN/INFO of an outage. */
+  readonly reachability: BrokerReachability;
+  #handler?: DeliveryHandler;
+  /** The next connect attempt while the server has not answered yet. */
+  #retry?: TimerId;
+  #attempts = 0;
+  /** Reconnect attempts of the current outage (nats.js's own, once connected). */
+  #reconnects = 0;
+  #stopped = true;
 
   constructor(options: NatsEndpointOptions) {
     this.name = options.name;
     this.#options = options;
+    this.reachability = new BrokerReachability({
+      component: "NATS",
+      endpoint: options.name,
+      // The one place the servers are put into a log line of the reachability.
+      target: `NATS at ${options.servers.map((s) => String(s)).join(", ")}`,
+      logger: options.logger,
+      scheduler: options.scheduler,
+    });
     this.#pulls = new ClientPulls({
       endpoint: options.name,
       stream: options.stream,
@@ -94,8 +117,22 @@ export class NatsEndpoint implements BindableEndpoint {
     return `engine-${this.name}-client-${consumerNamePart(clientId)}`;
   }
 
-  /** Connects, checks JetStream, and finds (or creates) the stream. */
+  /**
+   * Connects, checks JetStream, and finds (or creates) the stream: one attempt, then more on the
+   * scheduler with back-off while the server does not answer (see the module comment). Rejects
+   * only when a server that answered lacks the stream and `create_stream` is false.
+   */
   async start(handler: DeliveryHandler): Promise<void> {
+    this.#handler = handler;
+    this.#stopped = false;
+    this.#attempts = 0;
+    const error = await this.#connect();
+    if (error && !error.temporary) throw error;
+    if (error) this.#retryLater(error);
+  }
+
+  /** One attempt to connect and set up; what failed, or nothing. */
+  async #connect(): Promise<GatewayError | undefined> {
     const { servers, username, password, token, connectTimeout, publishTimeout, logger } = this.#options;
     let nc: NatsConnection;
     try {
@@ -108,40 +145,61 @@ export class NatsEndpoint implements BindableEndpoint {
         timeout: connectTimeout,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
+        // The contract's back-off. nats.js asks for the delay on every turn of its dial loop,
+        // waits included, so it is counted by dials (#watch counts "reconnecting"), per outage.
+        reconnectDelayHandler: () => retryDelay(this.#reconnects - 1),
       });
     } catch (error) {
-      throw new GatewayError(
+      return new GatewayError(
         "UPSTREAM_UNAVAILABLE",
         `cannot connect to NATS at ${servers.join(", ")}: ${(error as Error).message}`,
       );
     }
-    this.#nc = nc;
-    this.#up = true;
-    void this.#watch(nc);
     try {
       this.#jsm = await jetstreamManager(nc, { timeout: connectTimeout });
+      this.#js = jetstream(nc, { timeout: publishTimeout });
+      this.#pulls.attach(this.#js, this.#jsm, this.#handler!);
+      await this.#ensureStream();
     } catch (error) {
-      await nc.close();
-      throw new GatewayError(
+      await nc.close().catch(() => {});
+      if (error instanceof GatewayError) return error;
+      return new GatewayError(
         "UPSTREAM_UNAVAILABLE",
         `NATS at ${servers.join(", ")} has no JetStream: ${(error as Error).message}`,
       );
     }
-    this.#js = jetstream(nc, { timeout: publishTimeout });
-    this.#pulls.attach(this.#js, this.#jsm, handler);
-    try {
-      await this.#ensureStream();
-    } catch (error) {
-      await nc.close();
-      throw error;
+    if (this.#stopped) {
+      // Stopped while this attempt was setting up: nothing may stay open.
+      await nc.close().catch(() => {});
+      return undefined;
     }
+    this.#nc = nc;
+    this.#up = true;
+    void this.#watch(nc);
+    this.reachability.up();
     logger.info(
       `[NATS] Endpoint ${this.name} connected to ${nc.getServer()} (stream ${this.#options.stream})`,
     );
+    return undefined;
+  }
+
+  /** Reports the server down (once) and tries again after the next back-off delay. */
+  #retryLater(error: GatewayError): void {
+    if (this.#stopped) return;
+    this.reachability.down(error.message);
+    this.#retry = this.#options.scheduler.setTimeout(() => {
+      this.#retry = undefined;
+      void this.#connect().then((e) => {
+        if (e) this.#retryLater(e);
+      });
+    }, retryDelay(this.#attempts++));
   }
 
   /** Takes every consumer offline (their state stays with the server) and closes the connection. */
   async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry !== undefined) this.#options.scheduler.clear(this.#retry);
+    this.#retry = undefined;
     await Promise.all(this.#pulls.clientIds().map((id) => this.suspendClient(id)));
     const nc = this.#nc;
     this.#nc = undefined;
@@ -187,6 +245,7 @@ export class NatsEndpoint implements BindableEndpoint {
     return this.#pulls.run(clientId, async () => {
       const subject = expandSubject(this.#options.subscribeSubject, clientId, params);
       if (this.#pulls.isLive(clientId, subject)) return;
+      this.#checkConnected();
       await this.#pulls.start(clientId, subject, params, { fresh: !this.#pulls.has(clientId, subject) });
       this.#options.logger.info(
         `[NATS] Client ${clientId} bound to endpoint ${this.name} (consumer ${
@@ -206,6 +265,7 @@ export class NatsEndpoint implements BindableEndpoint {
     return this.#pulls.run(clientId, async () => {
       const subject = expandSubject(this.#options.subscribeSubject, clientId, params);
       if (this.#pulls.isLive(clientId, subject)) return;
+      this.#checkConnected();
       await this.#pulls.start(clientId, subject, params);
     });
   }
@@ -227,11 +287,12 @@ export class NatsEndpoint implements BindableEndpoint {
 
   health(): Promise<EndpointHealth> {
     const server = this.#nc?.getServer() ?? this.#options.servers.join(", ");
+    const why = this.reachability.reason;
     return Promise.resolve({
       ok: this.#up,
-      detail: `${
-        this.#up ? "connected to" : "not connected to"
-      } ${server}, ${this.#pulls.size} consumers bound`,
+      detail: `${this.#up ? "connected to" : "not connected to"} ${server}${
+        why ? ` (${why}), retrying` : ""
+      }, ${this.#pulls.size} consumers bound`,
     });
   }
 
@@ -246,13 +307,16 @@ export class NatsEndpoint implements BindableEndpoint {
    */
   async #watch(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
-      if (status.type === "disconnect") {
+      if (status.type === "reconnecting") {
+        this.#reconnects++;
+      } else if (status.type === "disconnect") {
         this.#up = false;
-        this.#options.logger.warn(`[NATS] Endpoint ${this.name} lost its connection; reconnecting`);
+        this.reachability.down("lost its connection");
         this.#pulls.reportDropped();
       } else if (status.type === "reconnect") {
         this.#up = true;
-        this.#options.logger.info(`[NATS] Endpoint ${this.name} reconnected to ${nc.getServer()}`);
+        this.#reconnects = 0;
+        this.reachability.up();
         this.#pulls.restartAll();
       }
     }
@@ -271,9 +335,11 @@ export class NatsEndpoint implements BindableEndpoint {
       }
     }
     if (!createStream) {
+      // Not temporary: no retry makes it; start() stops on it (later attempts just go on trying).
       throw new GatewayError(
         "UPSTREAM_UNAVAILABLE",
         `NATS stream ${stream} does not exist (create_stream is false)`,
+        false,
       );
     }
     const subjects = this.#options.streamSubjects ?? streamSubjects([publishSubject, subscribeSubject]);
@@ -288,6 +354,17 @@ export class NatsEndpoint implements BindableEndpoint {
       );
     }
     logger.info(`[NATS] Created the stream ${stream} (subjects ${subjects.join(", ")})`);
+  }
+
+  /** While the server is away a bind is refused at once, temporarily. */
+  #checkConnected(): void {
+    if (this.#up) return;
+    throw new GatewayError(
+      "UPSTREAM_UNAVAILABLE",
+      `NATS endpoint ${this.name} is not connected${
+        this.reachability.reason ? ` (${this.reachability.reason})` : ""
+      }; retrying`,
+    );
   }
 
   #manager(): JetStreamManager {
