@@ -13,6 +13,7 @@ import { RateLimiter } from "./core/rate-limit.ts";
 import { consoleLogger } from "./core/logger.ts";
 import type { Logger } from "./core/logger.ts";
 import { Metrics } from "./core/metrics.ts";
+import { configSecrets, redact, redactingLogger, rememberSecrets } from "./core/redact.ts";
 import { RealScheduler } from "./core/scheduler.ts";
 import type { Scheduler } from "./core/scheduler.ts";
 import type { SessionStore } from "./core/session.ts";
@@ -62,7 +63,9 @@ export class Engine {
 
   constructor(readonly config: Config, options: EngineOptions = {}) {
     this.scheduler = options.scheduler ?? new RealScheduler();
-    this.logger = options.logger ?? consoleLogger(config.log.level);
+    // Before anything can log or fail: the config's secrets are never printed nor sent.
+    rememberSecrets(configSecrets(config));
+    this.logger = redactingLogger(options.logger ?? consoleLogger(config.log.level));
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
     this.auth = createAuthenticator(config.auth, this.scheduler);
     const perSecond = config.policy.connections_per_second;
@@ -175,10 +178,14 @@ export class Engine {
       checks.store = { ok: false, detail: GatewayError.from(error).message };
     }
     for (const endpoint of this.hub.endpoints.values()) {
-      checks[`endpoint:${endpoint.name}`] = await endpoint.health().catch((e) => ({
+      const health = await endpoint.health().catch((e) => ({
         ok: false,
         detail: GatewayError.from(e).message,
       }));
+      // A plugin's detail may name its broker as configured, credentials included.
+      checks[`endpoint:${endpoint.name}`] = health.detail === undefined
+        ? health
+        : { ...health, detail: redact(health.detail) };
     }
     const ok = this.#started && Object.values(checks).every((c) => c.ok);
     return { ok, checks };

@@ -7,6 +7,7 @@
 import process from "node:process";
 import { ConfigError, configPath } from "./config/load.ts";
 import type { Logger } from "./core/logger.ts";
+import { redact } from "./core/redact.ts";
 import { createEngine } from "./engine.ts";
 import type { Engine } from "./engine.ts";
 import type { Adapter } from "./serve.ts";
@@ -36,10 +37,12 @@ try {
   engine = await createEngine({ configPath: configPath(process.argv.slice(2), process.env) });
 } catch (error) {
   if (error instanceof ConfigError) {
-    console.error(error.message);
+    console.error(redact(error.message));
     process.exit(2);
   }
-  console.error(`ERROR [Server] Start-up failed: ${error instanceof Error ? error.message : error}`);
+  console.error(
+    `ERROR [Server] Start-up failed: ${redact(error instanceof Error ? error.message : String(error))}`,
+  );
   process.exit(1);
 }
 
@@ -47,6 +50,8 @@ try {
   routeWarnings(engine.logger);
   await serve(engine, await loadAdapter());
 } catch (error) {
-  console.error(`ERROR [Server] Start-up failed: ${error instanceof Error ? error.message : error}`);
+  console.error(
+    `ERROR [Server] Start-up failed: ${redact(error instanceof Error ? error.message : String(error))}`,
+  );
   process.exit(1);
 }

@@ -10,6 +10,7 @@ import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
+import { redactUrl } from "../../core/redact.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import { DEFERRED } from "./puback.ts";
 
@@ -54,7 +55,9 @@ export class ProducerPool {
     // keeps reconnecting, so start() goes on without it.
     await Promise.all(this.#clients.map((c) => connected(c, connectTimeout, scheduler).catch(() => {})));
     const up = this.connectedCount;
-    if (up < size) logger.warn(`[MQTT] ${up} of ${size} producer connections to ${url} are up; retrying`);
+    if (up < size) {
+      logger.warn(`[MQTT] ${up} of ${size} producer connections to ${redactUrl(url)} are up; retrying`);
+    }
   }
 
   /** Publishes and resolves on the broker's PUBACK (QoS 1) or once written (QoS 0). */
@@ -62,7 +65,10 @@ export class ProducerPool {
     const client = this.#clients[hash(clientId) % this.#clients.length];
     if (!client?.connected) {
       return Promise.reject(
-        new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT broker ${this.#options.url} is unreachable`),
+        new GatewayError(
+          "UPSTREAM_UNAVAILABLE",
+          `MQTT broker ${redactUrl(this.#options.url)} is unreachable`,
+        ),
       );
     }
     const { scheduler } = this.#options;
@@ -73,7 +79,9 @@ export class ProducerPool {
         reject(
           new GatewayError(
             "OUTCOME_UNKNOWN",
-            `sent to ${this.#options.url}, no PUBACK within publish_timeout (${this.#options.publishTimeout} ms); a retry may duplicate it`,
+            `sent to ${
+              redactUrl(this.#options.url)
+            }, no PUBACK within publish_timeout (${this.#options.publishTimeout} ms); a retry may duplicate it`,
           ),
         );
       }, this.#options.publishTimeout);

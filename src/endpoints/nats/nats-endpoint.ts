@@ -15,7 +15,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { GatewayError } from "../../plugin.ts";
+import { GatewayError, redactUrl } from "../../plugin.ts";
 import type {
   BindableEndpoint,
   DeliveryHandler,
@@ -112,7 +112,7 @@ export class NatsEndpoint implements BindableEndpoint {
     } catch (error) {
       throw new GatewayError(
         "UPSTREAM_UNAVAILABLE",
-        `cannot connect to NATS at ${servers.join(", ")}: ${(error as Error).message}`,
+        `cannot connect to NATS at ${redactUrl(servers)}: ${(error as Error).message}`,
       );
     }
     this.#nc = nc;
@@ -124,7 +124,7 @@ export class NatsEndpoint implements BindableEndpoint {
       await nc.close();
       throw new GatewayError(
         "UPSTREAM_UNAVAILABLE",
-        `NATS at ${servers.join(", ")} has no JetStream: ${(error as Error).message}`,
+        `NATS at ${redactUrl(servers)} has no JetStream: ${(error as Error).message}`,
       );
     }
     this.#js = jetstream(nc, { timeout: publishTimeout });
@@ -226,7 +226,7 @@ export class NatsEndpoint implements BindableEndpoint {
   }
 
   health(): Promise<EndpointHealth> {
-    const server = this.#nc?.getServer() ?? this.#options.servers.join(", ");
+    const server = this.#nc?.getServer() ?? redactUrl(this.#options.servers);
     return Promise.resolve({
       ok: this.#up,
       detail: `${
