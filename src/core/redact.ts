@@ -54,9 +54,19 @@ export function redact(text: string): string {
   return out;
 }
 
-/** A URL (or a list of them) for a message: its credentials redacted. */
+/**
+ * A broker address (or a list of them) for a message: its credentials redacted, also in the
+ * scheme-less `user:pass@host:port` form NATS takes.
+ */
 export function redactUrl(url: string | readonly string[]): string {
-  return typeof url === "string" ? redact(url) : url.map((u) => redact(u)).join(", ");
+  return typeof url === "string" ? redactAddress(url) : url.map(redactAddress).join(", ");
+}
+
+function redactAddress(address: string): string {
+  if (!address.includes("://") && address.includes("@")) {
+    return redact(`${REDACTED}${address.slice(address.lastIndexOf("@"))}`);
+  }
+  return redact(address);
 }
 
 /** Adds secret values to those `redact` replaces (empty and short ones are skipped). */
@@ -86,8 +96,10 @@ export function configSecrets(config: unknown): Set<string> {
   const walk = (value: unknown, key: string | undefined) => {
     if (typeof value === "string") {
       if (key !== undefined && SECRET_KEY.test(key)) add(value);
-      if (value.includes("@") && URL.canParse(value)) {
-        const url = new URL(value);
+      // A scheme-less address (`user:pass@host:port`, as NATS takes it) parses as a URL with one.
+      const address = value.includes("://") ? value : `x://${value}`;
+      if (value.includes("@") && URL.canParse(address)) {
+        const url = new URL(address);
         if (url.username) add(url.username);
         if (url.password) add(url.password);
       }

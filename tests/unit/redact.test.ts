@@ -25,6 +25,7 @@ test("redact: the userinfo of any URL in a text, user name included", () => {
     "at nats://***@h:4222, nats://***@[::1]:4222/x",
   );
   assert.equal(redactUrl(["redis://a:b@h:1", "redis://h:2"]), "redis://***@h:1, redis://h:2");
+  assert.equal(redactUrl(["user:pw@h:4222", "h:4223"]), "***@h:4222, h:4223");
   assert.equal(redact("mail bob@example.com, see http://h/a@b"), "mail bob@example.com, see http://h/a@b");
 });
 
@@ -42,7 +43,11 @@ test("redact: remembered config secrets, wherever they appear; short ones only i
         username: "field-user-1",
         password: "field-pw-1",
       },
-      { name: "n", servers: ["nats://srv-user-1:srv-pw-1@h:4222"], token: "nats-token-1" },
+      {
+        name: "n",
+        servers: ["nats://srv-user-1:srv-pw-1@h:4222", "bare-user-1:bare-pw-1@h:4223"],
+        token: "nats-token-1",
+      },
       {
         name: "k",
         brokers: ["h:9092"],
@@ -61,6 +66,8 @@ test("redact: remembered config secrets, wherever they appear; short ones only i
       "field-pw-1",
       "srv-user-1",
       "srv-pw-1",
+      "bare-user-1",
+      "bare-pw-1",
       "nats-token-1",
       "sasl-user-1",
       "sasl-pw-1",
