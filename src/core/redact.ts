@@ -131,15 +131,33 @@ export function redactError(error: unknown): unknown {
   return copy;
 }
 
+const LEVELS = ["debug", "info", "warn", "error"] as const;
+
 /**
  * A logger whose every line is redacted before `logger` sees it: the engine wraps whatever logger
- * it was given, so a line that slipped past the places that redact on purpose is still safe.
+ * it was given, so a line that slipped past the places that redact on purpose is still safe. Every
+ * argument of the four level methods is redacted (messages, errors, the string values of a fields
+ * object); any other member of `logger` is reached through the prototype, unchanged.
  */
-export function redactingLogger(logger: Logger): Logger {
-  return {
-    debug: (m) => logger.debug(redact(m)),
-    info: (m) => logger.info(redact(m)),
-    warn: (m) => logger.warn(redact(m)),
-    error: (m, e) => (e === undefined ? logger.error(redact(m)) : logger.error(redact(m), redactError(e))),
-  };
+export function redactingLogger<L extends Logger>(logger: L): L {
+  const wrapped = Object.create(logger) as L;
+  for (const level of LEVELS) {
+    const log = (logger[level] as (...args: unknown[]) => void).bind(logger);
+    Object.defineProperty(wrapped, level, {
+      value: (...args: unknown[]) => log(...args.map(redactArgument)),
+    });
+  }
+  return wrapped;
+}
+
+function redactArgument(value: unknown): unknown {
+  if (typeof value === "string" || value instanceof Error) return redactError(value);
+  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype) {
+    return value;
+  }
+  return Object.fromEntries(
+    Object.entries(value).map((
+      [k, v],
+    ) => [k, typeof v === "string" || v instanceof Error ? redactError(v) : v]),
+  );
 }

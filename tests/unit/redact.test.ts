@@ -102,6 +102,15 @@ test("redact: GatewayError messages and every logger line, errors given to error
     "WARN warn ***",
     "ERROR error ***: failed ***",
   ]);
+  // Members besides the four levels come through (a memory logger's lines), and a fields object is redacted too.
+  assert.equal((logger as typeof inner).lines, inner.lines);
+  (logger.info as (m: string, fields: unknown) => void)("with fields", { url: "nats://a:b@h", n: 1 });
+  assert.equal(inner.lines.at(-1), "INFO with fields");
+  const fieldsSeen: unknown[] = [];
+  const spy = redactingLogger({ ...inner, info: (...args: unknown[]) => void fieldsSeen.push(...args) });
+  (spy.info as (m: string, fields: unknown) => void)("m", { url: "nats://a:b@h", n: 1 });
+  assert.deepEqual(fieldsSeen, ["m", { url: "nats://***@h", n: 1 }]);
+
   const copy = redactError(Object.assign(new Error("x pw-in-error-7", { cause }), { code: "E1" })) as
     & Error
     & {
