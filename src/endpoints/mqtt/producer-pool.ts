@@ -34,7 +34,8 @@ export class ProducerPool {
   #options: ProducerPoolOptions;
 
   constructor(options: ProducerPoolOptions) {
-    this.#options = options;
+    // `url` only names the broker in messages and log lines: without its credentials.
+    this.#options = { ...options, url: redactUrl(options.url) };
   }
 
   /** Connects the pool; resolves once every connection is up or the connect timeout passed. */
@@ -55,9 +56,7 @@ export class ProducerPool {
     // keeps reconnecting, so start() goes on without it.
     await Promise.all(this.#clients.map((c) => connected(c, connectTimeout, scheduler).catch(() => {})));
     const up = this.connectedCount;
-    if (up < size) {
-      logger.warn(`[MQTT] ${up} of ${size} producer connections to ${redactUrl(url)} are up; retrying`);
-    }
+    if (up < size) logger.warn(`[MQTT] ${up} of ${size} producer connections to ${url} are up; retrying`);
   }
 
   /** Publishes and resolves on the broker's PUBACK (QoS 1) or once written (QoS 0). */
@@ -65,10 +64,7 @@ export class ProducerPool {
     const client = this.#clients[hash(clientId) % this.#clients.length];
     if (!client?.connected) {
       return Promise.reject(
-        new GatewayError(
-          "UPSTREAM_UNAVAILABLE",
-          `MQTT broker ${redactUrl(this.#options.url)} is unreachable`,
-        ),
+        new GatewayError("UPSTREAM_UNAVAILABLE", `MQTT broker ${this.#options.url} is unreachable`),
       );
     }
     const { scheduler } = this.#options;
@@ -79,9 +75,7 @@ export class ProducerPool {
         reject(
           new GatewayError(
             "OUTCOME_UNKNOWN",
-            `sent to ${
-              redactUrl(this.#options.url)
-            }, no PUBACK within publish_timeout (${this.#options.publishTimeout} ms); a retry may duplicate it`,
+            `sent to ${this.#options.url}, no PUBACK within publish_timeout (${this.#options.publishTimeout} ms); a retry may duplicate it`,
           ),
         );
       }, this.#options.publishTimeout);
