@@ -172,9 +172,11 @@ before(async () => {
       ["mqttr", "mqttrf", "natsr", "natsrt"],
     ],
   ];
-  runs.push(
-    ...await Promise.all(scenarios.map(([name, config, endpoints]) => start(name, config, endpoints))),
-  );
+  // Three at a time: nine runtimes starting at once on a busy machine can miss start-up's deadline.
+  for (let i = 0; i < scenarios.length; i += 3) {
+    const batch = scenarios.slice(i, i + 3);
+    runs.push(...await Promise.all(batch.map(([name, config, endpoints]) => start(name, config, endpoints))));
+  }
 });
 
 after(async () => {
