@@ -33,8 +33,9 @@ const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const now = () => Math.floor(Date.now() / 1000);
 
 const JWT_SECRET = secret("jwt-secret");
+const ISSUER = "https://issuer.test";
 const token = (sub: string, claims: Record<string, unknown> = {}, key = JWT_SECRET) =>
-  sign({ sub, exp: now() + 300, ...claims }, key, "HS256");
+  sign({ sub, iss: ISSUER, aud: "mediation", exp: now() + 300, ...claims }, key, "HS256");
 
 const MQTT_URL_USER = secret("mqtt-url-user");
 const MQTT_URL_PASS = secret("mqtt-url-pass");
@@ -61,7 +62,7 @@ const REDIS_REAL = new URL(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
 
 const header = (extra = "") =>
   `server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }\nlog: { level: debug }\n` +
-  `auth: { type: jwt, jwt: { secret: "${JWT_SECRET}" } }\n${extra}`;
+  `auth: { type: jwt, jwt: { secret: "${JWT_SECRET}", issuer: "${ISSUER}", audience: mediation } }\n${extra}`;
 
 const mqtt = (name: string, url: string, fields = "") =>
   `  - { name: ${name}, type: mqtt, url: "${url}", publish_topic: "test/${name}-${RUN}/{clientId}", ` +
@@ -258,6 +259,9 @@ test(`secrets (${currentRuntime}): a refused JWT is never echoed, and the refusa
   const cases: Array<[string, string, string]> = [
     ["expired", await token("alice", { exp: now() - 10 }), "token expired"],
     ["bad signature", await token("alice", {}, `another-secret-${RUN}`), "signature does not match"],
+    ["not yet valid", await token("alice", { nbf: now() + 600 }), "token not valid yet (nbf)"],
+    ["wrong audience", await token("alice", { aud: "someone-else" }), 'audience is not "mediation"'],
+    ["wrong issuer", await token("alice", { iss: "https://evil.test" }), `issuer is not "${ISSUER}"`],
   ];
   const answers: string[] = [];
   for (const [what, jwt, reason] of cases) {
