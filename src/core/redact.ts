@@ -1,7 +1,7 @@
 /**
  * Secrets out of text: the one helper every log line and every error message goes through (the
  * engine's logger and GatewayError apply it; code that formats a broker address applies
- * `redactUrl`). Two rules:
+ * `redactUrl`). Three rules:
  *
  * - credentials in a URL (`mqtt://bob:pw@host`) become `***` (`mqtt://***@host`): the user name
  *   too, since an account name is half of a credential;
