@@ -15,6 +15,7 @@ import type { Logger } from "./core/logger.ts";
 import { Metrics } from "./core/metrics.ts";
 import { registerProcessMetrics, runtimeInfo } from "./core/process-metrics.ts";
 import type { LagSampler } from "./core/process-metrics.ts";
+import { configSecrets, redact, redactingLogger, rememberSecrets } from "./core/redact.ts";
 import { RealScheduler } from "./core/scheduler.ts";
 import type { Scheduler } from "./core/scheduler.ts";
 import type { SessionStore } from "./core/session.ts";
@@ -66,12 +67,14 @@ export class Engine {
 
   constructor(readonly config: Config, options: EngineOptions = {}) {
     this.scheduler = options.scheduler ?? new RealScheduler();
+    // Before anything can log or fail: the config's secrets are never printed nor sent.
+    rememberSecrets(configSecrets(config));
     this.nodeId = config.server.node_id ?? `node-${crypto.randomUUID().slice(0, 8)}`;
     // Every line says which node wrote it: in a cluster the logs of all nodes end up together.
-    this.logger = withFields(
+    this.logger = redactingLogger(withFields(
       options.logger ?? consoleLogger(config.log.level, { format: config.log.format }),
       { node: this.nodeId },
-    );
+    ));
     this.auth = createAuthenticator(config.auth, this.scheduler);
     const perSecond = config.policy.connections_per_second;
     this.connectionRate = new RateLimiter(this.scheduler, perSecond, perSecond * 2);
@@ -204,11 +207,13 @@ export class Engine {
   }
 
   /** An endpoint's readiness check; one that throws is not ready. */
-  #health(endpoint: Endpoint): Promise<{ ok: boolean; detail?: string }> {
-    return Promise.resolve().then(() => endpoint.health()).catch((e) => ({
+  /** An endpoint's health; its detail redacted: a plugin's may name its broker as configured, credentials included. */
+  async #health(endpoint: Endpoint): Promise<{ ok: boolean; detail?: string }> {
+    const health = await Promise.resolve().then(() => endpoint.health()).catch((e) => ({
       ok: false,
       detail: GatewayError.from(e).message,
     }));
+    return health.detail === undefined ? health : { ...health, detail: redact(health.detail) };
   }
 }
 

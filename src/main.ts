@@ -10,6 +10,7 @@ import { commandLine, usage, USAGE_HINT, UsageError } from "./config/command-lin
 import type { CommandLine } from "./config/command-line.ts";
 import { ConfigError, configPath } from "./config/load.ts";
 import type { Logger } from "./core/logger.ts";
+import { redact } from "./core/redact.ts";
 import { createEngine } from "./engine.ts";
 import type { Engine } from "./engine.ts";
 import type { Adapter } from "./serve.ts";
@@ -52,10 +53,12 @@ try {
   engine = await createEngine({ configPath: configPath(process.argv.slice(2), process.env) });
 } catch (error) {
   if (error instanceof ConfigError) {
-    console.error(error.message);
+    console.error(redact(error.message));
     process.exit(2);
   }
-  console.error(`ERROR [Server] Start-up failed: ${error instanceof Error ? error.message : error}`);
+  console.error(
+    `ERROR [Server] Start-up failed: ${redact(error instanceof Error ? error.message : String(error))}`,
+  );
   process.exit(1);
 }
 

@@ -22,6 +22,8 @@ export type {
 } from "./core/endpoint.ts";
 export { GatewayError } from "./core/errors.ts";
 export type { ErrorCode } from "./core/errors.ts";
+/** Credentials out of a message: a broker URL is passed through `redactUrl` before it is logged or put in an error. */
+export { redact, redactUrl } from "./core/redact.ts";
 export type { LogFields, Logger } from "./core/logger.ts";
 export { memoryLogger, withFields } from "./core/logger.ts";
 export type { Scheduler, TimerId } from "./core/scheduler.ts";

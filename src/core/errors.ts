@@ -4,6 +4,7 @@
  * Error codes are the wire protocol's error-frame codes (DESIGN.md section 7), so an error raised
  * anywhere in the engine can be put on the wire as it is.
  */
+import { redact } from "./redact.ts";
 
 /** Codes carried by error frames and HTTP error bodies. */
 export type ErrorCode =
@@ -60,7 +61,8 @@ export class GatewayError extends Error {
       code === "RATE_LIMITED" || code === "OUTCOME_UNKNOWN",
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    // Safety net: an error message reaches clients and logs, so no credential may stay in it.
+    super(redact(message), options);
   }
 
   /** RATE_LIMITED, with the wait in the message and in `retryAfterMs`. */

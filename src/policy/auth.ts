@@ -76,7 +76,7 @@ class JwtAuthenticator implements Authenticator {
         ...(this.config.audience ? { aud: this.config.audience } : {}),
       }) as Record<string, unknown>;
     } catch (error) {
-      throw unauthenticated(`invalid token: ${(error as Error).message}`);
+      throw unauthenticated(`invalid token: ${this.#reason(error)}`);
     }
     const subject = payload[this.config.subject_claim];
     if (typeof subject !== "string" || subject === "") {
@@ -84,6 +84,39 @@ class JwtAuthenticator implements Authenticator {
     }
     const exp = payload.exp;
     return { subject, claims: payload, ...(typeof exp === "number" ? { expiresAt: exp * 1000 } : {}) };
+  }
+
+  /**
+   * What was wrong with a token, by the class of hono's error: its messages quote the token
+   * itself (`token (eyJ...) expired`), and a credential is never echoed, to the client or the log.
+   */
+  #reason(error: unknown): string {
+    switch ((error as Error | undefined)?.name) {
+      case "JwtTokenExpired":
+        return "token expired";
+      case "JwtTokenNotBefore":
+        return "token not valid yet (nbf)";
+      case "JwtTokenIssuedAt":
+        return "token issued in the future (iat)";
+      case "JwtTokenSignatureMismatched":
+        return "signature does not match";
+      case "JwtTokenIssuer":
+        return `issuer is not ${JSON.stringify(this.config.issuer)}`;
+      case "JwtTokenAudience":
+      case "JwtPayloadRequiresAud":
+        return `audience is not ${JSON.stringify(this.config.audience)}`;
+      case "JwtHeaderInvalid":
+        return "malformed header";
+      case "JwtAlgorithmMismatch":
+      case "JwtAlgorithmNotAllowed":
+      case "JwtAlgorithmNotImplemented":
+      case "JwtSymmetricAlgorithmNotAllowed":
+        return "algorithm not accepted";
+      case "JwtTokenInvalid":
+        return "malformed token";
+      default:
+        return "token could not be verified";
+    }
   }
 
   #algorithms(): string[] {

@@ -202,7 +202,8 @@ export class RespWire implements RedisWire {
     const at = this.#address;
     const fail = (text: string) => new GatewayError("STORE_UNAVAILABLE", `${text} (${message})`, false);
     if (/^(WRONGPASS|NOAUTH)|invalid (username-)?password|AUTH <password> called without/i.test(message)) {
-      const user = this.#options.username ? `session.redis.username "${this.#options.username}" and ` : "";
+      // The user name is not quoted: it is half of the credential.
+      const user = this.#options.username ? "session.redis.username and " : "";
       return fail(`Redis at ${at} refused ${user}session.redis.password`);
     }
     if (/DB index is out of range|invalid DB index/i.test(message)) {

@@ -37,6 +37,7 @@
 import { RealScheduler } from "../core/scheduler.ts";
 import type { Scheduler } from "../core/scheduler.ts";
 import { GatewayError } from "../core/errors.ts";
+import { redactUrl } from "../core/redact.ts";
 import type {
   Attach,
   Lease,
@@ -343,7 +344,9 @@ export class RedisSessionStore implements SessionStore {
       const encoding = this.#options.encoding ?? "base64";
       throw new GatewayError(
         "STORE_UNAVAILABLE",
-        `session.redis.encoding is "${encoding}" but the REST server at ${this.#options.url} answers ${
+        `session.redis.encoding is "${encoding}" but the REST server at ${
+          redactUrl(this.#options.url)
+        } answers ${
           encoding === "base64" ? "without encoding: set encoding: none" : "in base64: set encoding: base64"
         }`,
         false,

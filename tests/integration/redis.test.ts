@@ -203,9 +203,10 @@ test("redis (resp): a wrong password or a missing one stops start-up with one li
   await startupCheck(auth, { password: "wrong" }, /refused session\.redis\.password \(WRONGPASS/);
   await startupCheck(auth, {}, /refused session\.redis\.password \(NOAUTH/);
   await startupCheck(
-    [...auth, "--user", "app", "on", ">apppass", "~*", "+@all"],
-    { username: "app", password: "nope" },
-    /refused session\.redis\.username "app" and session\.redis\.password/,
+    [...auth, "--user", "app-user", "on", ">apppass", "~*", "+@all"],
+    { username: "app-user", password: "nope-pass" },
+    // Neither half of the credential is quoted (issue 19, item 1).
+    /refused session\.redis\.username and session\.redis\.password \((?!.*(app-user|nope-pass))/,
   );
 });
 

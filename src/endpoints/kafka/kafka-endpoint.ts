@@ -31,6 +31,7 @@ import type {
   Receipt,
 } from "../../core/endpoint.ts";
 import { GatewayError } from "../../core/errors.ts";
+import { redactUrl } from "../../core/redact.ts";
 import type { Logger } from "../../core/logger.ts";
 import { BrokerReachability, retryDelay } from "../../core/reachability.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
@@ -101,7 +102,7 @@ export class KafkaEndpoint implements BindableEndpoint {
       component: "Kafka",
       endpoint: options.name,
       // The one place the brokers are put into a log line of the reachability.
-      target: `Kafka at ${options.brokers.map((b) => String(b)).join(", ")}`,
+      target: `Kafka at ${redactUrl(options.brokers.map((b) => String(b)))}`,
       logger,
       scheduler: options.scheduler,
     });

@@ -23,6 +23,7 @@ import type {
   Receipt,
 } from "../../core/endpoint.ts";
 import { GatewayError } from "../../core/errors.ts";
+import { redactUrl } from "../../core/redact.ts";
 import type { Logger } from "../../core/logger.ts";
 import { KeyedMutex } from "../../core/mutex.ts";
 import { BrokerReachability } from "../../core/reachability.ts";
@@ -94,7 +95,7 @@ export class MqttEndpoint implements BindableEndpoint {
       component: "MQTT",
       endpoint: options.name,
       // The one place the broker's URL is put into a log line of the reachability.
-      target: `broker ${String(options.url)}`,
+      target: `broker ${redactUrl(String(options.url))}`,
       logger: options.logger,
       scheduler: options.scheduler,
     });

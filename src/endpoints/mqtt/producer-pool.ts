@@ -14,6 +14,7 @@ import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { retryDelay } from "../../core/reachability.ts";
 import type { BrokerReachability } from "../../core/reachability.ts";
+import { redactUrl } from "../../core/redact.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import { DEFERRED } from "./puback.ts";
 
@@ -39,7 +40,8 @@ export class ProducerPool {
   #options: ProducerPoolOptions;
 
   constructor(options: ProducerPoolOptions) {
-    this.#options = options;
+    // `url` only names the broker in messages and log lines: without its credentials.
+    this.#options = { ...options, url: redactUrl(options.url) };
   }
 
   /** Connects the pool; resolves once every connection is up or the connect timeout passed. */

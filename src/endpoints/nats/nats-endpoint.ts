@@ -20,7 +20,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { BrokerReachability, GatewayError, retryDelay } from "../../plugin.ts";
+import { BrokerReachability, GatewayError, redactUrl, retryDelay } from "../../plugin.ts";
 import type {
   BindableEndpoint,
   DeliveryHandler,
@@ -94,7 +94,7 @@ export class NatsEndpoint implements BindableEndpoint {
       component: "NATS",
       endpoint: options.name,
       // The one place the servers are put into a log line of the reachability.
-      target: `NATS at ${options.servers.map((s) => String(s)).join(", ")}`,
+      target: `NATS at ${redactUrl(options.servers.map((s) => String(s)))}`,
       logger: options.logger,
       scheduler: options.scheduler,
     });
@@ -152,7 +152,7 @@ export class NatsEndpoint implements BindableEndpoint {
     } catch (error) {
       return new GatewayError(
         "UPSTREAM_UNAVAILABLE",
-        `cannot connect to NATS at ${servers.join(", ")}: ${(error as Error).message}`,
+        `cannot connect to NATS at ${redactUrl(servers)}: ${(error as Error).message}`,
       );
     }
     try {
@@ -165,7 +165,7 @@ export class NatsEndpoint implements BindableEndpoint {
       if (error instanceof GatewayError) return error;
       return new GatewayError(
         "UPSTREAM_UNAVAILABLE",
-        `NATS at ${servers.join(", ")} has no JetStream: ${(error as Error).message}`,
+        `NATS at ${redactUrl(servers)} has no JetStream: ${(error as Error).message}`,
       );
     }
     if (this.#stopped) {
@@ -286,7 +286,7 @@ export class NatsEndpoint implements BindableEndpoint {
   }
 
   health(): Promise<EndpointHealth> {
-    const server = this.#nc?.getServer() ?? this.#options.servers.join(", ");
+    const server = this.#nc?.getServer() ?? redactUrl(this.#options.servers);
     const why = this.reachability.reason;
     return Promise.resolve({
       ok: this.#up,
