@@ -54,6 +54,7 @@ test("kafka log: a connection error is debug and makes the endpoint check the cl
   entry("Connection", logLevel.ERROR, "ERROR", "Connection error", { error: "connect ECONNREFUSED" });
   entry("BrokerPool", logLevel.ERROR, "ERROR", "Failed to connect to seed broker");
   entry("Consumer", logLevel.ERROR, "ERROR", "Request failed", { error: "connect ECONNREFUSED 127.0.0.1:1" });
+  entry("Consumer", logLevel.ERROR, "ERROR", "Restarting the consumer in 100ms", { groupId: "g" });
   assert.equal(checks, 3);
   down = true;
   entry("Consumer", logLevel.ERROR, "ERROR", "Response Metadata");
@@ -61,6 +62,7 @@ test("kafka log: a connection error is debug and makes the endpoint check the cl
     "DEBUG [Kafka] orders: Connection error (connect ECONNREFUSED)",
     "DEBUG [Kafka] orders: Failed to connect to seed broker",
     "DEBUG [Kafka] orders: Request failed (connect ECONNREFUSED 127.0.0.1:1)",
+    "DEBUG [Kafka] orders: Restarting the consumer in 100ms",
     "DEBUG [Kafka] orders: Response Metadata",
   ]);
 });

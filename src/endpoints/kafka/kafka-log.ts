@@ -20,6 +20,8 @@ const CONNECTION_NAMESPACES = new Set(["Connection", "BrokerPool"]);
 const CONNECTION_ERROR =
   /Connection error|Connection timeout|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|Closed connection/i;
 
+const RESTART = /^Restarting the consumer/;
+
 export interface KafkaLogOptions {
   /** Called for a kafkajs error about reaching a broker, which is then a debug line: the endpoint's
    * BrokerReachability reports an outage once (and its end once), not a line per broker and retry. */
@@ -57,7 +59,9 @@ export function kafkaLogCreator(
       options.onConnectionError?.();
       return logger.debug(text, fields);
     }
-    if (options.quiet?.()) return logger.debug(text, fields);
+    // A consumer's restart follows its crash, whose line (just before) says why: the restart
+    // itself tells nothing more.
+    if (options.quiet?.() || RESTART.test(message)) return logger.debug(text, fields);
     const at = now();
     const last = warned.get(text);
     if (last !== undefined && at - last < KAFKA_REPEAT_MS) return logger.debug(text, fields);
