@@ -66,9 +66,11 @@ let redis: RedisProxy;
 let nodes: Gateway[] = [];
 before(async () => {
   redis = await RedisProxy.start();
+  // Node ids of their own (see cluster.test.ts): MQTT producer connections are named after them.
+  const run = crypto.randomUUID().slice(0, 8);
   nodes = await Promise.all([
-    startGateway(currentRuntime, nodeConfig(redis, "chaos-node-a")),
-    startGateway(currentRuntime, nodeConfig(redis, "chaos-node-b")),
+    startGateway(currentRuntime, nodeConfig(redis, `chaos-node-a-${run}`)),
+    startGateway(currentRuntime, nodeConfig(redis, `chaos-node-b-${run}`)),
   ]);
 });
 after(async () => {

@@ -114,14 +114,17 @@ async function cluster(label: string, transports: Transports) {
   const prefix = keyPrefix(label);
   const ns = namespace(label);
   const kns = kafkaNamespace(label);
+  // Node ids of their own: a node's MQTT producer connections are named after it, and two
+  // processes with one name (a test's and another run's) would take each other's over.
+  const id = crypto.randomUUID().slice(0, 8);
   const [a, b] = await Promise.all([
     startGateway(
       currentRuntime,
-      nodeConfig(redisA, prefix, ns, "node-a", "1s", { brokers: kafka.brokers, ns: kns }),
+      nodeConfig(redisA, prefix, ns, `node-a-${id}`, "1s", { brokers: kafka.brokers, ns: kns }),
     ),
     startGateway(
       otherRuntime,
-      nodeConfig(redisB, prefix, ns, "node-b", "1s", { brokers: kafka.brokers, ns: kns }),
+      nodeConfig(redisB, prefix, ns, `node-b-${id}`, "1s", { brokers: kafka.brokers, ns: kns }),
     ),
   ]);
   const stop = async () => {
@@ -277,7 +280,7 @@ for (const transport of ["resp", "rest"] as const) {
       : await RedisProxy.start(redis.url);
     const prefix = keyPrefix("outage");
     const ns = namespace("outage");
-    const gw = await startGateway(currentRuntime, nodeConfig(privateRedis, prefix, ns, "node-o", "500ms"));
+    const gw = await startGateway(currentRuntime, nodeConfig(privateRedis, prefix, ns, `node-o-${crypto.randomUUID().slice(0, 8)}`, "500ms"));
     const store = privateRedis.store(prefix);
     try {
       const id = unique("live");

@@ -33,7 +33,9 @@ export function makeMqttEndpoint(options: Partial<MqttEndpointOptions> & { ns: s
     producerPoolSize: 5,
     protocolVersion: 5,
     sessionExpiry: 60_000,
-    nodeId: "test",
+    // Its own: producer connections are named after the node, and two endpoints with one node id
+    // (another test's, another run's) would take each other's over.
+    nodeId: `test-${crypto.randomUUID().slice(0, 8)}`,
     logger: memoryLogger(),
     scheduler: new RealScheduler(),
     connectTimeout: 3000,
