@@ -280,7 +280,10 @@ for (const transport of ["resp", "rest"] as const) {
       : await RedisProxy.start(redis.url);
     const prefix = keyPrefix("outage");
     const ns = namespace("outage");
-    const gw = await startGateway(currentRuntime, nodeConfig(privateRedis, prefix, ns, `node-o-${crypto.randomUUID().slice(0, 8)}`, "500ms"));
+    const gw = await startGateway(
+      currentRuntime,
+      nodeConfig(privateRedis, prefix, ns, `node-o-${crypto.randomUUID().slice(0, 8)}`, "500ms"),
+    );
     const store = privateRedis.store(prefix);
     try {
       const id = unique("live");
