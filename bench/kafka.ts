@@ -25,12 +25,16 @@ import { freePort } from "../tests/support/net.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
 import { connect, inBatches } from "./clients.ts";
+import { bindEndpoint, bindFigures } from "./kafka-bind.ts";
+import type { BindFigures } from "./kafka-bind.ts";
 import { cpuMs, percentile } from "./measure.ts";
 
 const CLIENTS = 20;
 const WARMUP = 50;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 500);
 const wall = () => performance.timeOrigin + performance.now();
+/** The gateway's reconnection window: the cleanup of 1,000 clients is timed from its end. */
+const WINDOW_MS = 5000;
 
 type Side = "gateway" | "forwarder" | "bare";
 interface Figures {
@@ -48,6 +52,7 @@ if (process.argv.includes("--child")) {
 
 const broker = await startBroker();
 const rows: string[] = [];
+const bindRows: string[] = [];
 try {
   for (const runtime of ["deno", "bun"] as Runtime[]) {
     const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/kafka.ts", ["--child"]), {
@@ -56,13 +61,14 @@ try {
       env: { ...process.env, KAFKA_BROKERS: broker.brokers.join(",") },
       stdio: ["ignore", "pipe", "inherit"],
     });
-    let figures: Record<Side, Figures>;
+    let figures: Record<Side, Figures> & { bind: BindFigures };
     try {
       figures = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "");
     } catch {
       throw new Error(`the ${runtime} run failed: ${result.stdout}`);
     }
     rows.push(...table(runtime, figures));
+    bindRows.push(bindRow(runtime, figures.bind));
   }
 } finally {
   broker.child?.kill("SIGTERM");
@@ -72,7 +78,20 @@ console.log(
     rows.join("\n")
   }`,
 );
+console.log(
+  `\n| runtime | bind p50 / p99 (ms) | resume p50 / p99 (ms) | clients bound | time to bind them | broker connections idle / bound | RSS per bound client | groups on the broker | cleanup of their groups after the window |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n${
+    bindRows.join("\n")
+  }`,
+);
 process.exit(0);
+
+function bindRow(runtime: Runtime, b: BindFigures): string {
+  return `| ${runtime} | ${b.bindP50.toFixed(0)} / ${b.bindP99.toFixed(0)} | ${b.resumeP50.toFixed(0)} / ${
+    b.resumeP99.toFixed(0)
+  } | ${b.bound} | ${b.bindAllSeconds.toFixed(1)} s | ${b.connectionsIdle} / ${b.connectionsBound} | ${
+    b.rssPerClientKb.toFixed(1)
+  } KB | ${b.groups} | ${b.cleanupSeconds.toFixed(1)} s |`;
+}
 
 function table(runtime: Runtime, f: Record<Side, Figures>): string[] {
   const fmt = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
@@ -141,7 +160,7 @@ function linesOf(child: ChildProcess): (pattern: RegExp) => Promise<string> {
 }
 
 /** One runtime's figures: runs in the `--child` process, under that runtime. */
-async function measure(brokers: string[]): Promise<Record<Side, Figures>> {
+async function measure(brokers: string[]): Promise<Record<Side, Figures> & { bind: BindFigures }> {
   const runtime = currentRuntime;
   const ns = `bench-${crypto.randomUUID().slice(0, 8)}.${runtime}`;
   const kafka = new Kafka({ clientId: "bench", brokers, logLevel: logLevel.NOTHING });
@@ -149,7 +168,9 @@ async function measure(brokers: string[]): Promise<Record<Side, Figures>> {
   await admin.connect();
   const topic = (side: Side) => `${ns}.${side}`;
   await admin.createTopics({
-    topics: (["gateway", "forwarder", "bare"] as Side[]).map((s) => ({ topic: topic(s) })),
+    topics: [...(["gateway", "forwarder", "bare"] as Side[]).map(topic), `${ns}.bind`].map((t) => ({
+      topic: t,
+    })),
   });
   await admin.disconnect();
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -168,7 +189,7 @@ async function measure(brokers: string[]): Promise<Record<Side, Figures>> {
     runtime,
     `
 server: { host: 127.0.0.1, port: 0 }
-session: { type: memory, reconnection_window: 1m, cleanup_interval: 30s }
+session: { type: memory, reconnection_window: ${WINDOW_MS}ms, cleanup_interval: 1s }
 policy: { connections_per_second_per_address: 100000 }
 endpoints:
   - name: bench
@@ -177,7 +198,7 @@ endpoints:
     publish_topic: "${topic("gateway")}"
     subscribe_topic: "${topic("gateway")}"
     start_from: earliest
-    fetch_max_wait: 100ms
+    fetch_max_wait: 100ms${bindEndpoint(brokers, `${ns}.bind`)}
 `,
   );
   const fw = spawn(
@@ -246,7 +267,8 @@ endpoints:
     await bareLine(/^warm$/);
     await produce(topic("bare"), MESSAGES);
     const bare = JSON.parse(await bareLine(/^\{/));
-    return { gateway, forwarder, bare };
+    const bind = await bindFigures(gw, kafka, producer, brokers[0], `${ns}.bind`, `b-${runtime}`, WINDOW_MS);
+    return { gateway, forwarder, bare, bind };
   } finally {
     await producer.disconnect();
     fw.kill("SIGKILL");

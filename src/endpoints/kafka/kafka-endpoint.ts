@@ -108,7 +108,7 @@ export class KafkaEndpoint implements BindableEndpoint {
     this.#admin = this.#kafka.admin();
     this.#consumers = new SharedFetch({
       endpoint: options.name,
-      wire: new KafkaWire(this.#kafka, options.fetchMaxWait),
+      wire: new KafkaWire(this.#kafka, options.fetchMaxWait, options.scheduler),
       groupId: (clientId) => this.groupId(clientId),
       startFrom: options.startFrom,
       logger,

@@ -12,6 +12,7 @@
  * them for a group that has no members, which these groups never have.
  */
 import type { Kafka, KafkaMessage } from "kafkajs";
+import type { Scheduler } from "../../core/scheduler.ts";
 // kafkajs's own fetch batch: drops what lies before the fetch offset, control records and aborted
 // transactions' records, and knows where the next fetch starts.
 import Batch from "kafkajs/src/consumer/batch.js";
@@ -89,6 +90,10 @@ const EARLIEST = "-2";
 /** Kafka error codes handled here. */
 const TOPIC_ALREADY_EXISTS = 36;
 const GROUP_ID_NOT_FOUND = 69;
+/** GROUP_LOAD_IN_PROGRESS, GROUP_COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR_FOR_GROUP. */
+const COORDINATOR_NOT_READY = [14, 15, 16];
+/** How long a group request keeps trying a coordinator that is not ready, in ms. */
+const COORDINATOR_PATIENCE_MS = 15_000;
 /** Per partition and per fetch answer (kafkajs's consumer defaults). */
 const PARTITION_MAX_BYTES = 1024 * 1024;
 const FETCH_MAX_BYTES = 10 * 1024 * 1024;
@@ -110,7 +115,7 @@ export class KafkaWire {
   /** Each group's coordinator, found once (forgotten when a request to it fails). */
   #coordinators = new Map<string, WireBroker>();
 
-  constructor(kafka: Kafka, readonly fetchMaxWait: number) {
+  constructor(kafka: Kafka, readonly fetchMaxWait: number, readonly scheduler: Scheduler) {
     this.#fetcher = createCluster(kafka);
     this.#control = createCluster(kafka);
   }
@@ -262,7 +267,11 @@ export class KafkaWire {
         const { results } = await coordinator.deleteGroups([groupId]);
         const code = results.find((r) => r.groupId === groupId)?.errorCode ?? 0;
         if (code === GROUP_ID_NOT_FOUND) return false;
-        if (code !== 0) throw new Error(`delete group ${groupId}: error code ${code}`);
+        if (code !== 0) {
+          throw Object.assign(new Error(`delete group ${groupId}: error code ${code}`), {
+            retriable: COORDINATOR_NOT_READY.includes(code),
+          });
+        }
         return true;
       } catch (error) {
         // kafkajs throws for some codes, with the per-group results attached.
@@ -274,27 +283,31 @@ export class KafkaWire {
   }
 
   /**
-   * Runs `fn` on the group's coordinator. A failure (coordinator moved, not ready on a fresh
-   * broker, connection lost) forgets it and tries once more with a fresh look-up, which kafkajs
-   * retries while the coordinator is not available.
+   * Runs `fn` on the group's coordinator. A retriable failure (the coordinator moved, or is not
+   * ready yet: a freshly started broker answers NOT_COORDINATOR for a few seconds while it loads
+   * its offsets topic; a connection lost) forgets it and tries again with a fresh look-up, a
+   * little later each time, for about COORDINATOR_PATIENCE_MS.
    */
   async #atCoordinator<T>(groupId: string, fn: (coordinator: WireBroker) => Promise<T>): Promise<T> {
     await this.connect();
-    const known = this.#coordinators.get(groupId);
-    if (known) {
+    let waited = 0;
+    for (let attempt = 1;; attempt++) {
       try {
-        return await fn(known);
+        const coordinator = this.#coordinators.get(groupId) ??
+          await this.#control.findGroupCoordinator({ groupId });
+        const result = await fn(coordinator);
+        this.#coordinators.set(groupId, coordinator);
+        // Bounded: a coordinator per group is one broker object of a few, kept only as a shortcut.
+        if (this.#coordinators.size > 100_000) this.#coordinators.clear();
+        return result;
       } catch (error) {
         this.#coordinators.delete(groupId);
-        if (!retriable(error)) throw error;
+        if (!retriable(error) || waited >= COORDINATOR_PATIENCE_MS) throw error;
+        const pause = Math.min(1000, 50 * 2 ** attempt);
+        await this.scheduler.sleep(pause);
+        waited += pause;
       }
     }
-    const coordinator = await this.#control.findGroupCoordinator({ groupId });
-    const result = await fn(coordinator);
-    this.#coordinators.set(groupId, coordinator);
-    // Bounded: a coordinator per group is one broker object of a few, kept only as a shortcut.
-    if (this.#coordinators.size > 100_000) this.#coordinators.clear();
-    return result;
   }
 }
 
