@@ -1,14 +1,18 @@
 /**
- * The bind side of bench/kafka.ts, on one gateway whose endpoint `bind` reads one shared topic
- * from its end (`start_from: latest`), under the runtime being measured:
+ * The bind side of bench/kafka.ts, on one gateway with two endpoints that read from the topic's
+ * end (`start_from: latest`, the default fetch_max_wait of 500 ms): `own`, a topic per client,
+ * and `bind`, one topic for all. Under the runtime being measured:
  *
- * - bind latency: a fresh client subscribes; from its receipt to the first message produced after
- *   it (produced right at the receipt), BIND_SAMPLES times, one after another;
+ * - bind latency: a fresh client subscribes to `own`; from its receipt to the first message
+ *   produced after it (right at the receipt), BIND_SAMPLES times, one after another, while another
+ *   client stays bound to `own` (its topic quiet), so the node's fetch is in a long poll when the
+ *   new partition joins, as on a node with clients;
  * - resume latency: the same client closes and comes back (a resume from its committed offsets);
  *   from the welcome to the first message produced right after it;
- * - BENCH_BOUND (1,000) clients bound at once, 100 at a time: the time to bind them all, the
- *   gateway's TCP connections to the broker (ss), its RSS per bound client, the consumer groups
- *   on the broker; then all disconnect and the time until the cleanup worker deleted their groups.
+ * - BENCH_BOUND (1,000) clients bound to `bind`, one, then the rest 100 at a time: the time to
+ *   bind the rest, the gateway's TCP connections to the broker (ss) with the first bound and with
+ *   all, its RSS per bound client, the consumer groups on the broker; then all disconnect, and the
+ *   time from the end of their window until the cleanup worker deleted their groups.
  */
 import { spawnSync } from "node:child_process";
 import process from "node:process";
@@ -27,7 +31,7 @@ export interface BindFigures {
   resumeP99: number;
   bound: number;
   bindAllSeconds: number;
-  connectionsIdle: number;
+  connectionsOne: number;
   connectionsBound: number;
   rssPerClientKb: number;
   groups: number;
@@ -37,6 +41,11 @@ export interface BindFigures {
 /** The gateway endpoint the figures need (added to its `endpoints:`). */
 export function bindEndpoint(brokers: string[], topic: string): string {
   return `
+  - name: own
+    type: kafka
+    brokers: [${brokers.map((b) => `"${b}"`).join(", ")}]
+    publish_topic: "${topic}.{clientId}"
+    subscribe_topic: "${topic}.{clientId}"
   - name: bind
     type: kafka
     brokers: [${brokers.map((b) => `"${b}"`).join(", ")}]
@@ -80,13 +89,16 @@ export async function bindFigures(
   label: string,
   windowMs: number,
 ): Promise<BindFigures> {
-  const produce = () => producer.send({ topic, messages: [{ value: JSON.stringify({ i: 0, t: 0 }) }] });
   const binds: number[] = [];
   const resumes: number[] = [];
+  const quiet = await connect(gw.ws, `${label}-quiet`);
+  await quiet.request({ type: "subscribe", endpoint: "own" });
   for (let n = 0; n < SAMPLES; n++) {
     const id = `${label}-lat-${n}`;
+    const produce = () =>
+      producer.send({ topic: `${topic}.${id}`, messages: [{ value: JSON.stringify({ i: 0, t: 0 }) }] });
     const socket = await connect(gw.ws, id);
-    await socket.request({ type: "subscribe", endpoint: "bind" });
+    await socket.request({ type: "subscribe", endpoint: "own" });
     let from = performance.now();
     let arrived = firstMessage(socket, from);
     await produce();
@@ -98,21 +110,28 @@ export async function bindFigures(
     arrived = firstMessage(again, from);
     await produce();
     resumes.push(await arrived);
-    await again.request({ type: "unsubscribe", endpoint: "bind" });
+    await again.request({ type: "unsubscribe", endpoint: "own" });
     await again.close();
   }
+  await quiet.request({ type: "unsubscribe", endpoint: "own" });
+  await quiet.close();
 
-  const connectionsIdle = connections(gw.pid(), broker);
+  const one = await connect(gw.ws, `${label}-many-0`);
+  await one.request({ type: "subscribe", endpoint: "bind" });
+  // The first client connected the endpoint's fetch, join and control connections.
+  const connectionsOne = connections(gw.pid(), broker);
   const rssBefore = rssBytes(gw.pid());
   const started = performance.now();
-  const sockets = await inBatches(BOUND, async (i) => {
+  const rest = await inBatches(BOUND - 1, async (j) => {
+    const i = j + 1;
     const socket = await connect(gw.ws, `${label}-many-${i}`);
     await socket.request({ type: "subscribe", endpoint: "bind" });
     return socket;
   });
+  const sockets = [one, ...rest];
   const bindAllSeconds = (performance.now() - started) / 1000;
   const connectionsBound = connections(gw.pid(), broker);
-  const rssPerClientKb = (rssBytes(gw.pid()) - rssBefore) / 1024 / BOUND;
+  const rssPerClientKb = (rssBytes(gw.pid()) - rssBefore) / 1024 / (BOUND - 1);
   const prefix = `engine-bind-client-${label}-many-`;
   const groups = await groupsWith(kafka, prefix);
   // Away for good: after the window the cleanup worker unbinds them, deleting their groups.
@@ -130,7 +149,7 @@ export async function bindFigures(
     resumeP99: percentile(resumes, 99),
     bound: BOUND,
     bindAllSeconds,
-    connectionsIdle,
+    connectionsOne,
     connectionsBound,
     rssPerClientKb,
     groups,

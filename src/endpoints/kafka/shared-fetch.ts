@@ -76,7 +76,22 @@ interface Feed {
   partition: number;
   leader: number;
   readers: Set<Reader>;
+  /**
+   * Whether the main fetch has asked for this partition since a client joined it. Until then the
+   * join fetch serves it, so a bind or resume does not wait for the main fetch's long poll.
+   */
+  inMain: boolean;
 }
+
+/**
+ * The main fetch asks for every fed partition of a broker and long-polls up to fetch_max_wait;
+ * the join fetch, on a connection of its own, asks only for partitions a client just joined and
+ * polls briefly, until the main fetch takes them. Both may hold one partition at once: a client
+ * takes from an answer only what starts at its own position, so nothing is handed over twice.
+ */
+type Lane = "main" | "join";
+/** The join fetch's longest poll, in ms. */
+const JOIN_WAIT_MS = 100;
 
 /** A partition to fetch, from where. */
 interface Want {
@@ -97,8 +112,8 @@ export class SharedFetch {
   #handler?: DeliveryHandler;
   #readers = new Map<string, Reader>();
   #feeds = new Map<string, Feed>();
-  /** A fetch loop per broker that leads a fed partition; woken when its feeds change. */
-  #loops = new Map<number, { wake: () => void }>();
+  /** A fetch loop per lane and broker that leads a fed partition; woken when its feeds change. */
+  #loops = new Map<string, { wake: () => void }>();
   #locks = new KeyedMutex();
   /** Per client and partition, the highest offset handed over by this node (for `redelivered`). */
   #delivered = new Map<string, Map<number, Offset>>();
@@ -168,8 +183,15 @@ export class SharedFetch {
       unknownBelow: !fresh && !this.#delivered.has(clientId) ? new Map() : undefined,
     };
     this.#readers.set(clientId, reader);
-    for (const { partition, leader } of leaders) this.#feed(topic, partition, leader).readers.add(reader);
-    for (const { leader } of leaders) this.#loop(leader);
+    for (const { partition, leader } of leaders) {
+      const feed = this.#feed(topic, partition, leader);
+      feed.readers.add(reader);
+      feed.inMain = false;
+    }
+    for (const leader of new Set(leaders.map((l) => l.leader))) {
+      this.#loop(leader, "main");
+      this.#loop(leader, "join");
+    }
   }
 
   /** Takes the client off the fetch and commits what was settled; its offsets stay with the broker. */
@@ -221,40 +243,44 @@ export class SharedFetch {
   #feed(topic: string, partition: number, leader: number): Feed {
     const key = `${topic}\0${partition}`;
     let feed = this.#feeds.get(key);
-    if (!feed) this.#feeds.set(key, feed = { topic, partition, leader, readers: new Set() });
+    if (!feed) this.#feeds.set(key, feed = { topic, partition, leader, readers: new Set(), inMain: false });
     return feed;
   }
 
-  /** Makes sure broker `nodeId` has a fetch loop, and wakes it (its feeds changed). */
-  #loop(nodeId: number): void {
-    const running = this.#loops.get(nodeId);
+  /** Makes sure broker `nodeId` has a fetch loop in `lane`, and wakes it (its feeds changed). */
+  #loop(nodeId: number, lane: Lane): void {
+    const key = `${lane}:${nodeId}`;
+    const running = this.#loops.get(key);
     if (running) return running.wake();
     let wake = () => {};
     const loop = { wake: () => wake() };
-    this.#loops.set(nodeId, loop);
+    this.#loops.set(key, loop);
     void (async () => {
       try {
         while (!this.#closed) {
-          const wants = this.#wants(nodeId);
+          const wants = this.#wants(nodeId, lane);
           if (wants.length === 0) {
             // Nothing to fetch from this broker: parked until a bind or resume wakes it.
             await new Promise<void>((resolve) => (wake = resolve));
             wake = () => {};
             continue;
           }
-          await this.#fetchOnce(nodeId, wants);
+          await this.#fetchOnce(nodeId, lane, wants);
         }
       } finally {
-        this.#loops.delete(nodeId);
+        this.#loops.delete(key);
       }
     })();
   }
 
-  /** Per partition led by `nodeId` with a client reading: the lowest next offset of its readers. */
-  #wants(nodeId: number): Want[] {
+  /**
+   * Per partition led by `nodeId` with a client reading (in the join lane: only those the main
+   * fetch has not asked for since a client joined), the lowest next offset of its readers.
+   */
+  #wants(nodeId: number, lane: Lane): Want[] {
     const wants: Want[] = [];
     for (const feed of this.#feeds.values()) {
-      if (feed.leader !== nodeId) continue;
+      if (feed.leader !== nodeId || (lane === "join" && feed.inMain)) continue;
       let low: Offset | undefined;
       for (const reader of feed.readers) {
         const position = reader.positions.get(feed.partition);
@@ -263,15 +289,19 @@ export class SharedFetch {
       }
       if (low !== undefined) {
         wants.push({ topic: feed.topic, partition: feed.partition, offset: String(low), feed });
+        if (lane === "main") feed.inMain = true;
       }
     }
     return wants;
   }
 
-  async #fetchOnce(nodeId: number, wants: Want[]): Promise<void> {
+  async #fetchOnce(nodeId: number, lane: Lane, wants: Want[]): Promise<void> {
     let answers: FetchedPartition[];
     try {
-      answers = await this.#options.wire.fetch(nodeId, wants);
+      const wait = lane === "main"
+        ? this.#options.wire.fetchMaxWait
+        : Math.min(JOIN_WAIT_MS, this.#options.wire.fetchMaxWait);
+      answers = await this.#options.wire.fetch(nodeId, wants, lane, wait);
     } catch (error) {
       if (this.#closed) return;
       if (error instanceof OffsetOutOfRange) return await this.#outOfRange(error.topic, error.partition);
@@ -406,7 +436,9 @@ export class SharedFetch {
           const feed = this.#feeds.get(`${topic}\0${partition}`);
           if (feed && feed.leader !== leader) {
             feed.leader = leader;
-            this.#loop(leader);
+            feed.inMain = false;
+            this.#loop(leader, "main");
+            this.#loop(leader, "join");
           }
         }
       } catch (error) {

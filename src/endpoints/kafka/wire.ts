@@ -3,10 +3,11 @@
  * that reaches into kafkajs internals (its private `createCluster`, its fetch `Batch`), so a
  * kafkajs upgrade or another client changes this file only.
  *
- * Two kafkajs clusters, so a few connections per broker whatever the number of clients: one only
- * for long-polling fetches, one for everything else (metadata, list offsets, offset commit and
- * fetch, delete groups). A broker answers the requests of one connection in order, so an offset
- * commit behind a fetch waiting for data would wait as long as the fetch.
+ * Three kafkajs clusters, so a few connections per broker whatever the number of clients: one for
+ * the long-polling main fetch, one for the brief join fetch (see shared-fetch.ts), one for
+ * everything else (metadata, list offsets, offset commit and fetch, delete groups). A broker
+ * answers the requests of one connection in order, so a request behind a fetch waiting for data
+ * would wait as long as the fetch.
  *
  * Offsets are committed as a "simple consumer" does (generation -1, no member id): Kafka stores
  * them for a group that has no members, which these groups never have.
@@ -110,6 +111,7 @@ function createCluster(kafka: Kafka): WireCluster {
 
 export class KafkaWire {
   #fetcher: WireCluster;
+  #joiner: WireCluster;
   #control: WireCluster;
   #connecting?: Promise<void>;
   /** Each group's coordinator, found once (forgotten when a request to it fails). */
@@ -117,25 +119,27 @@ export class KafkaWire {
 
   constructor(kafka: Kafka, readonly fetchMaxWait: number, readonly scheduler: Scheduler) {
     this.#fetcher = createCluster(kafka);
+    this.#joiner = createCluster(kafka);
     this.#control = createCluster(kafka);
   }
 
   /** Connects both clusters (once; again after a failure). */
   connect(): Promise<void> {
-    if (this.#fetcher.isConnected() && this.#control.isConnected()) return Promise.resolve();
+    const clusters = [this.#fetcher, this.#joiner, this.#control];
+    if (clusters.every((c) => c.isConnected())) return Promise.resolve();
     // Connected with the cluster's brokers known (the metadata of no topic: see partitions).
     const connect = async (cluster: WireCluster) => {
       await cluster.connect();
       await cluster.refreshMetadata();
     };
-    this.#connecting ??= Promise.all([connect(this.#fetcher), connect(this.#control)]).then(() => {})
+    this.#connecting ??= Promise.all(clusters.map(connect)).then(() => {})
       .finally(() => (this.#connecting = undefined));
     return this.#connecting;
   }
 
   async disconnect(): Promise<void> {
     this.#coordinators.clear();
-    await Promise.allSettled([this.#fetcher.disconnect(), this.#control.disconnect()]);
+    await Promise.allSettled([this.#fetcher, this.#joiner, this.#control].map((c) => c.disconnect()));
   }
 
   /** The partitions of `topic` and their leaders; throws kafkajs's error for a missing topic. */
@@ -162,12 +166,19 @@ export class KafkaWire {
   }
 
   /**
-   * One fetch from broker `nodeId`, waiting up to fetchMaxWait for data. Throws OffsetOutOfRange
-   * for a partition whose offset is not in the log, else kafkajs's error (for the whole answer).
+   * One fetch from broker `nodeId` on the main or the join connection, waiting up to `wait` ms
+   * for data. Throws OffsetOutOfRange for a partition whose offset is not in the log, else
+   * kafkajs's error (for the whole answer).
    */
-  async fetch(nodeId: number, wants: Array<{ topic: string; partition: number; offset: string }>) {
+  async fetch(
+    nodeId: number,
+    wants: Array<{ topic: string; partition: number; offset: string }>,
+    lane: "main" | "join",
+    wait: number,
+  ) {
     await this.connect();
-    const broker = await this.#fetcher.findBroker({ nodeId: String(nodeId) });
+    const cluster = lane === "main" ? this.#fetcher : this.#joiner;
+    const broker = await cluster.findBroker({ nodeId: String(nodeId) });
     const byTopic = new Map<string, Array<{ partition: number; fetchOffset: string; maxBytes: number }>>();
     for (const w of wants) {
       const list = byTopic.get(w.topic) ?? [];
@@ -180,7 +191,7 @@ export class KafkaWire {
       answer = await broker.fetch({
         replicaId: -1,
         isolationLevel: READ_COMMITTED,
-        maxWaitTime: this.fetchMaxWait,
+        maxWaitTime: wait,
         minBytes: 1,
         maxBytes: FETCH_MAX_BYTES,
         topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
