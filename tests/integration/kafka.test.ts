@@ -17,6 +17,8 @@ import { KafkaTestBroker } from "../support/kafka/broker.ts";
 import { kafkaNamespace, makeKafkaEndpoint, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { connectionsTo } from "../support/net.ts";
+import { RealScheduler } from "../../src/core/scheduler.ts";
+import { KafkaWire } from "../../src/endpoints/kafka/wire.ts";
 
 const id = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
@@ -194,6 +196,40 @@ test("kafka: a bound client is no group member: its group holds the committed st
     }, "its offset committed once delivered");
     await endpoint.unbindClient(client);
   } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: an idle bound client's offsets are committed again daily, before the broker's retention drops them", async () => {
+  const ns = kafkaNamespace("recommit");
+  const clock = new VirtualClock();
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, scheduler: clock });
+  await endpoint.start(new RecordingHandler());
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("idle");
+  const topic = `${ns}.${client}.down`;
+  const group = endpoint.groupId(client);
+  const offsetNow = async () =>
+    (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0].partitions[0].offset;
+  // Someone else's commit stands in for the broker forgetting the offset: only a commit of the
+  // gateway's own brings it back.
+  const other = new KafkaWire(kafka.kafka, 100, new RealScheduler());
+  try {
+    await producer.send({ topic, messages: [{ value: "before" }] });
+    await endpoint.bindClient(client, {});
+    assert.equal(await offsetNow(), "1");
+    await other.commit(group, topic, new Map([[0, "0"]]));
+    await clock.advance(23 * 3600_000);
+    assert.equal(await offsetNow(), "0", "not within the day");
+    await clock.advance(2 * 3600_000);
+    await eventually(async () => await offsetNow() === "1", "the offset committed again");
+    await endpoint.unbindClient(client);
+  } finally {
+    await other.disconnect();
     await producer.disconnect();
     await admin.disconnect();
     await endpoint.stop();

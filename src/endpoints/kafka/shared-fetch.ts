@@ -57,6 +57,9 @@ interface Reader {
   positions: Map<number, Offset>;
   /** Settled and not yet committed: the next offset to commit, per partition. */
   settled: Map<number, Offset>;
+  /** What the broker holds for the client, per partition, and when it was last committed. */
+  committed: Map<number, Offset>;
+  committedAt: number;
   commitTimer?: TimerId;
   /** The commit in flight (one at a time per client; settles meanwhile go in the next). */
   committing: Promise<void>;
@@ -92,6 +95,13 @@ interface Feed {
 type Lane = "main" | "join";
 /** The join fetch's longest poll, in ms. */
 const JOIN_WAIT_MS = 100;
+/**
+ * A member-less group's offsets expire offsets.retention.minutes (7 days by default) after their
+ * last commit, even while its client is bound and idle: a client's offsets are committed again
+ * when they are a day old (looked at hourly).
+ */
+const RECOMMIT_AFTER_MS = 24 * 3600_000;
+const RECOMMIT_CHECK_MS = 3600_000;
 
 /** A partition to fetch, from where. */
 interface Want {
@@ -118,6 +128,7 @@ export class SharedFetch {
   /** Per client and partition, the highest offset handed over by this node (for `redelivered`). */
   #delivered = new Map<string, Map<number, Offset>>();
   #closed = false;
+  #recommitTimer?: TimerId;
 
   constructor(options: SharedFetchOptions) {
     this.#options = options;
@@ -172,17 +183,21 @@ export class SharedFetch {
       await wire.commit(group, topic, start);
       for (const [p, o] of start) committed.set(p, o);
     }
+    const positions = new Map([...committed].map(([p, o]) => [p, toOffset(o)]));
     const reader: Reader = {
       clientId,
       topic,
       paused: false,
-      positions: new Map([...committed].map(([p, o]) => [p, toOffset(o)])),
+      positions,
       settled: new Map(),
+      committed: new Map(positions),
+      committedAt: this.#options.scheduler.now(),
       committing: Promise.resolve(),
       delivering: false,
       unknownBelow: !fresh && !this.#delivered.has(clientId) ? new Map() : undefined,
     };
     this.#readers.set(clientId, reader);
+    this.#recommitTimer ??= this.#options.scheduler.setInterval(() => this.#recommit(), RECOMMIT_CHECK_MS);
     for (const { partition, leader } of leaders) {
       const feed = this.#feed(topic, partition, leader);
       feed.readers.add(reader);
@@ -217,6 +232,8 @@ export class SharedFetch {
   /** Stops every fetch loop (after every client was stopped) and closes the connections. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#recommitTimer !== undefined) this.#options.scheduler.clear(this.#recommitTimer);
+    this.#recommitTimer = undefined;
     for (const loop of this.#loops.values()) loop.wake();
     await this.#options.wire.disconnect();
   }
@@ -398,17 +415,30 @@ export class SharedFetch {
     reader.commitTimer = undefined;
     reader.committing = reader.committing.then(async () => {
       if (reader.settled.size === 0) return;
-      const offsets = new Map([...reader.settled].map(([p, o]) => [p, String(o)]));
+      const settled = new Map(reader.settled);
       reader.settled.clear();
-      await this.#options.wire.commit(this.#options.groupId(reader.clientId), reader.topic, offsets).catch((
-        e,
-      ) =>
+      const offsets = new Map([...settled].map(([p, o]) => [p, String(o)]));
+      try {
+        await this.#options.wire.commit(this.#options.groupId(reader.clientId), reader.topic, offsets);
+        for (const [p, o] of settled) reader.committed.set(p, o);
+        reader.committedAt = this.#options.scheduler.now();
+      } catch (e) {
         this.#options.logger.warn(
           `[Kafka] Commit for ${reader.clientId} failed; those messages come again: ${(e as Error).message}`,
-        )
-      );
+        );
+      }
     });
     return reader.committing;
+  }
+
+  /** Commits again the offsets of clients that committed nothing for a day (see RECOMMIT_AFTER_MS). */
+  #recommit(): void {
+    const now = this.#options.scheduler.now();
+    for (const reader of this.#readers.values()) {
+      if (reader.paused || now - reader.committedAt < RECOMMIT_AFTER_MS) continue;
+      for (const [p, o] of reader.committed) if (!reader.settled.has(p)) reader.settled.set(p, o);
+      void this.#commit(reader);
+    }
   }
 
   /**
