@@ -295,6 +295,32 @@ test("kafka: thirty clients with topics of their own use the broker connections 
   }
 });
 
+test("kafka: an ack that comes after the unbind makes no group again", async () => {
+  const ns = kafkaNamespace("lateack");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("late");
+  handler.acking.add(client);
+  try {
+    await endpoint.bindClient(client, {});
+    await producer.send({ topic: `${ns}.${client}.down`, messages: [{ value: "held" }] });
+    await eventually(() => handler.of(client).length === 1, "the delivery");
+    await endpoint.unbindClient(client);
+    handler.ack(client, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    const group = endpoint.groupId(client);
+    assert.ok(!(await admin.listGroups()).groups.some((g) => g.groupId === group), "no group left behind");
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
 test("kafka: with the broker gone, publishes fail with UPSTREAM_UNAVAILABLE and health says so", async () => {
   const broker = await KafkaTestBroker.start();
   const ns = kafkaNamespace("down");

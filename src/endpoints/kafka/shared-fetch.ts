@@ -53,6 +53,11 @@ interface Reader {
   topic: string;
   /** Set when a delivery was refused or the client is being taken offline: nothing more is handed over. */
   paused: boolean;
+  /**
+   * Off the fetch, what was settled committed: a later settle is not committed (after an unbind
+   * it would make the deleted group again), so that message comes again on resume.
+   */
+  stopped: boolean;
   /** Per partition, the next offset to hand over. */
   positions: Map<number, Offset>;
   /** Settled and not yet committed: the next offset to commit, per partition. */
@@ -188,13 +193,17 @@ export class SharedFetch {
       clientId,
       topic,
       paused: false,
+      stopped: false,
       positions,
       settled: new Map(),
       committed: new Map(positions),
       committedAt: this.#options.scheduler.now(),
       committing: Promise.resolve(),
       delivering: false,
-      unknownBelow: !fresh && !this.#delivered.has(clientId) ? new Map() : undefined,
+      // Positions all from committed offsets (a resume, or a bind whose group was left behind).
+      unknownBelow: (!fresh || missing.length === 0) && !this.#delivered.has(clientId)
+        ? new Map()
+        : undefined,
     };
     this.#readers.set(clientId, reader);
     this.#recommitTimer ??= this.#options.scheduler.setInterval(() => this.#recommit(), RECOMMIT_CHECK_MS);
@@ -214,6 +223,7 @@ export class SharedFetch {
     const reader = this.#readers.get(clientId);
     if (!reader) return;
     reader.paused = true;
+    reader.stopped = true;
     this.#readers.delete(clientId);
     for (const feed of this.#feeds.values()) {
       if (feed.readers.delete(reader) && feed.readers.size === 0) {
@@ -403,6 +413,7 @@ export class SharedFetch {
 
   /** A message may be let go: its offset is committed soon (together with others settled by then). */
   #settle(reader: Reader, partition: number, next: Offset): void {
+    if (reader.stopped) return;
     // Settles come in order per partition (cumulative acks), so the last is the highest.
     reader.settled.set(partition, next);
     if (reader.delivering) return;
