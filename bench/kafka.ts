@@ -2,7 +2,8 @@
  * `deno task bench:kafka` / `npm run bench:kafka`: one producer and 20 clients bound to a Kafka
  * endpoint through the gateway (WebSocket out), against two baselines on the same broker, in one
  * run per runtime, everything under the runtime being measured (this file runs itself under each
- * runtime with `--child`; the clients and the producer are in that process):
+ * runtime with `--child`; the clients are in that process, the producer in one of its own,
+ * bench/kafka-produce.ts, so the WebSocket clients do not slow it down):
  *
  * - bare: the same 20 consumers on bare kafkajs (bench/bare-kafka.ts, a process of its own);
  * - forwarder: the physical limit, a minimal kafkajs -> WebSocket forwarder with the gateway's
@@ -10,8 +11,9 @@
  *   a process of its own, served like the gateway).
  *
  * The broker is the Kafka test broker (tests/support/kafka), run as its own process, or the
- * cluster named by KAFKA_BROKERS. Each consumer has a group of its own on one topic, so every
- * message is delivered 20 times. Consumers bound and 50 messages (1,000 deliveries) of warm-up
+ * cluster named by KAFKA_BROKERS. Each client reads the whole topic (the baselines' consumers in
+ * a group of their own each), so every message is delivered 20 times. Then the bind side
+ * (bench/kafka-bind.ts). Consumers bound and 50 messages (1,000 deliveries) of warm-up
  * first; then BENCH_MESSAGES (500) produced at once (in sends of 10), so latency includes the
  * queueing of the burst. Deliveries/s and CPU per delivery of the server process (all threads).
  * Figures, not assertions.
@@ -32,7 +34,6 @@ import { cpuMs, percentile } from "./measure.ts";
 const CLIENTS = 20;
 const WARMUP = 50;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 500);
-const wall = () => performance.timeOrigin + performance.now();
 /** The gateway's reconnection window: the cleanup of 1,000 clients is timed from its end. */
 const WINDOW_MS = 5000;
 
@@ -175,14 +176,16 @@ async function measure(brokers: string[]): Promise<Record<Side, Figures> & { bin
   await admin.disconnect();
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
+  // In a process of its own (bench/kafka-produce.ts): sharing this one's event loop with the
+  // WebSocket clients slowed it down in the gateway's and the forwarder's runs only.
   const produce = async (to: string, count: number) => {
-    const t0 = wall();
-    for (let i = 0; i < count; i += 10) {
-      const messages = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
-        value: JSON.stringify({ i: i + j, t: wall(), t0 }),
-      }));
-      await producer.send({ topic: to, messages });
-    }
+    const child = spawn(
+      runtimeBinary(runtime),
+      runArgs(runtime, "bench/kafka-produce.ts", [brokers[0], to, String(count)]),
+      { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const code = await new Promise((resolve) => child.once("close", resolve));
+    if (code !== 0) throw new Error(`bench/kafka-produce.ts exited with ${code}`);
   };
 
   const gw = await startGateway(
