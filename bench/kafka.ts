@@ -2,7 +2,8 @@
  * `deno task bench:kafka` / `npm run bench:kafka`: one producer and 20 clients bound to a Kafka
  * endpoint through the gateway (WebSocket out), against two baselines on the same broker, in one
  * run per runtime, everything under the runtime being measured (this file runs itself under each
- * runtime with `--child`; the clients and the producer are in that process):
+ * runtime with `--child`; the clients are in that process, the producer in one of its own,
+ * bench/kafka-produce.ts, so the WebSocket clients do not slow it down):
  *
  * - bare: the same 20 consumers on bare kafkajs (bench/bare-kafka.ts, a process of its own);
  * - forwarder: the physical limit, a minimal kafkajs -> WebSocket forwarder with the gateway's
@@ -10,8 +11,9 @@
  *   a process of its own, served like the gateway).
  *
  * The broker is the Kafka test broker (tests/support/kafka), run as its own process, or the
- * cluster named by KAFKA_BROKERS. Each consumer has a group of its own on one topic, so every
- * message is delivered 20 times. Consumers bound and 50 messages (1,000 deliveries) of warm-up
+ * cluster named by KAFKA_BROKERS. Each client reads the whole topic (the baselines' consumers in
+ * a group of their own each), so every message is delivered 20 times. Then the bind side
+ * (bench/kafka-bind.ts). Consumers bound and 50 messages (1,000 deliveries) of warm-up
  * first; then BENCH_MESSAGES (500) produced at once (in sends of 10), so latency includes the
  * queueing of the burst. Deliveries/s and CPU per delivery of the server process (all threads).
  * Figures, not assertions.
@@ -25,12 +27,15 @@ import { freePort } from "../tests/support/net.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
 import { connect, inBatches } from "./clients.ts";
+import { bindEndpoint, bindFigures } from "./kafka-bind.ts";
+import type { BindFigures } from "./kafka-bind.ts";
 import { cpuMs, percentile } from "./measure.ts";
 
 const CLIENTS = 20;
 const WARMUP = 50;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 500);
-const wall = () => performance.timeOrigin + performance.now();
+/** The gateway's reconnection window: the cleanup of 1,000 clients is timed from its end. */
+const WINDOW_MS = 5000;
 
 type Side = "gateway" | "forwarder" | "bare";
 interface Figures {
@@ -48,6 +53,7 @@ if (process.argv.includes("--child")) {
 
 const broker = await startBroker();
 const rows: string[] = [];
+const bindRows: string[] = [];
 try {
   for (const runtime of ["deno", "bun"] as Runtime[]) {
     const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/kafka.ts", ["--child"]), {
@@ -56,13 +62,14 @@ try {
       env: { ...process.env, KAFKA_BROKERS: broker.brokers.join(",") },
       stdio: ["ignore", "pipe", "inherit"],
     });
-    let figures: Record<Side, Figures>;
+    let figures: Record<Side, Figures> & { bind: BindFigures };
     try {
       figures = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "");
     } catch {
       throw new Error(`the ${runtime} run failed: ${result.stdout}`);
     }
     rows.push(...table(runtime, figures));
+    bindRows.push(bindRow(runtime, figures.bind));
   }
 } finally {
   broker.child?.kill("SIGTERM");
@@ -72,7 +79,20 @@ console.log(
     rows.join("\n")
   }`,
 );
+console.log(
+  `\n| runtime | bind p50 / p99 (ms) | resume p50 / p99 (ms) | clients bound | time to bind them (after the first) | gateway's broker connections with 1 / all bound | RSS per bound client | groups on the broker | cleanup of their groups after the window |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n${
+    bindRows.join("\n")
+  }`,
+);
 process.exit(0);
+
+function bindRow(runtime: Runtime, b: BindFigures): string {
+  return `| ${runtime} | ${b.bindP50.toFixed(0)} / ${b.bindP99.toFixed(0)} | ${b.resumeP50.toFixed(0)} / ${
+    b.resumeP99.toFixed(0)
+  } | ${b.bound} | ${b.bindAllSeconds.toFixed(1)} s | ${b.connectionsOne} / ${b.connectionsBound} | ${
+    b.rssPerClientKb.toFixed(1)
+  } KB | ${b.groups} | ${b.cleanupSeconds.toFixed(1)} s |`;
+}
 
 function table(runtime: Runtime, f: Record<Side, Figures>): string[] {
   const fmt = (n: number, digits = 0) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
@@ -141,7 +161,7 @@ function linesOf(child: ChildProcess): (pattern: RegExp) => Promise<string> {
 }
 
 /** One runtime's figures: runs in the `--child` process, under that runtime. */
-async function measure(brokers: string[]): Promise<Record<Side, Figures>> {
+async function measure(brokers: string[]): Promise<Record<Side, Figures> & { bind: BindFigures }> {
   const runtime = currentRuntime;
   const ns = `bench-${crypto.randomUUID().slice(0, 8)}.${runtime}`;
   const kafka = new Kafka({ clientId: "bench", brokers, logLevel: logLevel.NOTHING });
@@ -149,26 +169,30 @@ async function measure(brokers: string[]): Promise<Record<Side, Figures>> {
   await admin.connect();
   const topic = (side: Side) => `${ns}.${side}`;
   await admin.createTopics({
-    topics: (["gateway", "forwarder", "bare"] as Side[]).map((s) => ({ topic: topic(s) })),
+    topics: [...(["gateway", "forwarder", "bare"] as Side[]).map(topic), `${ns}.bind`].map((t) => ({
+      topic: t,
+    })),
   });
   await admin.disconnect();
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
+  // In a process of its own (bench/kafka-produce.ts): sharing this one's event loop with the
+  // WebSocket clients slowed it down in the gateway's and the forwarder's runs only.
   const produce = async (to: string, count: number) => {
-    const t0 = wall();
-    for (let i = 0; i < count; i += 10) {
-      const messages = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
-        value: JSON.stringify({ i: i + j, t: wall(), t0 }),
-      }));
-      await producer.send({ topic: to, messages });
-    }
+    const child = spawn(
+      runtimeBinary(runtime),
+      runArgs(runtime, "bench/kafka-produce.ts", [brokers[0], to, String(count)]),
+      { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const code = await new Promise((resolve) => child.once("close", resolve));
+    if (code !== 0) throw new Error(`bench/kafka-produce.ts exited with ${code}`);
   };
 
   const gw = await startGateway(
     runtime,
     `
 server: { host: 127.0.0.1, port: 0 }
-session: { type: memory, reconnection_window: 1m, cleanup_interval: 30s }
+session: { type: memory, reconnection_window: ${WINDOW_MS}ms, cleanup_interval: 1s }
 policy: { connections_per_second_per_address: 100000 }
 endpoints:
   - name: bench
@@ -177,7 +201,7 @@ endpoints:
     publish_topic: "${topic("gateway")}"
     subscribe_topic: "${topic("gateway")}"
     start_from: earliest
-    fetch_max_wait: 100ms
+    fetch_max_wait: 100ms${bindEndpoint(brokers, `${ns}.bind`)}
 `,
   );
   const fw = spawn(
@@ -246,7 +270,8 @@ endpoints:
     await bareLine(/^warm$/);
     await produce(topic("bare"), MESSAGES);
     const bare = JSON.parse(await bareLine(/^\{/));
-    return { gateway, forwarder, bare };
+    const bind = await bindFigures(gw, kafka, producer, brokers[0], `${ns}.bind`, `b-${runtime}`, WINDOW_MS);
+    return { gateway, forwarder, bare, bind };
   } finally {
     await producer.disconnect();
     fw.kill("SIGKILL");

@@ -254,8 +254,9 @@ for (const transports of TRANSPORTS) {
       assert.deepEqual(await second.socket.settled("orders", 100), numbered(100), "in order, once");
       assert.equal(await metric(a, 'mediation_bindings{endpoint="orders"}'), 0, "A holds no consumer");
 
-      // The same client on A while B holds it: A's consumer joins the group, B's sees the
-      // rebalance, finds the session taken and lets go; the next messages reach A only.
+      // The same client on A while B holds it: A takes the session over and reads on from the
+      // committed offsets; B's lease renewal finds the session taken and B lets go; the next
+      // messages reach A only.
       const third = await open(a, id);
       assert.equal((await second.socket.closedBy(15_000)).code, 4409);
       await eventually(

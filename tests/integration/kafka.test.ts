@@ -16,6 +16,9 @@ import type { OptionalKeys, Same } from "../conformance/endpoint-contract.ts";
 import { KafkaTestBroker } from "../support/kafka/broker.ts";
 import { kafkaNamespace, makeKafkaEndpoint, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
+import { connectionsTo } from "../support/net.ts";
+import { RealScheduler } from "../../src/core/scheduler.ts";
+import { KafkaWire } from "../../src/endpoints/kafka/wire.ts";
 
 const id = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const range = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
@@ -158,6 +161,161 @@ test("kafka: unbind deletes the client's consumer group", async () => {
     assert.equal((await admin.describeGroups([group])).groups[0].state, "Dead");
     await endpoint.unbindClient(client);
   } finally {
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: a bound client is no group member: its group holds the committed start and no members", async () => {
+  const ns = kafkaNamespace("nomember");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("m");
+  const topic = `${ns}.${client}.down`;
+  try {
+    await producer.send({ topic, messages: [{ value: "before" }] });
+    // One member per client would wait group.initial.rebalance.delay.ms (3 s on a default
+    // broker) for its group to form, and keep a connection of its own; a group without members
+    // has nothing to form.
+    await endpoint.bindClient(client, {});
+    const [group] = (await admin.describeGroups([endpoint.groupId(client)])).groups;
+    assert.equal(group.state, "Empty");
+    assert.deepEqual(group.members, []);
+    const [committed] = await admin.fetchOffsets({ groupId: endpoint.groupId(client), topics: [topic] });
+    assert.deepEqual(committed.partitions.map((p) => p.offset), ["1"], "the start, committed at the bind");
+    await producer.send({ topic, messages: [{ value: "after" }] });
+    await eventually(() => handler.of(client).length === 1, "the message after the bind");
+    assert.deepEqual(handler.of(client), ["after"]);
+    await eventually(async () => {
+      const [now] = await admin.fetchOffsets({ groupId: endpoint.groupId(client), topics: [topic] });
+      return now.partitions[0].offset === "2";
+    }, "its offset committed once delivered");
+    await endpoint.unbindClient(client);
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: an idle bound client's offsets are committed again daily, before the broker's retention drops them", async () => {
+  const ns = kafkaNamespace("recommit");
+  const clock = new VirtualClock();
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, scheduler: clock });
+  await endpoint.start(new RecordingHandler());
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("idle");
+  const topic = `${ns}.${client}.down`;
+  const group = endpoint.groupId(client);
+  const offsetNow = async () =>
+    (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0].partitions[0].offset;
+  // Someone else's commit stands in for the broker forgetting the offset: only a commit of the
+  // gateway's own brings it back.
+  const other = new KafkaWire(kafka.kafka, 100, new RealScheduler());
+  try {
+    await producer.send({ topic, messages: [{ value: "before" }] });
+    await endpoint.bindClient(client, {});
+    assert.equal(await offsetNow(), "1");
+    await other.commit(group, topic, new Map([[0, "0"]]));
+    await clock.advance(23 * 3600_000);
+    assert.equal(await offsetNow(), "0", "not within the day");
+    await clock.advance(2 * 3600_000);
+    await eventually(async () => await offsetNow() === "1", "the offset committed again");
+    await endpoint.unbindClient(client);
+  } finally {
+    await other.disconnect();
+    await producer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: clients of one topic at different positions share its fetch; each gets what lies from its own position on, in order, once", async () => {
+  const ns = kafkaNamespace("shared");
+  const topic = `${ns}.all`;
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, subscribeTopic: topic });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const producer = await outsideProducer(kafka.kafka);
+  const send = (values: string[]) => producer.send({ topic, messages: values.map((value) => ({ value })) });
+  const [early, late] = [id("early"), id("late")];
+  try {
+    await endpoint.bindClient(early, {});
+    await send(range("m", 5));
+    await eventually(() => handler.of(early).length === 5, "the first five");
+    await endpoint.suspendClient(early);
+    await send(range("n", 5));
+    // `late` starts at the end; `early` comes back five behind it: one fetch from early's position.
+    await endpoint.bindClient(late, {});
+    await endpoint.resumeClient(early, {});
+    await send(range("p", 5));
+    await eventually(() => handler.of(early).length === 15 && handler.of(late).length === 5, "both");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(handler.of(early), [...range("m", 5), ...range("n", 5), ...range("p", 5)]);
+    assert.deepEqual(handler.of(late), range("p", 5), "nothing from before its bind");
+    await endpoint.unbindClient(early);
+    await endpoint.unbindClient(late);
+  } finally {
+    await producer.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: thirty clients with topics of their own use the broker connections of the first few", async () => {
+  const ns = kafkaNamespace("conns");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const port = Number(kafka.brokers[0].split(":")[1]);
+  const clients = Array.from({ length: 30 }, () => id("c"));
+  const producer = await outsideProducer(kafka.kafka);
+  try {
+    const deliverTo = async (batch: string[]) => {
+      for (const c of batch) await endpoint.bindClient(c, {});
+      for (const c of batch) await producer.send({ topic: `${ns}.${c}.down`, messages: [{ value: c }] });
+      await eventually(() => batch.every((c) => handler.of(c).length === 1), "a message to each");
+    };
+    // Counted once the first clients' fetch and commits (and the outside producer) are connected.
+    await deliverTo(clients.slice(0, 5));
+    const first = connectionsTo(port);
+    await deliverTo(clients.slice(5));
+    // At most one more: the join fetch's connection opens the first time a client joins while
+    // the main fetch is in a long poll. One consumer per client would add one or more each.
+    assert.ok(connectionsTo(port) <= first + 1, `${first} connections, then ${connectionsTo(port)}`);
+    for (const c of clients) await endpoint.unbindClient(c);
+  } finally {
+    await producer.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: an ack that comes after the unbind makes no group again", async () => {
+  const ns = kafkaNamespace("lateack");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("late");
+  handler.acking.add(client);
+  try {
+    await endpoint.bindClient(client, {});
+    await producer.send({ topic: `${ns}.${client}.down`, messages: [{ value: "held" }] });
+    await eventually(() => handler.of(client).length === 1, "the delivery");
+    await endpoint.unbindClient(client);
+    handler.ack(client, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    const group = endpoint.groupId(client);
+    assert.ok(!(await admin.listGroups()).groups.some((g) => g.groupId === group), "no group left behind");
+  } finally {
+    await producer.disconnect();
     await admin.disconnect();
     await endpoint.stop();
   }

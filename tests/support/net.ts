@@ -1,7 +1,7 @@
 /**
  * Process and port helpers for tests that run services of their own.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { connect as tcpConnect, createServer } from "node:net";
 
 /** A TCP port nobody listens on right now. */
@@ -36,4 +36,26 @@ export function running(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * TCP connections this process has established to 127.0.0.1:`port` (Linux /proc): its socket
+ * inodes matched against /proc/net/tcp.
+ */
+export function connectionsTo(port: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      const link = readlinkSync(`/proc/self/fd/${fd}`);
+      if (link.startsWith("socket:[")) inodes.add(link.slice(8, -1));
+    } catch {
+      // Closed since the listing.
+    }
+  }
+  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const ESTABLISHED = "01";
+  return readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1).filter((line) => {
+    const f = line.trim().split(/\s+/);
+    return f[2] === remote && f[3] === ESTABLISHED && inodes.has(f[9]);
+  }).length;
 }

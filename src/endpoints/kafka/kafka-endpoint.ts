@@ -2,16 +2,17 @@
  * The Kafka endpoint (DESIGN.md section 8), on kafkajs.
  *
  * Publishes go through one shared producer (acks from all in-sync replicas), keyed by a binding
- * param or the client ID, so one client's messages land on one partition, in order. Each bound
- * client has a consumer of its own in group `engine-{endpoint}-client-{clientId}`, auto-commit
- * off: an offset is committed only after its message was written to the client's connection.
+ * param or the client ID, so one client's messages land on one partition, in order. A bound
+ * client's state is its committed offsets in group `engine-{endpoint}-client-{clientId}`, a group
+ * with no members: this node fetches each topic-partition once for all its clients on it and
+ * commits each client's progress to its own group, only after its message was settled.
  *
  * A new binding takes the topic's end (`latest`, default) or beginning (`earliest`) as its
- * position before it is confirmed, and commits it as soon as its consumer joined the group, so
- * everything produced after the bind is delivered, however long the group takes to form. Suspend
- * disconnects the consumer (the offsets stay with the broker); resume starts a new one from the
- * committed offsets; unbind disconnects and deletes the group. The consumers themselves are in
- * client-consumers.ts, the publish lanes in producer.ts.
+ * position and commits it before it is confirmed, so everything produced after the bind is
+ * delivered, here or wherever the client resumes. Suspend takes the client off the fetch (the
+ * offsets stay with the broker); resume, on any node, goes on from the committed offsets; unbind
+ * deletes the group. The shared fetch is in shared-fetch.ts (on wire.ts), the publish lanes in
+ * producer.ts.
  *
  * Brokers that are down at start or later are the endpoint contract's case (Endpoint.start):
  * start() makes one attempt and resolves; the producer and admin connect again on the scheduler
@@ -36,10 +37,11 @@ import type { Logger } from "../../core/logger.ts";
 import { BrokerReachability, retryDelay } from "../../core/reachability.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import { expandTopic } from "../template.ts";
-import { ClientConsumers } from "./client-consumers.ts";
 import { KAFKA_LOG_LEVEL, kafkaLogCreator } from "./kafka-log.ts";
 import { KeyedProducer, LANE_LIMIT, TOTAL_LIMIT } from "./producer.ts";
+import { SharedFetch } from "./shared-fetch.ts";
 import { withTimeout } from "./timeout.ts";
+import { KafkaWire } from "./wire.ts";
 
 /**
  * The endpoint's settings. Every tunable is required: its default is written once, in the
@@ -62,7 +64,7 @@ export interface KafkaEndpointOptions {
   connectTimeout: number;
   /** How long a publish may wait for the broker's ack, in ms. */
   publishTimeout: number;
-  /** The consumer group session timeout, in ms. */
+  /** Unused since clients are no consumer group members (kept so configs that set it stay valid). */
   sessionTimeout: number;
   /** Longest a fetch waits for data, in ms: also how long a suspend may take. */
   fetchMaxWait: number;
@@ -79,9 +81,7 @@ export class KafkaEndpoint implements BindableEndpoint {
   #kafka: Kafka;
   #producer: Producer;
   #admin: Admin;
-  #consumers: ClientConsumers;
-  /** Start-position look-ups, one after another (see #startOffsets). */
-  #lookups: Promise<unknown> = Promise.resolve();
+  #consumers: SharedFetch;
   #publisher: KeyedProducer;
   /** Brokers answering; for /readyz, and the one WARN/INFO of an outage. */
   readonly reachability: BrokerReachability;
@@ -135,20 +135,17 @@ export class KafkaEndpoint implements BindableEndpoint {
       totalLimit: TOTAL_LIMIT,
     });
     this.#admin = this.#kafka.admin();
-    this.#consumers = new ClientConsumers({
+    this.#consumers = new SharedFetch({
       endpoint: options.name,
-      kafka: this.#kafka,
-      admin: this.#admin,
+      wire: new KafkaWire(this.#kafka, options.fetchMaxWait, options.scheduler),
       groupId: (clientId) => this.groupId(clientId),
       startFrom: options.startFrom,
-      sessionTimeout: options.sessionTimeout,
-      fetchMaxWait: options.fetchMaxWait,
       logger,
       scheduler: options.scheduler,
     });
   }
 
-  /** The consumer group of a gateway client. */
+  /** The consumer group holding a gateway client's offsets. */
   groupId(clientId: string): string {
     return `engine-${this.name}-client-${clientId}`;
   }
@@ -222,9 +219,13 @@ export class KafkaEndpoint implements BindableEndpoint {
     this.#stopped = true;
     if (this.#retry !== undefined) this.#options.scheduler.clear(this.#retry);
     this.#retry = undefined;
-    // Consumers leave their groups; the committed offsets stay, so clients resume elsewhere.
+    // What was settled is committed; the committed offsets stay, so clients resume elsewhere.
     await Promise.all(this.#consumers.clientIds().map((id) => this.suspendClient(id)));
-    await Promise.allSettled([this.#producer.disconnect(), this.#admin.disconnect()]);
+    await Promise.allSettled([
+      this.#producer.disconnect(),
+      this.#admin.disconnect(),
+      this.#consumers.close(),
+    ]);
     this.#connected = false;
   }
 
@@ -258,9 +259,8 @@ export class KafkaEndpoint implements BindableEndpoint {
       const existing = this.#consumers.get(clientId);
       if (existing && existing.topic === topic && !existing.paused) return;
       this.#checkConnected();
-      if (existing) await this.#consumers.stop(clientId, existing);
-      const start = await this.#startOffsets(this.groupId(clientId), topic);
-      await this.#startConsumer(clientId, topic, start);
+      if (existing) await this.#consumers.stop(clientId);
+      await this.#startReading(clientId, topic, true);
       this.#options.logger.info(
         `[Kafka] Client ${clientId} bound to endpoint ${this.name} (consuming ${topic})`,
       );
@@ -268,12 +268,9 @@ export class KafkaEndpoint implements BindableEndpoint {
   }
 
   suspendClient(clientId: string): Promise<void> {
-    // Nothing more is handed over from now on, even from a batch already being delivered.
+    // Nothing more is handed over from now on, even from a fetch answer being delivered.
     this.#consumers.pause(clientId);
-    return this.#consumers.run(clientId, async () => {
-      const existing = this.#consumers.get(clientId);
-      if (existing) await this.#consumers.stop(clientId, existing);
-    });
+    return this.#consumers.run(clientId, () => this.#consumers.stop(clientId));
   }
 
   resumeClient(clientId: string, params: Record<string, string>): Promise<void> {
@@ -282,22 +279,18 @@ export class KafkaEndpoint implements BindableEndpoint {
       const existing = this.#consumers.get(clientId);
       if (existing && !existing.paused) return;
       this.#checkConnected();
-      if (existing) await this.#consumers.stop(clientId, existing);
-      await this.#startConsumer(clientId, topic);
+      if (existing) await this.#consumers.stop(clientId);
+      await this.#startReading(clientId, topic, false);
     });
   }
 
   unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
     return this.#consumers.run(clientId, async () => {
-      const existing = this.#consumers.get(clientId);
-      if (existing) await this.#consumers.stop(clientId, existing);
-      this.#consumers.forget(clientId);
+      await this.#consumers.stop(clientId);
       try {
-        await this.#admin.deleteGroups([this.groupId(clientId)]);
+        // An unbind after a crash, or twice, finds no group: nothing to do.
+        await this.#consumers.forget(clientId);
       } catch (error) {
-        const codes = (error as { groups?: Array<{ errorCode: number }> }).groups?.map((g) => g.errorCode);
-        // Already gone (an unbind after a crash, or twice): nothing to do.
-        if (codes?.every((c) => c === GROUP_ID_NOT_FOUND)) return;
         throw this.#unavailable(`cannot delete consumer group of ${clientId}`, error);
       }
     });
@@ -316,7 +309,7 @@ export class KafkaEndpoint implements BindableEndpoint {
       const cluster = await withTimeout(this.#admin.describeCluster(), 3000, this.#options.scheduler);
       return {
         ok: true,
-        detail: `${cluster.brokers.length} brokers reachable, ${this.#consumers.size} consumers online`,
+        detail: `${cluster.brokers.length} brokers reachable, ${this.#consumers.size} clients reading`,
       };
     } catch (error) {
       this.#failed(error);
@@ -328,65 +321,10 @@ export class KafkaEndpoint implements BindableEndpoint {
     return this.#consumers.size;
   }
 
-  /**
-   * Where a new binding starts on each partition its group has no committed offset for: the
-   * topic's end (`latest`) or beginning (`earliest`) now, before the bind is confirmed. Creates
-   * the topic if it does not exist.
-   */
-  #startOffsets(groupId: string, topic: string): Promise<Map<number, string>> {
-    // One look-up at a time: the shared admin refreshes the metadata of every topic it was ever
-    // asked about, so a topic asked about and not made yet fails every other bind's look-up.
-    const next = this.#lookups.then(() => this.#lookUpStart(groupId, topic));
-    // The chain only orders the look-ups; each caller gets its own result (and error) from `next`.
-    this.#lookups = next.catch(() => {});
-    return next;
-  }
-
-  async #lookUpStart(groupId: string, topic: string): Promise<Map<number, string>> {
+  /** Starts reading for the client (see SharedFetch.start); UPSTREAM_UNAVAILABLE if it cannot. */
+  async #startReading(clientId: string, topic: string, fresh: boolean): Promise<void> {
     try {
-      const committed = await this.#committedOffsets(groupId, topic);
-      const missing = new Set(committed.partitions.filter((p) => p.offset === "-1").map((p) => p.partition));
-      if (missing.size === 0) return new Map();
-      const ends = await this.#admin.fetchTopicOffsets(topic);
-      return new Map(
-        ends.filter((p) => missing.has(p.partition)).map((p) => [
-          p.partition,
-          this.#options.startFrom === "earliest" ? p.low : p.high,
-        ]),
-      );
-    } catch (error) {
-      throw this.#unavailable(`cannot find the starting offsets of ${groupId} on ${topic}`, error);
-    }
-  }
-
-  /**
-   * The group's committed offsets on `topic`, creating the topic (the broker's defaults) when it
-   * does not exist: a topic of its own per client is usual, made on first bind. The admin is
-   * shared, and kafkajs refreshes the metadata of every topic it was asked about, so while other
-   * clients' new topics are being made this one's look-up can fail with their "unknown topic":
-   * tried again a few times, a little later each.
-   */
-  async #committedOffsets(groupId: string, topic: string) {
-    for (let attempt = 1;; attempt++) {
-      try {
-        const [committed] = await this.#admin.fetchOffsets({ groupId, topics: [topic] });
-        return committed;
-      } catch (error) {
-        const unknown = (error as { type?: string }).type === "UNKNOWN_TOPIC_OR_PARTITION" ||
-          /does not host this topic-partition/.test((error as Error).message);
-        if (!unknown || attempt === TOPIC_ATTEMPTS) throw error;
-        await this.#admin.createTopics({ topics: [{ topic }] }).catch((e) =>
-          this.#options.logger.debug(`[Kafka] ${this.name}: creating ${topic}: ${(e as Error).message}`)
-        );
-        await this.#options.scheduler.sleep(100 * attempt);
-      }
-    }
-  }
-
-  /** Starts the client's consumer (see ClientConsumers.start); UPSTREAM_UNAVAILABLE if it cannot. */
-  async #startConsumer(clientId: string, topic: string, start?: Map<number, string>): Promise<void> {
-    try {
-      await this.#consumers.start(clientId, topic, start);
+      await this.#consumers.start(clientId, topic, fresh);
     } catch (error) {
       throw this.#unavailable(`Kafka consumer for ${clientId} failed`, error);
     }
@@ -407,10 +345,6 @@ export class KafkaEndpoint implements BindableEndpoint {
     });
   }
 }
-
-const GROUP_ID_NOT_FOUND = 69;
-/** Look-ups of a client's topic before a bind gives up (see #committedOffsets). */
-const TOPIC_ATTEMPTS = 6;
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
