@@ -142,6 +142,7 @@ export class KafkaEndpoint implements BindableEndpoint {
       startFrom: options.startFrom,
       logger,
       scheduler: options.scheduler,
+      onConnectionError: () => this.#checkNow(),
     });
   }
 

@@ -22,6 +22,12 @@ const CONNECTION_ERROR =
 
 const RESTART = /^Restarting the consumer/;
 
+/** Whether an error (or a kafkajs log line's text) is about reaching a broker. */
+export function isConnectionError(error: unknown): boolean {
+  const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
+  return CONNECTION_ERROR.test(text) || /KafkaJSConnection/.test(text);
+}
+
 export interface KafkaLogOptions {
   /** Called for a kafkajs error about reaching a broker, which is then a debug line: the endpoint's
    * BrokerReachability reports an outage once (and its end once), not a line per broker and retry. */

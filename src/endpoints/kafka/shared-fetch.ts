@@ -19,6 +19,7 @@ import { KeyedMutex } from "../../core/mutex.ts";
 import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import type { FetchedPartition, KafkaWire } from "./wire.ts";
 import { OffsetOutOfRange } from "./wire.ts";
+import { isConnectionError } from "./kafka-log.ts";
 
 export interface SharedFetchOptions {
   /** The endpoint's name, for deliveries and log lines. */
@@ -30,6 +31,11 @@ export interface SharedFetchOptions {
   startFrom: "latest" | "earliest";
   logger: Logger;
   scheduler: Scheduler;
+  /**
+   * A fetch failed for want of a broker connection: the endpoint's BrokerReachability reports
+   * the outage (once), so the fetch only says so at debug.
+   */
+  onConnectionError?: () => void;
 }
 
 /**
@@ -133,6 +139,8 @@ export class SharedFetch {
   /** Per client and partition, the highest offset handed over by this node (for `redelivered`). */
   #delivered = new Map<string, Map<number, Offset>>();
   #closed = false;
+  /** Brokers whose last fetch failed (not for want of a connection): warned about once. */
+  #failing = new Set<number>();
   #recommitTimer?: TimerId;
 
   constructor(options: SharedFetchOptions) {
@@ -332,15 +340,24 @@ export class SharedFetch {
     } catch (error) {
       if (this.#closed) return;
       if (error instanceof OffsetOutOfRange) return await this.#outOfRange(error.topic, error.partition);
-      this.#options.logger.warn(
-        `[Kafka] ${this.#options.endpoint}: fetch from broker ${nodeId} failed (${
-          (error as Error).message
-        }); retrying`,
-      );
+      const line = `[Kafka] ${this.#options.endpoint}: fetch from broker ${nodeId} failed (${
+        (error as Error).message
+      }); retrying`;
+      if (isConnectionError(error)) {
+        this.#options.onConnectionError?.();
+        this.#options.logger.debug(line);
+      } else if (this.#failing.has(nodeId)) {
+        this.#options.logger.debug(line);
+      } else {
+        // Once per broker until a fetch from it works again: not a line every retry.
+        this.#failing.add(nodeId);
+        this.#options.logger.warn(line);
+      }
       await this.#options.scheduler.sleep(RETRY_MS);
       await this.#relead(wants.map((w) => w.feed));
       return;
     }
+    this.#failing.delete(nodeId);
     for (const answer of answers) {
       const feed = this.#feeds.get(`${answer.topic}\0${answer.partition}`);
       if (!feed) continue;
@@ -434,9 +451,13 @@ export class SharedFetch {
         for (const [p, o] of settled) reader.committed.set(p, o);
         reader.committedAt = this.#options.scheduler.now();
       } catch (e) {
-        this.#options.logger.warn(
-          `[Kafka] Commit for ${reader.clientId} failed; those messages come again: ${(e as Error).message}`,
-        );
+        const line = `[Kafka] Commit for ${reader.clientId} failed; those messages come again: ${
+          (e as Error).message
+        }`;
+        // Without a broker, every client's commit fails: the reachability's one WARN says it.
+        if (!isConnectionError(e)) return this.#options.logger.warn(line);
+        this.#options.onConnectionError?.();
+        this.#options.logger.debug(line);
       }
     });
     return reader.committing;
