@@ -5,7 +5,7 @@
  * hubs here, so none copies a default by hand.
  */
 import type { Endpoint } from "../core/endpoint.ts";
-import type { HubOptions } from "../core/hub.ts";
+import type { HubOptions } from "../core/hub-options.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Metrics } from "../core/metrics.ts";
 import type { Scheduler } from "../core/scheduler.ts";

@@ -20,80 +20,22 @@ import type { Connection, Recovery } from "./connection.ts";
 import { ConnectionRegistry } from "./connection-registry.ts";
 import type { DeliveryHandler, Endpoint, InboundMessage, Receipt } from "./endpoint.ts";
 import { EndpointSet } from "./endpoint-set.ts";
-import { CloseCode, ERROR_CODES, GatewayError } from "./errors.ts";
+import { CloseCode, GatewayError } from "./errors.ts";
 import { Expiry } from "./expiry.ts";
 import { Leases } from "./leases.ts";
-import type { Logger } from "./logger.ts";
-import type { Counter, CounterSeries, Metrics } from "./metrics.ts";
+import { HubMetrics } from "./hub-metrics.ts";
+import type { ConnectOptions, HubOptions } from "./hub-options.ts";
 import { preparePayload } from "./payload.ts";
 import type { PreparedPayload } from "./payload.ts";
-import type { Policy } from "./policy.ts";
 import type { ClientFrame } from "./protocol.ts";
 import { Publisher } from "./publisher.ts";
 import type { Refusals } from "./publisher.ts";
-import type { Scheduler } from "./scheduler.ts";
-import type { LostLease, ReplayEvent, Session, SessionStore } from "./session.ts";
+import type { LostLease, ReplayEvent, Session } from "./session.ts";
 import type { DeliverySink } from "./sink.ts";
 
-/** Everything a hub is made of; built from the config by `hubOptionsFromConfig`. */
-export interface HubOptions {
-  store: SessionStore;
-  endpoints: Endpoint[];
-  scheduler: Scheduler;
-  policy: Policy;
-  logger: Logger;
-  metrics: Metrics;
-  /** How long a disconnected session keeps its broker resources, in ms. */
-  reconnectionWindow: number;
-  nodeId: string;
-  /**
-   * How long this node's hold on its connected sessions lasts without renewal, in ms. Renewed
-   * every third of it; a crashed node's sessions count as disconnected once it lapses.
-   */
-  lease: number;
-  /** A connection not opened (socket never attached) within this many ms is dropped. */
-  openTimeout: number;
-  /** How long a cleanup claim holds before another node may retry a crashed cleanup, in ms. */
-  claimTtl: number;
-  /** How often a back-pressured connection is checked for having drained, in ms. */
-  drainInterval: number;
-  /** Deepest nesting of a delivered JSON payload spliced into frames as JSON; deeper goes as text. */
-  maxJsonDepth: number;
-  /** Unacknowledged messages per client and endpoint on a connection with acks. */
-  maxInFlight: number;
-  /** Publish ids remembered per session, and for how long (ms), so a retry is not sent twice. */
-  dedupeIds: number;
-  dedupeWindow: number;
-  /** Bytes of sent SSE events kept per session for Last-Event-ID replay. */
-  replayBytes: number;
-  /** Per client: publishes and payload bytes a second (bursts of twice as many). */
-  publishesPerSecond: number;
-  publishBytesPerSecond: number;
-  /** Publishes of one connection waiting for their broker at once. */
-  maxPendingPublishes: number;
-  /** New connections a second per subject, and per client address. */
-  connectionsPerSecond: number;
-  connectionsPerSecondPerAddress: number;
-  /** Most sessions one authenticated subject may hold. */
-  sessionsPerSubject: number;
-}
-
-/** Options of one connection. */
-export interface ConnectOptions {
-  /** The endpoints it carries (an SSE stream's own); every endpoint if unset. */
-  endpoints?: Iterable<string>;
-  /** End-to-end acknowledgements (`ack=1`). */
-  acks?: boolean;
-  /**
-   * Who connects (auth on): the session must be its subject's (FORBIDDEN otherwise), the ACLs
-   * are checked against it, and the connection closes with 4401 when its credential expires.
-   */
-  principal?: Principal;
-}
+export type { ConnectOptions, HubOptions } from "./hub-options.ts";
 
 const CONNECT_ATTEMPTS = 5;
-/** The transports of the built-in entrypoints (Connection.transport): mediation_connections' labels. */
-const TRANSPORTS = ["ws", "ws-raw", "sse"];
 /** Longest a newer connection waits for an older one's sink to settle, in ms. */
 const SETTLE_WAIT_MS = 5000;
 
@@ -106,8 +48,7 @@ export class Hub implements DeliveryHandler {
   #leases: Leases<ClientConnection>;
   #expiry: Expiry<ClientConnection>;
   #stopping = false;
-  #messagesOut: (endpoint: string) => CounterSeries;
-  #errors: Counter;
+  #metrics: HubMetrics;
   /** One payload fanned out to many clients is prepared once (keyed by its bytes). */
   #prepared = new WeakMap<Uint8Array, PreparedPayload>();
   #settings: ConnectionSettings;
@@ -118,25 +59,19 @@ export class Hub implements DeliveryHandler {
     unsubscribe: (conn, name) => this.#bindings.unsubscribe(conn, name),
     close: (conn) => this.#disconnect(conn),
     writable: (conn, name) => this.#bindings.resume(conn, name),
-    delivered: (name) => this.#messagesOut(name).inc(),
+    delivered: (name) => this.#metrics.messagesOut(name).inc(),
   };
 
   constructor(options: HubOptions) {
     this.#options = options;
     const { store, scheduler, policy, logger, metrics: m } = options;
     this.endpoints = new EndpointSet(options.endpoints);
-    const messagesIn = m.counter("mediation_messages_in_total", "Messages published by clients").by(
-      "endpoint",
-    );
-    this.#messagesOut = m.counter("mediation_messages_out_total", "Messages delivered to clients").by(
-      "endpoint",
-    );
-    this.#errors = m.counter("mediation_errors_total", "Errors answered to clients, by code");
+    this.#metrics = new HubMetrics(m, this.endpoints, this.#connections);
     const release = (clientId: string, epoch: number, reason: LostLease["reason"]) =>
       this.#release(clientId, epoch, reason);
     this.#bindings = new Bindings({ store, scheduler, policy, logger }, this.endpoints, this.#connections);
     this.#publisher = new Publisher(
-      { ...options, messagesIn },
+      { ...options, messagesIn: this.#metrics.messagesIn },
       this.endpoints,
       (conn, endpoint) => this.#bindings.bindOnFirstPublish(conn, endpoint),
     );
@@ -150,22 +85,6 @@ export class Hub implements DeliveryHandler {
       (clientId) => this.#publisher.forget(clientId),
     );
     this.#settings = { ...options, endpoints: this.endpoints };
-    // Every known series from the first scrape on, at 0 (src/core/metrics.ts).
-    for (const e of options.endpoints) {
-      messagesIn(e.name);
-      this.#messagesOut(e.name);
-    }
-    for (const code of ERROR_CODES) this.#errors.series({ code });
-    m.gauge("mediation_connections", "Live client connections on this node", () => {
-      const counts = new Map<string, number>(TRANSPORTS.map((t) => [t, 0]));
-      for (const c of this.#connections.values()) counts.set(c.transport, (counts.get(c.transport) ?? 0) + 1);
-      return [...counts].map(([transport, value]) => ({ labels: { transport }, value }));
-    });
-    m.gauge(
-      "mediation_bindings",
-      "Client bindings held by this node, per endpoint",
-      () => options.endpoints.map((e) => ({ labels: { endpoint: e.name }, value: e.bindingCount?.() ?? 0 })),
-    );
   }
 
   /** Starts renewing this node's leases. */
@@ -210,7 +129,7 @@ export class Hub implements DeliveryHandler {
 
   /** Counts an error answered to a client (for /metrics). */
   recordError(error: GatewayError): void {
-    this.#errors.inc({ code: error.code });
+    this.#metrics.errors.inc({ code: error.code });
   }
 
   /** Throws RATE_LIMITED past the new connections a second of `address` or `subject`. */
