@@ -179,6 +179,20 @@ export class ClientConnection implements Connection {
     this.#recovery = { recovered: false, reason: "expired" };
   }
 
+  /**
+   * The resume report for the welcome: what the session lost while away, as far as anyone can
+   * tell (the bound endpoints' own counts of messages they dropped; each call resets them).
+   */
+  recoveryReport(): Recovery {
+    if (!this.#recovery.recovered) return this.#recovery;
+    const lost: Record<string, number> = {};
+    for (const name of this.#bound.keys()) {
+      const n = this.settings.endpoints.bindable(name)?.takeLosses?.(this.clientId) ?? 0;
+      if (n > 0) lost[name] = n;
+    }
+    return Object.keys(lost).length > 0 ? { recovered: false, reason: "dropped", lost } : { recovered: true };
+  }
+
   /** Opening: the open timeout no longer applies. */
   opening(): void {
     this.#clearTimers();

@@ -8,6 +8,9 @@
  * - Publisher: policy check, rate limits, pending cap, dedupe;
  * - Leases and Expiry: this node's hold on its sessions, and the end of expired ones.
  *
+ * Longer than the others (about 350 lines) because it is also the one face the entrypoints and
+ * tests use: most public methods are a line that hands off to the collaborator that owns it.
+ *
  * Every lifecycle step of one client (connect, open, bind, disconnect, expiry) runs under that
  * client's lock, so on one node they never interleave. Across nodes the session's epoch fences
  * them: each connect increments it, and every write is a compare-and-set on it.
@@ -35,7 +38,6 @@ import type { DeliverySink } from "./sink.ts";
 
 export type { ConnectOptions, HubOptions } from "./hub-options.ts";
 
-const CONNECT_ATTEMPTS = 5;
 /** Longest a newer connection waits for an older one's sink to settle, in ms. */
 const SETTLE_WAIT_MS = 5000;
 
@@ -182,48 +184,16 @@ export class Hub implements DeliveryHandler {
     const carried = options.endpoints === undefined ? undefined : new Set(options.endpoints);
     for (const name of carried ?? []) this.endpoints.get(name);
     return this.#connections.run(clientId, async () => {
-      const { store, scheduler, lease, reconnectionWindow, nodeId, sessionsPerSubject } = this.#options;
-      let lastEpoch = 0;
-      let expired = false;
-      for (let attempt = 0; attempt < CONNECT_ATTEMPTS; attempt++) {
-        const now = scheduler.now();
-        const taken = await store.connect(clientId, {
-          nodeId,
-          now,
-          leaseUntil: now + lease,
-          deadline: now + lease + reconnectionWindow,
-          // A fresh session's epoch is past every earlier one of this client (by the clock, as
-          // an old one may be gone without a trace), so nothing holding an old epoch can ever
-          // write to it.
-          freshEpoch: Math.max(lastEpoch + 1, now),
-          subject: options.principal?.subject,
-          maxSessions: options.principal ? sessionsPerSubject : undefined,
-        });
-        if (taken.outcome === "forbidden") {
-          throw new GatewayError("FORBIDDEN", `client ID ${clientId} belongs to another subject`);
-        }
-        if (taken.outcome === "limited") {
-          throw new GatewayError(
-            "RATE_LIMITED",
-            `${
-              options.principal!.subject
-            } holds ${sessionsPerSubject} sessions already (policy.sessions_per_subject)`,
-          );
-        }
-        if (taken.outcome !== "expired") {
-          const conn = this.#attach(taken.session, taken.outcome === "resumed", transport, carried, options);
-          if (expired) conn.sessionExpired();
-          return conn;
-        }
-        // Past its window: cleaned up first, claimed like the cleanup worker does, so the two
-        // never unbind one session at once.
-        expired = true;
-        lastEpoch = await this.#expiry.cleanUp(clientId, now) ?? lastEpoch;
-      }
-      throw new GatewayError(
-        "STORE_UNAVAILABLE",
-        `session of ${clientId} is being cleaned up or kept changing; retry shortly`,
+      // Past its window, a session is cleaned up first, claimed like the cleanup worker does,
+      // so the two never unbind one session at once.
+      const taken = await this.#leases.take(
+        clientId,
+        options.principal,
+        (now) => this.#expiry.cleanUp(clientId, now),
       );
+      const conn = this.#attach(taken.session, taken.resumed, transport, carried, options);
+      if (taken.expired) conn.sessionExpired();
+      return conn;
     });
   }
 
@@ -275,21 +245,10 @@ export class Hub implements DeliveryHandler {
       }
       conn.opening();
       const restart = await conn.leftUnacknowledged(SETTLE_WAIT_MS);
-      greet?.(this.#recovery(conn));
+      greet?.(conn.recoveryReport());
       conn.attach(sink);
       return await this.#bindings.resumeOnOpen(conn, restart);
     });
-  }
-
-  /** The resume report: what the session lost while away, as far as anyone can tell. */
-  #recovery(conn: ClientConnection): Recovery {
-    if (!conn.recovery.recovered) return conn.recovery;
-    const lost: Record<string, number> = {};
-    for (const name of conn.bound.keys()) {
-      const n = this.endpoints.bindable(name)?.takeLosses?.(conn.clientId) ?? 0;
-      if (n > 0) lost[name] = n;
-    }
-    return Object.keys(lost).length > 0 ? { recovered: false, reason: "dropped", lost } : { recovered: true };
   }
 
   /**
@@ -363,10 +322,9 @@ export class Hub implements DeliveryHandler {
       const owner = this.#connections.holds(conn);
       this.#forget(conn);
       if (!owner) return;
-      const { store, scheduler, reconnectionWindow, logger } = this.#options;
+      const { logger } = this.#options;
       try {
-        const now = scheduler.now();
-        await store.release(conn.clientId, conn.epoch, now, now + reconnectionWindow);
+        await this.#leases.letGo(conn);
       } catch (error) {
         logger.error(`[Session] Could not mark ${conn.clientId} disconnected`, error);
       } finally {

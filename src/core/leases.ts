@@ -7,10 +7,20 @@ import type { ConnectionRegistry, Registered } from "./connection-registry.ts";
 import { GatewayError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Scheduler, TimerId } from "./scheduler.ts";
-import type { LostLease, SessionStore } from "./session.ts";
+import type { Principal } from "./auth.ts";
+import type { LostLease, Session, SessionStore } from "./session.ts";
 
+/** Store round trips a connect tries before it gives up (the session kept changing). */
+const TAKE_ATTEMPTS = 5;
 /** Leases renewed per store round trip. */
 const RENEW_BATCH = 1000;
+
+/** A session taken by a connect: `resumed` within its window; `expired` if an older one was past it. */
+export interface Taken {
+  session: Session;
+  resumed: boolean;
+  expired: boolean;
+}
 
 /** What a lease is held for: a connection holding a session's epoch. */
 export interface Leased extends Registered {
@@ -19,6 +29,9 @@ export interface Leased extends Registered {
 
 export interface LeaseOptions {
   store: SessionStore;
+  nodeId: string;
+  /** Most sessions one authenticated subject may hold. */
+  sessionsPerSubject: number;
   scheduler: Scheduler;
   logger: Logger;
   /** How long a lease lasts without renewal, in ms. */
@@ -37,6 +50,56 @@ export class Leases<C extends Leased> {
     /** Lets go of a connection whose session moved on; runs under the client's lock. */
     private readonly release: (clientId: string, epoch: number, reason: LostLease["reason"]) => Promise<void>,
   ) {}
+
+  /**
+   * Takes the session of `clientId` for this node (under the client's lock): resumes it within
+   * its window, creates it if there is none, and after its window has `cleanUp` end it first
+   * (resolving the epoch it deleted, if it did), then starts a fresh one. Throws FORBIDDEN for a
+   * session of another subject, RATE_LIMITED past `sessionsPerSubject`, STORE_UNAVAILABLE when
+   * the session kept changing.
+   */
+  async take(
+    clientId: string,
+    principal: Principal | undefined,
+    cleanUp: (now: number) => Promise<number | undefined>,
+  ): Promise<Taken> {
+    const { store, scheduler, lease, reconnectionWindow, nodeId, sessionsPerSubject } = this.options;
+    let lastEpoch = 0;
+    let expired = false;
+    for (let attempt = 0; attempt < TAKE_ATTEMPTS; attempt++) {
+      const now = scheduler.now();
+      const taken = await store.connect(clientId, {
+        nodeId,
+        now,
+        leaseUntil: now + lease,
+        deadline: now + lease + reconnectionWindow,
+        // A fresh session's epoch is past every earlier one of this client (by the clock, as
+        // an old one may be gone without a trace), so nothing holding an old epoch can ever
+        // write to it.
+        freshEpoch: Math.max(lastEpoch + 1, now),
+        subject: principal?.subject,
+        maxSessions: principal ? sessionsPerSubject : undefined,
+      });
+      if (taken.outcome === "forbidden") {
+        throw new GatewayError("FORBIDDEN", `client ID ${clientId} belongs to another subject`);
+      }
+      if (taken.outcome === "limited") {
+        throw new GatewayError(
+          "RATE_LIMITED",
+          `${principal!.subject} holds ${sessionsPerSubject} sessions already (policy.sessions_per_subject)`,
+        );
+      }
+      if (taken.outcome !== "expired") {
+        return { session: taken.session, resumed: taken.outcome === "resumed", expired };
+      }
+      expired = true;
+      lastEpoch = await cleanUp(now) ?? lastEpoch;
+    }
+    throw new GatewayError(
+      "STORE_UNAVAILABLE",
+      `session of ${clientId} is being cleaned up or kept changing; retry shortly`,
+    );
+  }
 
   /** Starts renewing; `alsoEachTime` runs at every renewal (housekeeping on the same timer). */
   start(alsoEachTime?: () => void): void {
@@ -90,6 +153,16 @@ export class Leases<C extends Leased> {
       now + lease,
       now + lease + reconnectionWindow,
     );
+  }
+
+  /**
+   * The connection's socket went: its session is marked disconnected, with its reconnection
+   * deadline from now. Rejects when the store cannot be written.
+   */
+  async letGo(conn: C): Promise<void> {
+    const { store, scheduler, reconnectionWindow } = this.options;
+    const now = scheduler.now();
+    await store.release(conn.clientId, conn.epoch, now, now + reconnectionWindow);
   }
 
   /**
