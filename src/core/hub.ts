@@ -53,6 +53,14 @@ export class Hub implements DeliveryHandler {
   #metrics: HubMetrics;
   /** One payload fanned out to many clients is prepared once (keyed by its bytes). */
   #prepared = new WeakMap<Uint8Array, PreparedPayload>();
+  #prepare = (payload: Uint8Array): PreparedPayload => {
+    let prepared = this.#prepared.get(payload);
+    if (!prepared) {
+      prepared = preparePayload(payload, this.#options.maxJsonDepth);
+      this.#prepared.set(payload, prepared);
+    }
+    return prepared;
+  };
   #settings: ConnectionSettings;
   readonly #events: ConnectionEvents = {
     open: (conn, sink, greet) => this.#open(conn, sink, greet),
@@ -257,16 +265,7 @@ export class Hub implements DeliveryHandler {
    */
   deliver(clientId: string, endpoint: string, message: InboundMessage): boolean {
     const conn = this.#connections.get(clientId);
-    return conn !== undefined && conn.deliver(endpoint, message, (payload) => this.#prepare(payload));
-  }
-
-  #prepare(payload: Uint8Array): PreparedPayload {
-    let prepared = this.#prepared.get(payload);
-    if (!prepared) {
-      prepared = preparePayload(payload, this.#options.maxJsonDepth);
-      this.#prepared.set(payload, prepared);
-    }
-    return prepared;
+    return conn !== undefined && conn.deliver(endpoint, message, this.#prepare);
   }
 
   /**
