@@ -4,6 +4,10 @@
  * sequences, the messages in flight with acks, and back-pressure. Nobody else writes these:
  * the hub and its collaborators call its methods, and it reports client actions and what it
  * cannot do alone (resume a consumer, end the session) back through `ConnectionEvents`.
+ *
+ * Near 380 lines, kept as one class on purpose: the delivery path (sequence, in-flight bound,
+ * write, back-pressure) and the lifecycle (timers, takeover, retire) read and change the same
+ * private fields, and splitting them would hand those fields to a second writer.
  */
 import type { Principal } from "./auth.ts";
 import type { Connection, ConnectionState, Recovery } from "./connection.ts";
