@@ -11,6 +11,8 @@
  */
 import { spawnSync } from "node:child_process";
 import process from "node:process";
+import { hubOptionsFromConfig } from "../src/config/hub-options.ts";
+import { parseConfig } from "../src/config/load.ts";
 import { Hub } from "../src/core/hub.ts";
 import { memoryLogger } from "../src/core/logger.ts";
 import { messageFrame } from "../src/core/message-frame.ts";
@@ -19,7 +21,6 @@ import { encodeData } from "../src/core/payload.ts";
 import { RealScheduler } from "../src/core/scheduler.ts";
 import type { Delivery, DeliverySink } from "../src/core/sink.ts";
 import { MemoryEndpoint } from "../src/endpoints/memory/memory-endpoint.ts";
-import { DefaultPolicy } from "../src/policy/default-policy.ts";
 import { MemorySessionStore } from "../src/session/memory.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
@@ -53,26 +54,22 @@ async function measure() {
     queueBytes: 8 * 1024 * 1024,
     totalBytes: 256 * 1024 * 1024,
   });
-  const hub = new Hub({
+  const { config } = parseConfig(
+    JSON.stringify({
+      endpoints: [{ name: "fanout", type: "memory" }],
+      session: { reconnection_window: "60s" },
+    }),
+    {},
+    "the hub bench",
+  );
+  const hub = new Hub(hubOptionsFromConfig(config, {
     store: new MemorySessionStore(),
     endpoints: [endpoint],
     scheduler,
-    policy: new DefaultPolicy({ maxMessageBytes: 65536, maxJsonDepth: 64 }),
     logger,
     metrics: new Metrics(),
-    reconnectionWindow: 60_000,
     nodeId: "bench",
-    lease: 15_000,
-    maxJsonDepth: 64,
-    maxInFlight: 1000,
-    dedupeIds: 1000,
-    dedupeWindow: 60_000,
-    replayBytes: 1024 * 1024,
-    publishesPerSecond: 1000,
-    publishBytesPerSecond: 4 * 1024 * 1024,
-    maxPendingPublishes: 256,
-    sessionsPerSubject: 1000,
-  });
+  }));
   const sinks: FrameSink[] = [];
   const ids: string[] = [];
   for (let i = 0; i < CLIENTS; i++) {

@@ -9,7 +9,6 @@ import type { Endpoint } from "./core/endpoint.ts";
 import { createAuthenticator } from "./policy/auth.ts";
 import { GatewayError } from "./core/errors.ts";
 import { Hub } from "./core/hub.ts";
-import { RateLimiter } from "./core/rate-limit.ts";
 import { consoleLogger, withFields } from "./core/logger.ts";
 import type { Logger } from "./core/logger.ts";
 import { Metrics } from "./core/metrics.ts";
@@ -19,12 +18,12 @@ import { configSecrets, redact, redactingLogger, rememberSecrets } from "./core/
 import { RealScheduler } from "./core/scheduler.ts";
 import type { Scheduler } from "./core/scheduler.ts";
 import type { SessionStore } from "./core/session.ts";
+import { hubOptionsFromConfig } from "./config/hub-options.ts";
 import { loadConfig, readConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import type { EndpointDefinition } from "./endpoints/definition.ts";
 import { builtinEndpointTypes } from "./endpoints/registry.ts";
 import type { EndpointRegistry } from "./endpoints/registry.ts";
-import { DefaultPolicy } from "./policy/default-policy.ts";
 import { CleanupWorker } from "./session/cleanup.ts";
 import { createSessionStore } from "./session/factory.ts";
 import pkg from "../package.json" with { type: "json" };
@@ -59,9 +58,6 @@ export class Engine {
   readonly cleanup: CleanupWorker;
   readonly nodeId: string;
   readonly auth: Authenticator;
-  /** New connections a second, by subject and by client address. */
-  readonly connectionRate: RateLimiter;
-  readonly addressRate: RateLimiter;
   #started = false;
   #lag: LagSampler;
 
@@ -76,10 +72,6 @@ export class Engine {
       { node: this.nodeId },
     ));
     this.auth = createAuthenticator(config.auth, this.scheduler);
-    const perSecond = config.policy.connections_per_second;
-    this.connectionRate = new RateLimiter(this.scheduler, perSecond, perSecond * 2);
-    const perAddress = config.policy.connections_per_second_per_address;
-    this.addressRate = new RateLimiter(this.scheduler, perAddress, perAddress * 2);
     this.store = options.store ??
       createSessionStore(config.session, this.logger, this.metrics, this.scheduler);
     const registry = options.registry ?? builtinEndpointTypes.with(options.endpointTypes ?? []);
@@ -91,30 +83,14 @@ export class Engine {
         scheduler: this.scheduler,
       })
     );
-    this.hub = new Hub({
+    this.hub = new Hub(hubOptionsFromConfig(config, {
       store: this.store,
       endpoints,
       scheduler: this.scheduler,
-      policy: new DefaultPolicy({
-        maxMessageBytes: config.policy.max_message_bytes,
-        maxJsonDepth: config.policy.max_json_depth,
-        acls: Object.fromEntries(config.endpoints.map((e) => [e.name, e.acl])),
-      }),
       logger: this.logger,
       metrics: this.metrics,
-      reconnectionWindow: config.session.reconnection_window,
       nodeId: this.nodeId,
-      lease: config.session.lease,
-      maxJsonDepth: config.policy.max_json_depth,
-      maxInFlight: config.delivery.max_in_flight,
-      dedupeIds: config.delivery.dedupe_ids,
-      dedupeWindow: config.delivery.dedupe_window,
-      replayBytes: config.delivery.replay_bytes,
-      publishesPerSecond: config.policy.publishes_per_second,
-      publishBytesPerSecond: config.policy.publish_bytes_per_second,
-      maxPendingPublishes: config.policy.max_pending_publishes,
-      sessionsPerSubject: config.policy.sessions_per_subject,
-    });
+    }));
     this.cleanup = new CleanupWorker({
       store: this.store,
       scheduler: this.scheduler,

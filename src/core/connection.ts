@@ -1,7 +1,8 @@
 /**
  * One client connection as an entrypoint holds it. Entrypoints get it from `Hub.connect`, attach
- * their sink with `open`, and forward client actions; the hub does the session work and owns all
- * of the connection's mutable state.
+ * their sink with `open`, and forward client actions; the hub and its collaborators do the
+ * session work, and the connection (ClientConnection, src/core/client-connection.ts) owns its
+ * mutable state.
  */
 import type { Receipt } from "./endpoint.ts";
 import type { GatewayError } from "./errors.ts";

@@ -49,17 +49,9 @@ export async function admit(c: Context, engine: Engine, connecting?: RuntimeHook
   const credential = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? c.req.query(TOKEN_QUERY);
   checkOrigin(c, engine, credential !== undefined);
   const principal = await engine.auth.authenticate(credential);
-  if (connecting) {
-    // New connections a second, per address and per subject: one client cannot flood the
-    // store and the brokers with sessions.
-    const address = connecting.remoteAddress(c);
-    const byAddress = address === undefined ? 0 : engine.addressRate.take(address);
-    if (byAddress > 0) throw GatewayError.rateLimited(`too many connections from ${address}`, byAddress);
-    const bySubject = principal ? engine.connectionRate.take(principal.subject) : 0;
-    if (bySubject > 0) {
-      throw GatewayError.rateLimited(`too many connections for ${principal!.subject}`, bySubject);
-    }
-  }
+  // New connections a second, per address and per subject: one client cannot flood the store
+  // and the brokers with sessions.
+  if (connecting) engine.hub.admitConnection(connecting.remoteAddress(c), principal?.subject);
   const identity = resolveIdentity(c.req.header(CLIENT_ID_HEADER), c.req.query(CLIENT_ID_QUERY));
   const claim = engine.config.auth.jwt?.client_id_claim;
   if (principal && claim) {
@@ -138,5 +130,5 @@ export function queryParams(c: Context): Record<string, string> {
 
 /** Throws UNKNOWN_ENDPOINT unless every name is a configured endpoint. */
 export function requireEndpoints(engine: Engine, names: string[]): void {
-  for (const name of names) engine.hub.endpoint(name);
+  for (const name of names) engine.hub.endpoints.get(name);
 }

@@ -411,9 +411,8 @@ abstract class Socket {
 }
 
 class MultiplexedSocket extends Socket {
-  /** RATE_LIMITED answers in the second that began at `#refusedSince`. */
-  #refused = 0;
-  #refusedSince = -Infinity;
+  /** RATE_LIMITED answers lately: a client that ignores them is closed. */
+  #refusals = this.engine.hub.refusals();
   /** Client requests under way (publish, subscribe, unsubscribe): answered before `left`. */
   #pending = new Set<Promise<unknown>>();
   /** The client sent `leave`. */
@@ -448,7 +447,7 @@ class MultiplexedSocket extends Socket {
     }
     let frame: ClientFrame;
     try {
-      frame = this.engine.hub.options.policy.parseFrame(data);
+      frame = this.engine.hub.parseFrame(data);
     } catch (error) {
       return this.error(error, error instanceof GatewayError ? error.frameId : undefined);
     }
@@ -514,27 +513,13 @@ class MultiplexedSocket extends Socket {
     this.reply(JSON.stringify(frame));
   }
 
-  /**
-   * Whether the client was refused for its rate more than `policy.publishes_per_second` times
-   * within a second: it ignores `retry_after_ms` and sends at least twice its rate, and each
-   * refusal costs the gateway as much as a publish. Such a client is closed.
-   */
-  #keepsPushing(): boolean {
-    const now = this.engine.scheduler.now();
-    if (now - this.#refusedSince >= 1000) {
-      this.#refusedSince = now;
-      this.#refused = 0;
-    }
-    return ++this.#refused > this.engine.config.policy.publishes_per_second;
-  }
-
   /** Answers an error frame. Client mistakes are logged at debug only: anyone can cause them. */
   private error(error: unknown, id?: string): void {
     const e = GatewayError.from(error);
     this.engine.hub.recordError(e);
     if (e.code === "INTERNAL") this.engine.logger.error(`[WS] ${this.conn.clientId}`, error);
     else this.engine.logger.debug(`[WS] ${this.conn.clientId}: ${e.code} ${e.message}`);
-    if (e.code === "RATE_LIMITED" && this.#keepsPushing()) {
+    if (e.code === "RATE_LIMITED" && this.#refusals.keepsPushing()) {
       this.engine.logger.debug(`[WS] ${this.conn.clientId} ignores RATE_LIMITED; closing`);
       return this.end(CloseCode.POLICY, "RATE_LIMITED: kept publishing past its rate");
     }

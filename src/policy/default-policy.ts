@@ -1,6 +1,6 @@
 /**
  * The default policy engine: a size limit, a nesting limit, well-formed frames. (Which endpoints
- * exist is the hub's to say: `Hub.endpoint`.)
+ * exist is the hub's to say: `EndpointSet.get`.)
  */
 import { GatewayError } from "../core/errors.ts";
 import type { Policy } from "../core/policy.ts";

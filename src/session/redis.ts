@@ -84,12 +84,14 @@ export interface RespTransport extends RespWireOptions {
 
 export type RedisSessionStoreOptions = (RestTransport | RespTransport) & RedisStoreSettings;
 
+/** The settings of `session.redis`; their defaults are the config schema's (src/config/schema.ts). */
 export interface RedisStoreSettings {
-  keyPrefix?: string;
+  /** Prefix of every key of the store (`mediation:session:` by default). */
+  keyPrefix: string;
   /** The clock of the wait for a first connection (RESP); the runtime's if unset. */
   scheduler?: Scheduler;
   /** Longest wait for one round trip, in ms; past it the store counts as unreachable. */
-  timeout?: number;
+  timeout: number;
   /** Reports records that cannot be read (written by another version, or damaged). */
   onUnreadable?: (clientId: string, reason: string) => void;
   /** Counts round trips, for /metrics. */
@@ -141,10 +143,10 @@ export class RedisSessionStore implements SessionStore {
 
   constructor(options: RedisSessionStoreOptions) {
     this.#options = options;
-    this.#prefix = options.keyPrefix ?? "mediation:session:";
+    this.#prefix = options.keyPrefix;
     this.#index = `${this.#prefix}~deadlines`;
     this.#leases = `${this.#prefix}~leases`;
-    const timeout = options.timeout ?? 3000;
+    const { timeout } = options;
     this.#wire = options.transport === "resp"
       ? new RespWire(options, timeout, options.scheduler ?? new RealScheduler())
       : new UpstashWire(options, timeout);

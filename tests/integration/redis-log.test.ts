@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { RedisSessionStore } from "../../src/session/redis.ts";
-import { keyPrefix, PrivateRedis, RespRedis } from "../support/redis.ts";
+import { keyPrefix, PrivateRedis, RespRedis, STORE_TIMEOUT_MS } from "../support/redis.ts";
 
 type Reported = { level: "info" | "warn"; message: string };
 
@@ -44,6 +44,7 @@ test("redis log: a password the server does not need is one warn line, not iored
       port: redis.port,
       password,
       keyPrefix: keyPrefix("redis-log"),
+      timeout: STORE_TIMEOUT_MS,
       report: (level, message) => reported.push({ level, message }),
     });
     try {

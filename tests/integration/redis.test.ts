@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import { GatewayError } from "../../src/core/errors.ts";
 import { RedisSessionStore } from "../../src/session/redis.ts";
 import { createHarness, WINDOW } from "../support/hub-harness.ts";
-import { keyPrefix, PrivateRedis, RedisProxy, RespRedis } from "../support/redis.ts";
+import { keyPrefix, PrivateRedis, RedisProxy, RespRedis, STORE_TIMEOUT_MS } from "../support/redis.ts";
 import type { TestRedis } from "../support/redis.ts";
 
 /**
@@ -247,6 +247,7 @@ test("redis (resp): the right password, ACL user and db start, and the store wri
     password: "apppass",
     db: 3,
     keyPrefix: prefix,
+    timeout: STORE_TIMEOUT_MS,
   });
   const admin = new RespRedis(`redis://:s3cret@127.0.0.1:${redis.port}`);
   try {

@@ -2,13 +2,14 @@
  * A hub on the virtual clock with the memory store and memory endpoint, and a recording sink
  * standing in for a client socket.
  */
+import { hubOptionsFromConfig } from "../../src/config/hub-options.ts";
+import { parseConfig } from "../../src/config/load.ts";
 import { Hub } from "../../src/core/hub.ts";
 import { memoryLogger } from "../../src/core/logger.ts";
 import { Metrics } from "../../src/core/metrics.ts";
 import type { Delivery, DeliverySink } from "../../src/core/sink.ts";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { MemoryEndpoint } from "../../src/endpoints/memory/memory-endpoint.ts";
-import { DefaultPolicy } from "../../src/policy/default-policy.ts";
 import { CleanupWorker } from "../../src/session/cleanup.ts";
 import { MemorySessionStore } from "../../src/session/memory.ts";
 import type { SessionStore } from "../../src/core/session.ts";
@@ -52,6 +53,27 @@ export interface HarnessOptions {
   publishesPerSecond?: number;
 }
 
+/**
+ * The config of a harness hub: the defaults, but with small frames (1 KiB payloads) and a publish
+ * rate no test reaches unless it asks for one.
+ */
+function harnessConfig(options: HarnessOptions) {
+  return parseConfig(
+    JSON.stringify({
+      session: { reconnection_window: `${WINDOW}ms`, lease: `${LEASE}ms` },
+      policy: {
+        max_message_bytes: 1024,
+        publishes_per_second: options.publishesPerSecond ?? 100_000,
+        publish_bytes_per_second: 1024 * 1024 * 1024,
+      },
+      delivery: { max_in_flight: options.maxInFlight ?? 1000, dedupe_window: `${WINDOW}ms` },
+      endpoints: [{ name: "chat", type: "memory" }, { name: "rooms", type: "memory" }],
+    }),
+    {},
+    "the hub harness",
+  ).config;
+}
+
 export async function createHarness(options: HarnessOptions = {}) {
   const clock = options.clock ?? new VirtualClock();
   const store = options.store ?? new MemorySessionStore();
@@ -73,26 +95,15 @@ export async function createHarness(options: HarnessOptions = {}) {
     queueBytes: 8 * 1024 * 1024,
     totalBytes: 256 * 1024 * 1024,
   });
-  const hub = new Hub({
+  const config = harnessConfig(options);
+  const hub = new Hub(hubOptionsFromConfig(config, {
     store,
     endpoints: [chat, rooms],
     scheduler: clock,
-    policy: new DefaultPolicy({ maxMessageBytes: 1024, maxJsonDepth: 64 }),
     logger,
     metrics,
-    reconnectionWindow: WINDOW,
     nodeId: options.nodeId ?? "node-a",
-    lease: LEASE,
-    maxJsonDepth: 64,
-    maxInFlight: options.maxInFlight ?? 1000,
-    dedupeIds: 1000,
-    dedupeWindow: WINDOW,
-    replayBytes: 1024 * 1024,
-    publishesPerSecond: options.publishesPerSecond ?? 100_000,
-    publishBytesPerSecond: 1024 * 1024 * 1024,
-    maxPendingPublishes: 256,
-    sessionsPerSubject: 1000,
-  });
+  }));
   hub.start();
   await chat.start(hub);
   await rooms.start(hub);

@@ -43,6 +43,9 @@ async function kill(child: ChildProcess | undefined, signal: NodeJS.Signals = "S
 }
 
 /** Options a test may set on a store: the store's settings, and the REST encoding. */
+/** The round-trip timeout of a test store unless a test sets its own (the schema's default too). */
+export const STORE_TIMEOUT_MS = 3000;
+
 export type TestStoreOptions = Partial<RedisStoreSettings & Pick<RestTransport, "encoding">>;
 
 /** A Redis as one transport of the store reaches it. */
@@ -90,6 +93,7 @@ export class RespRedis implements TestRedis {
       host: this.host,
       port: this.port,
       keyPrefix: prefix,
+      timeout: STORE_TIMEOUT_MS,
       ...settings,
     });
   }
@@ -148,6 +152,7 @@ export class RedisProxy implements TestRedis {
       token: this.token,
       keyPrefix: prefix,
       encoding: "none",
+      timeout: STORE_TIMEOUT_MS,
       ...options,
     });
   }
