@@ -22,7 +22,7 @@ import type { SessionStore } from "./core/session.ts";
 import { loadConfig, readConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import type { EndpointDefinition } from "./endpoints/definition.ts";
-import { builtinEndpointTypes } from "./endpoints/registry.ts";
+import { builtinEndpointTypes } from "./endpoints/builtins.ts";
 import type { EndpointRegistry } from "./endpoints/registry.ts";
 import { DefaultPolicy } from "./policy/default-policy.ts";
 import { CleanupWorker } from "./session/cleanup.ts";

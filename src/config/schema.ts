@@ -22,7 +22,7 @@ import {
 import { AuthSchema } from "./auth-schema.ts";
 import { definitionChecks, endpointSchema } from "./endpoint-schema.ts";
 import { RedisSchema } from "./redis-schema.ts";
-import { builtinEndpointTypes } from "../endpoints/registry.ts";
+import { builtinEndpointTypes } from "../endpoints/builtins.ts";
 import type { EndpointRegistry } from "../endpoints/registry.ts";
 
 export { show } from "./values.ts";
