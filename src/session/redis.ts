@@ -349,7 +349,7 @@ export class RedisSessionStore implements SessionStore {
         } answers ${
           encoding === "base64" ? "without encoding: set encoding: none" : "in base64: set encoding: base64"
         }`,
-        false,
+        { temporary: false },
       );
     }
     if (echoed !== PROBE) throw this.#unexpected("the store", "probe", echoed);
@@ -417,7 +417,8 @@ export class RedisSessionStore implements SessionStore {
       // A setting Redis refused (redis-resp.ts): waiting will not cure it.
       if (error instanceof GatewayError && !error.temporary) throw error;
       const reason = error instanceof Error ? error.message : String(error);
-      throw new GatewayError("STORE_UNAVAILABLE", `session store unreachable: ${reason}`, true, {
+      throw new GatewayError("STORE_UNAVAILABLE", `session store unreachable: ${reason}`, {
+        temporary: true,
         cause: error,
       });
     }
@@ -449,7 +450,7 @@ export class RedisSessionStore implements SessionStore {
     throw new GatewayError(
       "STORE_UNAVAILABLE",
       `the stored session of ${clientId} is unreadable (${problem}); an operator must remove it`,
-      false,
+      { temporary: false },
     );
   }
 }
