@@ -232,7 +232,9 @@ export interface CreateEngineOptions extends Omit<EngineOptions, "registry"> {
  * Throws ConfigError for a bad config. Not started: `serve(engine, adapter)` or `engine.start()`.
  *
  * @example
- * import natsEndpoint from "./src/endpoints/nats/definition.ts";
+ * import { createEngine, serve } from "mediation-engine";
+ * import { denoAdapter } from "mediation-engine/adapters/deno";
+ * import myEndpoint from "./my-endpoint.ts";
  * const engine = await createEngine({ configPath: "gateway.yaml", endpointTypes: [myEndpoint] });
  * await serve(engine, denoAdapter);
  */

@@ -51,12 +51,12 @@ const ServerSchema = v.optional(
     sse_ping_interval: duration("15s"),
     /** The `retry:` every SSE stream starts with: how soon a browser's EventSource comes back. */
     sse_retry: duration("1000ms"),
+    /** `GET /console`: the browser console (one page on the client library). Off unless asked for. */
+    console: boolean(false),
     /**
      * Origins (`https://app.example`) whose pages may connect and publish; `*` for any. Others
      * are refused unless the request carries a credential (auth on).
      */
-    /** `GET /console`: the browser console (one page on the client library). Off unless asked for. */
-    console: boolean(false),
     allowed_origins: v.optional(
       v.array(
         v.pipe(

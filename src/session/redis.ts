@@ -110,8 +110,6 @@ const RETENTION_MS = 24 * 60 * 60 * 1000;
 /** The start-up check: a script that hands back its argument. */
 const PROBE_SCRIPT = wireScript("return ARGV[1]");
 
-type Script = WireScript;
-
 export class RedisSessionStore implements SessionStore {
   readonly #prefix: string;
   readonly #wire: RedisWire;
@@ -133,7 +131,7 @@ export class RedisSessionStore implements SessionStore {
     | "complete"
     | "append"
     | "take",
-    Script
+    WireScript
   >;
   #closed = false;
   /** Set once the server's response encoding was seen to match `encoding`. */
@@ -148,21 +146,20 @@ export class RedisSessionStore implements SessionStore {
     this.#wire = options.transport === "resp"
       ? new RespWire(options, timeout, options.scheduler ?? new RealScheduler())
       : new UpstashWire(options, timeout);
-    const script = wireScript;
     this.#scripts = {
-      get: script(GET),
-      write: script(WRITE),
-      connect: script(CONNECT),
-      release: script(RELEASE),
-      subscription: script(SUBSCRIPTION),
-      delete: script(DELETE),
-      claim: script(CLAIM),
-      renew: script(RENEW),
-      counts: script(COUNTS),
-      reserve: script(RESERVE_PUBLISH),
-      complete: script(COMPLETE_PUBLISH),
-      append: script(APPEND_REPLAY),
-      take: script(TAKE_REPLAY),
+      get: wireScript(GET),
+      write: wireScript(WRITE),
+      connect: wireScript(CONNECT),
+      release: wireScript(RELEASE),
+      subscription: wireScript(SUBSCRIPTION),
+      delete: wireScript(DELETE),
+      claim: wireScript(CLAIM),
+      renew: wireScript(RENEW),
+      counts: wireScript(COUNTS),
+      reserve: wireScript(RESERVE_PUBLISH),
+      complete: wireScript(COMPLETE_PUBLISH),
+      append: wireScript(APPEND_REPLAY),
+      take: wireScript(TAKE_REPLAY),
     };
   }
 
@@ -395,7 +392,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** One lifecycle script over a client's keys, in the order redis-scripts.ts names them. */
-  async #eval(script: Script, clientId: string, args: string[]): Promise<unknown> {
+  async #eval(script: WireScript, clientId: string, args: string[]): Promise<unknown> {
     await this.#verify();
     const key = this.#key(clientId);
     return await this.#call(() =>
