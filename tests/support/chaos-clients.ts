@@ -16,6 +16,8 @@
  */
 import assert from "node:assert/strict";
 import type { ChaosProxy } from "./chaos-proxy.ts";
+import { parseSseBlock, sseBlocks } from "./sse-client.ts";
+import type { SseEvent } from "./sse-client.ts";
 
 export interface ChaosClientOptions {
   /**
@@ -379,32 +381,6 @@ async function unsubscribeOverWs(base: string, clientId: string, endpoint: strin
   }
 }
 
-/** One parsed SSE event. */
-interface SseFields {
-  id?: string;
-  event: string;
-  data: string;
-}
-
-/** Parses one SSE event block (the text between blank lines); undefined for a comment or `retry:`. */
-function parseSseBlock(block: string): SseFields | undefined {
-  const event: SseFields = { event: "message", data: "" };
-  const data: string[] = [];
-  for (const line of block.split("\n")) {
-    if (line === "" || line.startsWith(":")) continue;
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "id") event.id = value;
-    else if (field === "event") event.event = value;
-    else if (field === "data") data.push(value);
-  }
-  if (data.length === 0 && event.id === undefined) return undefined;
-  event.data = data.join("\n");
-  return event;
-}
-
 /**
  * An SSE stream over fetch (not EventSource: both runtimes' fetch can read a stream),
  * `GET /sse/<endpoint>?clientId=X`, coming back after each cut with the header
@@ -454,19 +430,10 @@ export class SseChaosClient extends ChaosClient {
     this.#streaming = true;
     this.#arrived = [];
     const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true }).replaceAll("\r", "");
-        let end: number;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const event = parseSseBlock(buffer.slice(0, end));
-          buffer = buffer.slice(end + 2);
-          if (event) this.#handle(event, bound);
-        }
+      for await (const block of sseBlocks(reader)) {
+        const { event } = parseSseBlock(block);
+        if (event) this.#handle(event, bound);
       }
     } catch {
       // Cut (reset), or aborted by finish: the loop comes back. What arrived after the last
@@ -484,7 +451,7 @@ export class SseChaosClient extends ChaosClient {
     }
   }
 
-  #handle(event: SseFields, bound: () => void): void {
+  #handle(event: SseEvent, bound: () => void): void {
     switch (event.event) {
       case "welcome": {
         this.welcome(JSON.parse(event.data));
