@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { brokerHasSession, MQTT_URL, mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
+import { brokerHasSession, mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { keyPrefix, PrivateRedis, RedisProxy, RespRedis } from "../support/redis.ts";
 import type { TestRedis } from "../support/redis.ts";
 import { kafkaNamespace, outsideProducer, startKafka } from "../support/kafka/cluster.ts";

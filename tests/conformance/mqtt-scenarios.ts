@@ -3,7 +3,7 @@
  * client (the plain `mqtt` package) plays the devices.
  */
 import assert from "node:assert/strict";
-import { brokerHasSession, MQTT_URL, mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
+import { brokerHasSession, mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { numbered, openWelcomed } from "../support/ws-client.ts";
 import { eventually } from "./endpoint-contract.ts";
 import { nested } from "./hardening-scenarios.ts";
