@@ -1,7 +1,7 @@
 /**
  * The gateway as one compiled executable: `bun build --compile src/main.ts` (about a second)
- * makes a binary that starts with the shipped config.yaml, outside the repository, and answers
- * /readyz. Before the built-in endpoint types were imported by name (src/endpoints/builtins.ts),
+ * makes a binary that starts with the shipped config.yaml, outside the repository, answers
+ * /readyz and serves the console (its files are imported as text, not read from disk). Before the built-in endpoint types were imported by name (src/endpoints/builtins.ts),
  * the binary knew no endpoint type and refused the config.
  *
  * `deno compile` needs its runtime binary (denort), which it downloads unless `DENORT_BIN` names
@@ -78,6 +78,19 @@ async function compileAndStart(runtime: Runtime): Promise<void> {
       ok: true,
       checks: { store: { ok: true }, "endpoint:chat": { ok: true } },
     });
+    // The shipped config turns the console on: its page and the library it loads are inside.
+    for (
+      const path of [
+        "/console",
+        "/console/page.css",
+        "/console/client/mod.js",
+        "/console/client/src/ws-client.js",
+      ]
+    ) {
+      const file = await fetch(`http://127.0.0.1:${port}${path}`);
+      assert.equal(file.status, 200, path);
+      await file.body?.cancel();
+    }
   } finally {
     child.kill("SIGTERM");
   }
