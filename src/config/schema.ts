@@ -22,7 +22,6 @@ import {
 import { AuthSchema } from "./auth-schema.ts";
 import { definitionChecks, endpointSchema } from "./endpoint-schema.ts";
 import { RedisSchema } from "./redis-schema.ts";
-import { builtinEndpointTypes } from "../endpoints/builtins.ts";
 import type { EndpointRegistry } from "../endpoints/registry.ts";
 
 export { show } from "./values.ts";
@@ -220,10 +219,12 @@ function buildConfigSchema(registry: EndpointRegistry) {
 
 const schemas = new WeakMap<EndpointRegistry, ReturnType<typeof buildConfigSchema>>();
 
-/** The config schema with the endpoint types of `registry` (built once per registry). */
-export function configSchema(
-  registry: EndpointRegistry = builtinEndpointTypes,
-): ReturnType<typeof buildConfigSchema> {
+/**
+ * The config schema with the endpoint types of `registry` (built once per registry; load.ts
+ * passes the built-in types and those of `endpoint_modules`). Given, not defaulted, so this file
+ * loads no endpoint type and no broker client.
+ */
+export function configSchema(registry: EndpointRegistry): ReturnType<typeof buildConfigSchema> {
   let schema = schemas.get(registry);
   if (!schema) schemas.set(registry, schema = buildConfigSchema(registry));
   return schema;
