@@ -13,8 +13,8 @@
  * @module
  */
 
-/** The wire protocol's error codes, plus the client's own (`POLICY`: closed with 1008; `CLOSED`, `QUEUE_FULL`, `HANDLER_FAILED`). */
-export type ErrorCode =
+/** The wire protocol's error codes: those of the gateway's error frames (its ErrorCode). */
+export type WireErrorCode =
   | "BAD_FRAME"
   | "BAD_REQUEST"
   | "BAD_CLIENT_ID"
@@ -27,11 +27,57 @@ export type ErrorCode =
   | "OUTCOME_UNKNOWN"
   | "TAKEN_OVER"
   | "STORE_UNAVAILABLE"
-  | "INTERNAL"
-  | "POLICY"
-  | "CLOSED"
-  | "QUEUE_FULL"
-  | "HANDLER_FAILED";
+  | "INTERNAL";
+
+/** The wire protocol's error codes, plus the client's own (`POLICY`: closed with 1008; `CLOSED`, `QUEUE_FULL`, `HANDLER_FAILED`). */
+export type ErrorCode = WireErrorCode | "POLICY" | "CLOSED" | "QUEUE_FULL" | "HANDLER_FAILED";
+
+/** The frames a client sends on the multiplexed WebSocket (the gateway's README, "Wire protocol"). */
+export type ClientFrame =
+  | { type: "publish"; endpoint: string; data: unknown; id?: string }
+  | { type: "subscribe"; endpoint: string; params?: Record<string, string>; id?: string }
+  | { type: "unsubscribe"; endpoint: string; id?: string }
+  | { type: "ack"; endpoint: string; id: string }
+  | { type: "ping" }
+  /** The client is about to close: the gateway stops delivering, answers what is under way, then `left`. */
+  | { type: "leave" };
+
+/** The frames the gateway sends on the multiplexed WebSocket. */
+export type ServerFrame =
+  | {
+    type: "welcome";
+    clientId: string;
+    resumed: boolean;
+    recovered: boolean;
+    reason?: string;
+    lost?: Record<string, number>;
+    ack: boolean;
+    endpoints: string[];
+  }
+  | {
+    type: "message";
+    endpoint: string;
+    id: string;
+    data: unknown;
+    encoding?: "base64";
+    meta?: Record<string, string | number>;
+    /** Present (true) when the client may have had this message before. */
+    redelivered?: true;
+  }
+  | { type: "receipt"; id: string; meta?: Record<string, string | number> }
+  | {
+    type: "error";
+    code: WireErrorCode;
+    message: string;
+    /** Whether trying again later may succeed; false: do not retry. */
+    temporary: boolean;
+    id?: string;
+    endpoint?: string;
+    retry_after_ms?: number;
+  }
+  | { type: "pong" }
+  /** The answer to `leave`: nothing was written after it; the gateway closes with 1000 next. */
+  | { type: "left" };
 
 /** The one error type of the library: a gateway error frame, a close, or the client's own refusal. */
 export declare class ClientError extends Error {
@@ -52,23 +98,44 @@ export declare class ClientError extends Error {
   readonly retryAfterMs?: number;
 }
 
-/** The gateway's close codes (its README, "Close codes"). */
-export declare const CloseCode: {
-  readonly NORMAL: 1000;
-  readonly GOING_AWAY: 1001;
-  /** Not a code on the wire: the connection ended without a close frame (network, refused handshake). */
-  readonly ABNORMAL: 1006;
-  readonly POLICY: 1008;
-  readonly MESSAGE_TOO_BIG: 1009;
-  readonly INTERNAL_ERROR: 1011;
-  readonly TRY_AGAIN_LATER: 1013;
-  readonly UNAUTHENTICATED: 4401;
-  readonly TAKEN_OVER: 4409;
-  readonly SESSION_EXPIRED: 4410;
-  readonly STORE_UNAVAILABLE: 4503;
-  /** A permanent error (reason `<CODE>: <message>`): the client stops and emits `error` with that code. */
-  readonly PERMANENT_ERROR: 4500;
+/** One close code: whether the client reconnects on it by itself, and what it means. */
+export interface CloseCodeInfo {
+  readonly code: number;
+  /** Whether the client reconnects by itself (after back-off) when the gateway closes with it. */
+  readonly reconnect: boolean;
+  readonly meaning: string;
+}
+
+type CloseCodeEntry<C extends number, R extends boolean> = {
+  readonly code: C;
+  readonly reconnect: R;
+  readonly meaning: string;
 };
+
+/**
+ * The gateway's close codes by name (its README, "Close codes"), each with whether the client
+ * reconnects on it: false for 4401 (only with a new token from `getToken`), 4409 (taken over) and
+ * 4500 (a permanent error).
+ */
+export declare const CLOSE_CODES: {
+  readonly NORMAL: CloseCodeEntry<1000, true>;
+  readonly GOING_AWAY: CloseCodeEntry<1001, true>;
+  /** Not a code on the wire: the connection ended without a close frame (network, refused handshake). */
+  readonly ABNORMAL: CloseCodeEntry<1006, true>;
+  readonly POLICY: CloseCodeEntry<1008, true>;
+  readonly MESSAGE_TOO_BIG: CloseCodeEntry<1009, true>;
+  readonly INTERNAL_ERROR: CloseCodeEntry<1011, true>;
+  readonly TRY_AGAIN_LATER: CloseCodeEntry<1013, true>;
+  readonly UNAUTHENTICATED: CloseCodeEntry<4401, false>;
+  readonly TAKEN_OVER: CloseCodeEntry<4409, false>;
+  readonly SESSION_EXPIRED: CloseCodeEntry<4410, true>;
+  /** A permanent error (reason `<CODE>: <message>`): the client stops and emits `error` with that code. */
+  readonly PERMANENT_ERROR: CloseCodeEntry<4500, false>;
+  readonly STORE_UNAVAILABLE: CloseCodeEntry<4503, true>;
+};
+
+/** The gateway's close codes by name (`CloseCode.TAKEN_OVER` is 4409), from CLOSE_CODES. */
+export declare const CloseCode: { readonly [N in keyof typeof CLOSE_CODES]: typeof CLOSE_CODES[N]["code"] };
 
 /**
  * The clock and timers the client waits on (back-off, pings, stable-connection reset). The

@@ -7,4 +7,4 @@
 export { connect } from "./src/ws-client.js";
 export { connectSse } from "./src/sse-client.js";
 export { backoffDelay } from "./src/backoff.js";
-export { ClientError, CloseCode } from "./src/errors.js";
+export { ClientError, CLOSE_CODES, CloseCode } from "./src/errors.js";

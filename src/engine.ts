@@ -22,7 +22,7 @@ import { hubOptionsFromConfig } from "./config/hub-options.ts";
 import { loadConfig, readConfig } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import type { EndpointDefinition } from "./endpoints/definition.ts";
-import { builtinEndpointTypes } from "./endpoints/registry.ts";
+import { builtinEndpointTypes } from "./endpoints/builtins.ts";
 import type { EndpointRegistry } from "./endpoints/registry.ts";
 import { CleanupWorker } from "./session/cleanup.ts";
 import { createSessionStore } from "./session/factory.ts";
@@ -208,7 +208,9 @@ export interface CreateEngineOptions extends Omit<EngineOptions, "registry"> {
  * Throws ConfigError for a bad config. Not started: `serve(engine, adapter)` or `engine.start()`.
  *
  * @example
- * import natsEndpoint from "./src/endpoints/nats/definition.ts";
+ * import { createEngine, serve } from "mediation-engine";
+ * import { denoAdapter } from "mediation-engine/adapters/deno";
+ * import myEndpoint from "./my-endpoint.ts";
  * const engine = await createEngine({ configPath: "gateway.yaml", endpointTypes: [myEndpoint] });
  * await serve(engine, denoAdapter);
  */

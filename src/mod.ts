@@ -16,4 +16,5 @@ export { serve } from "./serve.ts";
 export type { Adapter, Listening } from "./serve.ts";
 export { ConfigError, loadConfig, readConfig } from "./config/load.ts";
 export type { Config } from "./config/schema.ts";
-export { builtinEndpointTypes, EndpointRegistry } from "./endpoints/registry.ts";
+export { builtinEndpointTypes } from "./endpoints/builtins.ts";
+export { EndpointRegistry } from "./endpoints/registry.ts";

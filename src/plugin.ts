@@ -21,7 +21,7 @@ export type {
   Receipt,
 } from "./core/endpoint.ts";
 export { GatewayError } from "./core/errors.ts";
-export type { ErrorCode } from "./core/errors.ts";
+export type { ErrorCode, GatewayErrorOptions } from "./core/errors.ts";
 /** Credentials out of a message: a broker URL is passed through `redactUrl` before it is logged or put in an error. */
 export { redact, redactUrl } from "./core/redact.ts";
 export type { LogFields, Logger } from "./core/logger.ts";

@@ -451,7 +451,7 @@ class GatewayClient {
     this.#events.emit("state", state);
   }
 
-  /** @param {unknown} frame */
+  /** @param {import("../mod.d.ts").ClientFrame} frame */
   #send(frame) {
     const ws = this.#ws;
     if (!this.#live || !ws || ws.readyState !== OPEN) return false;
@@ -487,7 +487,7 @@ class GatewayClient {
       this.#timers.clear(this.#timer.pong);
       this.#timer.pong = undefined;
     }
-    /** @type {any} */
+    /** @type {import("../mod.d.ts").ServerFrame | undefined} */
     let f;
     try {
       f = JSON.parse(text);
@@ -608,6 +608,7 @@ class GatewayClient {
         for (const w of sub.waiters.splice(0)) w.reject(error);
       },
     });
+    /** @type {import("../mod.d.ts").ClientFrame} */
     const frame = {
       type: "subscribe",
       endpoint: sub.endpoint,

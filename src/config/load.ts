@@ -10,12 +10,14 @@ import { pathToFileURL } from "node:url";
 import * as v from "valibot";
 import { parse as parseYaml, YAMLError } from "yaml";
 import type { EndpointDefinition } from "../endpoints/definition.ts";
-import { builtinEndpointTypes, definitionProblem } from "../endpoints/registry.ts";
+import { builtinEndpointTypes } from "../endpoints/builtins.ts";
+import { definitionProblem } from "../endpoints/registry.ts";
 import type { EndpointRegistry } from "../endpoints/registry.ts";
 import { commandLine } from "./command-line.ts";
 import { interpolateEnv } from "./env.ts";
 import { configSchema, configWarnings } from "./schema.ts";
 import type { Config } from "./schema.ts";
+import { isMapping } from "./values.ts";
 
 /** Everything wrong with a config, one problem a line (`key.path: expected ..., got ...`). */
 export class ConfigError extends Error {
@@ -109,9 +111,6 @@ export function parseConfig(
 }
 
 const ModuleList = v.array(v.pipe(v.string(), v.minLength(1)));
-
-const isMapping = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 function interpolated(text: string, env: Record<string, string | undefined>, source: string) {
   let raw: unknown;

@@ -3,15 +3,29 @@
  * "expected ..., got ..." (or "unknown key ...") so start-up can print one line per problem with
  * its key path. Every mapping is strict. Defaults live here and nowhere else, except an endpoint
  * type's: those are in its definition (src/endpoints/<type>/definition.ts), and the `endpoints`
- * entries are assembled from the registered definitions. Value schemas are in values.ts.
+ * entries are assembled from the registered definitions. Value schemas are in values.ts; the parts
+ * with rules of their own in redis-schema.ts, auth-schema.ts and endpoint-schema.ts.
  */
 import * as v from "valibot";
-import { closestKey } from "./keys.ts";
-import { boolean, duration, expected, name, positiveInt, show, strict, text, wholeNumber } from "./values.ts";
-import { builtinEndpointTypes } from "../endpoints/registry.ts";
+import {
+  boolean,
+  duration,
+  expected,
+  isMapping,
+  name,
+  positiveInt,
+  show,
+  strict,
+  text,
+  wholeNumber,
+} from "./values.ts";
+import { AuthSchema } from "./auth-schema.ts";
+import { definitionChecks, endpointSchema } from "./endpoint-schema.ts";
+import { RedisSchema } from "./redis-schema.ts";
 import type { EndpointRegistry } from "../endpoints/registry.ts";
 
 export { show } from "./values.ts";
+export type { AclConfig, EndpointConfig } from "./endpoint-schema.ts";
 
 const routePath = v.pipe(
   v.string(expected('a path like "/ws"')),
@@ -36,12 +50,12 @@ const ServerSchema = v.optional(
     sse_ping_interval: duration("15s"),
     /** The `retry:` every SSE stream starts with: how soon a browser's EventSource comes back. */
     sse_retry: duration("1000ms"),
+    /** `GET /console`: the browser console (one page on the client library). Off unless asked for. */
+    console: boolean(false),
     /**
      * Origins (`https://app.example`) whose pages may connect and publish; `*` for any. Others
      * are refused unless the request carries a credential (auth on).
      */
-    /** `GET /console`: the browser console (one page on the client library). Off unless asked for. */
-    console: boolean(false),
     allowed_origins: v.optional(
       v.array(
         v.pipe(
@@ -54,145 +68,6 @@ const ServerSchema = v.optional(
     ),
   }),
   {},
-);
-
-/**
- * `session.redis`: plain Redis over RESP (`addr`, or a `redis://` / `rediss://` url, with
- * `username`, `password`, `db`) or the Upstash REST API (an `http(s)://` url with `token` and
- * `encoding`). Exactly one of `url` and `addr`; each transport's keys only with it. The output
- * names its transport, as RedisSessionStoreOptions takes it.
- */
-const REDIS_URL = "a redis://, rediss:// or http(s):// URL";
-
-const redisUrl = v.pipe(
-  text(REDIS_URL),
-  v.regex(/^(rediss?|https?):\/\/\S+$/, expected(REDIS_URL)),
-  v.check((url) => URL.canParse(url), expected(REDIS_URL)),
-);
-const redisAddr = v.pipe(
-  v.string(expected('a "host:port"')),
-  v.regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:/@\[\]]+):\d{1,5}$/, expected('a "host:port"')),
-);
-/** A password may be empty (the seed's `password: ""`): no AUTH. */
-const redisPassword = v.string(expected("a string"));
-
-/** Keys of each transport, refused with the other. */
-const RESP_ONLY = ["username", "password", "db"] as const;
-const REST_ONLY = ["token", "encoding"] as const;
-
-const isMapping = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
-const isRest = (url: unknown) => typeof url === "string" && /^https?:/i.test(url);
-
-/** host, port, credentials and db of a redis:// url (what it leaves out is undefined). */
-function respUrl(text: string) {
-  const url = new URL(text);
-  const db = url.pathname.replace(/^\//, "");
-  return {
-    host: url.hostname.replace(/^\[|\]$/g, ""),
-    port: url.port ? Number(url.port) : 6379,
-    tls: url.protocol === "rediss:",
-    username: url.username ? decodeURIComponent(url.username) : undefined,
-    password: url.password ? decodeURIComponent(url.password) : undefined,
-    db: db === "" ? undefined : Number(db),
-  };
-}
-
-const RedisSchema = v.pipe(
-  strict({
-    url: v.optional(redisUrl),
-    addr: v.optional(redisAddr),
-    token: v.optional(text("the REST token")),
-    /** `base64` (Upstash's default) or `none` for REST proxies that do not encode responses. */
-    encoding: v.optional(v.picklist(["base64", "none"], expected('"base64" or "none"'))),
-    username: v.optional(text("an ACL user name")),
-    password: v.optional(redisPassword),
-    db: v.optional(wholeNumber("a database number (0 or more)", 0)),
-    keyPrefix: v.optional(
-      v.pipe(
-        v.string(expected("a key prefix")),
-        v.regex(/^[^\s~]*$/, expected("a key prefix without spaces or ~")),
-      ),
-      "mediation:session:",
-    ),
-    /** Longest wait for one round trip before the store counts as unreachable. */
-    timeout: duration("3s"),
-  }),
-  v.rawCheck(({ dataset, addIssue }) => {
-    const redis = dataset.value;
-    if (!isMapping(redis)) return;
-    const at = (key: string): [v.ObjectPathItem] => [
-      { type: "object", origin: "value", input: redis, key, value: redis[key] },
-    ];
-    if ("url" in redis && "addr" in redis) {
-      return addIssue({ message: "expected url or addr, got both", path: at("addr") });
-    }
-    if (!("url" in redis) && !("addr" in redis)) {
-      return addIssue({
-        message: `expected "host:port" (plain Redis), or url: ${REDIS_URL}, got nothing`,
-        path: at("addr"),
-      });
-    }
-    // Which transport a url that is not one selects cannot be told: its own problem says enough.
-    if ("url" in redis && !v.is(redisUrl, redis.url)) return;
-    if (isRest(redis.url)) {
-      if (!("token" in redis)) {
-        addIssue({ message: "expected the REST token, got nothing", path: at("token") });
-      }
-      for (const key of RESP_ONLY.filter((k) => k in redis)) {
-        addIssue({
-          message: `only for plain Redis (addr, or a redis:// url); the REST API at url takes token`,
-          path: at(key),
-        });
-      }
-      return;
-    }
-    for (const key of REST_ONLY.filter((k) => k in redis)) {
-      addIssue({
-        message: `only for the REST API (an http(s):// url); plain Redis takes password (and username)`,
-        path: at(key),
-      });
-    }
-    if (typeof redis.url === "string" && URL.canParse(redis.url)) {
-      const fromUrl = respUrl(redis.url);
-      for (const key of RESP_ONLY.filter((k) => k in redis && fromUrl[k] !== undefined)) {
-        addIssue({ message: `expected it in url or here, got both`, path: at(key) });
-      }
-      if (fromUrl.db !== undefined && !(Number.isInteger(fromUrl.db) && fromUrl.db >= 0)) {
-        addIssue({
-          message: `expected a database number as the url's path (/0), got ${show(redis.url)}`,
-          path: at("url"),
-        });
-      }
-    }
-  }),
-  v.transform(({ url, addr, token, encoding, username, password, db, keyPrefix, timeout }) => {
-    if (url !== undefined && isRest(url)) {
-      return {
-        transport: "rest" as const,
-        url,
-        token: token!,
-        encoding: encoding ?? "base64",
-        keyPrefix,
-        timeout,
-      };
-    }
-    const at = url !== undefined
-      ? respUrl(url)
-      : { ...respUrl(`redis://${addr}`), username: undefined, password: undefined, db: undefined };
-    return {
-      transport: "resp" as const,
-      host: at.host,
-      port: at.port,
-      tls: at.tls,
-      username: username ?? at.username,
-      password: password ?? at.password ?? "",
-      db: db ?? at.db ?? 0,
-      keyPrefix,
-      timeout,
-    };
-  }),
 );
 
 const sessionTimes = {
@@ -244,26 +119,6 @@ const EntrypointSchema = v.variant("type", [
   strict({ name, type: v.literal("http"), path: v.optional(routePath, "/publish") }),
 ], expected('an entrypoint of type "websocket", "sse" or "http"'));
 
-/** `*`, `subject:<s>`, `role:<r>` (in the `roles` claim), `claim:<name>=<value>`. */
-const aclRule = v.pipe(
-  v.string(expected('a rule: "*", "subject:<s>", "role:<r>" or "claim:<name>=<value>"')),
-  v.regex(
-    /^(\*|subject:.+|role:.+|claim:[^=]+=.*)$/,
-    expected('a rule: "*", "subject:<s>", "role:<r>" or "claim:<name>=<value>"'),
-  ),
-);
-
-/**
- * Who may publish to and subscribe to an endpoint, and with which binding params: a param named
- * here must be one of the values of the named claim (`room: rooms` = the token's `rooms` claim).
- * Without an acl an endpoint is open to every client the gateway admits.
- */
-const AclSchema = v.optional(strict({
-  publish: v.optional(v.array(aclRule, expected("a list of rules"))),
-  subscribe: v.optional(v.array(aclRule, expected("a list of rules"))),
-  params: v.optional(v.record(v.string(), text("a claim name"), expected("a mapping of param: claim"))),
-}));
-
 const PolicySchema = v.optional(
   strict({
     max_message_bytes: positiveInt(65_536),
@@ -303,87 +158,6 @@ const DeliverySchema = v.optional(
   {},
 );
 
-const JwtSchema = v.pipe(
-  strict({
-    /** HS256/384/512 shared secret. */
-    secret: v.optional(text("the HMAC secret")),
-    /** A PEM public key (RS/PS/ES/EdDSA). */
-    public_key: v.optional(text("a PEM public key")),
-    /** A JWKS endpoint; keys are cached and fetched again for an unknown `kid` (rotation). */
-    jwks_url: v.optional(
-      v.pipe(text("an http(s):// URL"), v.regex(/^https?:\/\/\S+$/, expected("an http(s):// URL"))),
-    ),
-    /** How long fetched JWKS keys are used before they are fetched again. */
-    jwks_cache: duration("10m"),
-    /** Algorithms accepted; default by key: HS256 (secret), RS256 (public_key), the key's own (JWKS). */
-    algorithms: v.optional(
-      v.array(
-        v.picklist(
-          [
-            "HS256",
-            "HS384",
-            "HS512",
-            "RS256",
-            "RS384",
-            "RS512",
-            "PS256",
-            "PS384",
-            "PS512",
-            "ES256",
-            "ES384",
-            "ES512",
-            "EdDSA",
-          ],
-          expected("a JWT algorithm like HS256, RS256, ES256 or EdDSA"),
-        ),
-      ),
-    ),
-    issuer: v.optional(text("the expected issuer")),
-    audience: v.optional(text("the expected audience")),
-    /** The claim that names the subject a session belongs to. */
-    subject_claim: v.optional(text("a claim name"), "sub"),
-    /** A claim whose value is the client ID (instead of the header or query parameter). */
-    client_id_claim: v.optional(text("a claim name")),
-  }),
-  v.check(
-    (j) => [j.secret, j.public_key, j.jwks_url].filter((k) => k !== undefined).length === 1,
-    "expected exactly one of secret, public_key, jwks_url",
-  ),
-);
-
-const AuthSchema = v.pipe(
-  v.optional(
-    strict({
-      type: v.optional(
-        v.picklist(["none", "jwt", "api_key"], expected('"none", "jwt" or "api_key"')),
-        "none",
-      ),
-      jwt: v.optional(JwtSchema),
-      api_keys: v.optional(
-        v.array(
-          strict({ key: text("the API key"), subject: text("the subject it authenticates as") }),
-          expected("a list of { key, subject }"),
-        ),
-      ),
-    }),
-    {},
-  ),
-  v.forward(
-    v.check(
-      (a) => a.type !== "jwt" || a.jwt !== undefined,
-      "expected a jwt mapping (auth.type is jwt), got nothing",
-    ),
-    ["jwt"],
-  ),
-  v.forward(
-    v.check(
-      (a) => a.type !== "api_key" || (a.api_keys?.length ?? 0) > 0,
-      "expected at least one { key, subject } (auth.type is api_key)",
-    ),
-    ["api_keys"],
-  ),
-);
-
 const LogSchema = v.optional(
   strict({
     level: v.optional(
@@ -401,51 +175,6 @@ const DEFAULT_ENTRYPOINTS = [
   { name: "sse", type: "sse" as const, path: "/sse" },
   { name: "http", type: "http" as const, path: "/publish" },
 ];
-
-/** Who may publish and subscribe to an endpoint, and with which params (src/policy/auth.ts). */
-export type AclConfig = v.InferOutput<typeof AclSchema>;
-
-/**
- * An endpoint entry as the engine gets it: `name`, `type`, `acl` (every type has them) and its
- * type's options with every default filled in (EndpointDefinition.options).
- */
-export type EndpointConfig = { name: string; type: string; acl?: AclConfig; [key: string]: unknown };
-
-/** One entry of `endpoints`, of any registered type: the definition's keys plus the core ones, strict. */
-function endpointSchema(registry: EndpointRegistry): v.GenericSchema<unknown, EndpointConfig> {
-  const types = registry.types;
-  const options = registry.definitions.map((d) =>
-    strict({ name, type: v.literal(d.type), ...d.options, acl: AclSchema })
-  );
-  const list = types.length === 1
-    ? `"${types[0]}"`
-    : `${types.slice(0, -1).map((t) => `"${t}"`).join(", ")} or "${types.at(-1)}"`;
-  const entry = v.variant("type", options, (issue) => {
-    const close = typeof issue.input === "string" && issue.path ? closestKey(issue.input, types) : undefined;
-    return `expected an endpoint of type ${list}, got ${show(issue.input)}${
-      close ? ` (did you mean "${close}"?)` : ""
-    }`;
-  });
-  return entry as unknown as v.GenericSchema<unknown, EndpointConfig>;
-}
-
-/** Problems of the definitions' own checks across one entry's keys (EndpointDefinition.check). */
-function definitionChecks(registry: EndpointRegistry) {
-  return v.rawCheck<EndpointConfig[]>(({ dataset, addIssue }) => {
-    if (!dataset.typed) return;
-    dataset.value.forEach((entry, index) => {
-      for (const { key, message } of registry.get(entry.type)?.check?.(entry) ?? []) {
-        addIssue({
-          message,
-          path: [
-            { type: "array", origin: "value", input: dataset.value, key: index, value: entry },
-            { type: "object", origin: "value", input: entry, key, value: entry[key] },
-          ],
-        });
-      }
-    });
-  });
-}
 
 function buildConfigSchema(registry: EndpointRegistry) {
   return v.pipe(
@@ -490,10 +219,12 @@ function buildConfigSchema(registry: EndpointRegistry) {
 
 const schemas = new WeakMap<EndpointRegistry, ReturnType<typeof buildConfigSchema>>();
 
-/** The config schema with the endpoint types of `registry` (built once per registry). */
-export function configSchema(
-  registry: EndpointRegistry = builtinEndpointTypes,
-): ReturnType<typeof buildConfigSchema> {
+/**
+ * The config schema with the endpoint types of `registry` (built once per registry; load.ts
+ * passes the built-in types and those of `endpoint_modules`). Given, not defaulted, so this file
+ * loads no endpoint type and no broker client.
+ */
+export function configSchema(registry: EndpointRegistry): ReturnType<typeof buildConfigSchema> {
   let schema = schemas.get(registry);
   if (!schema) schemas.set(registry, schema = buildConfigSchema(registry));
   return schema;

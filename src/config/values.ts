@@ -19,6 +19,10 @@ export function show(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+/** A YAML mapping (not a list, not null), as the config holds it before its schema ran. */
+export const isMapping = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
 /**
  * `expected <what>, got <input>` for any issue: the message every check of a value gives.
  *

@@ -23,10 +23,6 @@ export function isSafeName(value: unknown): value is string {
   return typeof value === "string" && SAFE_NAME.test(value);
 }
 
-export function isValidClientId(id: string): boolean {
-  return isSafeName(id);
-}
-
 export interface Identity {
   clientId: string;
   /** True when the client named none and the gateway made one up. */
@@ -48,7 +44,7 @@ export function resolveIdentity(
   if (given === null || given === undefined) {
     return { clientId: crypto.randomUUID(), generated: true };
   }
-  if (!isValidClientId(given)) {
+  if (!SAFE_NAME.test(given)) {
     const shown = given.length > 40 ? `${given.slice(0, 40)}... (${given.length} chars)` : given;
     throw new GatewayError(
       "BAD_CLIENT_ID",

@@ -6,7 +6,7 @@
 import type { Delivery } from "./sink.ts";
 
 /**
- * `{"type":"message","endpoint":...,"id":...,"data":...,"encoding"?:"base64","meta"?:{...}}`
+ * `{"type":"message","endpoint":...,"id":...,"data":...,"encoding"?:"base64","meta"?:{...},"redelivered"?:true}`
  *
  * @example
  * ws.send(messageFrame(delivery));

@@ -20,13 +20,6 @@ export function encodeText(text: string): Uint8Array {
   return encoder.encode(text);
 }
 
-export interface DecodedPayload {
-  data: unknown;
-  encoding?: "base64";
-  /** The payload as text, when it is UTF-8 (what raw sockets and SSE send as is). */
-  text?: string;
-}
-
 /** The payload as text if it is UTF-8, else undefined (raw sockets and SSE need no JSON parse). */
 export function decodeText(bytes: Uint8Array): string | undefined {
   try {
@@ -58,17 +51,6 @@ export function preparePayload(bytes: Uint8Array, maxDepth: number): PreparedPay
   const text = decodeText(bytes);
   if (text === undefined) return { json: `"${toBase64(bytes)}"`, encoding: "base64" };
   return { json: scanJson(text, maxDepth) === "json" ? text : JSON.stringify(text), text };
-}
-
-/** How a broker payload is presented to a client (tests read deliveries with it). */
-export function decodePayload(bytes: Uint8Array): DecodedPayload {
-  const text = decodeText(bytes);
-  if (text === undefined) return { data: toBase64(bytes), encoding: "base64" };
-  try {
-    return { data: JSON.parse(text), text };
-  } catch {
-    return { data: text, text };
-  }
 }
 
 /** Standard base64 without relying on Buffer (not in every runtime's globals). */

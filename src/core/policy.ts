@@ -24,7 +24,7 @@ export interface Policy {
   ): void;
   /**
    * Checks a subscription (a bind, and again every resume) to a configured endpoint: FORBIDDEN,
-   * BAD_FRAME for bad params.
+   * also for a binding param the acl ties to a claim whose values do not include it.
    */
   checkSubscribe(
     clientId: string,

@@ -1,6 +1,8 @@
 /**
  * Wire protocol frame types (DESIGN.md section 7). Parsing and validation live in the policy
- * engine; these are the shapes the rest of the engine works with.
+ * engine; these are the shapes the rest of the engine works with. The client library declares the
+ * same (client/mod.d.ts ClientFrame, ServerFrame; tests/unit/client-tables.test.ts holds them
+ * equal).
  */
 import type { ErrorCode } from "./errors.ts";
 
@@ -32,6 +34,8 @@ export type ServerFrame =
     data: unknown;
     encoding?: "base64";
     meta?: Record<string, string | number>;
+    /** The client may have had this message before (InboundMessage.redelivered); absent: new to it. */
+    redelivered?: true;
   }
   | { type: "receipt"; id: string; meta?: Record<string, string | number> }
   | {

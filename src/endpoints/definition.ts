@@ -3,8 +3,8 @@
  * entry (valibot schemas, defaults written there and nowhere else) and a factory. The config
  * schema and the engine are assembled from the registered definitions (registry.ts), so adding a
  * type touches no core file: one folder under `src/endpoints/` whose `definition.ts`
- * default-exports a definition, or a module named in `endpoint_modules:` of config.yaml, or one
- * passed to `createEngine({ endpointTypes })`.
+ * default-exports a definition and its line in builtins.ts, or a module named in
+ * `endpoint_modules:` of config.yaml, or one passed to `createEngine({ endpointTypes })`.
  */
 import type * as v from "valibot";
 import type { Endpoint } from "../core/endpoint.ts";

@@ -1,12 +1,8 @@
 /**
- * The endpoint types the gateway knows. Built-in types are found, not listed: every folder under
- * `src/endpoints/` with a `definition.ts` is one (its default export). Types from outside the repo
- * come from `endpoint_modules:` in config.yaml (config/load.ts) or `createEngine({ endpointTypes })`.
- *
- * A definition module must not import this file: the folders are loaded while it is being
- * evaluated.
+ * A set of endpoint types by name, and the checks a definition passes to join one. The built-in
+ * types are listed in builtins.ts; types from outside the repo come from `endpoint_modules:` in
+ * config.yaml (config/load.ts) or `createEngine({ endpointTypes })`.
  */
-import { readdirSync } from "node:fs";
 import type { Endpoint } from "../core/endpoint.ts";
 import { CORE_KEYS } from "./definition.ts";
 import type { EndpointContext, EndpointDefinition } from "./definition.ts";
@@ -79,27 +75,3 @@ export class EndpointRegistry {
     return definition.create(entry, ctx);
   }
 }
-
-/**
- * The definitions under src/endpoints/ (`<folder>/definition.ts`, default export), in folder
- * order, memory first (the embedded default).
- */
-async function findBuiltins(): Promise<AnyDefinition[]> {
-  const root = new URL("./", import.meta.url);
-  const folders = readdirSync(root, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory())
-    .map((entry) => entry.name)
-    .filter((folder) => readdirSync(new URL(`${folder}/`, root)).includes("definition.ts"))
-    .sort((a, b) => (a === "memory" ? -1 : b === "memory" ? 1 : a.localeCompare(b)));
-  const modules = await Promise.all(
-    folders.map((folder) => import(new URL(`${folder}/definition.ts`, root).href)),
-  );
-  return modules.map((m, i) => {
-    const problem = definitionProblem(m.default);
-    if (problem) throw new Error(`src/endpoints/${folders[i]}/definition.ts: ${problem}`);
-    return m.default as AnyDefinition;
-  });
-}
-
-/** The built-in endpoint types. */
-export const builtinEndpointTypes: EndpointRegistry = new EndpointRegistry(await findBuiltins());

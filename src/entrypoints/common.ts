@@ -6,7 +6,7 @@ import type { Context } from "hono";
 import type { WSEvents } from "hono/ws";
 import { GatewayError } from "../core/errors.ts";
 import type { Principal } from "../core/auth.ts";
-import { CLIENT_ID_HEADER, CLIENT_ID_QUERY, isValidClientId, resolveIdentity } from "../core/identity.ts";
+import { CLIENT_ID_HEADER, CLIENT_ID_QUERY, isSafeName, resolveIdentity } from "../core/identity.ts";
 import type { Identity } from "../core/identity.ts";
 import type { Engine } from "../engine.ts";
 
@@ -56,7 +56,7 @@ export async function admit(c: Context, engine: Engine, connecting?: RuntimeHook
   const claim = engine.config.auth.jwt?.client_id_claim;
   if (principal && claim) {
     const value = principal.claims[claim];
-    if (typeof value !== "string" || !isValidClientId(value)) {
+    if (!isSafeName(value)) {
       throw new GatewayError("FORBIDDEN", `the token's "${claim}" claim is not a client ID`);
     }
     if (!identity.generated && identity.clientId !== value) {

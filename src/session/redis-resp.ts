@@ -200,7 +200,10 @@ export class RespWire implements RedisWire {
   #configProblem(error: Error): GatewayError | undefined {
     const message = error.message;
     const at = this.#address;
-    const fail = (text: string) => new GatewayError("STORE_UNAVAILABLE", `${text} (${message})`, false);
+    const fail = (text: string) =>
+      new GatewayError("STORE_UNAVAILABLE", `${text} (${message})`, {
+        temporary: false,
+      });
     if (/^(WRONGPASS|NOAUTH)|invalid (username-)?password|AUTH <password> called without/i.test(message)) {
       // The user name is not quoted: it is half of the credential.
       const user = this.#options.username ? "session.redis.username and " : "";

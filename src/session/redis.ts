@@ -112,8 +112,6 @@ const RETENTION_MS = 24 * 60 * 60 * 1000;
 /** The start-up check: a script that hands back its argument. */
 const PROBE_SCRIPT = wireScript("return ARGV[1]");
 
-type Script = WireScript;
-
 export class RedisSessionStore implements SessionStore {
   readonly #prefix: string;
   readonly #wire: RedisWire;
@@ -135,7 +133,7 @@ export class RedisSessionStore implements SessionStore {
     | "complete"
     | "append"
     | "take",
-    Script
+    WireScript
   >;
   #closed = false;
   /** Set once the server's response encoding was seen to match `encoding`. */
@@ -150,21 +148,20 @@ export class RedisSessionStore implements SessionStore {
     this.#wire = options.transport === "resp"
       ? new RespWire(options, timeout, options.scheduler ?? new RealScheduler())
       : new UpstashWire(options, timeout);
-    const script = wireScript;
     this.#scripts = {
-      get: script(GET),
-      write: script(WRITE),
-      connect: script(CONNECT),
-      release: script(RELEASE),
-      subscription: script(SUBSCRIPTION),
-      delete: script(DELETE),
-      claim: script(CLAIM),
-      renew: script(RENEW),
-      counts: script(COUNTS),
-      reserve: script(RESERVE_PUBLISH),
-      complete: script(COMPLETE_PUBLISH),
-      append: script(APPEND_REPLAY),
-      take: script(TAKE_REPLAY),
+      get: wireScript(GET),
+      write: wireScript(WRITE),
+      connect: wireScript(CONNECT),
+      release: wireScript(RELEASE),
+      subscription: wireScript(SUBSCRIPTION),
+      delete: wireScript(DELETE),
+      claim: wireScript(CLAIM),
+      renew: wireScript(RENEW),
+      counts: wireScript(COUNTS),
+      reserve: wireScript(RESERVE_PUBLISH),
+      complete: wireScript(COMPLETE_PUBLISH),
+      append: wireScript(APPEND_REPLAY),
+      take: wireScript(TAKE_REPLAY),
     };
   }
 
@@ -351,7 +348,7 @@ export class RedisSessionStore implements SessionStore {
         } answers ${
           encoding === "base64" ? "without encoding: set encoding: none" : "in base64: set encoding: base64"
         }`,
-        false,
+        { temporary: false },
       );
     }
     if (echoed !== PROBE) throw this.#unexpected("the store", "probe", echoed);
@@ -397,7 +394,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** One lifecycle script over a client's keys, in the order redis-scripts.ts names them. */
-  async #eval(script: Script, clientId: string, args: string[]): Promise<unknown> {
+  async #eval(script: WireScript, clientId: string, args: string[]): Promise<unknown> {
     await this.#verify();
     const key = this.#key(clientId);
     return await this.#call(() =>
@@ -419,7 +416,8 @@ export class RedisSessionStore implements SessionStore {
       // A setting Redis refused (redis-resp.ts): waiting will not cure it.
       if (error instanceof GatewayError && !error.temporary) throw error;
       const reason = error instanceof Error ? error.message : String(error);
-      throw new GatewayError("STORE_UNAVAILABLE", `session store unreachable: ${reason}`, true, {
+      throw new GatewayError("STORE_UNAVAILABLE", `session store unreachable: ${reason}`, {
+        temporary: true,
         cause: error,
       });
     }
@@ -451,7 +449,7 @@ export class RedisSessionStore implements SessionStore {
     throw new GatewayError(
       "STORE_UNAVAILABLE",
       `the stored session of ${clientId} is unreadable (${problem}); an operator must remove it`,
-      false,
+      { temporary: false },
     );
   }
 }

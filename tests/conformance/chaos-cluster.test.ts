@@ -30,7 +30,7 @@ import type { ChaosRun } from "../support/chaos-clients.ts";
 import { ChaosProxy } from "../support/chaos-proxy.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
+import { mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { keyPrefix, RedisProxy } from "../support/redis.ts";
 import { currentRuntime } from "../support/runtime.ts";
 
@@ -52,13 +52,7 @@ session:
   lease: 3s
   redis: { url: "${redis.url}", token: "${redis.token}", keyPrefix: "${prefix}", encoding: none, timeout: 2s }
 endpoints:
-  - name: sensors
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 2
+${mqttEndpointYaml({ ns, poolSize: 2 })}
 `;
 
 let redis: RedisProxy;

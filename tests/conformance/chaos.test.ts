@@ -37,7 +37,7 @@ import {
 import { ChaosProxy } from "../support/chaos-proxy.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
+import { mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { currentRuntime } from "../support/runtime.ts";
 
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 10);
@@ -53,13 +53,7 @@ const CONFIG = `
 server: { host: 127.0.0.1, port: 0, shutdown_timeout: 5s }
 session: { type: memory, reconnection_window: 60s, cleanup_interval: 5s }
 endpoints:
-  - name: sensors
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 2
+${mqttEndpointYaml({ ns, poolSize: 2 })}
 `;
 
 let gw: Gateway;

@@ -37,7 +37,7 @@ import { ChaosProxy } from "../support/chaos-proxy.ts";
 import { Gate } from "../support/gate.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { MQTT_URL, namespace, outsideClient, PrivateMosquitto } from "../support/mqtt.ts";
+import { mqttEndpointYaml, namespace, outsideClient, PrivateMosquitto } from "../support/mqtt.ts";
 import { keyPrefix, RespRedis } from "../support/redis.ts";
 import { currentRuntime } from "../support/runtime.ts";
 
@@ -48,13 +48,7 @@ server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }
 session: { type: memory, reconnection_window: 60s, cleanup_interval: 5s }
 endpoints:
   - { name: chat, type: memory }
-  - name: sensors
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 2
+${mqttEndpointYaml({ ns, poolSize: 2 })}
 `;
 const AUTH_CONFIG = `
 server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }
@@ -691,13 +685,7 @@ test(`client (${currentRuntime}): a subscribe refused with UPSTREAM_UNAVAILABLE 
 server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }
 session: { type: memory, reconnection_window: 60s }
 endpoints:
-  - name: sensors
-    type: mqtt
-    url: ${broker.url}
-    publish_topic: "${downNs}/{clientId}/up"
-    subscribe_topic: "${downNs}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 1
+${mqttEndpointYaml({ ns: downNs, url: broker.url, poolSize: 1 })}
 `,
   );
   const clock = new VirtualClock();

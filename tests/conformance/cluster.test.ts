@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { brokerHasSession, MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
+import { brokerHasSession, mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { keyPrefix, PrivateRedis, RedisProxy, RespRedis } from "../support/redis.ts";
 import type { TestRedis } from "../support/redis.ts";
 import { kafkaNamespace, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
@@ -45,13 +45,7 @@ session:
   lease: ${LEASE_MS}ms
   redis: ${redis.config(prefix, timeout)}
 endpoints:
-  - name: sensors
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 2
+${mqttEndpointYaml({ ns, poolSize: 2 })}
 ${
     kafka
       ? `  - name: orders

@@ -21,7 +21,7 @@ import { chromium } from "playwright-core";
 import type { BrowserContext, Page } from "playwright-core";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
+import { mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { currentRuntime } from "../support/runtime.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -31,13 +31,7 @@ server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s, console: true }
 session: { type: memory, reconnection_window: 60s }
 endpoints:
   - { name: chat, type: memory }
-  - name: sensors
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 1
+${mqttEndpointYaml({ ns, poolSize: 1 })}
 `;
 
 let gw: Gateway;

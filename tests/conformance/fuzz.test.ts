@@ -33,15 +33,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import { after, before, test } from "node:test";
-import type { AttackerContext, FuzzFrame, FuzzLimits, RawWebSocket } from "../support/fuzz-frames.ts";
-import {
-  answerKey,
-  deriveSeed,
-  describeFrame,
-  FRAME_KINDS,
-  generateFrames,
-  openRawWebSocket,
-} from "../support/fuzz-frames.ts";
+import type { AttackerContext, FuzzFrame, FuzzLimits } from "../support/fuzz-oracle.ts";
+import { RawWebSocket } from "../support/raw-clients.ts";
+import { describeFrame, FRAME_KINDS, generateFrames } from "../support/fuzz-frames.ts";
+import { answerKey } from "../support/fuzz-oracle.ts";
+import { deriveSeed } from "../support/fuzz-rng.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
 import { running } from "../support/net.ts";
@@ -212,12 +208,13 @@ async function invalidUtf8Text(gw: Gateway, seed: number): Promise<Map<string, n
   await Promise.all(Array.from({ length: RAW_UTF8_CONNECTIONS }, async (_, i) => {
     let raw: RawWebSocket | undefined;
     try {
-      raw = await openRawWebSocket(hostname, Number(port), `/ws?clientId=raw-utf8-${seed}-${i}`);
+      raw = await RawWebSocket.open(`ws://${hostname}:${port}/ws?clientId=raw-utf8-${seed}-${i}`);
+      raw.resume({ keepTexts: true });
       await raw.until(() => raw!.texts.length > 0, 5000);
       assert.match(raw.texts[0] ?? "", /"type":"welcome"/, "raw socket welcomed");
       const bad = sequences[i % sequences.length];
-      raw.send(1, i % 2 ? Uint8Array.from([...head, ...bad, ...tail]) : Uint8Array.from(bad));
-      raw.send(1, new TextEncoder().encode('{"type":"ping"}'));
+      raw.sendFrame(1, i % 2 ? Uint8Array.from([...head, ...bad, ...tail]) : Uint8Array.from(bad));
+      raw.sendFrame(1, new TextEncoder().encode('{"type":"ping"}'));
       await raw.until(() => raw!.ended || raw!.closeCode !== undefined || raw!.texts.length >= 3, 5000);
       const answers = raw.texts.slice(1).map((t) => JSON.parse(t) as Record<string, unknown>);
       const outcome = raw.closeCode !== undefined

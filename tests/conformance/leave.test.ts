@@ -26,7 +26,7 @@ import { connect } from "../../client/mod.js";
 import type { Client, Message } from "../../client/mod.js";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { MQTT_URL, namespace } from "../support/mqtt.ts";
+import { mqttEndpointYaml, namespace } from "../support/mqtt.ts";
 import { currentRuntime } from "../support/runtime.ts";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { TestSocket } from "../support/ws-client.ts";
@@ -37,13 +37,15 @@ const CONFIG = `
 server: { host: 127.0.0.1, port: 0, shutdown_timeout: 2s }
 session: { type: memory, reconnection_window: 60s, cleanup_interval: 5s }
 endpoints:
-  - name: loop
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}"
-    subscribe_topic: "${ns}/{clientId}"
-    qos: 1
-    producer_pool_size: 2
+${
+  mqttEndpointYaml({
+    ns,
+    name: "loop",
+    poolSize: 2,
+    publishTopic: `${ns}/{clientId}`,
+    subscribeTopic: `${ns}/{clientId}`,
+  })
+}
 `;
 
 let gw: Gateway;

@@ -3,7 +3,7 @@
  * client (the plain `mqtt` package) plays the devices.
  */
 import assert from "node:assert/strict";
-import { brokerHasSession, MQTT_URL, namespace, outsideClient } from "../support/mqtt.ts";
+import { brokerHasSession, mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { numbered, openWelcomed } from "../support/ws-client.ts";
 import { eventually } from "./endpoint-contract.ts";
 import { nested } from "./hardening-scenarios.ts";
@@ -16,13 +16,7 @@ export const MQTT_GATEWAY_CONFIG = `
 server: { host: 127.0.0.1, port: 0, shutdown_timeout: 5s }
 session: { type: memory, reconnection_window: ${WINDOW_MS}ms, cleanup_interval: ${CLEANUP_MS}ms }
 endpoints:
-  - name: sensors
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 5
+${mqttEndpointYaml({ ns, poolSize: 5 })}
 `;
 
 /** Puts payloads on client `id`'s down topic, as a device would (for ackScenarios). */

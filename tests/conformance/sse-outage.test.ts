@@ -14,7 +14,7 @@ import { test } from "node:test";
 import { eventually } from "../../src/conformance/endpoint-contract.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
-import { MQTT_URL, namespace, outsideClient, PrivateMosquitto } from "../support/mqtt.ts";
+import { MQTT_URL, mqttEndpointYaml, namespace, outsideClient, PrivateMosquitto } from "../support/mqtt.ts";
 import { keyPrefix, PrivateRedis, RespRedis } from "../support/redis.ts";
 import { currentRuntime } from "../support/runtime.ts";
 import { SseClient } from "../support/sse-client.ts";
@@ -26,13 +26,7 @@ function config(mqttUrl: string, ns: string, session = "{ type: memory }"): stri
 server: { host: 127.0.0.1, port: 0, sse_ping_interval: 1s }
 session: ${session}
 endpoints:
-  - name: sensors
-    type: mqtt
-    url: ${mqttUrl}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 1
+${mqttEndpointYaml({ ns, url: mqttUrl, poolSize: 1 })}
 `;
 }
 

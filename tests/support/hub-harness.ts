@@ -13,7 +13,8 @@ import { MemoryEndpoint } from "../../src/endpoints/memory/memory-endpoint.ts";
 import { CleanupWorker } from "../../src/session/cleanup.ts";
 import { MemorySessionStore } from "../../src/session/memory.ts";
 import type { SessionStore } from "../../src/core/session.ts";
-import { decodePayload, encodeData } from "../../src/core/payload.ts";
+import { encodeData } from "../../src/core/payload.ts";
+import { decodePayload } from "./payload.ts";
 
 export const WINDOW = 5 * 60_000;
 export const CLEANUP_INTERVAL = 30_000;

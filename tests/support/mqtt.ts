@@ -23,6 +23,36 @@ export const MQTT_URL = process.env.MQTT_URL ?? "mqtt://127.0.0.1:1883";
 /** A topic namespace unique to this run. */
 export const namespace = (label: string) => `test/${label}-${crypto.randomUUID().slice(0, 8)}`;
 
+/**
+ * An `mqtt` entry of a config's `endpoints:` list, as YAML lines (indented for the list, no
+ * trailing newline): qos 1, topics `<ns>/{clientId}/up` and `<ns>/{clientId}/down` unless given.
+ *
+ * @example
+ * const CONFIG = `
+ * endpoints:
+ * ${mqttEndpointYaml({ ns, poolSize: 2 })}
+ * `;
+ */
+export function mqttEndpointYaml(options: {
+  ns: string;
+  name?: string;
+  url?: string;
+  poolSize: number;
+  publishTopic?: string;
+  subscribeTopic?: string;
+}): string {
+  const { ns, name = "sensors", url = MQTT_URL, poolSize } = options;
+  return [
+    `  - name: ${name}`,
+    `    type: mqtt`,
+    `    url: ${url}`,
+    `    publish_topic: "${options.publishTopic ?? `${ns}/{clientId}/up`}"`,
+    `    subscribe_topic: "${options.subscribeTopic ?? `${ns}/{clientId}/down`}"`,
+    `    qos: 1`,
+    `    producer_pool_size: ${poolSize}`,
+  ].join("\n");
+}
+
 export function makeMqttEndpoint(options: Partial<MqttEndpointOptions> & { ns: string }): MqttEndpoint {
   return new MqttEndpoint({
     name: "sensors",

@@ -1,7 +1,8 @@
 /**
  * Clients that misbehave at the byte level, for the limits suite, over plain TCP so they do
  * exactly what a hostile client does on either runtime: a WebSocket that stops reading (so the
- * gateway's send buffer fills) and parses what it finally reads, an HTTP upload that never ends,
+ * gateway's send buffer fills) and parses what it finally reads, or sends frames no runtime's
+ * client API would (text that is not UTF-8), an HTTP upload that never ends,
  * connections that never finish their request headers; and the gateway process's memory.
  */
 import { Buffer } from "node:buffer";
@@ -80,9 +81,14 @@ export class RawWebSocket {
   endedAfterMs?: number;
   /** Why a write failed (the server had gone): EPIPE, ECONNRESET. */
   writeError?: string;
+  /** The text frames read, with `resume({ keepTexts: true })`. */
+  readonly texts: string[] = [];
   readonly #socket: Socket;
   readonly #opened = performance.now();
   #buffer = Buffer.alloc(0);
+  #keepTexts = false;
+  /** Woken on every read and at the end (until). */
+  readonly #waiters = new Set<() => void>();
 
   private constructor(socket: Socket) {
     this.#socket = socket;
@@ -125,6 +131,36 @@ export class RawWebSocket {
     return this.endedAfterMs !== undefined;
   }
 
+  /** The code of the server's close frame, if one came. */
+  get closeCode(): number | undefined {
+    return this.closeFrame?.code;
+  }
+
+  /**
+   * Sends one masked frame with `opcode` (1 text, 2 binary) and the bytes as they are, valid
+   * UTF-8 or not; does not wait for the socket to take it.
+   */
+  sendFrame(opcode: number, payload: Uint8Array): void {
+    if (!this.ended) this.#socket.write(clientFrame(payload, opcode));
+  }
+
+  /** Waits (reading, after `resume`) until `check` holds or `ms` passed; whether it held. */
+  async until(check: () => boolean, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (!check() && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.#waiters.delete(done);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(done, deadline - Date.now());
+        this.#waiters.add(done);
+      });
+    }
+    return check();
+  }
+
   /** Sends a text frame; resolves once the socket takes more (false if the connection is gone). */
   async send(text: string): Promise<boolean> {
     if (this.ended) return false;
@@ -152,11 +188,13 @@ export class RawWebSocket {
     return this.ended ? "gone" : outcome;
   }
 
-  /** Starts reading: counts frames and keeps the close frame. */
-  resume(): void {
+  /** Starts reading: counts frames, keeps the close frame and, with `keepTexts`, the text frames. */
+  resume(options: { keepTexts?: boolean } = {}): void {
+    this.#keepTexts = options.keepTexts ?? false;
     this.#socket.on("data", (chunk: Buffer) => {
       this.#buffer = Buffer.concat([this.#buffer, chunk]);
       this.#parse();
+      this.#wake();
     });
     this.#parse();
     this.#socket.resume();
@@ -178,6 +216,11 @@ export class RawWebSocket {
 
   #ended(): void {
     this.endedAfterMs ??= Math.round(performance.now() - this.#opened);
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const waiter of this.#waiters) waiter();
   }
 
   #parse(): void {
@@ -197,6 +240,7 @@ export class RawWebSocket {
       }
       if (b.length < offset + length) return;
       const payload = b.subarray(offset, offset + length);
+      if ((b[0] & 0x0f) === 0x1 && this.#keepTexts) this.texts.push(payload.toString());
       if ((b[0] & 0x0f) === 0x8 && !this.closeFrame) {
         this.closeFrame = {
           code: payload.length >= 2 ? payload.readUInt16BE(0) : 1005,

@@ -1,17 +1,18 @@
 /**
- * The endpoint type registry: built-in types found by folder, the config schema assembled from
+ * The endpoint type registry: built-in types listed by name, the config schema assembled from
  * them (strict keys, did-you-mean, defaults), and types from outside the repo through
  * `endpoint_modules:` and `createEngine({ endpointTypes })`.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as v from "valibot";
 import { ConfigError, loadConfig, parseConfig, readConfig } from "../../src/config/load.ts";
 import { defineEndpoint } from "../../src/endpoints/definition.ts";
-import { builtinEndpointTypes, EndpointRegistry } from "../../src/endpoints/registry.ts";
+import { builtinEndpointTypes } from "../../src/endpoints/builtins.ts";
+import { EndpointRegistry } from "../../src/endpoints/registry.ts";
 import { MemoryEndpoint } from "../../src/endpoints/memory/memory-endpoint.ts";
 import { createEngine } from "../../src/engine.ts";
 import echo from "../support/echo-endpoint.ts";
@@ -26,8 +27,16 @@ const problems = async (run: () => unknown) => {
   assert.fail("expected a ConfigError");
 };
 
-test("registry: the built-in types are the folders under src/endpoints/, memory first", () => {
+test("registry: the built-in types are listed by name, memory first", () => {
   assert.deepEqual(builtinEndpointTypes.types, ["memory", "kafka", "mqtt", "nats"]);
+});
+
+test("registry: every folder under src/endpoints/ with a definition.ts is in the built-in list", () => {
+  const root = resolve(import.meta.dirname ?? ".", "../../src/endpoints");
+  const folders = readdirSync(root, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(root, entry.name, "definition.ts")))
+    .map((entry) => entry.name);
+  assert.deepEqual([...builtinEndpointTypes.types].sort(), folders.sort());
 });
 
 test("registry: an endpoint type close to a known one gets a did-you-mean; a type's keys are strict", async () => {

@@ -1,8 +1,8 @@
 /**
  * The `nats` endpoint type: NATS JetStream, publishes acked by the stream, one durable pull
- * consumer per client. It is registered like any other type (src/endpoints/registry.ts finds this
- * folder). Like the rest of this folder it imports only from src/plugin.ts, the public surface: the
- * same files could sit outside the repo and be loaded with `endpoint_modules:`.
+ * consumer per client. It is registered like any other type (one line in src/endpoints/builtins.ts).
+ * Like the rest of this folder it imports only from src/plugin.ts, the public surface: the same
+ * files could sit outside the repo and be loaded with `endpoint_modules:`.
  */
 import {
   boolean,

@@ -339,7 +339,7 @@ export class NatsEndpoint implements BindableEndpoint {
       throw new GatewayError(
         "UPSTREAM_UNAVAILABLE",
         `NATS stream ${stream} does not exist (create_stream is false)`,
-        false,
+        { temporary: false },
       );
     }
     const subjects = this.#options.streamSubjects ?? streamSubjects([publishSubject, subscribeSubject]);
