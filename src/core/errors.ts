@@ -77,19 +77,11 @@ export class GatewayError extends Error {
    * @example
    * new GatewayError("STORE_UNAVAILABLE", "stored session unreadable", { temporary: false });
    */
-  constructor(code: ErrorCode, message: string, options?: GatewayErrorOptions);
-  /**
-   * @deprecated A bare boolean does not say what it means: pass `{ temporary }`. Kept only while
-   * src/endpoints/kafka/kafka-endpoint.ts (being redesigned) still calls it so.
-   */
-  constructor(code: ErrorCode, message: string, temporary: boolean, options?: { cause?: unknown });
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options: GatewayErrorOptions | boolean = {},
-    legacy?: { cause?: unknown },
+    given: GatewayErrorOptions = {},
   ) {
-    const given = typeof options === "boolean" ? { ...legacy, temporary: options } : options;
     // Safety net: an error message reaches clients and logs, so no credential may stay in it.
     super(redact(message), "cause" in given ? { cause: given.cause } : undefined);
     this.temporary = given.temporary ?? TEMPORARY_CODES.has(code);

@@ -16,6 +16,15 @@ import type { Scenario } from "./gateway-scenarios.ts";
 
 const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (polling) until `check` holds, or fails naming `what` after `timeoutMs`. */
+async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
 const json = (from: number, count: number) => numbered(count, from).map((m) => JSON.stringify(m));
 
 async function subscribed(gw: Gateway, endpoint: string, id: string): Promise<TestSocket> {
@@ -134,6 +143,15 @@ export function resumeScenarios(endpoint: string, inject: Inject, label = endpoi
         assert.equal(sse.welcome.resumed, true, "resumed over SSE");
         assert.deepEqual(await sseSettled(sse.sse, 3), numbered(3, 4), "over SSE");
         await sse.sse.close();
+        // Until the gateway notices the stream is gone it still writes to it (Deno notices at its
+        // next write after the close, Bun at once), and a WebSocket resume does not read the SSE
+        // replay log (docs/wire-protocol.md): wait for that, where the gateway's log can be read.
+        if (typeof gw.output === "function") {
+          await until(
+            () => new RegExp(`\\[SSE\\] Connection closed .*client=${id}\\b`).test(gw.output()),
+            "the gateway to see the SSE stream closed",
+          );
+        }
         await inject(gw, id, json(7, 3));
         const back = await openWelcomed(gw.ws, id, gw.token);
         assert.equal(back.welcome.resumed, true, "resumed over WebSocket");

@@ -248,7 +248,8 @@ export class KafkaEndpoint implements BindableEndpoint {
       return { meta: { topic, partition, offset } };
     } catch (error) {
       if (!(error instanceof GatewayError)) throw this.#unavailable(`publish to ${topic} failed`, error);
-      throw new GatewayError(error.code, `publish to ${topic} failed: ${error.message}`, error.temporary, {
+      throw new GatewayError(error.code, `publish to ${topic} failed: ${error.message}`, {
+        temporary: error.temporary,
         cause: error,
       });
     }
@@ -341,7 +342,8 @@ export class KafkaEndpoint implements BindableEndpoint {
 
   #unavailable(what: string, error: unknown): GatewayError {
     if (error instanceof GatewayError) return error;
-    return new GatewayError("UPSTREAM_UNAVAILABLE", `${what}: ${(error as Error).message}`, true, {
+    return new GatewayError("UPSTREAM_UNAVAILABLE", `${what}: ${(error as Error).message}`, {
+      temporary: true,
       cause: error,
     });
   }
