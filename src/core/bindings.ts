@@ -69,7 +69,7 @@ export class Bindings {
    * Unbinds now, fenced like a bind: under the client's lock, only if this connection is still
    * the live one here, and only after an epoch-checked store write shows it still owns the
    * session (another node may have taken it over); then the broker state goes, then the record.
-   * A stale connection's unsubscribe fails with FORBIDDEN and touches nothing.
+   * A stale connection's unsubscribe fails with TAKEN_OVER and touches nothing.
    */
   async unsubscribe(conn: ClientConnection, name: string): Promise<void> {
     requireLive(conn);
@@ -233,7 +233,7 @@ export class Bindings {
     subscription: Subscription | undefined,
   ): Promise<void> {
     if (!await this.options.store.setSubscription(conn.clientId, conn.epoch, name, subscription)) {
-      throw new GatewayError("FORBIDDEN", "session was taken over by a newer connection");
+      throw new GatewayError("TAKEN_OVER", "session was taken over by a newer connection");
     }
   }
 

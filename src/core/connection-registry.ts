@@ -46,12 +46,12 @@ export class ConnectionRegistry<C extends Registered> {
 
   /**
    * Under the client's lock: `conn` is open or pending and still holds the session on this node.
-   * Throws FORBIDDEN otherwise: a closed or superseded connection's session is someone else's.
+   * Throws otherwise: FORBIDDEN for a closed connection, TAKEN_OVER for a superseded one (its session is someone else's).
    */
   requireOwner(conn: C): void {
     requireLive(conn);
     if (!this.holds(conn)) {
-      throw new GatewayError("FORBIDDEN", "session was taken over by a newer connection");
+      throw new GatewayError("TAKEN_OVER", "session was taken over by a newer connection");
     }
   }
 

@@ -11,6 +11,7 @@ import { MemorySessionStore } from "../../src/session/memory.ts";
 import { CLEANUP_INTERVAL, createHarness, LEASE, WINDOW } from "../support/hub-harness.ts";
 
 const forbidden = (e: GatewayError) => e.code === "FORBIDDEN";
+const takenOver = (e: GatewayError) => e.code === "TAKEN_OVER";
 
 test("hub: a stale connection's unsubscribe cannot unbind the new owner's consumer (one node)", async () => {
   const h = await createHarness();
@@ -40,7 +41,7 @@ test("hub: a connection taken over on another node cannot unbind there (the stor
   const unbind = a.chat.unbindClient.bind(a.chat);
   a.chat.unbindClient = (id, params) => (unbinds++, unbind(id, params));
   await b.connect("c1"); // node A does not know yet: it learns at its next lease renewal
-  await assert.rejects(old.conn.unsubscribe("chat"), forbidden);
+  await assert.rejects(old.conn.unsubscribe("chat"), takenOver);
   assert.equal(unbinds, 0, "nothing touched the broker state the new owner resumes");
   assert.deepEqual((await store.get("c1"))?.subscriptions.map((s) => s.endpoint), ["chat"]);
 });
