@@ -5,7 +5,7 @@
  * The upgrade is Deno's own, not hono/deno's helper: the helper compares the Upgrade header to
  * "websocket" case-sensitively and answers nothing for a legal `Upgrade: WebSocket`.
  *
- * What Deno does not offer (Deno 2.x; README "Limits"): `Deno.upgradeWebSocket` has no maximum
+ * What Deno does not offer (Deno 2.x; docs/configuration.md "Limits"): `Deno.upgradeWebSocket` has no maximum
  * message size (Deno reads a message of up to 64 MiB whole before the app sees it; the
  * entrypoint then closes the socket with 1009), and `Deno.serve` has no timeout for request
  * headers (a connection that never completes them is held until the client goes).

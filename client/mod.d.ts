@@ -32,7 +32,7 @@ export type WireErrorCode =
 /** The wire protocol's error codes, plus the client's own (`POLICY`: closed with 1008; `CLOSED`, `QUEUE_FULL`, `HANDLER_FAILED`). */
 export type ErrorCode = WireErrorCode | "POLICY" | "CLOSED" | "QUEUE_FULL" | "HANDLER_FAILED";
 
-/** The frames a client sends on the multiplexed WebSocket (the gateway's README, "Wire protocol"). */
+/** The frames a client sends on the multiplexed WebSocket (the gateway's docs/wire-protocol.md). */
 export type ClientFrame =
   | { type: "publish"; endpoint: string; data: unknown; id?: string }
   | { type: "subscribe"; endpoint: string; params?: Record<string, string>; id?: string }
@@ -113,7 +113,7 @@ type CloseCodeEntry<C extends number, R extends boolean> = {
 };
 
 /**
- * The gateway's close codes by name (its README, "Close codes"), each with whether the client
+ * The gateway's close codes by name (docs/codes.md "Close codes"), each with whether the client
  * reconnects on it: false for 4401 (only with a new token from `getToken`), 4409 (taken over) and
  * 4500 (a permanent error).
  */
@@ -303,7 +303,7 @@ export interface Client {
   /**
    * Closes for good: no reconnect; queued publishes reject with CLOSED. Leaves cleanly first: sends
    * `leave` and reads on until the gateway answers `left` (at most `leaveTimeoutMs`), so nothing
-   * the gateway wrote is left unread: without acks too, a close loses no message (README,
+   * the gateway wrote is left unread: without acks too, a close loses no message (docs/wire-protocol.md,
    * "Delivery guarantees"). Resolves once the connection is closed; handlers may still be at work
    * on messages that came before `left` (without acks, let them finish before the process exits).
    */

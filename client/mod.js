@@ -1,6 +1,6 @@
 // @ts-self-types="./mod.d.ts"
 /**
- * The gateway's client library (types and documentation: mod.d.ts; README "Client library").
+ * The gateway's client library (types and documentation: mod.d.ts; client/README.md).
  *
  * @module
  */

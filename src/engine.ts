@@ -138,7 +138,7 @@ export class Engine {
     const { host } = this.config.server;
     if (!this.auth.required && !["127.0.0.1", "::1", "localhost"].includes(host)) {
       this.logger.warn(
-        `[Engine] auth.type is none and the gateway listens on ${host}: anyone who reaches it can use any client ID (README "Authentication")`,
+        `[Engine] auth.type is none and the gateway listens on ${host}: anyone who reaches it can use any client ID (docs/authentication.md)`,
       );
     }
     for (const endpoint of this.hub.endpoints.values()) await endpoint.start(this.hub);

@@ -1,7 +1,7 @@
 /**
  * What an endpoint type needs from the gateway (`mediation-engine/plugin`): the definition and its
  * context, the ports an endpoint implements, the one error type, topic templates, and the config
- * value schemas its options are built from. See README "Write an endpoint".
+ * value schemas its options are built from. See docs/writing-an-endpoint.md.
  *
  * @example
  * import { defineEndpoint, text, topicTemplate } from "mediation-engine/plugin";

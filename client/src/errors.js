@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * The library's one error type and the gateway's close codes (its README, "Close codes"), with
+ * The library's one error type and the gateway's close codes (docs/codes.md "Close codes"), with
  * whether the client reconnects on each.
  */
 /** @import { ErrorCode } from "../mod.d.ts" */

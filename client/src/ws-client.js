@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * The multiplexed WebSocket client (`connect`): follows the gateway's wire protocol (its README,
+ * The multiplexed WebSocket client (`connect`): follows the gateway's wire protocol (docs/wire-protocol.md,
  * "Wire protocol") so that the gateway's guarantees reach the application.
  *
  * - One connection at a time, `?clientId=...&ack=1&token=...`; reconnects with the same client

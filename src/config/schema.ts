@@ -164,7 +164,7 @@ const LogSchema = v.optional(
       v.picklist(["debug", "info", "warn", "error"], expected('"debug", "info", "warn" or "error"')),
       "info",
     ),
-    /** `text`: a line for people; `json`: one object a line (README "Logging"). */
+    /** `text`: a line for people; `json`: one object a line (docs/operations.md "Logs"). */
     format: v.optional(v.picklist(["text", "json"], expected('"text" or "json"')), "text"),
   }),
   {},

@@ -11,7 +11,7 @@
  * first, as the runtimes check it: a request the runtime would refuse must not take a session
  * over (and close its owner with 4409) before failing.
  *
- * Limits (README "Limits"): a frame longer than `maxFrameBytes` closes the socket with 1009
+ * Limits (docs/configuration.md "Limits"): a frame longer than `maxFrameBytes` closes the socket with 1009
  * (Bun refuses it before buffering it; Deno has no such option and hands it over whole). Every
  * frame the gateway writes goes through one path that watches the socket's send buffer: past
  * `server.max_buffered_bytes` deliveries wait (the broker keeps them) and replies still go, but a

@@ -10,7 +10,7 @@
  * flags everything the consumer had handed out before.
  *
  * The gateway runs under the runtime that runs the test. `CHAOS_SECONDS` and `CHAOS_CLIENTS`
- * scale a run (defaults 6 and 10: short, to keep CI quick; the README has a 20 s run).
+ * scale a run (defaults 6 and 10: short, to keep CI quick; docs/performance.md has a 20 s run).
  */
 import assert from "node:assert/strict";
 import process from "node:process";

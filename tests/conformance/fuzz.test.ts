@@ -392,7 +392,7 @@ test(
     const errors = output.split("\n").filter((l) =>
       /^(\S+Z )?ERROR|Uncaught|Unhandled|panic|RangeError|stack/i.test(l)
     );
-    // Log lines start with their time (README "Logging").
+    // Log lines start with their time (docs/operations.md "Logs").
     const warnings = output.split("\n").filter((l) => /^(\S+Z )?WARN/.test(l));
 
     // Figures.

@@ -1,5 +1,5 @@
 /**
- * What a client can make the gateway hold (README "Limits"), black-box under the runtime that
+ * What a client can make the gateway hold (docs/configuration.md "Limits"), black-box under the runtime that
  * runs the tests: message sizes refused before buffering, HTTP bodies refused while they stream,
  * back-pressure on every frame (slow clients closed, not buffered without bound), connections
  * that never finish their request headers. Memory and latency figures are printed; assertions on
@@ -269,7 +269,7 @@ test(`limits (${currentRuntime}): a client that publishes 100,000 times and neve
     assert.ok(flood.ended, "the gateway ended the flooding client");
     // Far fewer answers than it asked for: the gateway stopped writing to it, not buffered them.
     assert.ok(flood.frames < 50_000, `it read ${flood.frames} frames`);
-    // Closed for one of the policy's reasons (README "Limits"), or its TCP connection cut.
+    // Closed for one of the policy's reasons (docs/configuration.md "Limits"), or its TCP connection cut.
     if (flood.closeFrame) {
       assert.equal(flood.closeFrame.code, 1008);
       assert.ok(
@@ -280,7 +280,7 @@ test(`limits (${currentRuntime}): a client that publishes 100,000 times and neve
       );
     }
     assert.ok(peak - before < 64 * MiB, `RSS grew ${mib(peak - before)}`);
-    // Loose, on a shared machine. The issue's aim is 2x; what stands in the way is in the README
+    // Loose, on a shared machine. The issue's aim is 2x; what stands in the way is in docs/configuration.md
     // ("Limits"): both runtimes hand over a socket's frames in large batches, so until the flooder
     // is cut off the others wait behind its frames. No one waits a second, and it passes.
     assert.ok(p99l < 1000, `p99 ${p99l.toFixed(2)} ms during the flood`);
@@ -418,7 +418,9 @@ test(`limits (${currentRuntime}): 200 connections that never finish their reques
 if (currentRuntime === "deno") {
   test(
     "limits (deno): connections that never finish their request headers are dropped",
-    { todo: "Deno.serve has no request header timeout (README Limits: put a proxy in front)" },
+    {
+      todo: "Deno.serve has no request header timeout (docs/configuration.md, Limits: put a proxy in front)",
+    },
     () => {},
   );
 }

@@ -1,7 +1,7 @@
 /**
  * What an operator sees of a fresh gateway, run as a process in JSON log mode:
  *
- * - GET /metrics has a sample for every series README "Metrics" documents, zeros included, in
+ * - GET /metrics has a sample for every series docs/operations.md "Metrics" documents, zeros included, in
  *   valid Prometheus text format (HELP and TYPE once per family, before its samples).
  * - Every log line is one JSON object with an ISO 8601 UTC time; a WebSocket connection writes
  *   one INFO line when it opens and one when it closes, with its client ID, transport, node and
@@ -23,7 +23,7 @@ endpoints:
   - { name: chat, type: memory }
 `;
 
-/** Every family README "Metrics" documents, each of which must have a sample. */
+/** Every family docs/operations.md "Metrics" documents, each of which must have a sample. */
 const DOCUMENTED = [
   "mediation_connections",
   "mediation_sessions",

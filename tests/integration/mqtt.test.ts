@@ -170,7 +170,7 @@ test("mqtt: broker restart: publishes fail fast while it is down, then everythin
   }
 });
 
-test("mqtt: past the broker's max_queued_messages Mosquitto drops, unseen by the gateway (README: size it for the window)", async () => {
+test("mqtt: past the broker's max_queued_messages Mosquitto drops, unseen by the gateway (docs: size it for the window)", async () => {
   const broker = await PrivateMosquitto.start({ maxQueuedMessages: 10 });
   const ns = namespace("queue-limit");
   const endpoint = makeMqttEndpoint({ ns, url: broker.url });

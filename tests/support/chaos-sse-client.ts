@@ -83,7 +83,7 @@ export class SseChaosClient extends ChaosClient {
         break;
       }
       // Not the welcome: it goes out before the binding is made, and what is published before
-      // a new binding is in place does not reach the stream (README "SSE").
+      // a new binding is in place does not reach the stream (docs/wire-protocol.md "SSE").
       case "subscribed":
         bound();
         break;

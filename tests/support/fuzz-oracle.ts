@@ -1,6 +1,6 @@
 /**
  * The fuzz suite's oracle: what the gateway must answer to each hostile frame (fuzz-frames.ts
- * makes them), from the wire protocol alone (README "Wire protocol", DESIGN.md section 7).
+ * makes them), from the wire protocol alone (docs/wire-protocol.md).
  *
  * The oracle is written against the protocol, not imported from src/: a frame over the size
  * limit is TOO_LARGE, text that is not JSON or is nested too deep is BAD_FRAME, a frame that is not
@@ -26,7 +26,7 @@ export interface FuzzLimits {
   maxJsonDepth: number;
 }
 
-/** The envelope a frame may add to a full-size payload (README: "a WebSocket frame may be 1 KiB more"). */
+/** The envelope a frame may add to a full-size payload (docs: "a WebSocket frame may be 1 KiB more"). */
 export const ENVELOPE_BYTES = 1024;
 
 /** What the attacker's connection is bound to before the fuzzing starts (and stays bound to). */
