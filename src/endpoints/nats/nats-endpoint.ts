@@ -161,6 +161,7 @@ export class NatsEndpoint implements BindableEndpoint {
       this.#pulls.attach(this.#js, this.#jsm, this.#handler!);
       await this.#ensureStream();
     } catch (error) {
+      // The setup's own error is what this attempt reports; a close that fails too adds nothing.
       await nc.close().catch(() => {});
       if (error instanceof GatewayError) return error;
       return new GatewayError(

@@ -1,11 +1,12 @@
 /**
  * The process's own series, as Prometheus client libraries expose them by default (prom-client's
- * `collectDefaultMetrics`, under the same names), and the gateway's build info.
+ * `collectDefaultMetrics`, under the same names), and the gateway's build info. Outside src/core:
+ * it reads the process and the runtime (node:fs, node:process, the Deno and Bun globals).
  */
 import { readdirSync } from "node:fs";
 import process from "node:process";
 import { setInterval as realInterval } from "node:timers";
-import type { Metrics } from "./metrics.ts";
+import type { Metrics } from "./core/metrics.ts";
 
 /** How often the event-loop lag is sampled, in ms. */
 const LAG_INTERVAL_MS = 500;
