@@ -18,7 +18,7 @@ import type { MqttClient } from "mqtt";
 import { connect } from "../client/mod.js";
 import type { Client, Message } from "../client/mod.js";
 import { startGateway } from "../tests/support/gateway-process.ts";
-import { MQTT_URL, namespace, outsideClient } from "../tests/support/mqtt.ts";
+import { mqttEndpointYaml, namespace, outsideClient } from "../tests/support/mqtt.ts";
 import { currentRuntime } from "../tests/support/runtime.ts";
 
 const SECONDS = Number(process.env.CHURN_SECONDS ?? 60);
@@ -66,13 +66,7 @@ log: { level: info }
 # The benchmark's clients all come from one address.
 policy: { connections_per_second_per_address: 100000 }
 endpoints:
-  - name: sensors
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 2
+${mqttEndpointYaml({ ns, poolSize: 2 })}
 `,
   );
   const publisher: MqttClient = await outsideClient();

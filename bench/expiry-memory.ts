@@ -19,7 +19,7 @@ import { serve } from "../src/serve.ts";
 import type { Adapter } from "../src/serve.ts";
 import type { MemorySessionStore } from "../src/session/memory.ts";
 import type { MqttEndpoint } from "../src/endpoints/mqtt/mqtt-endpoint.ts";
-import { MQTT_URL, namespace } from "../tests/support/mqtt.ts";
+import { mqttEndpointYaml, namespace } from "../tests/support/mqtt.ts";
 import { currentRuntime } from "../tests/support/runtime.ts";
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 3000);
@@ -71,13 +71,7 @@ session: { type: memory, reconnection_window: 3s, cleanup_interval: 1s }
 log: { level: ${process.env.BENCH_LOG ?? "warn"} }
 policy: { connections_per_second_per_address: 100000 }
 endpoints:
-  - name: sensors
-    type: mqtt
-    url: ${MQTT_URL}
-    publish_topic: "${ns}/{clientId}/up"
-    subscribe_topic: "${ns}/{clientId}/down"
-    qos: 1
-    producer_pool_size: 2
+${mqttEndpointYaml({ ns, poolSize: 2 })}
 `,
 });
 const listening = await serve(engine, await adapter());
