@@ -9,7 +9,7 @@
 import { WSContext } from "hono/ws";
 import type { WSEvents } from "hono/ws";
 import process from "node:process";
-import { maxFrameBytes } from "../src/entrypoints/ws.ts";
+import { maxFrameBytes } from "../src/entrypoints/frame-size.ts";
 import type { Adapter } from "../src/serve.ts";
 
 /** The part of Bun's API this adapter uses (Bun's own types are not installed for `deno check`). */
