@@ -125,7 +125,8 @@ test("redact: GatewayError messages and every logger line, errors given to error
 });
 
 test("redact: a tls: mapping's key is a file path, not a secret (PEM text under it still is)", () => {
-  const pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+  const pem =
+    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
   const secrets = configSecrets({
     server: { tls: { cert: "/etc/gw/tls.crt", key: "/etc/gw/tls.key" } },
     endpoints: [{ name: "x", tls: { key: pem } }],
