@@ -79,7 +79,8 @@ export const denoAdapter: Adapter = {
       hostname: addr.hostname,
       port: addr.port,
       stopAccepting: async () => void await Promise.all([server.shutdown(), ...retired]),
-      rotateTls: tls && (async (material) => {
+      // Throws (the caller keeps the current certificate) when it cannot bind the new listener.
+      rotateTls: tls && ((material) => {
         if (!reusePort) {
           throw new Error(
             "Deno rotates certificates only with --unstable-net (deno.json sets it); restart instead",
@@ -91,6 +92,7 @@ export const denoAdapter: Adapter = {
         // requests and SSE streams run to their end.
         retired.push(server.shutdown());
         server = next;
+        return Promise.resolve();
       }),
     };
   },
