@@ -62,16 +62,12 @@ export const denoAdapter: Adapter = {
       }, app.fetch);
     // With TLS the port is bound with SO_REUSEPORT, so a rotation can bind the new certificate's
     // listener before the old one closes. Deno allows that for TLS only with --unstable-net
-    // (deno.json sets it); without it, the listener is bound plainly and cannot rotate.
-    let reusePort = tls !== undefined;
-    let server: Deno.HttpServer;
-    try {
-      server = start(engine.config.server.port, tls, reusePort);
-    } catch (error) {
-      if (!reusePort || !/unstable-net/.test(String(error))) throw error;
-      reusePort = false;
-      server = start(engine.config.server.port, tls);
-    }
+    // (deno.json sets it), and without the flag it exits the process rather than throw; the flag
+    // is told by the API it adds (Deno.listenDatagram). Without it the port is bound plainly,
+    // and cannot rotate.
+    const reusePort = tls !== undefined &&
+      typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+    let server = start(engine.config.server.port, tls, reusePort);
     const addr = server.addr as Deno.NetAddr;
     /** Listeners a rotation replaced, until their requests end. */
     const retired: Promise<void>[] = [];

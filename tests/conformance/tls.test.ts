@@ -14,7 +14,7 @@ import { after, test } from "node:test";
 import { startGateway } from "../support/gateway-process.ts";
 import type { Gateway } from "../support/gateway-process.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../support/runtime.ts";
-import { servedSerial, testCa } from "../support/tls.ts";
+import { servedSerial, testCa, trustingFetch } from "../support/tls.ts";
 import type { Leaf } from "../support/tls.ts";
 import { TestSocket } from "../support/ws-client.ts";
 
@@ -120,6 +120,14 @@ test(`tls (${currentRuntime}): SIGHUP serves the new certificate; a bad one is a
     assert.equal(await servedSerial(port, authority.caFile), first.serial);
     const live = await TestSocket.open(`${gateway.ws}/ws?clientId=${tag}-live`, authority.ca);
     await live.next((f) => f.type === "welcome");
+    const stream = await trustingFetch(`${gateway.http}/sse/chat?clientId=${tag}-sse`, authority.ca);
+    assert.equal(stream.status, 200);
+    const events = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let received = "";
+    const read = (async () => {
+      for (let chunk = await events.read(); !chunk.done; chunk = await events.read()) received += chunk.value;
+    })().catch(() => {});
+    await printed(gateway, new RegExp(`\\[SSE\\] Connection opened client=${tag}-sse`));
 
     install(second, cert, key);
     process.kill(gateway.pid(), "SIGHUP");
@@ -143,6 +151,27 @@ test(`tls (${currentRuntime}): SIGHUP serves the new certificate; a bad one is a
       assert.equal(welcome.resumed, true);
       await again.close();
     }
+
+    // An SSE stream of the old listener goes on, on either runtime.
+    const published = await curl([
+      "--cacert",
+      authority.caFile,
+      "-X",
+      "POST",
+      "-H",
+      "Content-Type: application/json",
+      "--data",
+      '{"after":"rotation"}',
+      `${gateway.http}/publish/chat?clientId=${tag}-pub`,
+    ]);
+    assert.equal(published.code, 0, published.stderr);
+    const deadline = Date.now() + 10_000;
+    while (!received.includes('{"after":"rotation"}')) {
+      if (Date.now() > deadline) assert.fail(`the SSE stream got no message after the rotation: ${received}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await events.cancel();
+    await read;
 
     // Unreadable, mismatched or missing files: a WARN each, and the second certificate stays.
     const bad: Array<[() => void, RegExp]> = [

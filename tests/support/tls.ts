@@ -86,3 +86,9 @@ export function servedSerial(port: number, caFile: string): Promise<string> {
     });
   });
 }
+
+/** fetch that trusts `ca` (Deno: an HTTP client of its own; Bun: a `tls` option). */
+export function trustingFetch(url: string, ca: string, init: RequestInit = {}): Promise<Response> {
+  const extra = "Deno" in globalThis ? { client: Deno.createHttpClient({ caCerts: [ca] }) } : { tls: { ca } };
+  return fetch(url, { ...init, ...extra } as RequestInit);
+}
