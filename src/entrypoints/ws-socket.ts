@@ -67,6 +67,8 @@ export abstract class Socket {
   #handling = false;
   /** The open was logged, and whether the close was too: one line each per connection. */
   #logged: "no" | "opened" | "closed" = "no";
+  /** The client's address (EntrypointContext.clientAddress), on the open and close lines. */
+  address?: string;
 
   constructor(
     protected engine: Engine,
@@ -94,6 +96,7 @@ export abstract class Socket {
         this.engine.logger.info("[WS] Connection opened", {
           client: this.conn.clientId,
           transport: this.conn.transport,
+          ...this.#address(),
           resumed: this.conn.resumed,
         });
         this.ready = this.opened(this.sink(ws)).catch((error) => {
@@ -265,10 +268,15 @@ export abstract class Socket {
     this.engine.logger.info("[WS] Connection closed", {
       client: this.conn.clientId,
       transport: this.conn.transport,
+      ...this.#address(),
       code,
       reason,
       by,
     });
+  }
+
+  #address(): { address?: string } {
+    return this.address ? { address: this.address } : {};
   }
 
   /** Nothing more is written to the client as a delivery (replies still go). */

@@ -33,9 +33,12 @@ export function wsRoutes(app: Hono, path: string, ctx: EntrypointContext): void 
 async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string | undefined) {
   const { engine, hooks } = ctx;
   let conn: Connection;
+  let address: string | undefined;
   let handshakeOk = false;
   try {
-    const { clientId, principal } = await admit(c, engine, hooks);
+    const admitted = await admit(c, engine, ctx);
+    const { clientId, principal } = admitted;
+    address = admitted.address;
     if (rawEndpoint !== undefined) requireEndpoints(engine, [rawEndpoint]);
     const refused = checkHandshake(c.req.raw.headers);
     if (refused) {
@@ -61,6 +64,7 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   const session = rawEndpoint === undefined
     ? new MultiplexedSocket(engine, conn, hooks.bufferedAmount)
     : new RawSocket(engine, conn, hooks.bufferedAmount, rawEndpoint, queryParams(c));
+  session.address = address;
   let response: Response | undefined;
   try {
     response = await hooks.upgradeWebSocket(c, session.events());
