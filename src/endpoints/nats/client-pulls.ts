@@ -334,7 +334,9 @@ export class ClientPulls {
    * still here a little later starts again, onto its own consumer or a new one.
    */
   #lost(clientId: string, pull: Pull, error: void | Error): void {
-    if (pull.state === "stopped" || pull.state === "broken" || this.#pulls.get(clientId) !== pull) return;
+    // Only a live pull ends by itself: a paused one was stopped here (a refused delivery) and
+    // waits for the hub's resume, a stopped or broken one is handled already.
+    if (pull.state !== "live" || this.#pulls.get(clientId) !== pull) return;
     pull.state = "broken";
     this.#options.logger.warn(
       `[NATS] ${this.#options.endpoint}: the consumer of ${clientId} went away (${
