@@ -53,10 +53,15 @@ export function loadTls(tls: TlsConfig, where: string): TlsMaterial {
   return { cert, key, summary: describe(leaf) };
 }
 
-/** `subject="CN=gw.example" serial=1A2B expires="..." sha256=AB:CD:...`: public facts only. */
+/**
+ * `subject="CN=gw.example" serial=1A2B expires="..." sha256=AB:CD:...`: public facts only. The
+ * serial is written whole bytes, as `openssl x509 -serial` prints it (`serialNumber` drops a
+ * leading zero digit), so an operator can grep for what openssl shows.
+ */
 function describe(leaf: X509Certificate): string {
   const subject = leaf.subject.replaceAll("\n", ", ");
-  return `subject="${subject}" serial=${leaf.serialNumber} expires="${leaf.validTo}" sha256=${leaf.fingerprint256}`;
+  const serial = leaf.serialNumber.length % 2 ? `0${leaf.serialNumber}` : leaf.serialNumber;
+  return `subject="${subject}" serial=${serial} expires="${leaf.validTo}" sha256=${leaf.fingerprint256}`;
 }
 
 function readPem(path: string, where: string): string {

@@ -14,8 +14,13 @@ export interface Leaf {
   serial: string;
 }
 
-/** Makes `ca.crt`/`ca.key` in `dir`; `leaf(name)` makes `<name>.crt`/`<name>.key` signed by it. */
-export function testCa(dir: string): { caFile: string; ca: string; leaf(name: string): Leaf } {
+/**
+ * Makes `ca.crt`/`ca.key` in `dir`; `leaf(name)` makes `<name>.crt`/`<name>.key` signed by it,
+ * with a random serial or the hex `serial` given.
+ */
+export function testCa(
+  dir: string,
+): { caFile: string; ca: string; leaf(name: string, serial?: string): Leaf } {
   const caFile = join(dir, "ca.crt");
   const caKey = join(dir, "ca.key");
   openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"], [
@@ -36,7 +41,7 @@ export function testCa(dir: string): { caFile: string; ca: string; leaf(name: st
   return {
     caFile,
     ca: readFileSync(caFile, "utf8"),
-    leaf(name) {
+    leaf(name, serial) {
       const cert = join(dir, `${name}.crt`);
       const key = join(dir, `${name}.key`);
       const csr = join(dir, `${name}.csr`);
@@ -48,7 +53,8 @@ export function testCa(dir: string): { caFile: string; ca: string; leaf(name: st
         "-subj",
         `/CN=${name}`,
       ]);
-      openssl(["x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, "-CAcreateserial"], [
+      const serialArgs = serial ? ["-set_serial", `0x${serial}`] : ["-CAcreateserial"];
+      openssl(["x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, ...serialArgs], [
         "-days",
         "2",
         "-extfile",
@@ -56,9 +62,11 @@ export function testCa(dir: string): { caFile: string; ca: string; leaf(name: st
         "-out",
         cert,
       ]);
-      const serial = execFileSync("openssl", ["x509", "-in", cert, "-noout", "-serial"], { encoding: "utf8" })
+      const printed = execFileSync("openssl", ["x509", "-in", cert, "-noout", "-serial"], {
+        encoding: "utf8",
+      })
         .trim().replace(/^serial=/, "");
-      return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8"), serial };
+      return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8"), serial: printed };
     },
   };
 }
