@@ -47,8 +47,8 @@ export interface ClientPullsOptions {
  * Where a pull stands; only a live one hands messages over.
  * - `live`: delivering.
  * - `paused`: a delivery was refused (or threw), or the consumer is another node's: waits for the
- *   hub's resume. A pull paused by a refusal has its messages stopped, and when they end it is
- *   marked `broken` like any pull whose messages ended without a halt.
+ *   hub's resume. A pull paused by a refusal has its messages stopped here; their end is not
+ *   a loss (only a live pull's messages ending by themselves are).
  * - `broken`: its consumer went away or could not be pulled from: the endpoint restarts it by
  *   itself (and after a reconnect). A pull that could not be started at all is born broken.
  * - `stopped`: halted here (suspend, unbind, or on the way to a restart): what it still has
