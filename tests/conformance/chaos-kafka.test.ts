@@ -46,7 +46,6 @@ endpoints:
     brokers: [${brokers.map((b) => `"${b}"`).join(", ")}]
     publish_topic: "${ns}.{clientId}.up"
     subscribe_topic: "${ns}.{clientId}.down"
-    session_timeout: 10s
     fetch_max_wait: 100ms
 `;
 

@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
-import type { EachMessagePayload } from "kafkajs";
+import type { Admin, EachMessagePayload } from "kafkajs";
 import type { GatewayError } from "../../src/core/errors.ts";
+import { memoryLogger } from "../../src/core/logger.ts";
 import { encodeText } from "../../src/core/payload.ts";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import type { KafkaEndpointOptions } from "../../src/endpoints/kafka/kafka-endpoint.ts";
@@ -194,6 +195,109 @@ test("kafka: a bound client is no group member: its group holds the committed st
       const [now] = await admin.fetchOffsets({ groupId: endpoint.groupId(client), topics: [topic] });
       return now.partitions[0].offset === "2";
     }, "its offset committed once delivered");
+    await endpoint.unbindClient(client);
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+/**
+ * Moves each partition's log start to the given offset, as retention does when it deletes a
+ * segment (DeleteRecords: deterministic, where retention.ms runs on the broker's own schedule).
+ */
+async function deleteRecords(admin: Admin, topic: string, starts: string[]): Promise<void> {
+  await admin.fetchTopicOffsets(topic); // kafkajs finds the leaders in metadata it already has
+  await admin.deleteTopicRecords({
+    topic,
+    partitions: starts.map((offset, partition) => ({ partition, offset })),
+  });
+}
+
+test("kafka: retention deleted messages while the client was away: the resume report counts them per partition, and it goes on from the log's start, in order", async () => {
+  const ns = kafkaNamespace("retention");
+  const logger = memoryLogger();
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, logger });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("ret");
+  const topic = `${ns}.${client}.down`;
+  const produce = (partition: number, values: string[]) =>
+    producer.send({ topic, messages: values.map((value) => ({ value, partition })) });
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] });
+    await endpoint.bindClient(client, {});
+    await produce(0, range("p0-a", 5));
+    await produce(1, range("p1-a", 5));
+    await eventually(() => handler.of(client).length === 10, "the first ten");
+    await endpoint.suspendClient(client);
+    assert.equal(await endpoint.takeLosses(client, {}), 0, "nothing deleted yet");
+    await produce(0, range("p0-b", 20));
+    await produce(1, range("p1-b", 20));
+    // The client committed 5 on each; the log now starts at 17 on partition 0, 10 on 1.
+    await deleteRecords(admin, topic, ["17", "10"]);
+    assert.equal(await endpoint.takeLosses(client, {}), 12 + 5, "offsets 5-16 and 5-9");
+    assert.equal(await endpoint.takeLosses(client, {}), 0, "reported once");
+    assert.ok(
+      logger.lines.some((l) =>
+        l.startsWith(`WARN [Kafka] orders: retention deleted 17 messages of ${client} while it was away`) &&
+        l.includes(`${topic}/0: 12 (offsets 5 to 16), ${topic}/1: 5 (offsets 5 to 9)`)
+      ),
+      logger.lines.join("\n"),
+    );
+    const [committed] = await admin.fetchOffsets({ groupId: endpoint.groupId(client), topics: [topic] });
+    assert.deepEqual(
+      committed.partitions.sort((a, b) => a.partition - b.partition).map((p) => p.offset),
+      ["17", "10"],
+      "the log's start committed",
+    );
+    await endpoint.resumeClient(client, {});
+    await eventually(() => handler.of(client).length === 10 + 8 + 15, "what is left");
+    const after = handler.of(client).slice(10);
+    assert.deepEqual(after.filter((v) => v.startsWith("p0")), range("p0-b", 20).slice(12), "in order");
+    assert.deepEqual(after.filter((v) => v.startsWith("p1")), range("p1-b", 20).slice(5), "in order");
+    await produce(0, ["p0-live"]);
+    await eventually(() => handler.of(client).at(-1) === "p0-live", "live again");
+    assert.equal(await endpoint.takeLosses(client, {}), 0);
+    await endpoint.unbindClient(client);
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: a deleted offset the check missed (resumed without it) is found at the fetch: counted for the next report", async () => {
+  const ns = kafkaNamespace("retention-fetch");
+  const logger = memoryLogger();
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, logger });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("retf");
+  const topic = `${ns}.${client}.down`;
+  try {
+    await endpoint.bindClient(client, {});
+    await producer.send({ topic, messages: [{ value: "a" }] });
+    await eventually(() => handler.of(client).length === 1, "the first");
+    await endpoint.suspendClient(client);
+    await producer.send({ topic, messages: range("b", 6).map((value) => ({ value })) });
+    await deleteRecords(admin, topic, ["4"]);
+    await endpoint.resumeClient(client, {});
+    await eventually(() => handler.of(client).length === 1 + 3, "what is left");
+    assert.deepEqual(handler.of(client), ["a", "b4", "b5", "b6"]);
+    assert.match(
+      logger.lines.join("\n"),
+      /offset 1 on .* is not in the log; going on from 4 \(3 messages deleted by retention/,
+    );
+    assert.equal(await endpoint.takeLosses(client, {}), 3);
+    assert.equal(await endpoint.takeLosses(client, {}), 0);
     await endpoint.unbindClient(client);
   } finally {
     await producer.disconnect();

@@ -142,6 +142,11 @@ export class SharedFetch {
   /** Brokers whose last fetch failed (not for want of a connection): warned about once. */
   #failing = new Set<number>();
   #recommitTimer?: TimerId;
+  /**
+   * Per client, messages that retention deleted before this node could hand them over, found at
+   * a fetch (OFFSET_OUT_OF_RANGE) rather than at the resume: reported by the next `takeLost`.
+   */
+  #lost = new Map<string, number>();
 
   constructor(options: SharedFetchOptions) {
     this.#options = options;
@@ -241,9 +246,54 @@ export class SharedFetch {
     await this.#commit(reader);
   }
 
+  /**
+   * What retention deleted of the client's messages while it was away, for the resume report
+   * (run under the client's lock, before its resume). Reading on this node, it counts only what
+   * its fetch found deleted since the last call. Else, per partition of `topic` where its
+   * committed offset lies below the log's start (the first offset the broker still has), the
+   * difference is lost: that start is committed as the client's offset, so the resume goes on
+   * from it, and the count is reported once. Rejects with the Kafka error (nothing moved then).
+   */
+  async takeLost(clientId: string, topic: string): Promise<number> {
+    const pending = this.#lost.get(clientId) ?? 0;
+    this.#lost.delete(clientId);
+    if (this.#readers.has(clientId)) return pending;
+    const { wire, groupId, logger, endpoint } = this.#options;
+    const group = groupId(clientId);
+    const partitions = (await wire.partitions(topic)).map((l) => l.partition);
+    const committed = await wire.committed(group, topic, partitions);
+    const known = partitions.filter((p) => committed.get(p) !== "-1");
+    if (known.length === 0) return pending;
+    const starts = await wire.offsets(topic, known, "earliest");
+    const moved = new Map<number, string>();
+    const lines: string[] = [];
+    let lost = 0n;
+    for (const p of known) {
+      const [from, start] = [BigInt(committed.get(p)!), BigInt(starts.get(p) ?? "-1")];
+      if (start <= from) continue;
+      lost += start - from;
+      moved.set(p, String(start));
+      lines.push(`${topic}/${p}: ${start - from} (offsets ${from} to ${start - 1n})`);
+    }
+    if (moved.size === 0) return pending;
+    await wire.commit(group, topic, moved);
+    logger.warn(
+      `[Kafka] ${endpoint}: retention deleted ${lost} messages of ${clientId} while it was away (${
+        lines.join(", ")
+      }); it goes on from the log's start, and its resume report says so`,
+    );
+    return pending + Number(lost);
+  }
+
+  /** Losses found too late for the report they were asked for: in the next one. */
+  keepLost(clientId: string, count: number): void {
+    if (count > 0) this.#lost.set(clientId, (this.#lost.get(clientId) ?? 0) + count);
+  }
+
   /** Forgets what was delivered to a client and deletes its group (it was unbound). */
   async forget(clientId: string): Promise<void> {
     this.#delivered.delete(clientId);
+    this.#lost.delete(clientId);
     await this.#options.wire.deleteGroup(this.#options.groupId(clientId));
   }
 
@@ -529,9 +579,13 @@ export class SharedFetch {
         if (position === undefined) continue;
         const moved = position < first ? first : position > end ? end : position;
         if (moved !== position) {
+          const deleted = position < first ? BigInt(first) - BigInt(position) : 0n;
           logger.warn(
-            `[Kafka] ${endpoint}: ${reader.clientId}'s offset ${position} on ${topic}/${partition} is not in the log; going on from ${moved}`,
+            `[Kafka] ${endpoint}: ${reader.clientId}'s offset ${position} on ${topic}/${partition} is not in the log; going on from ${moved}${
+              deleted > 0n ? ` (${deleted} messages deleted by retention: in its next resume report)` : ""
+            }`,
           );
+          this.keepLost(reader.clientId, Number(deleted));
           reader.positions.set(partition, moved);
         }
       }

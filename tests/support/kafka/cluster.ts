@@ -54,7 +54,6 @@ export function makeKafkaEndpoint(
     scheduler: new RealScheduler(),
     connectTimeout: 3000,
     publishTimeout: 3000,
-    sessionTimeout: 10_000,
     fetchMaxWait: 100,
     ...options,
   });
