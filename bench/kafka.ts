@@ -10,8 +10,8 @@
  *   frames and one consumer per client, none of the gateway's logic (bench/kafka-forwarder.ts,
  *   a process of its own, served like the gateway).
  *
- * The broker is the Kafka test broker (tests/support/kafka), run as its own process, or the
- * cluster named by KAFKA_BROKERS. Each client reads the whole topic (the baselines' consumers in
+ * The broker is Apache Kafka at KAFKA_BROKERS (127.0.0.1:9092 by default; start one with
+ * tests/support/kafka-broker/start.sh). Each client reads the whole topic (the baselines' consumers in
  * a group of their own each), so every message is delivered 20 times. Then the bind side
  * (bench/kafka-bind.ts). Consumers bound and 50 messages (1,000 deliveries) of warm-up
  * first; then BENCH_MESSAGES (500) produced at once (in sends of 10), so latency includes the
@@ -23,7 +23,7 @@ import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { startGateway } from "../tests/support/gateway-process.ts";
-import { freePort } from "../tests/support/net.ts";
+import { KAFKA_BROKERS } from "../tests/support/kafka/cluster.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
 import { connect, inBatches } from "./clients.ts";
@@ -47,32 +47,27 @@ interface Figures {
 }
 
 if (process.argv.includes("--child")) {
-  console.log(JSON.stringify(await measure(process.env.KAFKA_BROKERS!.split(","))));
+  console.log(JSON.stringify(await measure(KAFKA_BROKERS)));
   process.exit(0);
 }
 
-const broker = await startBroker();
 const rows: string[] = [];
 const bindRows: string[] = [];
-try {
-  for (const runtime of ["deno", "bun"] as Runtime[]) {
-    const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/kafka.ts", ["--child"]), {
-      cwd: ROOT,
-      encoding: "utf8",
-      env: { ...process.env, KAFKA_BROKERS: broker.brokers.join(",") },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let figures: Record<Side, Figures> & { bind: BindFigures };
-    try {
-      figures = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "");
-    } catch {
-      throw new Error(`the ${runtime} run failed: ${result.stdout}`);
-    }
-    rows.push(...table(runtime, figures));
-    bindRows.push(bindRow(runtime, figures.bind));
+for (const runtime of ["deno", "bun"] as Runtime[]) {
+  const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/kafka.ts", ["--child"]), {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, KAFKA_BROKERS: KAFKA_BROKERS.join(",") },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let figures: Record<Side, Figures> & { bind: BindFigures };
+  try {
+    figures = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "");
+  } catch {
+    throw new Error(`the ${runtime} run failed: ${result.stdout}`);
   }
-} finally {
-  broker.child?.kill("SIGTERM");
+  rows.push(...table(runtime, figures));
+  bindRows.push(bindRow(runtime, figures.bind));
 }
 console.log(
   `\n| runtime | figure | gateway | forwarder | bare kafkajs | gateway / forwarder | gateway / bare |\n| --- | --- | --- | --- | --- | --- | --- |\n${
@@ -113,19 +108,6 @@ function table(runtime: Runtime, f: Record<Side, Figures>): string[] {
     }
   }
   return out;
-}
-
-/** The test broker in a process of its own (so it does not share the clients' event loop). */
-async function startBroker(): Promise<{ brokers: string[]; child?: ChildProcess }> {
-  if (process.env.KAFKA_BROKERS) return { brokers: process.env.KAFKA_BROKERS.split(",") };
-  const port = await freePort();
-  const child = spawn(
-    runtimeBinary("deno"),
-    runArgs("deno", "tests/support/kafka/main.ts", ["--port", String(port)]),
-    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-  );
-  await linesOf(child)(/listening/);
-  return { brokers: [`127.0.0.1:${port}`], child };
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * Black-box scenarios for a gateway with a Kafka endpoint, on the Kafka test broker (or the
- * cluster named by KAFKA_BROKERS); plain kafkajs clients play the outside world.
+ * Black-box scenarios for a gateway with a Kafka endpoint, on Apache Kafka (KAFKA_BROKERS, see
+ * tests/support/kafka/cluster.ts); plain kafkajs clients play the outside world.
  */
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
@@ -40,7 +40,7 @@ export function kafkaInject(kafka: () => Kafka, ns: string) {
 
 const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 
-/** `kafka` gives the outside client once the test broker runs (scenarios are made before). */
+/** `kafka` gives the outside client once the suite has made it (scenarios are made before). */
 export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
   return [
     {

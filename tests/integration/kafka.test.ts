@@ -1,11 +1,12 @@
 /**
- * The Kafka endpoint against a Kafka broker (the wire-protocol test broker, or KAFKA_BROKERS):
- * the publish path, a disconnect in the middle of a burst, where a new binding starts, unbind,
- * an unreachable broker. Plain kafkajs clients play the outside world.
+ * The Kafka endpoint against Apache Kafka (KAFKA_BROKERS, 127.0.0.1:9092 by default): the
+ * publish path, a disconnect in the middle of a burst, where a new binding starts, unbind,
+ * retention while a client is away, the shared fetch, bounded publishes. A broker that goes away
+ * or stops answering is kafka-private-broker.test.ts's. Plain kafkajs clients play the outside
+ * world.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { Kafka, logLevel } from "kafkajs";
 import type { Admin, EachMessagePayload } from "kafkajs";
 import type { GatewayError } from "../../src/core/errors.ts";
 import { memoryLogger } from "../../src/core/logger.ts";
@@ -14,7 +15,6 @@ import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import type { KafkaEndpointOptions } from "../../src/endpoints/kafka/kafka-endpoint.ts";
 import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
 import type { OptionalKeys, Same } from "../conformance/endpoint-contract.ts";
-import { KafkaTestBroker } from "../support/kafka/broker.ts";
 import { kafkaNamespace, makeKafkaEndpoint, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { connectionsTo } from "../support/net.ts";
@@ -425,143 +425,7 @@ test("kafka: an ack that comes after the unbind makes no group again", async () 
   }
 });
 
-test("kafka: with the broker gone, publishes fail with UPSTREAM_UNAVAILABLE and health says so", async () => {
-  const broker = await KafkaTestBroker.start();
-  const ns = kafkaNamespace("down");
-  // Longer than kafkajs's retries (about 1.5 s): its refusal, not the timeout, ends the publish.
-  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 5000, connectTimeout: 500 });
-  await endpoint.start(new RecordingHandler());
-  try {
-    await endpoint.publish("c", { payload: encodeText("up") }, {});
-    assert.equal((await endpoint.health()).ok, true);
-    await broker.stop();
-    await assert.rejects(
-      endpoint.publish("c", { payload: encodeText("down") }, {}),
-      (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE" && /publish to .* failed/.test(e.message),
-    );
-    assert.equal((await endpoint.health()).ok, false);
-  } finally {
-    await endpoint.stop();
-  }
-});
-
-test("kafka: broker restart: publishes fail while it is down, then consumers and producer carry on", async () => {
-  const broker = await KafkaTestBroker.start();
-  const ns = kafkaNamespace("restart");
-  // Longer than kafkajs's retries (about 1.5 s): its refusal, not the timeout, ends the publish.
-  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 5000, connectTimeout: 500 });
-  const handler = new RecordingHandler();
-  await endpoint.start(handler);
-  const client = id("r");
-  const outside = new Kafka({ clientId: "outside", brokers: broker.brokers, logLevel: logLevel.NOTHING });
-  try {
-    await endpoint.bindClient(client, {});
-    await broker.pause();
-    await assert.rejects(
-      endpoint.publish(client, { payload: encodeText("while down") }, {}),
-      (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE",
-    );
-    await new Promise((r) => setTimeout(r, 1500));
-    await broker.resume();
-
-    const producer = await outsideProducer(outside);
-    await producer.send({
-      topic: `${ns}.${client}.down`,
-      messages: range("after", 20).map((value) => ({ value })),
-    });
-    await producer.disconnect();
-    await eventually(() => handler.of(client).length >= 20, "deliveries after the restart", 30_000);
-    assert.deepEqual(handler.of(client), range("after", 20));
-    let published = false;
-    await eventually(
-      () => {
-        endpoint.publish(client, { payload: encodeText("probe") }, {}).then(
-          () => (published = true),
-          () => {},
-        );
-        return published;
-      },
-      "publishing to recover",
-      30_000,
-    );
-    await endpoint.unbindClient(client);
-  } finally {
-    await endpoint.stop();
-    await broker.stop();
-  }
-});
-
 const outcome = (p: Promise<unknown>) => p.then(() => "receipt", (e: GatewayError) => e.code);
-
-/** Every value in `topic` from its beginning, read by a plain consumer until `last` came. */
-async function readTopic(k: Kafka, topic: string, last: string): Promise<string[]> {
-  const values: string[] = [];
-  const consumer = k.consumer({ groupId: id("reader"), maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: ({ message }: EachMessagePayload) => {
-        values.push(message.value!.toString());
-        return Promise.resolve();
-      },
-    });
-    await eventually(() => values.includes(last), `"${last}" in ${topic}`, 30_000);
-  } finally {
-    await consumer.disconnect();
-  }
-  return values;
-}
-
-test("kafka: past publish_timeout a queued publish is withdrawn, a sent one OUTCOME_UNKNOWN", async () => {
-  const broker = await KafkaTestBroker.start();
-  const ns = kafkaNamespace("timeout");
-  const clock = new VirtualClock();
-  // Only the virtual clock ends these waits: kafkajs (real time) is still retrying the one sent.
-  const timeout = 60_000;
-  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: timeout, scheduler: clock });
-  await endpoint.start(new RecordingHandler());
-  const client = id("t");
-  const outside = new Kafka({ clientId: "outside", brokers: broker.brokers, logLevel: logLevel.NOTHING });
-  try {
-    await endpoint.publish(client, { payload: encodeText("before") }, {});
-    await broker.pause();
-    // One key: the first is handed to kafkajs, the others wait in its lane behind it.
-    const outcomes = range("t", 4).map((m) =>
-      outcome(endpoint.publish(client, { payload: encodeText(m) }, {}))
-    );
-    await clock.advance(timeout);
-    assert.deepEqual(await Promise.all(outcomes), [
-      "OUTCOME_UNKNOWN",
-      "UPSTREAM_UNAVAILABLE",
-      "UPSTREAM_UNAVAILABLE",
-      "UPSTREAM_UNAVAILABLE",
-    ]);
-
-    await broker.resume();
-    // Confirmed once kafkajs is done with the one it had: the lane has nothing else to send.
-    let confirmed = false;
-    await eventually(
-      () => {
-        endpoint.publish(client, { payload: encodeText("after") }, {}).then(
-          () => (confirmed = true),
-          () => {},
-        );
-        return confirmed;
-      },
-      "publishing to recover",
-      30_000,
-    );
-    const values = await readTopic(outside, `${ns}.${client}.up`, "after");
-    assert.equal(values[0], "before");
-    for (const withdrawn of ["t2", "t3", "t4"]) {
-      assert.ok(!values.includes(withdrawn), `${withdrawn} was sent`);
-    }
-  } finally {
-    await endpoint.stop();
-    await broker.stop();
-  }
-});
 
 test("kafka: publishes waiting on the brokers are bounded: 1000 per key, 10000 in all", async () => {
   const ns = kafkaNamespace("bounds");
