@@ -167,6 +167,43 @@ test("kafka: unbind deletes the client's consumer group", async () => {
   }
 });
 
+test("kafka: a group with a member of someone else's is not deleted: unbind fails, temporary, and succeeds once the member left; twice is fine", async () => {
+  const ns = kafkaNamespace("nonempty");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
+  await endpoint.start(new RecordingHandler());
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const client = id("ne");
+  const group = endpoint.groupId(client);
+  // A consumer in the client's group (an older gateway's member, or anyone's): the broker answers
+  // DeleteGroups with NON_EMPTY_GROUP while it is in.
+  const member = kafka.kafka.consumer({ groupId: group, maxWaitTimeInMs: 100 });
+  let joined = false;
+  member.on(member.events.GROUP_JOIN, () => (joined = true));
+  try {
+    await endpoint.bindClient(client, {});
+    await member.connect();
+    await member.subscribe({ topic: `${ns}.${client}.down` });
+    await member.run({ eachMessage: () => Promise.resolve() });
+    await eventually(() => joined, "the member to join", 30_000);
+    await assert.rejects(
+      endpoint.unbindClient(client),
+      (e: GatewayError) =>
+        e.code === "UPSTREAM_UNAVAILABLE" && e.temporary &&
+        e.message.includes(`delete group ${group}: it has members (NON_EMPTY_GROUP)`),
+    );
+    assert.ok((await admin.listGroups()).groups.some((g) => g.groupId === group), "still there");
+    await member.disconnect();
+    await endpoint.unbindClient(client);
+    assert.equal((await admin.describeGroups([group])).groups[0].state, "Dead", "gone once it could be");
+    await endpoint.unbindClient(client);
+  } finally {
+    await member.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
 test("kafka: a bound client is no group member: its group holds the committed start and no members", async () => {
   const ns = kafkaNamespace("nomember");
   const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
@@ -303,6 +340,46 @@ test("kafka: a deleted offset the check missed (resumed without it) is found at 
     await producer.disconnect();
     await admin.disconnect();
     await endpoint.stop();
+  }
+});
+
+test("kafka: back on a node after another node had it, what that one delivered unacknowledged comes flagged redelivered; back where nobody else was, new ones are not", async () => {
+  const ns = kafkaNamespace("marks");
+  const [a, b] = [
+    makeKafkaEndpoint(kafka.brokers, { ns, nodeId: "a" }),
+    makeKafkaEndpoint(kafka.brokers, { ns, nodeId: "b" }),
+  ];
+  const [ha, hb] = [new RecordingHandler(), new RecordingHandler()];
+  await a.start(ha);
+  await b.start(hb);
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("mk");
+  const produce = (value: string) => producer.send({ topic: `${ns}.${client}.down`, messages: [{ value }] });
+  try {
+    await b.bindClient(client, {});
+    await produce("m1");
+    await eventually(() => hb.of(client).length === 1, "m1 on B");
+    await b.suspendClient(client);
+    // On A the client acknowledges nothing: m2 and m3 reach it, their offsets stay uncommitted.
+    ha.acking.add(client);
+    await a.resumeClient(client, {});
+    await produce("m2");
+    await produce("m3");
+    await eventually(() => ha.of(client).length === 2, "m2 and m3 on A");
+    await a.suspendClient(client);
+    await b.resumeClient(client, {});
+    await eventually(() => hb.of(client).length === 3, "m2 and m3 again on B");
+    assert.deepEqual(hb.of(client), ["m1", "m2", "m3"]);
+    assert.deepEqual(hb.redelivered.get(client), ["m2", "m3"], "A had delivered them");
+    await b.suspendClient(client);
+    await produce("m4");
+    await b.resumeClient(client, {});
+    await eventually(() => hb.of(client).length === 4, "m4 on B");
+    assert.deepEqual(hb.redelivered.get(client), ["m2", "m3"], "nobody had m4: not flagged");
+    await b.unbindClient(client);
+  } finally {
+    await producer.disconnect();
+    await Promise.all([a.stop(), b.stop()]);
   }
 });
 

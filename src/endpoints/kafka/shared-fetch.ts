@@ -71,6 +71,8 @@ interface Reader {
   /** What the broker holds for the client, per partition, and when it was last committed. */
   committed: Map<number, Offset>;
   committedAt: number;
+  /** Committed as every offset's metadata while this node reads for the client (see `start`). */
+  mark: string;
   commitTimer?: TimerId;
   /** The commit in flight (one at a time per client; settles meanwhile go in the next). */
   committing: Promise<void>;
@@ -78,8 +80,8 @@ interface Reader {
   delivering: boolean;
   /**
    * Positions read from committed offsets with nothing known here of what was delivered before
-   * (a resume on this node after another node had the client): per partition, offsets below the
-   * log end at its first fetch may have reached the client, and are flagged redelivered.
+   * (a resume after another node had the client, or the first here): per partition, offsets
+   * below the log end at its first fetch may have reached the client, and are flagged redelivered.
    */
   unknownBelow?: Map<number, Offset>;
 }
@@ -147,6 +149,11 @@ export class SharedFetch {
    * a fetch (OFFSET_OUT_OF_RANGE) rather than at the resume: reported by the next `takeLost`.
    */
   #lost = new Map<string, number>();
+  /** Per client, the mark this node committed at its last start for it (see `start`). */
+  #marks = new Map<string, string>();
+  /** This fetch's own prefix of marks (unique per process), and its starts so far. */
+  #instance = crypto.randomUUID().slice(0, 8);
+  #starts = 0;
 
   constructor(options: SharedFetchOptions) {
     this.#options = options;
@@ -186,6 +193,11 @@ export class SharedFetch {
    * partitions with no committed offset take the topic's end (or beginning) and that is committed
    * before this resolves, so what is produced from now on is delivered, here or on any node that
    * resumes the client. On a resume they do the same (the group was lost: nothing better is known).
+   * Every start commits the positions with a mark of this node's (the offsets' metadata), which
+   * its later commits for the client carry too: at the next start here, another mark means
+   * another node read for the client meanwhile (and may have delivered what was not committed),
+   * so what this node knows it delivered no longer says what the client had, and everything in
+   * the topic at the first fetch is flagged `redelivered`.
    * Creates the topic if it does not exist. Rejects with the Kafka error; nothing is delivered then.
    */
   async start(clientId: string, topic: string, fresh: boolean): Promise<void> {
@@ -194,13 +206,21 @@ export class SharedFetch {
     const group = groupId(clientId);
     const leaders = await this.#partitions(topic);
     const partitions = leaders.map((l) => l.partition);
-    const committed = await wire.committed(group, topic, partitions);
+    const marked = await wire.committedMarked(group, topic, partitions);
+    const committed = new Map([...marked].map(([p, c]) => [p, c.offset]));
+    // What this node knows it delivered holds only if no other node read for the client since
+    // this one last started to: each start commits a mark of its own with the offsets.
+    const mine = this.#marks.get(clientId);
+    const current = mine !== undefined && [...marked.values()].every((c) => c.metadata === mine);
+    if (!current) this.#delivered.delete(clientId);
     const missing = partitions.filter((p) => committed.get(p) === "-1");
     if (missing.length > 0) {
       const start = await wire.offsets(topic, missing, startFrom);
-      await wire.commit(group, topic, start);
       for (const [p, o] of start) committed.set(p, o);
     }
+    const mark = `${this.#instance}.${++this.#starts}`;
+    await wire.commit(group, topic, committed, () => mark);
+    this.#marks.set(clientId, mark);
     const positions = new Map([...committed].map(([p, o]) => [p, toOffset(o)]));
     const reader: Reader = {
       clientId,
@@ -211,6 +231,7 @@ export class SharedFetch {
       settled: new Map(),
       committed: new Map(positions),
       committedAt: this.#options.scheduler.now(),
+      mark,
       committing: Promise.resolve(),
       delivering: false,
       // Positions all from committed offsets (a resume, or a bind whose group was left behind).
@@ -261,7 +282,8 @@ export class SharedFetch {
     const { wire, groupId, logger, endpoint } = this.#options;
     const group = groupId(clientId);
     const partitions = (await wire.partitions(topic)).map((l) => l.partition);
-    const committed = await wire.committed(group, topic, partitions);
+    const marked = await wire.committedMarked(group, topic, partitions);
+    const committed = new Map([...marked].map(([p, c]) => [p, c.offset]));
     const known = partitions.filter((p) => committed.get(p) !== "-1");
     if (known.length === 0) return pending;
     const starts = await wire.offsets(topic, known, "earliest");
@@ -276,7 +298,8 @@ export class SharedFetch {
       lines.push(`${topic}/${p}: ${start - from} (offsets ${from} to ${start - 1n})`);
     }
     if (moved.size === 0) return pending;
-    await wire.commit(group, topic, moved);
+    // With the mark each had: who read for the client last stays as it was.
+    await wire.commit(group, topic, moved, (p) => marked.get(p)?.metadata ?? null);
     logger.warn(
       `[Kafka] ${endpoint}: retention deleted ${lost} messages of ${clientId} while it was away (${
         lines.join(", ")
@@ -294,6 +317,7 @@ export class SharedFetch {
   async forget(clientId: string): Promise<void> {
     this.#delivered.delete(clientId);
     this.#lost.delete(clientId);
+    this.#marks.delete(clientId);
     await this.#options.wire.deleteGroup(this.#options.groupId(clientId));
   }
 
@@ -497,7 +521,12 @@ export class SharedFetch {
       reader.settled.clear();
       const offsets = new Map([...settled].map(([p, o]) => [p, String(o)]));
       try {
-        await this.#options.wire.commit(this.#options.groupId(reader.clientId), reader.topic, offsets);
+        await this.#options.wire.commit(
+          this.#options.groupId(reader.clientId),
+          reader.topic,
+          offsets,
+          () => reader.mark,
+        );
         for (const [p, o] of settled) reader.committed.set(p, o);
         reader.committedAt = this.#options.scheduler.now();
       } catch (e) {
