@@ -271,7 +271,9 @@ export class KafkaWire {
       });
       const out = new Map<number, Committed>(partitions.map((p) => [p, { offset: "-1", metadata: null }]));
       for (const r of responses) {
-        for (const p of r.partitions) out.set(p.partition, { offset: p.offset, metadata: p.metadata || null });
+        for (const p of r.partitions) {
+          out.set(p.partition, { offset: p.offset, metadata: p.metadata || null });
+        }
       }
       return out;
     });
@@ -294,7 +296,11 @@ export class KafkaWire {
         memberId: "",
         topics: [{
           topic,
-          partitions: [...offsets].map(([partition, offset]) => ({ partition, offset, metadata: mark(partition) })),
+          partitions: [...offsets].map(([partition, offset]) => ({
+            partition,
+            offset,
+            metadata: mark(partition),
+          })),
         }],
       });
     });
