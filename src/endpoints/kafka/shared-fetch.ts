@@ -20,6 +20,7 @@ import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import type { FetchedPartition, KafkaWire } from "./wire.ts";
 import { OffsetOutOfRange } from "./wire.ts";
 import { isConnectionError } from "./kafka-log.ts";
+import { skipDeleted } from "./retention.ts";
 
 export interface SharedFetchOptions {
   /** The endpoint's name, for deliveries and log lines. */
@@ -269,43 +270,22 @@ export class SharedFetch {
 
   /**
    * What retention deleted of the client's messages while it was away, for the resume report
-   * (run under the client's lock, before its resume). Reading on this node, it counts only what
-   * its fetch found deleted since the last call. Else, per partition of `topic` where its
-   * committed offset lies below the log's start (the first offset the broker still has), the
-   * difference is lost: that start is committed as the client's offset, so the resume goes on
-   * from it, and the count is reported once. Rejects with the Kafka error (nothing moved then).
+   * (run under the client's lock, before its resume), counted once. Reading on this node, only
+   * what its fetch found deleted since the last call; else also what lies between its committed
+   * offsets and the logs' start, which becomes its position (see retention.ts). Rejects with the
+   * Kafka error (nothing moved then).
    */
   async takeLost(clientId: string, topic: string): Promise<number> {
     const pending = this.#lost.get(clientId) ?? 0;
     this.#lost.delete(clientId);
     if (this.#readers.has(clientId)) return pending;
     const { wire, groupId, logger, endpoint } = this.#options;
-    const group = groupId(clientId);
-    const partitions = (await wire.partitions(topic)).map((l) => l.partition);
-    const marked = await wire.committedMarked(group, topic, partitions);
-    const committed = new Map([...marked].map(([p, c]) => [p, c.offset]));
-    const known = partitions.filter((p) => committed.get(p) !== "-1");
-    if (known.length === 0) return pending;
-    const starts = await wire.offsets(topic, known, "earliest");
-    const moved = new Map<number, string>();
-    const lines: string[] = [];
-    let lost = 0n;
-    for (const p of known) {
-      const [from, start] = [BigInt(committed.get(p)!), BigInt(starts.get(p) ?? "-1")];
-      if (start <= from) continue;
-      lost += start - from;
-      moved.set(p, String(start));
-      lines.push(`${topic}/${p}: ${start - from} (offsets ${from} to ${start - 1n})`);
+    try {
+      return pending + await skipDeleted(wire, groupId(clientId), topic, { logger, endpoint, clientId });
+    } catch (error) {
+      this.keepLost(clientId, pending); // for the next report
+      throw error;
     }
-    if (moved.size === 0) return pending;
-    // With the mark each had: who read for the client last stays as it was.
-    await wire.commit(group, topic, moved, (p) => marked.get(p)?.metadata ?? null);
-    logger.warn(
-      `[Kafka] ${endpoint}: retention deleted ${lost} messages of ${clientId} while it was away (${
-        lines.join(", ")
-      }); it goes on from the log's start, and its resume report says so`,
-    );
-    return pending + Number(lost);
   }
 
   /** Losses found too late for the report they were asked for: in the next one. */
