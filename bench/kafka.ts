@@ -15,7 +15,8 @@
  * a group of their own each), so every message is delivered 20 times. Then the bind side
  * (bench/kafka-bind.ts). Consumers bound and 50 messages (1,000 deliveries) of warm-up
  * first; then BENCH_MESSAGES (500) produced at once (in sends of 10), so latency includes the
- * queueing of the burst. Deliveries/s and CPU per delivery of the server process (all threads).
+ * queueing of the burst. Deliveries/s and CPU per delivery of the server process (all threads),
+ * and of the process the 20 readers run in (this one's WebSocket clients; bare: its consumers).
  * Figures, not assertions.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -42,6 +43,8 @@ interface Figures {
   delivered: number;
   perSecond: number;
   cpuUsPerDelivery: number;
+  /** CPU per delivery of the process its 20 readers run in: this one's WebSocket clients (bare: its own). */
+  readerCpuUsPerDelivery: number;
   p50: number;
   p99: number;
 }
@@ -100,6 +103,7 @@ function table(runtime: Runtime, f: Record<Side, Figures>): string[] {
     );
   row(`deliveries/s (1 producer -> ${CLIENTS} clients, ${MESSAGES} msgs)`, (s) => f[s].perSecond, 0);
   row("CPU per delivery, server process (us)", (s) => f[s].cpuUsPerDelivery, 1);
+  row("CPU per delivery, the readers' process (us; bare: the same)", (s) => f[s].readerCpuUsPerDelivery, 1);
   row("queueing in the burst: p50 latency (ms)", (s) => f[s].p50, 1);
   row("queueing in the burst: p99 latency (ms)", (s) => f[s].p99, 1);
   for (const side of ["gateway", "forwarder", "bare"] as Side[]) {
@@ -217,12 +221,14 @@ endpoints:
       latencies = [];
       start = Infinity;
       const cpu = cpuMs(pid);
+      const readerCpu = cpuMs(process.pid);
       await produce(topic(side), MESSAGES);
       await until(CLIENTS * MESSAGES);
       const figures = {
         delivered: latencies.length,
         perSecond: latencies.length / ((last - start) / 1000),
         cpuUsPerDelivery: ((cpuMs(pid) - cpu) * 1000) / latencies.length,
+        readerCpuUsPerDelivery: ((cpuMs(process.pid) - readerCpu) * 1000) / latencies.length,
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
       };
@@ -251,7 +257,9 @@ endpoints:
     await produce(topic("bare"), WARMUP);
     await bareLine(/^warm$/);
     await produce(topic("bare"), MESSAGES);
-    const bare = JSON.parse(await bareLine(/^\{/));
+    const bareFigures = JSON.parse(await bareLine(/^\{/));
+    // Its consumers are its readers: one process.
+    const bare = { ...bareFigures, readerCpuUsPerDelivery: bareFigures.cpuUsPerDelivery };
     const bind = await bindFigures(gw, kafka, producer, brokers[0], `${ns}.bind`, `b-${runtime}`, WINDOW_MS);
     return { gateway, forwarder, bare, bind };
   } finally {
