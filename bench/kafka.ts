@@ -17,7 +17,8 @@
  * first; then BENCH_MESSAGES (500) produced at once (in sends of 10), so latency includes the
  * queueing of the burst. Deliveries/s and CPU per delivery of the server process (all threads),
  * and of the process the 20 readers run in (this one's WebSocket clients; bare: its consumers).
- * Figures, not assertions.
+ * `BENCH_ROUNDS` (1) runs per runtime, alternating, give each figure's median. Figures, not
+ * assertions.
  */
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -35,6 +36,8 @@ import { cpuMs, percentile } from "./measure.ts";
 const CLIENTS = 20;
 const WARMUP = 50;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 500);
+/** Runs per runtime; the tables give medians. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 /** The gateway's reconnection window: the cleanup of 1,000 clients is timed from its end. */
 const WINDOW_MS = 5000;
 
@@ -54,21 +57,30 @@ if (process.argv.includes("--child")) {
   process.exit(0);
 }
 
+type RunFigures = Record<Side, Figures> & { bind: BindFigures };
+const runs: Record<Runtime, RunFigures[]> = { deno: [], bun: [] };
+// On a shared machine one run says little: BENCH_ROUNDS runs per runtime, alternating, and the
+// tables give each figure's median.
+for (let round = 0; round < ROUNDS; round++) {
+  for (const runtime of ["deno", "bun"] as Runtime[]) {
+    const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/kafka.ts", ["--child"]), {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, KAFKA_BROKERS: KAFKA_BROKERS.join(",") },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      runs[runtime].push(JSON.parse(result.stdout.trim().split("\n").at(-1) ?? ""));
+    } catch {
+      throw new Error(`the ${runtime} run failed: ${result.stdout}`);
+    }
+    console.error(`${runtime} round ${round + 1}: ${result.stdout.trim().split("\n").at(-1)}`);
+  }
+}
 const rows: string[] = [];
 const bindRows: string[] = [];
 for (const runtime of ["deno", "bun"] as Runtime[]) {
-  const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/kafka.ts", ["--child"]), {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, KAFKA_BROKERS: KAFKA_BROKERS.join(",") },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let figures: Record<Side, Figures> & { bind: BindFigures };
-  try {
-    figures = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "");
-  } catch {
-    throw new Error(`the ${runtime} run failed: ${result.stdout}`);
-  }
+  const figures = medianOf(runs[runtime]);
   rows.push(...table(runtime, figures));
   bindRows.push(bindRow(runtime, figures.bind));
 }
@@ -83,6 +95,16 @@ console.log(
   }`,
 );
 process.exit(0);
+
+/** Each numeric figure's median over the runs (objects figure by figure). */
+function medianOf<T>(values: T[]): T {
+  const first = values[0] as unknown;
+  if (typeof first === "number") return percentile(values as number[], 50) as T;
+  if (typeof first !== "object" || first === null) return values[0];
+  return Object.fromEntries(
+    Object.keys(first).map((k) => [k, medianOf(values.map((v) => (v as Record<string, unknown>)[k]))]),
+  ) as T;
+}
 
 function bindRow(runtime: Runtime, b: BindFigures): string {
   return `| ${runtime} | ${b.bindP50.toFixed(0)} / ${b.bindP99.toFixed(0)} | ${b.resumeP50.toFixed(0)} / ${
