@@ -10,20 +10,22 @@
  *   frames and one consumer per client, none of the gateway's logic (bench/kafka-forwarder.ts,
  *   a process of its own, served like the gateway).
  *
- * The broker is the Kafka test broker (tests/support/kafka), run as its own process, or the
- * cluster named by KAFKA_BROKERS. Each client reads the whole topic (the baselines' consumers in
+ * The broker is Apache Kafka at KAFKA_BROKERS (127.0.0.1:9092 by default; start one with
+ * tests/support/kafka-broker/start.sh). Each client reads the whole topic (the baselines' consumers in
  * a group of their own each), so every message is delivered 20 times. Then the bind side
  * (bench/kafka-bind.ts). Consumers bound and 50 messages (1,000 deliveries) of warm-up
  * first; then BENCH_MESSAGES (500) produced at once (in sends of 10), so latency includes the
- * queueing of the burst. Deliveries/s and CPU per delivery of the server process (all threads).
- * Figures, not assertions.
+ * queueing of the burst. Deliveries/s and CPU per delivery of the server process (all threads),
+ * and of the process the 20 readers run in (this one's WebSocket clients; bare: its consumers).
+ * `BENCH_ROUNDS` (1) runs per runtime, alternating, give each figure's median. Figures, not
+ * assertions.
  */
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import process from "node:process";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { startGateway } from "../tests/support/gateway-process.ts";
-import { freePort } from "../tests/support/net.ts";
+import { KAFKA_BROKERS } from "../tests/support/kafka/cluster.ts";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
 import { connect, inBatches } from "./clients.ts";
@@ -34,6 +36,8 @@ import { cpuMs, percentile } from "./measure.ts";
 const CLIENTS = 20;
 const WARMUP = 50;
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 500);
+/** Runs per runtime; the tables give medians. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 /** The gateway's reconnection window: the cleanup of 1,000 clients is timed from its end. */
 const WINDOW_MS = 5000;
 
@@ -42,37 +46,43 @@ interface Figures {
   delivered: number;
   perSecond: number;
   cpuUsPerDelivery: number;
+  /** CPU per delivery of the process its 20 readers run in: this one's WebSocket clients (bare: its own). */
+  readerCpuUsPerDelivery: number;
   p50: number;
   p99: number;
 }
 
 if (process.argv.includes("--child")) {
-  console.log(JSON.stringify(await measure(process.env.KAFKA_BROKERS!.split(","))));
+  console.log(JSON.stringify(await measure(KAFKA_BROKERS)));
   process.exit(0);
 }
 
-const broker = await startBroker();
-const rows: string[] = [];
-const bindRows: string[] = [];
-try {
+type RunFigures = Record<Side, Figures> & { bind: BindFigures };
+const runs: Record<Runtime, RunFigures[]> = { deno: [], bun: [] };
+// On a shared machine one run says little: BENCH_ROUNDS runs per runtime, alternating, and the
+// tables give each figure's median.
+for (let round = 0; round < ROUNDS; round++) {
   for (const runtime of ["deno", "bun"] as Runtime[]) {
     const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/kafka.ts", ["--child"]), {
       cwd: ROOT,
       encoding: "utf8",
-      env: { ...process.env, KAFKA_BROKERS: broker.brokers.join(",") },
+      env: { ...process.env, KAFKA_BROKERS: KAFKA_BROKERS.join(",") },
       stdio: ["ignore", "pipe", "inherit"],
     });
-    let figures: Record<Side, Figures> & { bind: BindFigures };
     try {
-      figures = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "");
+      runs[runtime].push(JSON.parse(result.stdout.trim().split("\n").at(-1) ?? ""));
     } catch {
       throw new Error(`the ${runtime} run failed: ${result.stdout}`);
     }
-    rows.push(...table(runtime, figures));
-    bindRows.push(bindRow(runtime, figures.bind));
+    console.error(`${runtime} round ${round + 1}: ${result.stdout.trim().split("\n").at(-1)}`);
   }
-} finally {
-  broker.child?.kill("SIGTERM");
+}
+const rows: string[] = [];
+const bindRows: string[] = [];
+for (const runtime of ["deno", "bun"] as Runtime[]) {
+  const figures = medianOf(runs[runtime]);
+  rows.push(...table(runtime, figures));
+  bindRows.push(bindRow(runtime, figures.bind));
 }
 console.log(
   `\n| runtime | figure | gateway | forwarder | bare kafkajs | gateway / forwarder | gateway / bare |\n| --- | --- | --- | --- | --- | --- | --- |\n${
@@ -85,6 +95,16 @@ console.log(
   }`,
 );
 process.exit(0);
+
+/** Each numeric figure's median over the runs (objects figure by figure). */
+function medianOf<T>(values: T[]): T {
+  const first = values[0] as unknown;
+  if (typeof first === "number") return percentile(values as number[], 50) as T;
+  if (typeof first !== "object" || first === null) return values[0];
+  return Object.fromEntries(
+    Object.keys(first).map((k) => [k, medianOf(values.map((v) => (v as Record<string, unknown>)[k]))]),
+  ) as T;
+}
 
 function bindRow(runtime: Runtime, b: BindFigures): string {
   return `| ${runtime} | ${b.bindP50.toFixed(0)} / ${b.bindP99.toFixed(0)} | ${b.resumeP50.toFixed(0)} / ${
@@ -105,6 +125,7 @@ function table(runtime: Runtime, f: Record<Side, Figures>): string[] {
     );
   row(`deliveries/s (1 producer -> ${CLIENTS} clients, ${MESSAGES} msgs)`, (s) => f[s].perSecond, 0);
   row("CPU per delivery, server process (us)", (s) => f[s].cpuUsPerDelivery, 1);
+  row("CPU per delivery, the readers' process (us; bare: the same)", (s) => f[s].readerCpuUsPerDelivery, 1);
   row("queueing in the burst: p50 latency (ms)", (s) => f[s].p50, 1);
   row("queueing in the burst: p99 latency (ms)", (s) => f[s].p99, 1);
   for (const side of ["gateway", "forwarder", "bare"] as Side[]) {
@@ -113,19 +134,6 @@ function table(runtime: Runtime, f: Record<Side, Figures>): string[] {
     }
   }
   return out;
-}
-
-/** The test broker in a process of its own (so it does not share the clients' event loop). */
-async function startBroker(): Promise<{ brokers: string[]; child?: ChildProcess }> {
-  if (process.env.KAFKA_BROKERS) return { brokers: process.env.KAFKA_BROKERS.split(",") };
-  const port = await freePort();
-  const child = spawn(
-    runtimeBinary("deno"),
-    runArgs("deno", "tests/support/kafka/main.ts", ["--port", String(port)]),
-    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-  );
-  await linesOf(child)(/listening/);
-  return { brokers: [`127.0.0.1:${port}`], child };
 }
 
 /**
@@ -235,12 +243,14 @@ endpoints:
       latencies = [];
       start = Infinity;
       const cpu = cpuMs(pid);
+      const readerCpu = cpuMs(process.pid);
       await produce(topic(side), MESSAGES);
       await until(CLIENTS * MESSAGES);
       const figures = {
         delivered: latencies.length,
         perSecond: latencies.length / ((last - start) / 1000),
         cpuUsPerDelivery: ((cpuMs(pid) - cpu) * 1000) / latencies.length,
+        readerCpuUsPerDelivery: ((cpuMs(process.pid) - readerCpu) * 1000) / latencies.length,
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
       };
@@ -269,7 +279,9 @@ endpoints:
     await produce(topic("bare"), WARMUP);
     await bareLine(/^warm$/);
     await produce(topic("bare"), MESSAGES);
-    const bare = JSON.parse(await bareLine(/^\{/));
+    const bareFigures = JSON.parse(await bareLine(/^\{/));
+    // Its consumers are its readers: one process.
+    const bare = { ...bareFigures, readerCpuUsPerDelivery: bareFigures.cpuUsPerDelivery };
     const bind = await bindFigures(gw, kafka, producer, brokers[0], `${ns}.bind`, `b-${runtime}`, WINDOW_MS);
     return { gateway, forwarder, bare, bind };
   } finally {

@@ -185,15 +185,25 @@ export class ClientConnection implements Connection {
 
   /**
    * The resume report for the welcome: what the session lost while away, as far as anyone can
-   * tell (the bound endpoints' own counts of messages they dropped; each call resets them).
+   * tell (the bound endpoints' own counts of messages they dropped, or their brokers deleted;
+   * each call resets them).
    */
-  recoveryReport(): Recovery {
+  async recoveryReport(): Promise<Recovery> {
     if (!this.#recovery.recovered) return this.#recovery;
     const lost: Record<string, number> = {};
-    for (const name of this.#bound.keys()) {
-      const n = this.settings.endpoints.bindable(name)?.takeLosses?.(this.clientId) ?? 0;
-      if (n > 0) lost[name] = n;
-    }
+    const counts = await Promise.all(
+      [...this.#bound].map(async ([name, params]) => {
+        try {
+          return [
+            name,
+            await this.settings.endpoints.bindable(name)?.takeLosses?.(this.clientId, params) ?? 0,
+          ] as const;
+        } catch {
+          return [name, 0] as const; // nothing known (the endpoint says why in its own log)
+        }
+      }),
+    );
+    for (const [name, n] of counts) if (n > 0) lost[name] = n;
     return Object.keys(lost).length > 0 ? { recovered: false, reason: "dropped", lost } : { recovered: true };
   }
 

@@ -123,10 +123,13 @@ export interface LifecycleBinder {
   unbindClient(clientId: string, params: Record<string, string>): Promise<void>;
   /**
    * Messages for the client that were lost while it was away and that this endpoint knows of
-   * (the memory endpoint's queue_limit overflow), since the last call; resets the count. For
-   * the resume report (`recovered`). Endpoints that cannot tell leave it out.
+   * (the memory endpoint's queue_limit overflow, what Kafka's retention deleted past its
+   * committed offsets), since the last call; resets the count. For the resume report
+   * (`recovered`): called with the binding's params when a session comes back, before the
+   * welcome and before `resumeClient`. It may ask the broker (a promise); it should not throw
+   * (a failure counts as nothing known). Endpoints that cannot tell leave it out.
    */
-  takeLosses?(clientId: string): number;
+  takeLosses?(clientId: string, params: Record<string, string>): number | Promise<number>;
 }
 
 export type BindableEndpoint = Endpoint & LifecycleBinder;

@@ -253,7 +253,7 @@ export class Hub implements DeliveryHandler {
       }
       conn.opening();
       const restart = await conn.leftUnacknowledged(SETTLE_WAIT_MS);
-      greet?.(conn.recoveryReport());
+      greet?.(await conn.recoveryReport());
       conn.attach(sink);
       return await this.#bindings.resumeOnOpen(conn, restart);
     });

@@ -235,7 +235,7 @@ test(
     await brokerDownAtStart(
       "kafka",
       "orders",
-      `    brokers: ["${kafka.address}"]\n    publish_topic: "${ns}.{clientId}"\n    subscribe_topic: "${ns}.{clientId}"\n    session_timeout: 10s\n    fetch_max_wait: 100ms\n`,
+      `    brokers: ["${kafka.address}"]\n    publish_topic: "${ns}.{clientId}"\n    subscribe_topic: "${ns}.{clientId}"\n    fetch_max_wait: 100ms\n`,
       kafka,
       true,
     );

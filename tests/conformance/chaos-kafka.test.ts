@@ -2,7 +2,7 @@
  * Chaos on Kafka (DESIGN.md sections 5 and 11), the companion of chaos.test.ts: clients reach the
  * gateway through the cutting proxy (each connection cut after a random 0.3-2 s, the bytes in
  * flight thrown away, back in 0-500 ms with the same client ID) and are bound to a Kafka endpoint
- * on the test broker (or KAFKA_BROKERS), where an outside kafkajs producer sends each client's
+ * on Apache Kafka (KAFKA_BROKERS), where an outside kafkajs producer sends each client's
  * topic `<ns>.<clientId>.down` (key: the client ID) a numbered stream at 200 msg/s.
  *
  * With end-to-end acks (`ack=1`) nothing may be lost, and every copy of a message past the first
@@ -37,7 +37,6 @@ endpoints:
     brokers: [${brokers.map((b) => `"${b}"`).join(", ")}]
     publish_topic: "${ns}.{clientId}.up"
     subscribe_topic: "${ns}.{clientId}.down"
-    session_timeout: 10s
     fetch_max_wait: 100ms
 `;
 

@@ -53,7 +53,6 @@ ${
     brokers: [${kafka.brokers.map((b) => `"${b}"`).join(", ")}]
     publish_topic: "${kafka.ns}.{clientId}.up"
     subscribe_topic: "${kafka.ns}.{clientId}.down"
-    session_timeout: 10s
     fetch_max_wait: 100ms
 `
       : ""

@@ -1,6 +1,6 @@
 /**
- * The endpoint contract kit against the Kafka endpoint: on the Kafka wire-protocol test broker,
- * or on the cluster named by KAFKA_BROKERS. Durable: committed offsets outlive the gateway.
+ * The endpoint contract kit against the Kafka endpoint, on Apache Kafka (KAFKA_BROKERS,
+ * 127.0.0.1:9092 by default). Durable: committed offsets outlive the gateway.
  */
 import { after, before } from "node:test";
 import type { Producer } from "kafkajs";

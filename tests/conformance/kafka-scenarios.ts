@@ -1,6 +1,6 @@
 /**
- * Black-box scenarios for a gateway with a Kafka endpoint, on the Kafka test broker (or the
- * cluster named by KAFKA_BROKERS); plain kafkajs clients play the outside world.
+ * Black-box scenarios for a gateway with a Kafka endpoint, on Apache Kafka (KAFKA_BROKERS, see
+ * tests/support/kafka/cluster.ts); plain kafkajs clients play the outside world.
  */
 import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
@@ -22,7 +22,6 @@ endpoints:
     brokers: [${brokers.map((b) => `"${b}"`).join(", ")}]
     publish_topic: "${ns}.{clientId}.up"
     subscribe_topic: "${ns}.{clientId}.down"
-    session_timeout: 10s
     fetch_max_wait: 100ms
 `;
 }
@@ -41,7 +40,7 @@ export function kafkaInject(kafka: () => Kafka, ns: string) {
 
 const unique = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
 
-/** `kafka` gives the outside client once the test broker runs (scenarios are made before). */
+/** `kafka` gives the outside client once the suite has made it (scenarios are made before). */
 export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
   return [
     {
@@ -108,6 +107,50 @@ export function kafkaScenarios(kafka: () => Kafka, ns: string): Scenario[] {
         } finally {
           await admin.disconnect();
         }
+      },
+    },
+    {
+      name:
+        "kafka: away, retention deletes 15 of 20 -> the welcome reports 15 lost, the 5 left and what follows come in order",
+      async run(gw) {
+        const id = unique("ret");
+        const topic = `${ns}.${id}.down`;
+        const first = await openWelcomed(gw.ws, id);
+        first.socket.send({ type: "subscribe", endpoint: "orders", id: "s" });
+        await first.socket.next((f) => f.type === "receipt" && f.id === "s");
+        await first.socket.close();
+        const producer = await outsideProducer(kafka());
+        const send = (from: number, count: number) =>
+          producer.send({
+            topic,
+            messages: Array.from(
+              { length: count },
+              (_, i) => ({ key: id, value: JSON.stringify({ n: from + i }) }),
+            ),
+          });
+        await send(1, 20);
+        const admin = kafka().admin();
+        await admin.connect();
+        try {
+          // What retention does to old segments, at once: the log now starts at offset 15.
+          await admin.fetchTopicOffsets(topic);
+          await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: "15" }] });
+        } finally {
+          await admin.disconnect();
+        }
+        const second = await openWelcomed(gw.ws, id);
+        assert.equal(second.welcome.resumed, true);
+        assert.equal(second.welcome.recovered, false);
+        assert.equal(second.welcome.reason, "dropped");
+        assert.deepEqual(second.welcome.lost, { orders: 15 });
+        assert.deepEqual(await second.socket.settled("orders", 5), numbered(5, 16), "the rest, in order");
+        await send(21, 1);
+        assert.deepEqual(await second.socket.settled("orders", 6), numbered(6, 16), "then live ones");
+        await producer.disconnect();
+        await second.socket.close();
+        const third = await openWelcomed(gw.ws, id);
+        assert.equal(third.welcome.recovered, true, "reported once");
+        await third.socket.close();
       },
     },
     {

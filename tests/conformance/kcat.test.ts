@@ -1,7 +1,7 @@
 /**
  * kcat (librdkafka, not kafkajs) producing from outside: what another Kafka client writes to a
  * client's topic reaches that client through the gateway, in order, keys and all. On Apache Kafka
- * when KAFKA_BROKERS names it (as .ci/run does), else on the TypeScript test broker.
+ * (KAFKA_BROKERS, 127.0.0.1:9092 by default).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";

@@ -1,19 +1,20 @@
 /**
- * The Kafka endpoint against a Kafka broker (the wire-protocol test broker, or KAFKA_BROKERS):
- * the publish path, a disconnect in the middle of a burst, where a new binding starts, unbind,
- * an unreachable broker. Plain kafkajs clients play the outside world.
+ * The Kafka endpoint against Apache Kafka (KAFKA_BROKERS, 127.0.0.1:9092 by default): the
+ * publish path, a disconnect in the middle of a burst, where a new binding starts, unbind,
+ * retention while a client is away, the shared fetch, bounded publishes. A broker that goes away
+ * or stops answering is kafka-private-broker.test.ts's. Plain kafkajs clients play the outside
+ * world.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { Kafka, logLevel } from "kafkajs";
-import type { EachMessagePayload } from "kafkajs";
+import type { Admin, EachMessagePayload } from "kafkajs";
 import type { GatewayError } from "../../src/core/errors.ts";
+import { memoryLogger } from "../../src/core/logger.ts";
 import { encodeText } from "../../src/core/payload.ts";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import type { KafkaEndpointOptions } from "../../src/endpoints/kafka/kafka-endpoint.ts";
 import { eventually, RecordingHandler } from "../conformance/endpoint-contract.ts";
 import type { OptionalKeys, Same } from "../conformance/endpoint-contract.ts";
-import { KafkaTestBroker } from "../support/kafka/broker.ts";
 import { kafkaNamespace, makeKafkaEndpoint, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { connectionsTo } from "../support/net.ts";
@@ -166,6 +167,43 @@ test("kafka: unbind deletes the client's consumer group", async () => {
   }
 });
 
+test("kafka: a group with a member of someone else's is not deleted: unbind fails, temporary, and succeeds once the member left; twice is fine", async () => {
+  const ns = kafkaNamespace("nonempty");
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
+  await endpoint.start(new RecordingHandler());
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const client = id("ne");
+  const group = endpoint.groupId(client);
+  // A consumer in the client's group (an older gateway's member, or anyone's): the broker answers
+  // DeleteGroups with NON_EMPTY_GROUP while it is in.
+  const member = kafka.kafka.consumer({ groupId: group, maxWaitTimeInMs: 100 });
+  let joined = false;
+  member.on(member.events.GROUP_JOIN, () => (joined = true));
+  try {
+    await endpoint.bindClient(client, {});
+    await member.connect();
+    await member.subscribe({ topic: `${ns}.${client}.down` });
+    await member.run({ eachMessage: () => Promise.resolve() });
+    await eventually(() => joined, "the member to join", 30_000);
+    await assert.rejects(
+      endpoint.unbindClient(client),
+      (e: GatewayError) =>
+        e.code === "UPSTREAM_UNAVAILABLE" && e.temporary &&
+        e.message.includes(`delete group ${group}: it has members (NON_EMPTY_GROUP)`),
+    );
+    assert.ok((await admin.listGroups()).groups.some((g) => g.groupId === group), "still there");
+    await member.disconnect();
+    await endpoint.unbindClient(client);
+    assert.equal((await admin.describeGroups([group])).groups[0].state, "Dead", "gone once it could be");
+    await endpoint.unbindClient(client);
+  } finally {
+    await member.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
 test("kafka: a bound client is no group member: its group holds the committed start and no members", async () => {
   const ns = kafkaNamespace("nomember");
   const endpoint = makeKafkaEndpoint(kafka.brokers, { ns });
@@ -199,6 +237,149 @@ test("kafka: a bound client is no group member: its group holds the committed st
     await producer.disconnect();
     await admin.disconnect();
     await endpoint.stop();
+  }
+});
+
+/**
+ * Moves each partition's log start to the given offset, as retention does when it deletes a
+ * segment (DeleteRecords: deterministic, where retention.ms runs on the broker's own schedule).
+ */
+async function deleteRecords(admin: Admin, topic: string, starts: string[]): Promise<void> {
+  await admin.fetchTopicOffsets(topic); // kafkajs finds the leaders in metadata it already has
+  await admin.deleteTopicRecords({
+    topic,
+    partitions: starts.map((offset, partition) => ({ partition, offset })),
+  });
+}
+
+test("kafka: retention deleted messages while the client was away: the resume report counts them per partition, and it goes on from the log's start, in order", async () => {
+  const ns = kafkaNamespace("retention");
+  const logger = memoryLogger();
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, logger });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("ret");
+  const topic = `${ns}.${client}.down`;
+  const produce = (partition: number, values: string[]) =>
+    producer.send({ topic, messages: values.map((value) => ({ value, partition })) });
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] });
+    await endpoint.bindClient(client, {});
+    await produce(0, range("p0-a", 5));
+    await produce(1, range("p1-a", 5));
+    await eventually(() => handler.of(client).length === 10, "the first ten");
+    await endpoint.suspendClient(client);
+    assert.equal(await endpoint.takeLosses(client, {}), 0, "nothing deleted yet");
+    await produce(0, range("p0-b", 20));
+    await produce(1, range("p1-b", 20));
+    // The client committed 5 on each; the log now starts at 17 on partition 0, 10 on 1.
+    await deleteRecords(admin, topic, ["17", "10"]);
+    assert.equal(await endpoint.takeLosses(client, {}), 12 + 5, "offsets 5-16 and 5-9");
+    assert.equal(await endpoint.takeLosses(client, {}), 0, "reported once");
+    assert.ok(
+      logger.lines.some((l) =>
+        l.startsWith(`WARN [Kafka] orders: retention deleted 17 messages of ${client} while it was away`) &&
+        l.includes(`${topic}/0: 12 (offsets 5 to 16), ${topic}/1: 5 (offsets 5 to 9)`)
+      ),
+      logger.lines.join("\n"),
+    );
+    const [committed] = await admin.fetchOffsets({ groupId: endpoint.groupId(client), topics: [topic] });
+    assert.deepEqual(
+      committed.partitions.sort((a, b) => a.partition - b.partition).map((p) => p.offset),
+      ["17", "10"],
+      "the log's start committed",
+    );
+    await endpoint.resumeClient(client, {});
+    await eventually(() => handler.of(client).length === 10 + 8 + 15, "what is left");
+    const after = handler.of(client).slice(10);
+    assert.deepEqual(after.filter((v) => v.startsWith("p0")), range("p0-b", 20).slice(12), "in order");
+    assert.deepEqual(after.filter((v) => v.startsWith("p1")), range("p1-b", 20).slice(5), "in order");
+    await produce(0, ["p0-live"]);
+    await eventually(() => handler.of(client).at(-1) === "p0-live", "live again");
+    assert.equal(await endpoint.takeLosses(client, {}), 0);
+    await endpoint.unbindClient(client);
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: a deleted offset the check missed (resumed without it) is found at the fetch: counted for the next report", async () => {
+  const ns = kafkaNamespace("retention-fetch");
+  const logger = memoryLogger();
+  const endpoint = makeKafkaEndpoint(kafka.brokers, { ns, logger });
+  const handler = new RecordingHandler();
+  await endpoint.start(handler);
+  const admin = kafka.kafka.admin();
+  await admin.connect();
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("retf");
+  const topic = `${ns}.${client}.down`;
+  try {
+    await endpoint.bindClient(client, {});
+    await producer.send({ topic, messages: [{ value: "a" }] });
+    await eventually(() => handler.of(client).length === 1, "the first");
+    await endpoint.suspendClient(client);
+    await producer.send({ topic, messages: range("b", 6).map((value) => ({ value })) });
+    await deleteRecords(admin, topic, ["4"]);
+    await endpoint.resumeClient(client, {});
+    await eventually(() => handler.of(client).length === 1 + 3, "what is left");
+    assert.deepEqual(handler.of(client), ["a", "b4", "b5", "b6"]);
+    assert.match(
+      logger.lines.join("\n"),
+      /offset 1 on .* is not in the log; going on from 4 \(3 messages deleted by retention/,
+    );
+    assert.equal(await endpoint.takeLosses(client, {}), 3);
+    assert.equal(await endpoint.takeLosses(client, {}), 0);
+    await endpoint.unbindClient(client);
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+    await endpoint.stop();
+  }
+});
+
+test("kafka: back on a node after another node had it, what that one delivered unacknowledged comes flagged redelivered; back where nobody else was, new ones are not", async () => {
+  const ns = kafkaNamespace("marks");
+  const [a, b] = [
+    makeKafkaEndpoint(kafka.brokers, { ns, nodeId: "a" }),
+    makeKafkaEndpoint(kafka.brokers, { ns, nodeId: "b" }),
+  ];
+  const [ha, hb] = [new RecordingHandler(), new RecordingHandler()];
+  await a.start(ha);
+  await b.start(hb);
+  const producer = await outsideProducer(kafka.kafka);
+  const client = id("mk");
+  const produce = (value: string) => producer.send({ topic: `${ns}.${client}.down`, messages: [{ value }] });
+  try {
+    await b.bindClient(client, {});
+    await produce("m1");
+    await eventually(() => hb.of(client).length === 1, "m1 on B");
+    await b.suspendClient(client);
+    // On A the client acknowledges nothing: m2 and m3 reach it, their offsets stay uncommitted.
+    ha.acking.add(client);
+    await a.resumeClient(client, {});
+    await produce("m2");
+    await produce("m3");
+    await eventually(() => ha.of(client).length === 2, "m2 and m3 on A");
+    await a.suspendClient(client);
+    await b.resumeClient(client, {});
+    await eventually(() => hb.of(client).length === 3, "m2 and m3 again on B");
+    assert.deepEqual(hb.of(client), ["m1", "m2", "m3"]);
+    assert.deepEqual(hb.redelivered.get(client), ["m2", "m3"], "A had delivered them");
+    await b.suspendClient(client);
+    await produce("m4");
+    await b.resumeClient(client, {});
+    await eventually(() => hb.of(client).length === 4, "m4 on B");
+    assert.deepEqual(hb.redelivered.get(client), ["m2", "m3"], "nobody had m4: not flagged");
+    await b.unbindClient(client);
+  } finally {
+    await producer.disconnect();
+    await Promise.all([a.stop(), b.stop()]);
   }
 });
 
@@ -321,143 +502,7 @@ test("kafka: an ack that comes after the unbind makes no group again", async () 
   }
 });
 
-test("kafka: with the broker gone, publishes fail with UPSTREAM_UNAVAILABLE and health says so", async () => {
-  const broker = await KafkaTestBroker.start();
-  const ns = kafkaNamespace("down");
-  // Longer than kafkajs's retries (about 1.5 s): its refusal, not the timeout, ends the publish.
-  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 5000, connectTimeout: 500 });
-  await endpoint.start(new RecordingHandler());
-  try {
-    await endpoint.publish("c", { payload: encodeText("up") }, {});
-    assert.equal((await endpoint.health()).ok, true);
-    await broker.stop();
-    await assert.rejects(
-      endpoint.publish("c", { payload: encodeText("down") }, {}),
-      (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE" && /publish to .* failed/.test(e.message),
-    );
-    assert.equal((await endpoint.health()).ok, false);
-  } finally {
-    await endpoint.stop();
-  }
-});
-
-test("kafka: broker restart: publishes fail while it is down, then consumers and producer carry on", async () => {
-  const broker = await KafkaTestBroker.start();
-  const ns = kafkaNamespace("restart");
-  // Longer than kafkajs's retries (about 1.5 s): its refusal, not the timeout, ends the publish.
-  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: 5000, connectTimeout: 500 });
-  const handler = new RecordingHandler();
-  await endpoint.start(handler);
-  const client = id("r");
-  const outside = new Kafka({ clientId: "outside", brokers: broker.brokers, logLevel: logLevel.NOTHING });
-  try {
-    await endpoint.bindClient(client, {});
-    await broker.pause();
-    await assert.rejects(
-      endpoint.publish(client, { payload: encodeText("while down") }, {}),
-      (e: GatewayError) => e.code === "UPSTREAM_UNAVAILABLE",
-    );
-    await new Promise((r) => setTimeout(r, 1500));
-    await broker.resume();
-
-    const producer = await outsideProducer(outside);
-    await producer.send({
-      topic: `${ns}.${client}.down`,
-      messages: range("after", 20).map((value) => ({ value })),
-    });
-    await producer.disconnect();
-    await eventually(() => handler.of(client).length >= 20, "deliveries after the restart", 30_000);
-    assert.deepEqual(handler.of(client), range("after", 20));
-    let published = false;
-    await eventually(
-      () => {
-        endpoint.publish(client, { payload: encodeText("probe") }, {}).then(
-          () => (published = true),
-          () => {},
-        );
-        return published;
-      },
-      "publishing to recover",
-      30_000,
-    );
-    await endpoint.unbindClient(client);
-  } finally {
-    await endpoint.stop();
-    await broker.stop();
-  }
-});
-
 const outcome = (p: Promise<unknown>) => p.then(() => "receipt", (e: GatewayError) => e.code);
-
-/** Every value in `topic` from its beginning, read by a plain consumer until `last` came. */
-async function readTopic(k: Kafka, topic: string, last: string): Promise<string[]> {
-  const values: string[] = [];
-  const consumer = k.consumer({ groupId: id("reader"), maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: ({ message }: EachMessagePayload) => {
-        values.push(message.value!.toString());
-        return Promise.resolve();
-      },
-    });
-    await eventually(() => values.includes(last), `"${last}" in ${topic}`, 30_000);
-  } finally {
-    await consumer.disconnect();
-  }
-  return values;
-}
-
-test("kafka: past publish_timeout a queued publish is withdrawn, a sent one OUTCOME_UNKNOWN", async () => {
-  const broker = await KafkaTestBroker.start();
-  const ns = kafkaNamespace("timeout");
-  const clock = new VirtualClock();
-  // Only the virtual clock ends these waits: kafkajs (real time) is still retrying the one sent.
-  const timeout = 60_000;
-  const endpoint = makeKafkaEndpoint(broker.brokers, { ns, publishTimeout: timeout, scheduler: clock });
-  await endpoint.start(new RecordingHandler());
-  const client = id("t");
-  const outside = new Kafka({ clientId: "outside", brokers: broker.brokers, logLevel: logLevel.NOTHING });
-  try {
-    await endpoint.publish(client, { payload: encodeText("before") }, {});
-    await broker.pause();
-    // One key: the first is handed to kafkajs, the others wait in its lane behind it.
-    const outcomes = range("t", 4).map((m) =>
-      outcome(endpoint.publish(client, { payload: encodeText(m) }, {}))
-    );
-    await clock.advance(timeout);
-    assert.deepEqual(await Promise.all(outcomes), [
-      "OUTCOME_UNKNOWN",
-      "UPSTREAM_UNAVAILABLE",
-      "UPSTREAM_UNAVAILABLE",
-      "UPSTREAM_UNAVAILABLE",
-    ]);
-
-    await broker.resume();
-    // Confirmed once kafkajs is done with the one it had: the lane has nothing else to send.
-    let confirmed = false;
-    await eventually(
-      () => {
-        endpoint.publish(client, { payload: encodeText("after") }, {}).then(
-          () => (confirmed = true),
-          () => {},
-        );
-        return confirmed;
-      },
-      "publishing to recover",
-      30_000,
-    );
-    const values = await readTopic(outside, `${ns}.${client}.up`, "after");
-    assert.equal(values[0], "before");
-    for (const withdrawn of ["t2", "t3", "t4"]) {
-      assert.ok(!values.includes(withdrawn), `${withdrawn} was sent`);
-    }
-  } finally {
-    await endpoint.stop();
-    await broker.stop();
-  }
-});
 
 test("kafka: publishes waiting on the brokers are bounded: 1000 per key, 10000 in all", async () => {
   const ns = kafkaNamespace("bounds");

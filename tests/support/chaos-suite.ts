@@ -26,12 +26,17 @@ export interface ChaosSuiteOptions {
    * gateway config per node, each started under the runtime that runs the test.
    */
   configs(): Promise<string[]> | string[];
-  /** Runs in `after`, once the nodes are killed: stops what `configs` started. */
+  /** Runs in `after`, once the nodes are killed: stops what `configs` (or the file) started. */
   cleanup?(): Promise<void>;
   /** Seconds of traffic when `CHAOS_SECONDS` is unset (default 10). */
   seconds?: number;
   /** A variable read before `CHAOS_CLIENTS` for the number of clients (default 10 when neither is set). */
   clientsVariable?: string;
+  /**
+   * Nodes of their own for each test (`configs` asked and the nodes started when the test
+   * starts, killed when it ends) instead of for the file: for tests that kill one.
+   */
+  freshNodes?: boolean;
 }
 
 /** The publisher of one scenario: sends each client its numbered stream, closed after the run. */
@@ -83,12 +88,14 @@ export function chaosSuite(options: ChaosSuiteOptions): ChaosSuite {
   );
   const seconds = Number(env.CHAOS_SECONDS ?? options.seconds ?? 10);
   let nodes: Gateway[] = [];
-  before(async () => {
+  const start = async () => {
     const configs = await options.configs();
     nodes = await Promise.all(configs.map((config) => startGateway(currentRuntime, config)));
-  });
+  };
+  const kill = () => Promise.all(nodes.map((gw) => gw.stop("SIGKILL")));
+  if (!options.freshNodes) before(start);
   after(async () => {
-    await Promise.all(nodes.map((gw) => gw.stop("SIGKILL")));
+    await kill();
     await options.cleanup?.();
   });
   const tails = (chars = 6000) =>
@@ -105,7 +112,16 @@ export function chaosSuite(options: ChaosSuiteOptions): ChaosSuite {
       return nodes;
     },
     tails,
-    test: (name, fn) => test(`chaos (${currentRuntime}): ${name}`, { timeout: 120_000 }, fn),
+    test: (name, fn) =>
+      test(`chaos (${currentRuntime}): ${name}`, { timeout: 120_000 }, async () => {
+        if (!options.freshNodes) return await fn();
+        await start();
+        try {
+          await fn();
+        } finally {
+          await kill();
+        }
+      }),
     async run(scenario) {
       const proxies = await Promise.all(nodes.map((gw) => ChaosProxy.start(Number(new URL(gw.http).port))));
       const bases = proxies.map((p) => `http://127.0.0.1:${p.port}`);

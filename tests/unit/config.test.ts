@@ -160,19 +160,20 @@ endpoints:
     assert.deepEqual(kafka.brokers, ["k1:9092", "k2:9092"]);
     assert.equal(kafka.start_from, "latest");
     assert.equal(kafka.fetch_max_wait, 500);
-    assert.equal(kafka.session_timeout, 30_000);
+    assert.equal(kafka.session_timeout, undefined);
   }
   assert.deepEqual(
     problems(`
 session: { type: redis, lease: 200ms }
 endpoints:
-  - { name: k, type: kafka, brokers: [localhost], publish_topic: a, subscribe_topic: b, start_from: middle }
+  - { name: k, type: kafka, brokers: [localhost], publish_topic: a, subscribe_topic: b, start_from: middle, session_timeout: 30s }
 `),
     [
       "session.redis: expected a mapping with addr (plain Redis) or url (session.type is redis), got nothing",
       "session.lease: expected at least 1s, got 200 ms",
       'endpoints[0].brokers[0]: expected a "host:port", got "localhost"',
       'endpoints[0].start_from: expected "latest" or "earliest", got "middle"',
+      "endpoints[0].session_timeout: no longer used: the gateway's Kafka clients are no consumer group members (their offsets are committed to member-less groups), so there is no group session to time out; remove it",
     ],
   );
   assert.deepEqual(

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GatewayError } from "../../src/core/errors.ts";
+import type { BindableEndpoint } from "../../src/core/endpoint.ts";
 import { MemorySessionStore } from "../../src/session/memory.ts";
 import { createHarness, RecordingSink, WINDOW } from "../support/hub-harness.ts";
 
@@ -97,6 +98,33 @@ test("resume report: recovered, unless the queue overflowed (with counts) or the
   const late = await reconnect();
   assert.equal(late.resumed, false);
   assert.deepEqual(reports.pop(), { recovered: false, reason: "expired" });
+});
+
+test("resume report: an endpoint may count its losses asynchronously, given the binding's params; one that fails counts as nothing known", async () => {
+  const h = await createHarness();
+  const reports: unknown[] = [];
+  const reconnect = async () => {
+    const conn = await h.hub.connect("c1", "test");
+    await conn.open(new RecordingSink(), (r) => reports.push(r));
+    return conn;
+  };
+  const asked: Array<Record<string, string>> = [];
+  // As the Kafka endpoint does: it asks its broker before the welcome.
+  const rooms: BindableEndpoint = h.rooms;
+  rooms.takeLosses = async (_clientId, params) => {
+    asked.push(params);
+    await Promise.resolve();
+    return 3;
+  };
+  const first = await h.connect("c1");
+  await first.conn.subscribe("rooms", { room: "r1" });
+  await first.conn.close();
+  await (await reconnect()).close();
+  assert.deepEqual(reports.pop(), { recovered: false, reason: "dropped", lost: { rooms: 3 } });
+  assert.deepEqual(asked, [{ room: "r1" }]);
+  rooms.takeLosses = () => Promise.reject(new Error("broker gone"));
+  await (await reconnect()).close();
+  assert.deepEqual(reports.pop(), { recovered: true });
 });
 
 test("dedupe: a publish retried with its id after a reconnect is not sent again and gets the first receipt", async () => {

@@ -1,4 +1,4 @@
-/** The `kafka` endpoint type: one shared producer, one consumer group per client. */
+/** The `kafka` endpoint type: one shared producer, one shared fetch, one member-less group per client. */
 import * as v from "valibot";
 import {
   boolean,
@@ -32,7 +32,16 @@ export default defineEndpoint({
     }, "a mapping with mechanism, username, password")),
     connect_timeout: duration("10s"),
     publish_timeout: duration("10s"),
-    session_timeout: duration("30s"),
+    /**
+     * Gone: bound clients are no consumer group members, so there is no session to time out. Refused
+     * with that reason, not as an unknown key, so an old config says what to do.
+     */
+    session_timeout: v.optional(
+      v.custom<never>(
+        () => false,
+        "no longer used: the gateway's Kafka clients are no consumer group members (their offsets are committed to member-less groups), so there is no group session to time out; remove it",
+      ),
+    ),
     fetch_max_wait: duration("500ms"),
   },
   create: (entry, ctx) =>
@@ -48,7 +57,6 @@ export default defineEndpoint({
       nodeId: ctx.nodeId,
       connectTimeout: entry.connect_timeout,
       publishTimeout: entry.publish_timeout,
-      sessionTimeout: entry.session_timeout,
       fetchMaxWait: entry.fetch_max_wait,
       logger: ctx.logger,
       scheduler: ctx.scheduler,

@@ -64,8 +64,6 @@ export interface KafkaEndpointOptions {
   connectTimeout: number;
   /** How long a publish may wait for the broker's ack, in ms. */
   publishTimeout: number;
-  /** Unused since clients are no consumer group members (kept so configs that set it stay valid). */
-  sessionTimeout: number;
   /** Longest a fetch waits for data, in ms: also how long a suspend may take. */
   fetchMaxWait: number;
   logger: Logger;
@@ -74,6 +72,8 @@ export interface KafkaEndpointOptions {
 }
 
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+/** Longest the welcome waits for the retention check of a resume (see takeLosses), in ms. */
+const LOSS_CHECK_MS = 2000;
 
 export class KafkaEndpoint implements BindableEndpoint {
   readonly name: string;
@@ -284,6 +284,35 @@ export class KafkaEndpoint implements BindableEndpoint {
       await this.#consumers.resume(clientId, topic, () => this.#checkConnected());
     } catch (error) {
       throw this.#unavailable(`Kafka consumer for ${clientId} failed`, error);
+    }
+  }
+
+  /**
+   * What Kafka's retention deleted of the client's messages while it was away (see
+   * SharedFetch.takeLost), asked when its session comes back, before the welcome. Brokers down
+   * or slow (past LOSS_CHECK_MS): 0, and the fetch after the resume finds the loss and counts it
+   * for the next report.
+   */
+  async takeLosses(clientId: string, params: Record<string, string>): Promise<number> {
+    if (!this.#connected || !this.reachability.reachable) return 0;
+    let check: Promise<number> | undefined;
+    try {
+      const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
+      check = this.#consumers.takeLost(clientId, topic);
+      return await withTimeout(
+        check,
+        Math.min(LOSS_CHECK_MS, this.#options.connectTimeout),
+        this.#options.scheduler,
+      );
+    } catch (error) {
+      // Too slow for this welcome: what it finds goes in the next report.
+      check?.then((n) => this.#consumers.keepLost(clientId, n), () => {});
+      this.#options.logger.warn(
+        `[Kafka] ${this.name}: cannot tell what retention deleted of ${clientId}'s messages (${
+          (error as Error).message
+        }); its fetch will tell`,
+      );
+      return 0;
     }
   }
 

@@ -20,6 +20,7 @@ import type { Scheduler, TimerId } from "../../core/scheduler.ts";
 import type { FetchedPartition, KafkaWire } from "./wire.ts";
 import { OffsetOutOfRange } from "./wire.ts";
 import { isConnectionError } from "./kafka-log.ts";
+import { skipDeleted } from "./retention.ts";
 
 export interface SharedFetchOptions {
   /** The endpoint's name, for deliveries and log lines. */
@@ -71,6 +72,8 @@ interface Reader {
   /** What the broker holds for the client, per partition, and when it was last committed. */
   committed: Map<number, Offset>;
   committedAt: number;
+  /** Committed as every offset's metadata while this node reads for the client (see `start`). */
+  mark: string;
   commitTimer?: TimerId;
   /** The commit in flight (one at a time per client; settles meanwhile go in the next). */
   committing: Promise<void>;
@@ -78,8 +81,8 @@ interface Reader {
   delivering: boolean;
   /**
    * Positions read from committed offsets with nothing known here of what was delivered before
-   * (a resume on this node after another node had the client): per partition, offsets below the
-   * log end at its first fetch may have reached the client, and are flagged redelivered.
+   * (a resume after another node had the client, or the first here): per partition, offsets
+   * below the log end at its first fetch may have reached the client, and are flagged redelivered.
    */
   unknownBelow?: Map<number, Offset>;
 }
@@ -142,6 +145,16 @@ export class SharedFetch {
   /** Brokers whose last fetch failed (not for want of a connection): warned about once. */
   #failing = new Set<number>();
   #recommitTimer?: TimerId;
+  /**
+   * Per client, messages that retention deleted before this node could hand them over, found at
+   * a fetch (OFFSET_OUT_OF_RANGE) rather than at the resume: reported by the next `takeLost`.
+   */
+  #lost = new Map<string, number>();
+  /** Per client, the mark this node committed at its last start for it (see `start`). */
+  #marks = new Map<string, string>();
+  /** This fetch's own prefix of marks (unique per process), and its starts so far. */
+  #instance = crypto.randomUUID().slice(0, 8);
+  #starts = 0;
 
   constructor(options: SharedFetchOptions) {
     this.#options = options;
@@ -214,6 +227,11 @@ export class SharedFetch {
    * partitions with no committed offset take the topic's end (or beginning) and that is committed
    * before this resolves, so what is produced from now on is delivered, here or on any node that
    * resumes the client. On a resume they do the same (the group was lost: nothing better is known).
+   * Every start commits the positions with a mark of this node's (the offsets' metadata), which
+   * its later commits for the client carry too: at the next start here, another mark means
+   * another node read for the client meanwhile (and may have delivered what was not committed),
+   * so what this node knows it delivered no longer says what the client had, and everything in
+   * the topic at the first fetch is flagged `redelivered`.
    * Creates the topic if it does not exist. Rejects with the Kafka error; nothing is delivered then.
    */
   async #start(clientId: string, topic: string, fresh: boolean): Promise<void> {
@@ -222,13 +240,21 @@ export class SharedFetch {
     const group = groupId(clientId);
     const leaders = await this.#partitions(topic);
     const partitions = leaders.map((l) => l.partition);
-    const committed = await wire.committed(group, topic, partitions);
+    const marked = await wire.committedMarked(group, topic, partitions);
+    const committed = new Map([...marked].map(([p, c]) => [p, c.offset]));
+    // What this node knows it delivered holds only if no other node read for the client since
+    // this one last started to: each start commits a mark of its own with the offsets.
+    const mine = this.#marks.get(clientId);
+    const current = mine !== undefined && [...marked.values()].every((c) => c.metadata === mine);
+    if (!current) this.#delivered.delete(clientId);
     const missing = partitions.filter((p) => committed.get(p) === "-1");
     if (missing.length > 0) {
       const start = await wire.offsets(topic, missing, startFrom);
-      await wire.commit(group, topic, start);
       for (const [p, o] of start) committed.set(p, o);
     }
+    const mark = `${this.#instance}.${++this.#starts}`;
+    await wire.commit(group, topic, committed, () => mark);
+    this.#marks.set(clientId, mark);
     const positions = new Map([...committed].map(([p, o]) => [p, toOffset(o)]));
     const reader: Reader = {
       clientId,
@@ -239,6 +265,7 @@ export class SharedFetch {
       settled: new Map(),
       committed: new Map(positions),
       committedAt: this.#options.scheduler.now(),
+      mark,
       committing: Promise.resolve(),
       delivering: false,
       // Positions all from committed offsets (a resume, or a bind whose group was left behind).
@@ -274,9 +301,40 @@ export class SharedFetch {
     await this.#commit(reader);
   }
 
+  /**
+   * What retention deleted of the client's messages while it was away, for the resume report
+   * (under the client's lock, before its resume), counted once. Reading on this node, only
+   * what its fetch found deleted since the last call; else also what lies between its committed
+   * offsets and the logs' start, which becomes its position (see retention.ts). Rejects with the
+   * Kafka error (nothing moved then).
+   */
+  takeLost(clientId: string, topic: string): Promise<number> {
+    return this.#run(clientId, () => this.#takeLost(clientId, topic));
+  }
+
+  async #takeLost(clientId: string, topic: string): Promise<number> {
+    const pending = this.#lost.get(clientId) ?? 0;
+    this.#lost.delete(clientId);
+    if (this.#readers.has(clientId)) return pending;
+    const { wire, groupId, logger, endpoint } = this.#options;
+    try {
+      return pending + await skipDeleted(wire, groupId(clientId), topic, { logger, endpoint, clientId });
+    } catch (error) {
+      this.keepLost(clientId, pending); // for the next report
+      throw error;
+    }
+  }
+
+  /** Losses found too late for the report they were asked for: in the next one. */
+  keepLost(clientId: string, count: number): void {
+    if (count > 0) this.#lost.set(clientId, (this.#lost.get(clientId) ?? 0) + count);
+  }
+
   /** Forgets what was delivered to a client and deletes its group (it was unbound). */
   async #forget(clientId: string): Promise<void> {
     this.#delivered.delete(clientId);
+    this.#lost.delete(clientId);
+    this.#marks.delete(clientId);
     await this.#options.wire.deleteGroup(this.#options.groupId(clientId));
   }
 
@@ -480,7 +538,12 @@ export class SharedFetch {
       reader.settled.clear();
       const offsets = new Map([...settled].map(([p, o]) => [p, String(o)]));
       try {
-        await this.#options.wire.commit(this.#options.groupId(reader.clientId), reader.topic, offsets);
+        await this.#options.wire.commit(
+          this.#options.groupId(reader.clientId),
+          reader.topic,
+          offsets,
+          () => reader.mark,
+        );
         for (const [p, o] of settled) reader.committed.set(p, o);
         reader.committedAt = this.#options.scheduler.now();
       } catch (e) {
@@ -562,9 +625,13 @@ export class SharedFetch {
         if (position === undefined) continue;
         const moved = position < first ? first : position > end ? end : position;
         if (moved !== position) {
+          const deleted = position < first ? BigInt(first) - BigInt(position) : 0n;
           logger.warn(
-            `[Kafka] ${endpoint}: ${reader.clientId}'s offset ${position} on ${topic}/${partition} is not in the log; going on from ${moved}`,
+            `[Kafka] ${endpoint}: ${reader.clientId}'s offset ${position} on ${topic}/${partition} is not in the log; going on from ${moved}${
+              deleted > 0n ? ` (${deleted} messages deleted by retention: in its next resume report)` : ""
+            }`,
           );
+          this.keepLost(reader.clientId, Number(deleted));
           reader.positions.set(partition, moved);
         }
       }

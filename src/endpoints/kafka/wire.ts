@@ -38,6 +38,12 @@ export interface PartitionLeader {
 }
 
 /** A fetch refused because the offset is not in the log (deleted by retention, or a topic made again). */
+/** A committed offset and the metadata string committed with it. */
+export interface Committed {
+  offset: string;
+  metadata: string | null;
+}
+
 export class OffsetOutOfRange extends Error {
   constructor(readonly topic: string, readonly partition: number) {
     super(`offset out of range on ${topic}/${partition}`);
@@ -59,7 +65,9 @@ interface WireBroker {
     responses: Array<{ topic: string; partitions: Array<{ partition: number; errorCode: number }> }>;
   }>;
   offsetFetch(request: unknown): Promise<{
-    responses: Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>;
+    responses: Array<
+      { topic: string; partitions: Array<{ partition: number; offset: string; metadata: string | null }> }
+    >;
   }>;
   deleteGroups(groupIds: string[]): Promise<{ results: Array<{ groupId: string; errorCode: number }> }>;
   createTopics(request: unknown): Promise<unknown>;
@@ -91,6 +99,8 @@ const EARLIEST = "-2";
 /** Kafka error codes handled here. */
 const TOPIC_ALREADY_EXISTS = 36;
 const GROUP_ID_NOT_FOUND = 69;
+/** DeleteGroups of a group that has members (someone else's consumer: the gateway has none). */
+const NON_EMPTY_GROUP = 68;
 /** GROUP_LOAD_IN_PROGRESS, GROUP_COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR_FOR_GROUP. */
 const COORDINATOR_NOT_READY = [14, 15, 16];
 /** How long a group request keeps trying a coordinator that is not ready, in ms. */
@@ -247,26 +257,51 @@ export class KafkaWire {
   }
 
   /** The group's committed offsets on `topic`'s partitions: "-1" where it has none. */
-  committed(groupId: string, topic: string, partitions: number[]): Promise<Map<number, string>> {
+  async committed(groupId: string, topic: string, partitions: number[]): Promise<Map<number, string>> {
+    const marked = await this.committedMarked(groupId, topic, partitions);
+    return new Map([...marked].map(([p, c]) => [p, c.offset]));
+  }
+
+  /** The group's committed offsets with the metadata committed with each ("-1" and null: none). */
+  committedMarked(groupId: string, topic: string, partitions: number[]): Promise<Map<number, Committed>> {
     return this.#atCoordinator(groupId, async (coordinator) => {
       const { responses } = await coordinator.offsetFetch({
         groupId,
         topics: [{ topic, partitions: partitions.map((partition) => ({ partition })) }],
       });
-      const out = new Map(partitions.map((p) => [p, "-1"]));
-      for (const r of responses) for (const p of r.partitions) out.set(p.partition, p.offset);
+      const out = new Map<number, Committed>(partitions.map((p) => [p, { offset: "-1", metadata: null }]));
+      for (const r of responses) {
+        for (const p of r.partitions) {
+          out.set(p.partition, { offset: p.offset, metadata: p.metadata || null });
+        }
+      }
       return out;
     });
   }
 
-  /** Commits the next offsets to read, per partition, for a group with no members. */
-  commit(groupId: string, topic: string, offsets: Map<number, string>): Promise<void> {
+  /**
+   * Commits the next offsets to read, per partition, for a group with no members, each with the
+   * metadata `mark` gives it (none by default).
+   */
+  commit(
+    groupId: string,
+    topic: string,
+    offsets: Map<number, string>,
+    mark: (partition: number) => string | null = () => null,
+  ): Promise<void> {
     return this.#atCoordinator(groupId, async (coordinator) => {
       await coordinator.offsetCommit({
         groupId,
         groupGenerationId: -1,
         memberId: "",
-        topics: [{ topic, partitions: [...offsets].map(([partition, offset]) => ({ partition, offset })) }],
+        topics: [{
+          topic,
+          partitions: [...offsets].map(([partition, offset]) => ({
+            partition,
+            offset,
+            metadata: mark(partition),
+          })),
+        }],
       });
     });
   }
@@ -279,7 +314,8 @@ export class KafkaWire {
         const code = results.find((r) => r.groupId === groupId)?.errorCode ?? 0;
         if (code === GROUP_ID_NOT_FOUND) return false;
         if (code !== 0) {
-          throw Object.assign(new Error(`delete group ${groupId}: error code ${code}`), {
+          const why = code === NON_EMPTY_GROUP ? "it has members (NON_EMPTY_GROUP)" : `error code ${code}`;
+          throw Object.assign(new Error(`delete group ${groupId}: ${why}`), {
             retriable: COORDINATOR_NOT_READY.includes(code),
           });
         }

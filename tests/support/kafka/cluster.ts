@@ -1,6 +1,7 @@
 /**
- * The Kafka the tests use: the cluster named by `KAFKA_BROKERS` (comma-separated host:port) if
- * set, else the test broker of this folder, started in this process on a free port.
+ * The Kafka the tests use: Apache Kafka at `KAFKA_BROKERS` (comma-separated host:port),
+ * 127.0.0.1:9092 by default, like the other services of the machine (.ci/run starts it with
+ * tests/support/kafka-broker/start.sh). Tests that break a broker start a private one.
  */
 import process from "node:process";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
@@ -9,23 +10,23 @@ import { memoryLogger } from "../../../src/core/logger.ts";
 import { RealScheduler } from "../../../src/core/scheduler.ts";
 import { KafkaEndpoint } from "../../../src/endpoints/kafka/kafka-endpoint.ts";
 import type { KafkaEndpointOptions } from "../../../src/endpoints/kafka/kafka-endpoint.ts";
-import { KafkaTestBroker } from "./broker.ts";
+
+/** The brokers of `KAFKA_BROKERS`, else 127.0.0.1:9092. */
+export const KAFKA_BROKERS: string[] = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",")
+  .map((b) => b.trim()).filter(Boolean);
 
 export interface TestKafka {
   brokers: string[];
-  /** The in-process broker, when not running against a real cluster. */
-  broker?: KafkaTestBroker;
   /** A plain kafkajs client (not the gateway), for producing and admin work. */
   kafka: Kafka;
   stop(): Promise<void>;
 }
 
-export async function startKafka(): Promise<TestKafka> {
-  const external = process.env.KAFKA_BROKERS?.split(",").map((b) => b.trim()).filter(Boolean);
-  const broker = external?.length ? undefined : await KafkaTestBroker.start();
-  const brokers = external?.length ? external : broker!.brokers;
+/** The shared broker, and a plain client of it (nothing to start: it runs like Mosquitto or Redis). */
+export function startKafka(): Promise<TestKafka> {
+  const brokers = KAFKA_BROKERS;
   const kafka = new Kafka({ clientId: "outside", brokers, logLevel: logLevel.NOTHING });
-  return { brokers, broker, kafka, stop: async () => await broker?.stop() };
+  return Promise.resolve({ brokers, kafka, stop: () => Promise.resolve() });
 }
 
 /** A topic namespace unique to this run (Kafka topic characters only). */
@@ -54,7 +55,6 @@ export function makeKafkaEndpoint(
     scheduler: new RealScheduler(),
     connectTimeout: 3000,
     publishTimeout: 3000,
-    sessionTimeout: 10_000,
     fetchMaxWait: 100,
     ...options,
   });
