@@ -111,8 +111,9 @@ export const bunAdapter: Adapter = {
     keepStreamOpen: (c) => (c.env as BunServer).timeout(c.req.raw, 0),
     remoteAddress: (c) => (c.env as BunServer).requestIP(c.req.raw)?.address,
   }),
-  listen(app, engine) {
-    const { host, port, idle_timeout } = engine.config.server;
+  listen(app, engine, at) {
+    const { idle_timeout } = engine.config.server;
+    const { host, port } = at ?? engine.config.server;
     const server = Bun.serve({
       hostname: host,
       port,

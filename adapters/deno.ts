@@ -50,8 +50,8 @@ export const denoAdapter: Adapter = {
     // Deno.serve hands the app its ServeHandlerInfo as `c.env`.
     remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
   }),
-  listen(app, engine) {
-    const { host, port } = engine.config.server;
+  listen(app, engine, at) {
+    const { host, port } = at ?? engine.config.server;
     const server = Deno.serve({ hostname: host, port, onListen: () => {} }, app.fetch);
     const addr = server.addr as Deno.NetAddr;
     return {

@@ -2,6 +2,7 @@
  * Runs an engine behind an adapter: start, listen, and the graceful shutdown of DESIGN.md
  * section 10 on SIGINT/SIGTERM. Adapters only translate the runtime's server API.
  */
+import { createAdminApp } from "./admin/routes.ts";
 import { createApp } from "./app.ts";
 import type { RuntimeHooks } from "./app.ts";
 import type { Engine } from "./engine.ts";
@@ -18,9 +19,13 @@ export interface Listening {
 export interface Adapter {
   readonly runtime: string;
   hooks(engine: Engine): RuntimeHooks;
-  /** Binds `server.host:server.port` and serves `app`; throws (at once) when it cannot bind. */
-  listen(app: Pick<Hono, "fetch">, engine: Engine): Listening;
-  onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  /**
+   * Binds `server.host:server.port` (or `at`: the admin listener) and serves `app`; throws (at
+   * once) when it cannot bind.
+   */
+  listen(app: Pick<Hono, "fetch">, engine: Engine, at?: { host: string; port: number }): Listening;
+  /** SIGUSR2 drains the node (docs/operations.md "Drain"); Deno and Bun both deliver it on Linux and macOS. */
+  onSignal(signal: "SIGINT" | "SIGTERM" | "SIGUSR2", handler: () => void): void;
   exit(code: number): never;
 }
 
@@ -45,12 +50,20 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
     );
   };
   const listening = bind(adapter, { fetch }, engine);
+  engine.node.address = `${listening.hostname}:${listening.port}`;
+  let admin: Listening | undefined;
+  const { admin: adminConfig } = engine.config;
   try {
+    if (adminConfig.enabled) {
+      const adminApp = createAdminApp(engine, { drain: () => void drain("POST /admin/drain") });
+      admin = bind(adapter, adminApp, engine, { host: adminConfig.host, port: adminConfig.port });
+    }
     await engine.start();
   } catch (error) {
     started(false);
     // Not awaited: the caller exits on this error, and a stop that waits for clients must not hold it.
     listening.stopAccepting().catch(() => {});
+    admin?.stopAccepting().catch(() => {});
     throw error;
   }
   ready = true;
@@ -58,7 +71,24 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   engine.logger.info(
     `[Server] Listening on http://${listening.hostname}:${listening.port} (${adapter.runtime})`,
   );
+  if (admin) engine.logger.info(`[Admin] Listening on http://${admin.hostname}:${admin.port}`);
   let stopping = false;
+  let draining = false;
+  /**
+   * Drain (docs/operations.md "Drain"): /readyz answers 503 and new connections are refused at
+   * once; the live ones close with 1001 in waves over admin.drain_time; then the graceful
+   * shutdown, and exit 0.
+   */
+  async function drain(why: string): Promise<void> {
+    if (draining || stopping) return;
+    draining = true;
+    const time = engine.config.admin.drain_time;
+    engine.logger.info(`[Server] ${why}: draining over ${time} ms, then exiting`);
+    await engine.hub.drain(time, DRAIN_WAVES).catch((error) =>
+      engine.logger.error("[Server] Drain failed", error)
+    );
+    await shutdown("drained");
+  }
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -69,8 +99,10 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
     );
     const graceful = (async () => {
       const accepting = listening.stopAccepting();
+      const adminAccepting = admin?.stopAccepting();
       await engine.stop();
       await accepting;
+      await adminAccepting;
     })();
     const outcome = await Promise.race([graceful.then(() => "done" as const), deadline]).catch((error) => {
       engine.logger.error("[Server] Shutdown failed", error);
@@ -83,8 +115,12 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   };
   adapter.onSignal("SIGINT", () => void shutdown("SIGINT"));
   adapter.onSignal("SIGTERM", () => void shutdown("SIGTERM"));
+  adapter.onSignal("SIGUSR2", () => void drain("SIGUSR2"));
   return listening;
 }
+
+/** How many waves a drain closes its connections in, spread evenly over admin.drain_time. */
+export const DRAIN_WAVES = 10;
 
 const PROBES = /^\/(healthz|readyz)$/;
 
@@ -96,11 +132,16 @@ const BIND_PROBLEMS: Record<string, string> = {
 };
 
 /** adapter.listen, with an error that names the address whatever the runtime says. */
-function bind(adapter: Adapter, app: Pick<Hono, "fetch">, engine: Engine): Listening {
+function bind(
+  adapter: Adapter,
+  app: Pick<Hono, "fetch">,
+  engine: Engine,
+  at?: { host: string; port: number },
+): Listening {
   try {
-    return adapter.listen(app, engine);
+    return adapter.listen(app, engine, at);
   } catch (error) {
-    const { host, port } = engine.config.server;
+    const { host, port } = at ?? engine.config.server;
     const code = (error as { code?: unknown } | undefined)?.code;
     const problem = (typeof code === "string" && BIND_PROBLEMS[code]) ||
       (error instanceof Error ? error.message : String(error));

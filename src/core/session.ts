@@ -300,7 +300,12 @@ export interface SessionStore {
    * page to the last, unless it is created or deleted during the walk; `state` counts as
    * `counts` does at `now`.
    */
-  listSessions(query: SessionQuery, cursor: string | undefined, limit: number, now: number): Promise<SessionPage>;
+  listSessions(
+    query: SessionQuery,
+    cursor: string | undefined,
+    limit: number,
+    now: number,
+  ): Promise<SessionPage>;
   /**
    * A node says it is alive, in one round trip: its record is kept until `until` (past it the
    * node is gone from `nodes`), and the signals sent to it since its last announcement are

@@ -9,11 +9,11 @@ import type {
   LostLease,
   NodeRecord,
   NodeSignal,
-  SessionPage,
-  SessionQuery,
   PublishReservation,
   ReplayEvent,
   Session,
+  SessionPage,
+  SessionQuery,
   SessionStore,
   Subscription,
   Taken,
@@ -40,7 +40,10 @@ export class MemorySessionStore implements SessionStore {
   #subjects = new Map<string, Set<string>>();
   #entries = new Map<string, Entry>();
   /** Nodes by id, each until its announcement lapses, with the signals queued for it. */
-  #nodes = new Map<string, { record: NodeRecord; until: number; signals: Array<{ at: number; signal: NodeSignal }> }>();
+  #nodes = new Map<
+    string,
+    { record: NodeRecord; until: number; signals: Array<{ at: number; signal: NodeSignal }> }
+  >();
 
   get(clientId: string): Promise<Session | undefined> {
     return Promise.resolve(copy(this.#entries.get(clientId)?.session));

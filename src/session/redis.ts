@@ -367,17 +367,23 @@ export class RedisSessionStore implements SessionStore {
     const [next, pairs] = Array.isArray(reply) ? reply : ["0", []];
     const ids: string[] = [];
     for (let i = 0; i < pairs.length; i += 2) ids.push(pairs[i]);
-    const read = await Promise.all(ids.map((id) =>
-      this.#call(() => this.#wire.eval(this.#scripts.get, [this.#key(id)], [])).then((fields) =>
-        Array.isArray(fields) && fields.length > 0 ? this.#decode(id, fields as string[], false) : undefined
-      )
-    ));
+    const read = await Promise.all(
+      ids.map((id) =>
+        this.#call(() => this.#wire.eval(this.#scripts.get, [this.#key(id)], [])).then((fields) =>
+          Array.isArray(fields) && fields.length > 0 ? this.#decode(id, fields as string[], false) : undefined
+        )
+      ),
+    );
     const sessions = read.filter((s): s is Session => s !== undefined && matchesQuery(s, query, now));
     return String(next) === "0" ? { sessions } : { sessions, cursor: String(next) };
   }
 
   async announce(node: NodeRecord, until: number): Promise<NodeSignal[]> {
-    const keys = [`${this.#prefix}~nodes`, `${this.#prefix}~nodes-until`, `${this.#prefix}~signals:${node.id}`];
+    const keys = [
+      `${this.#prefix}~nodes`,
+      `${this.#prefix}~nodes-until`,
+      `${this.#prefix}~signals:${node.id}`,
+    ];
     const reply = await this.#call(() =>
       this.#wire.eval(this.#scripts.announce, keys, [node.id, JSON.stringify(node), String(until)])
     );

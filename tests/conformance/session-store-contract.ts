@@ -766,9 +766,12 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
     assert.deepEqual(await walk({ endpoint: "chat" }), [ids[4]]);
     assert.deepEqual(await walk({ node: "n2", endpoint: "chat" }), [ids[4]]);
     // A lease that lapsed counts as disconnected, as `counts` has it.
-    assert.deepEqual(await peer.listSessions({ state: "connected" }, undefined, 1000, now + 20_000).then(
-      (p) => p.sessions.filter((s) => s.clientId.startsWith(tag)),
-    ), []);
+    assert.deepEqual(
+      await peer.listSessions({ state: "connected" }, undefined, 1000, now + 20_000).then(
+        (p) => p.sessions.filter((s) => s.clientId.startsWith(tag)),
+      ),
+      [],
+    );
     const one = (await walk({ endpoint: "chat" }))[0];
     const page = await peer.listSessions({ endpoint: "chat" }, undefined, 1000, now);
     assert.deepEqual(
@@ -794,9 +797,10 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
     assert.deepEqual(await store.announce(node(a, T0), T0 + 15_000), []);
     await peer.announce({ ...node(b, T0), draining: true }, T0 + 5_000);
     const ours = async (now: number) => (await store.nodes(now)).filter((n) => n.id === a || n.id === b);
-    assert.deepEqual(await ours(T0 + 1000), [node(a, T0), { ...node(b, T0), draining: true }].sort((x, y) =>
-      x.id < y.id ? -1 : 1
-    ));
+    assert.deepEqual(
+      await ours(T0 + 1000),
+      [node(a, T0), { ...node(b, T0), draining: true }].sort((x, y) => x.id < y.id ? -1 : 1),
+    );
     assert.deepEqual(await ours(T0 + 10_000), [node(a, T0)], "b lapsed");
     await store.announce({ ...node(a, T0 + 10_000), connected: 9 }, T0 + 25_000);
     assert.deepEqual(await ours(T0 + 20_000), [{ ...node(a, T0 + 10_000), connected: 9 }], "renewed");
@@ -808,7 +812,13 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
     await store.announce(node(a, T0), T0 + 15_000);
     assert.equal(await peer.signal(b, { type: "end", clientId: "x" }, T0), false, "no such node");
     assert.equal(await peer.signal(a, { type: "disconnect", clientId: "c1" }, T0), true);
-    const deliver = { type: "deliver", clientId: "c2", endpoint: "chat", data: "aGk=", encoding: "base64" } as const;
+    const deliver = {
+      type: "deliver",
+      clientId: "c2",
+      endpoint: "chat",
+      data: "aGk=",
+      encoding: "base64",
+    } as const;
     assert.equal(await peer.signal(a, deliver, T0 + 1), true);
     assert.equal(await peer.signal(a, { type: "end", clientId: "c1" }, T0 + 20_000), false, "lapsed");
     assert.deepEqual(await store.announce(node(a, T0 + 2), T0 + 15_000), [
