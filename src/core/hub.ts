@@ -264,7 +264,8 @@ export class Hub implements DeliveryHandler {
     for (let wave = 0; wave < waves; wave++) {
       await scheduler.sleep(interval);
       const live = this.#connections.all();
-      const count = Math.ceil(live.length / (waves - wave));
+      // An even share of what is left; the last wave takes the rest.
+      const count = Math.round(live.length / (waves - wave));
       const closing = live.slice(0, count);
       for (const conn of closing) conn.closeSink(CloseCode.GOING_AWAY, "server draining");
       await Promise.all(closing.map((conn) => this.#disconnect(conn)));

@@ -32,6 +32,19 @@ test("hub admin: a drain refuses new connections and closes the live ones with 1
   assert.deepEqual(counts, { connected: 0, disconnected: 20 }, "every session kept, disconnected");
 });
 
+test("hub admin: a drain spreads a few connections over the whole drain time", async () => {
+  const h = await createHarness();
+  const clients = await Promise.all(Array.from({ length: 3 }, (_, i) => h.connect(`f${i}`)));
+  const draining = h.hub.drain(10_000, 10);
+  const waves: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    await h.clock.advance(1000);
+    waves.push(clients.filter((c) => c.sink.closed).length);
+  }
+  await draining;
+  assert.deepEqual(waves, [0, 0, 0, 0, 1, 1, 2, 2, 3, 3]);
+});
+
 test("hub admin: a drain spreads what is left when clients leave on their own", async () => {
   const h = await createHarness();
   const clients = await Promise.all(Array.from({ length: 9 }, (_, i) => h.connect(`e${i}`)));
