@@ -9,7 +9,8 @@ const POINTS = 60;
 let token = sessionStorage.getItem("admin-token") ?? "";
 let self = "";
 let drainTime = 0;
-let previous;
+/** Each node's last announcement, with the message rates worked out from the one before. */
+let announced = new Map();
 const series = { in: [], out: [] };
 let cursor = null;
 let timer;
@@ -62,20 +63,40 @@ async function refresh() {
     $("s-connected").textContent = String(s.sessions.connected);
     $("s-disconnected").textContent = String(s.sessions.disconnected);
     $("s-here").textContent = String(s.connections);
-    const bindings = $("bindings").tBodies[0];
-    bindings.replaceChildren();
-    for (const [endpoint, n] of Object.entries(s.bindings)) {
-      const row = bindings.insertRow();
+    // Bindings and message rates of every node, from what each announces (every third of a lease).
+    const bindings = {};
+    const seen = new Map();
+    for (const node of nodes.body.nodes) {
+      for (const [endpoint, count] of Object.entries(node.bindings ?? {})) {
+        bindings[endpoint] = (bindings[endpoint] ?? 0) + count;
+      }
+      const last = announced.get(node.id);
+      let rates = last?.rates ?? { in: 0, out: 0 };
+      if (last && node.seenAt > last.seenAt) {
+        const seconds = (node.seenAt - last.seenAt) / 1000;
+        rates = {
+          in: Math.max(0, (node.messagesIn ?? 0) - (last.messagesIn ?? 0)) / seconds,
+          out: Math.max(0, (node.messagesOut ?? 0) - (last.messagesOut ?? 0)) / seconds,
+        };
+      }
+      seen.set(node.id, last && node.seenAt === last.seenAt ? last : { ...node, rates });
+    }
+    announced = seen;
+    const body2 = $("bindings").tBodies[0];
+    body2.replaceChildren();
+    for (const [endpoint, n] of Object.entries(bindings)) {
+      const row = body2.insertRow();
       cell(row, endpoint);
       cell(row, String(n));
     }
-    const total = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
-    if (previous) {
-      const seconds = Math.max(0.001, (s.at - previous.at) / 1000);
-      plot("in", (total(s.messages.in) - total(previous.messages.in)) / seconds);
-      plot("out", (total(s.messages.out) - total(previous.messages.out)) / seconds);
+    let rateIn = 0;
+    let rateOut = 0;
+    for (const { rates } of announced.values()) {
+      rateIn += rates.in;
+      rateOut += rates.out;
     }
-    previous = s;
+    plot("in", rateIn);
+    plot("out", rateOut);
     $("status").textContent = s.draining ? "draining" : `updated ${new Date().toLocaleTimeString()}`;
     $("drain").disabled = s.draining;
   } catch (error) {

@@ -126,6 +126,7 @@ export class Hub implements DeliveryHandler {
         connected: this.#connections.size,
         draining: this.#draining,
         seenAt: now,
+        ...this.#metrics.totals(),
       };
       const signals = await store.announce(record, now + lease);
       for (const signal of signals) await this.#signalled(signal);

@@ -131,6 +131,11 @@ export interface NodeRecord {
   draining: boolean;
   /** When it last announced itself. */
   seenAt: number;
+  /** Messages clients published through it, and it delivered to them, since it started. */
+  messagesIn?: number;
+  messagesOut?: number;
+  /** Client bindings it holds, per endpoint. */
+  bindings?: Record<string, number>;
 }
 
 /**
