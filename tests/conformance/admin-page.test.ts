@@ -101,80 +101,113 @@ const row = (page: Page, clientId: string) =>
     (cells) => cells.map((c) => (c as unknown as { textContent: string }).textContent),
   );
 
-test(`admin page (${currentRuntime}): log in, find a client, disconnect it and watch it resume, drain a node`, {
-  timeout: 90_000,
-}, async () => {
-  const clientId = `page-client-${run}`;
-  const welcomes: boolean[] = [];
-  const closes: number[] = [];
-  client = connect({ url: `${b.ws}/ws`, clientId, backoff: { initialMs: 100, maxMs: 300 } });
-  client.on("connected", (w) => welcomes.push(w.resumed));
-  client.on("disconnected", (d) => closes.push(d.code));
-  await client.subscribe("chat", undefined, () => {});
-  let n = 0;
-  traffic = setInterval(() => void client?.publish("chat", { n: ++n }).catch(() => {}), 50);
+test(
+  `admin page (${currentRuntime}): log in, find a client, disconnect it and watch it resume, drain a node`,
+  {
+    timeout: 90_000,
+  },
+  async () => {
+    const clientId = `page-client-${run}`;
+    const welcomes: boolean[] = [];
+    const closes: number[] = [];
+    client = connect({ url: `${b.ws}/ws`, clientId, backoff: { initialMs: 100, maxMs: 300 } });
+    client.on("connected", (w) => welcomes.push(w.resumed));
+    client.on("disconnected", (d) => closes.push(d.code));
+    await client.subscribe("chat", undefined, () => {});
+    let n = 0;
+    traffic = setInterval(() => void client?.publish("chat", { n: ++n }).catch(() => {}), 50);
 
-  const base = await adminUrl(a);
-  const page = await browser.newPage();
-  const problems: string[] = [];
-  page.on("pageerror", (e) => problems.push(e.message));
-  await page.goto(`${base}/admin/`);
-  await page.fill("#token", "not-the-token-at-all");
-  await page.click("#login-button");
-  await page.waitForSelector("#login-error:not([hidden])");
-  assert.match(await page.textContent("#login-error") ?? "", /not one of admin.tokens/);
+    const base = await adminUrl(a);
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on("pageerror", (e) => problems.push(e.message));
+    await page.goto(`${base}/admin/`);
+    await page.fill("#token", "not-the-token-at-all");
+    await page.click("#login-button");
+    await page.waitForSelector("#login-error:not([hidden])");
+    assert.match(await page.textContent("#login-error") ?? "", /not one of admin.tokens/);
 
-  await page.fill("#token", TOKEN);
-  await page.click("#login-button");
-  await page.waitForSelector("#main:not([hidden])");
-  await until("both nodes listed", async () =>
-    (await page.$$(`#nodes tr[data-node$="${run}"]`)).length === 2);
-  // Node B's figures reach A's page through the store: B announces its connection count.
-  await until("B's connected client counted", async () =>
-    (await page.textContent(`#nodes tr[data-node="page-b-${run}"] td:nth-child(5)`))?.trim() === "1");
-  // The client's traffic on B shows in A's charts and bindings, from B's announcements.
-  await until("messages in and out per second on the charts", async () =>
-    parseFloat(await page.textContent("#rate-in") ?? "0") > 0 &&
-    parseFloat(await page.textContent("#rate-out") ?? "0") > 0);
-  await until("B's binding counted", async () =>
-    (await page.$$eval("#bindings td", (cells) => cells.map((c) => (c as unknown as { textContent: string }).textContent)))
-      .join(" ") === "chat 1");
+    await page.fill("#token", TOKEN);
+    await page.click("#login-button");
+    await page.waitForSelector("#main:not([hidden])");
+    await until(
+      "both nodes listed",
+      async () => (await page.$$(`#nodes tr[data-node$="${run}"]`)).length === 2,
+    );
+    // Node B's figures reach A's page through the store: B announces its connection count.
+    await until(
+      "B's connected client counted",
+      async () =>
+        (await page.textContent(`#nodes tr[data-node="page-b-${run}"] td:nth-child(5)`))?.trim() === "1",
+    );
+    // The client's traffic on B shows in A's charts and bindings, from B's announcements.
+    await until(
+      "messages in and out per second on the charts",
+      async () =>
+        parseFloat(await page.textContent("#rate-in") ?? "0") > 0 &&
+        parseFloat(await page.textContent("#rate-out") ?? "0") > 0,
+    );
+    await until(
+      "B's binding counted",
+      async () =>
+        (await page.$$eval(
+          "#bindings td",
+          (cells) => cells.map((c) => (c as unknown as { textContent: string }).textContent),
+        ))
+          .join(" ") === "chat 1",
+    );
 
-  await page.fill("#q-client", clientId);
-  await page.click("#search-button");
-  await page.waitForSelector(`#sessions tr[data-client="${clientId}"]`);
-  const before = await row(page, clientId);
-  assert.equal(before[1], "connected");
-  assert.equal(before[4], `page-b-${run}`);
-  assert.equal(before[5], "chat");
-  const epoch = Number(before[2]);
-  await page.screenshot({ path: join(shots, `admin-page-${currentRuntime}-1-session.png`), fullPage: true });
-
-  await page.click(`#sessions tr[data-client="${clientId}"] button:has-text("Disconnect")`);
-  await until("closed with 4000", () => closes.includes(4000));
-  await until("resumed", () => welcomes.length >= 2);
-  assert.deepEqual(welcomes, [false, true]);
-  // The page searches again after the action; keep asking until the resumed session shows.
-  await until("the page shows it connected again, with a newer epoch", async () => {
+    await page.fill("#q-client", clientId);
     await page.click("#search-button");
     await page.waitForSelector(`#sessions tr[data-client="${clientId}"]`);
-    const now = await row(page, clientId);
-    return now[1] === "connected" && Number(now[2]) > epoch;
-  });
-  assert.match(a.output(), /\[Admin\] operator: POST \/admin\/sessions\/[^ ]+\/disconnect -> 202/);
+    const before = await row(page, clientId);
+    assert.equal(before[1], "connected");
+    assert.equal(before[4], `page-b-${run}`);
+    assert.equal(before[5], "chat");
+    const epoch = Number(before[2]);
+    await page.screenshot({
+      path: join(shots, `admin-page-${currentRuntime}-1-session.png`),
+      fullPage: true,
+    });
 
-  await page.click("#drain");
-  await page.waitForSelector("#drain-confirm:not([hidden])");
-  assert.equal(await page.textContent("#drain-node"), `page-a-${run}`);
-  await page.screenshot({ path: join(shots, `admin-page-${currentRuntime}-2-drain-confirm.png`), fullPage: true });
-  await page.click("#drain-yes");
-  await until("the page says draining", async () =>
-    /Draining page-a-/.test(await page.textContent("#message") ?? ""));
-  await until("node A shown draining", async () =>
-    (await page.textContent(`#nodes tr[data-node="page-a-${run}"] td:nth-child(7)`))?.trim() === "draining");
-  await page.screenshot({ path: join(shots, `admin-page-${currentRuntime}-3-draining.png`), fullPage: true });
-  await until("A exits", () => /gateway-exit=\d+/.test(a.output()), 15_000);
-  assert.match(a.output(), /gateway-exit=0/);
-  assert.deepEqual(problems, [], "no script errors");
-  console.log(`  screenshots in ${shots}`);
-});
+    await page.click(`#sessions tr[data-client="${clientId}"] button:has-text("Disconnect")`);
+    await until("closed with 4000", () => closes.includes(4000));
+    await until("resumed", () => welcomes.length >= 2);
+    assert.deepEqual(welcomes, [false, true]);
+    // The page searches again after the action; keep asking until the resumed session shows.
+    await until("the page shows it connected again, with a newer epoch", async () => {
+      await page.click("#search-button");
+      await page.waitForSelector(`#sessions tr[data-client="${clientId}"]`);
+      const now = await row(page, clientId);
+      return now[1] === "connected" && Number(now[2]) > epoch;
+    });
+    assert.match(a.output(), /\[Admin\] operator: POST \/admin\/sessions\/[^ ]+\/disconnect -> 202/);
+
+    await page.click("#drain");
+    await page.waitForSelector("#drain-confirm:not([hidden])");
+    assert.equal(await page.textContent("#drain-node"), `page-a-${run}`);
+    await page.screenshot({
+      path: join(shots, `admin-page-${currentRuntime}-2-drain-confirm.png`),
+      fullPage: true,
+    });
+    await page.click("#drain-yes");
+    await until(
+      "the page says draining",
+      async () => /Draining page-a-/.test(await page.textContent("#message") ?? ""),
+    );
+    await until(
+      "node A shown draining",
+      async () =>
+        (await page.textContent(`#nodes tr[data-node="page-a-${run}"] td:nth-child(7)`))?.trim() ===
+          "draining",
+    );
+    await page.screenshot({
+      path: join(shots, `admin-page-${currentRuntime}-3-draining.png`),
+      fullPage: true,
+    });
+    await until("A exits", () => /gateway-exit=\d+/.test(a.output()), 15_000);
+    assert.match(a.output(), /gateway-exit=0/);
+    assert.deepEqual(problems, [], "no script errors");
+    console.log(`  screenshots in ${shots}`);
+  },
+);

@@ -78,7 +78,11 @@ after(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 15_000): Promise<NonNullable<T>> {
+async function until<T>(
+  what: string,
+  probe: () => T | Promise<T>,
+  timeoutMs = 15_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -140,7 +144,9 @@ test("admin: nodes, sessions across nodes, one session with its in-flight counts
     const all = [];
     let cursor: string | null = null;
     do {
-      const q: string = `/admin/sessions?node=adm-b-${run}&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const q: string = `/admin/sessions?node=adm-b-${run}&limit=2${
+        cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""
+      }`;
       const page = await adminCall(adminA, TOKEN, "GET", q);
       assert.equal(page.status, 200);
       all.push(...page.body.sessions);
@@ -150,7 +156,12 @@ test("admin: nodes, sessions across nodes, one session with its in-flight counts
   });
   assert.equal(listed.state, "connected");
   assert.deepEqual(listed.subscriptions.map((s: { endpoint: string }) => s.endpoint), ["sensors"]);
-  const connected = await adminCall(adminA, TOKEN, "GET", `/admin/sessions?state=connected&endpoint=sensors&limit=1000`);
+  const connected = await adminCall(
+    adminA,
+    TOKEN,
+    "GET",
+    `/admin/sessions?state=connected&endpoint=sensors&limit=1000`,
+  );
   assert.ok(connected.body.sessions.some((s: { clientId: string }) => s.clientId === id));
   assert.equal((await adminCall(adminA, TOKEN, "GET", "/admin/sessions?state=gone")).status, 400);
 
@@ -167,8 +178,10 @@ test("admin: disconnect from another node; the client resumes its session", asyn
   const onB = client(b, `adm-kick-${run}`);
   await onB.c.subscribe("sensors", undefined, (m) => void onB.messages.push(m));
   const id = onB.c.clientId!;
-  await until("its session on B", async () =>
-    (await adminCall(adminA, TOKEN, "GET", `/admin/sessions/${id}`)).body.node === `adm-b-${run}`);
+  await until(
+    "its session on B",
+    async () => (await adminCall(adminA, TOKEN, "GET", `/admin/sessions/${id}`)).body.node === `adm-b-${run}`,
+  );
   const kicked = await adminCall(adminA, TOKEN, "POST", `/admin/sessions/${id}/disconnect`);
   assert.deepEqual([kicked.status, kicked.body.outcome], [202, "signalled"]);
   await until("closed with 4000", () => onB.closes.includes(4000));
@@ -206,8 +219,10 @@ test("admin: a message to one client, a publish to an endpoint, then end (4404)"
   const ended = await adminCall(adminB, TOKEN, "DELETE", `/admin/sessions/${id}`);
   assert.deepEqual([ended.status, ended.body.outcome], [202, "signalled"]);
   await until("closed with 4404", () => onA.closes.includes(4404));
-  await until("the session gone", async () =>
-    (await adminCall(adminA, TOKEN, "GET", `/admin/sessions/${id}`)).status === 404);
+  await until(
+    "the session gone",
+    async () => (await adminCall(adminA, TOKEN, "GET", `/admin/sessions/${id}`)).status === 404,
+  );
   await sleep(500);
   assert.equal(onA.c.state, "closed", "the client stopped");
   assert.match(a.output(), new RegExp(`\\[Admin\\] Unbound client ${id} from endpoint alerts`));

@@ -48,7 +48,11 @@ ${mqttEndpointYaml({ ns, poolSize: 1 })}
 `;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
+async function until<T>(
+  what: string,
+  probe: () => T | Promise<T>,
+  timeoutMs = 30_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -117,7 +121,9 @@ test("rolling restart: three nodes drained one after another under load, nothing
   const total = RATE * SECONDS;
   const confirmed: Array<Promise<unknown>> = [];
   const publishing = paceNumbered(CLIENTS, RATE, total, (due) => {
-    for (const [i, n] of due) confirmed.push(publisher!.publishAsync(topics[i], JSON.stringify({ n }), { qos: 1 }));
+    for (const [i, n] of due) {
+      confirmed.push(publisher!.publishAsync(topics[i], JSON.stringify({ n }), { qos: 1 }));
+    }
   });
 
   const originals = [...nodes];
@@ -141,7 +147,7 @@ test("rolling restart: three nodes drained one after another under load, nothing
   await Promise.all(confirmed);
   await until("every message handled", () => handled.every((h) => h.length >= total), 60_000);
   await sleep(300);
-  if (process.env.ROLL_DEBUG) for (const g of originals) console.log(g.output());
+  if (process.env.ROLL_DEBUG) { for (const g of originals) console.log(g.output()); }
 
   console.log(
     `  ${currentRuntime}: ${CLIENTS} clients, ${total} messages each; closes per client: ${
@@ -152,6 +158,12 @@ test("rolling restart: three nodes drained one after another under load, nothing
   assert.match(originals[1].output(), /\[Server\] POST \/admin\/drain: draining over 3000 ms/);
   assert.equal(restarted.length, 3);
   for (const c of closes) assert.ok(c.includes(1001), "every client was moved at least once, with 1001");
-  for (const h of handled) assert.deepEqual(h, Array.from({ length: total }, (_, k) => k + 1), "each n once, in order");
+  for (const h of handled) {
+    assert.deepEqual(
+      h,
+      Array.from({ length: total }, (_, k) => k + 1),
+      "each n once, in order",
+    );
+  }
   assert.deepEqual(errors, []);
 });

@@ -21,11 +21,13 @@ export class Balancer {
   }
 
   static async start(checkMs = 100): Promise<Balancer> {
-    let balancer: Balancer | undefined;
-    const server = net.createServer((socket) => balancer?.accept(socket));
+    // Connections accepted before the balancer exists (none: it listens first) are dropped.
+    const made: { balancer?: Balancer } = {};
+    const server = net.createServer((socket) =>
+      made.balancer ? made.balancer.accept(socket) : socket.destroy()
+    );
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    balancer = new Balancer(server, (server.address() as net.AddressInfo).port, checkMs);
-    return balancer;
+    return made.balancer = new Balancer(server, (server.address() as net.AddressInfo).port, checkMs);
   }
 
   /** The backends' ports; the ready ones among them take new connections after their next check. */

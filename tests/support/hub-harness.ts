@@ -107,7 +107,12 @@ export async function createHarness(options: HarnessOptions = {}) {
     metrics,
     nodeId: options.nodeId ?? "node-a",
     node: options.announce
-      ? { address: `${options.nodeId ?? "node-a"}:8080`, runtime: "test", version: "0", startedAt: clock.now() }
+      ? {
+        address: `${options.nodeId ?? "node-a"}:8080`,
+        runtime: "test",
+        version: "0",
+        startedAt: clock.now(),
+      }
       : undefined,
   }));
   hub.start();

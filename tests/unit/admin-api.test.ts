@@ -35,7 +35,9 @@ test("admin api: the OpenAPI document describes every route, and only those", ()
     ),
   );
   const described = new Set(
-    Object.entries(openApi.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m} ${path}`)),
+    Object.entries(openApi.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m} ${path}`)
+    ),
   );
   assert.deepEqual([...routes].sort(), [...described].sort());
   // Every path parameter is declared where it is used.
@@ -80,7 +82,8 @@ test("admin api: tokens are known by name or place, never by their value", () =>
 
 test("admin api: the config section is off by default, on its own port, and needs tokens when on", () => {
   const parse = (admin: unknown) =>
-    parseConfig(JSON.stringify({ admin, endpoints: [{ name: "chat", type: "memory" }] }), {}, "the test").config
+    parseConfig(JSON.stringify({ admin, endpoints: [{ name: "chat", type: "memory" }] }), {}, "the test")
+      .config
       .admin;
   assert.deepEqual(parse(undefined), {
     enabled: false,
@@ -92,6 +95,9 @@ test("admin api: the config section is off by default, on its own port, and need
   assert.equal(parse({ enabled: true, tokens: [TOKEN], drain_time: "5s" }).drain_time, 5000);
   assert.throws(() => parse({ enabled: true }), /admin.tokens: expected at least one token/);
   assert.throws(() => parse({ enabled: true, tokens: ["short"] }), /at least 16 characters/);
-  assert.throws(() => parse({ enabled: true, tokens: [{ name: "x", token: TOKEN }, { name: "x", token: TOKEN }] }), /unique/);
+  assert.throws(
+    () => parse({ enabled: true, tokens: [{ name: "x", token: TOKEN }, { name: "x", token: TOKEN }] }),
+    /unique/,
+  );
   assert.throws(() => parse({ tls: {} }), /unknown key/);
 });

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CloseCode, GatewayError } from "../../src/core/errors.ts";
+import { CloseCode, type GatewayError } from "../../src/core/errors.ts";
 import { encodeData } from "../../src/core/payload.ts";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { MemorySessionStore } from "../../src/session/memory.ts";
@@ -27,7 +27,9 @@ test("hub admin: a drain refuses new connections and closes the live ones with 1
   }
   await draining;
   assert.deepEqual(waves, [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]);
-  for (const { sink } of clients) assert.deepEqual(sink.closed, { code: CloseCode.GOING_AWAY, reason: "server draining" });
+  for (const { sink } of clients) {
+    assert.deepEqual(sink.closed, { code: CloseCode.GOING_AWAY, reason: "server draining" });
+  }
   const counts = await h.store.counts(h.clock.now());
   assert.deepEqual(counts, { connected: 0, disconnected: 20 }, "every session kept, disconnected");
 });
@@ -65,7 +67,10 @@ test("hub admin: disconnect closes with 4000 and keeps the session, which the cl
   const first = await h.connect("kick");
   await first.conn.subscribe("chat");
   assert.equal(await h.hub.disconnectClient("kick"), "disconnected");
-  assert.deepEqual(first.sink.closed, { code: CloseCode.DISCONNECTED, reason: "disconnected by an operator" });
+  assert.deepEqual(first.sink.closed, {
+    code: CloseCode.DISCONNECTED,
+    reason: "disconnected by an operator",
+  });
   assert.equal((await h.store.get("kick"))?.state, "disconnected");
   await h.publish("while away");
   const second = await h.connect("kick");
@@ -103,8 +108,10 @@ test("hub admin: a message written to a client arrives as from its endpoint", as
   assert.equal(await h.hub.deliverTo("target", "chat", encodeData({ notice: "hi" })), "delivered");
   assert.deepEqual(sink.data, [{ notice: "hi" }]);
   assert.equal(sink.deliveries[0].endpoint, "chat");
-  await assert.rejects(h.hub.deliverTo("target", "nope", encodeData(1)), (e: GatewayError) =>
-    e.code === "UNKNOWN_ENDPOINT");
+  await assert.rejects(
+    h.hub.deliverTo("target", "nope", encodeData(1)),
+    (e: GatewayError) => e.code === "UNKNOWN_ENDPOINT",
+  );
 });
 
 test("hub admin: nodes announce themselves, and a client on another node is reached through signals", async () => {
@@ -115,7 +122,11 @@ test("hub admin: nodes announce themselves, and a client on another node is reac
   await onB.conn.subscribe("chat");
   await b.clock.advance(LEASE / 3);
   const nodes = await store.nodes(a.clock.now());
-  assert.deepEqual(nodes.map((n) => [n.id, n.connected, n.draining]), [["node-a", 0, false], ["node-b", 1, false]]);
+  assert.deepEqual(nodes.map((n) => [n.id, n.connected, n.draining]), [["node-a", 0, false], [
+    "node-b",
+    1,
+    false,
+  ]]);
 
   assert.equal(await a.hub.deliverTo("far", "chat", encodeData("from a")), "signalled");
   assert.equal(await a.hub.disconnectClient("far"), "signalled");
