@@ -204,9 +204,27 @@ export class Hub implements DeliveryHandler {
         const signalled = await this.#elsewhere(clientId, { type: "end", clientId });
         if (signalled) return signalled;
       }
-      const session = await this.#options.store.get(clientId);
+      const { store, scheduler, claimTtl } = this.#options;
+      const session = await store.get(clientId);
       if (!session) return "no session";
-      const ended = await this.#expiry.end(session);
+      // Ended as an expired session is: marked past its deadline (compare-and-set on its epoch, so
+      // a client that came back meanwhile wins), then claimed, so the cleanup worker and a
+      // reconnecting client (which then gets a fresh session) never unbind it at the same time.
+      const now = scheduler.now();
+      const past: Session = {
+        ...session,
+        state: "disconnected",
+        disconnectedAt: session.disconnectedAt ?? now,
+        reconnectionDeadline: now - 1,
+      };
+      delete past.nodeId;
+      delete past.leaseUntil;
+      // One already past its deadline is not written: a write would void a cleanup's claim.
+      const expired = session.reconnectionDeadline !== undefined && session.reconnectionDeadline < now;
+      const claimed = (expired || await store.update(past, session.epoch)) &&
+        await store.claimExpired(clientId, now, claimTtl);
+      if (!claimed) return "failed";
+      const ended = await this.#expiry.end(claimed);
       this.#publisher.forget(clientId);
       this.#options.logger.info(
         `[Session] Session of ${clientId} ${ended ? "ended" : "not ended"} by an operator`,

@@ -100,6 +100,13 @@ test("hub admin: end closes with 4404, unbinds at the broker and deletes the ses
   await fresh.conn.close();
   assert.equal(await h.hub.endSession("ender"), "ended");
   assert.equal(await h.store.get("ender"), undefined);
+  // A session whose cleanup is under way (claimed) is left to it: not unbound twice at once.
+  await (await h.connect("held")).conn.close();
+  const held = (await h.store.get("held"))!;
+  await h.store.update({ ...held, reconnectionDeadline: h.clock.now() - 1 }, held.epoch);
+  assert.ok(await h.store.claimExpired("held", h.clock.now(), 60_000));
+  assert.equal(await h.hub.endSession("held"), "failed");
+  assert.ok(await h.store.get("held"), "the cleanup deletes it, not the admin API");
 });
 
 test("hub admin: a message written to a client arrives as from its endpoint", async () => {
