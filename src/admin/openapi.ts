@@ -182,7 +182,10 @@ export const openApi = {
           "200": answer("Ended", outcome(["ended"])),
           "202": signalled,
           "404": answer("No such session", error),
-          "503": answer("A broker could not unbind it; try again", error),
+          "503": answer(
+            "A broker could not unbind it, the client came back meanwhile, or a cleanup holds it; try again",
+            error,
+          ),
           ...refused,
         },
       },

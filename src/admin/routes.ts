@@ -101,7 +101,12 @@ export function createAdminApp(engine: Engine, controls: AdminControls): Hono {
     const outcome = await hub.endSession(clientId);
     if (outcome === "no session") return fail(c, 404, "NOT_FOUND", `no session of ${clientId}`);
     if (outcome === "failed") {
-      return fail(c, 503, "UPSTREAM_UNAVAILABLE", `the session of ${clientId} could not be ended; try again`);
+      return fail(
+        c,
+        503,
+        "UPSTREAM_UNAVAILABLE",
+        `the session of ${clientId} could not be ended now (a broker refused, or it changed); try again`,
+      );
     }
     return c.json({ clientId, outcome }, outcome === "signalled" ? 202 : 200);
   });
