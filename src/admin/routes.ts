@@ -46,10 +46,8 @@ export function createAdminApp(engine: Engine, controls: AdminControls): Hono {
       return fail(c, 401, "UNAUTHENTICATED", "an admin token is needed: Authorization: Bearer <token>");
     }
     await next();
-    // The page's files are fetched by every browser that opens it: logged only when a token came.
-    if (who !== undefined || !open.has(c.req.path)) {
-      logger.info(`[Admin] ${who ?? "anonymous"}: ${line} -> ${c.res.status}`);
-    }
+    // The page's files and the document need no token: those calls say "anonymous" when none came.
+    logger.info(`[Admin] ${who ?? "anonymous"}: ${line} -> ${c.res.status}`);
   });
 
   app.get("/admin", (c) => c.redirect("/admin/"));

@@ -119,6 +119,7 @@ test("admin: nothing of it on the clients' port, and no valid token is 401", asy
   assert.equal((await adminCall(adminA, READER, "GET", "/admin/nodes")).status, 200);
   await until("the calls logged", () => a.output().includes("[Admin] #2: GET /admin/nodes -> 200"));
   assert.match(a.output(), /WARN \[Admin\] Refused GET \/admin\/nodes: no valid admin token/);
+  assert.match(a.output(), /INFO \[Admin\] anonymous: GET \/admin\/openapi.json -> 200/);
   assert.ok(!a.output().includes(TOKEN) && !a.output().includes(READER), "no token in the log");
 });
 
