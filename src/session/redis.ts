@@ -26,6 +26,11 @@
  *   DELETE removes them with the session, and a session created afresh (CONNECT, WRITE) starts
  *   without any ledger or log left over from an older one whose key expired.
  *
+ * - `{prefix}~nodes{nodes}`: a hash of node id -> the JSON of its announcement (NodeRecord), and
+ *   `{prefix}~nodes-until{nodes}`, node ids by when their announcement lapses; `{prefix}~signals:
+ *   {nodeId}{nodes}`, a list of the JSON signals queued for a node, taken by its next announcement
+ *   (and expiring a minute after the last one queued).
+ *
  * `~` cannot occur in a client ID, so none of these collides with a session or with another
  * client's keys.
  *
@@ -183,6 +188,14 @@ export class RedisSessionStore implements SessionStore {
       nodes: wireScript(NODES),
       signal: wireScript(SIGNAL),
     };
+  }
+
+  /**
+   * The nodes' records and their times; a node's signals are `{prefix}~signals:{id}{nodes}`. All
+   * under the one hash tag `{nodes}`, so each script's keys share a slot on a Redis Cluster.
+   */
+  #nodeKeys(): [string, string] {
+    return [`${this.#prefix}~nodes{nodes}`, `${this.#prefix}~nodes-until{nodes}`];
   }
 
   /** The key holding a client's session. */
@@ -379,11 +392,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async announce(node: NodeRecord, until: number): Promise<NodeSignal[]> {
-    const keys = [
-      `${this.#prefix}~nodes`,
-      `${this.#prefix}~nodes-until`,
-      `${this.#prefix}~signals:${node.id}`,
-    ];
+    const keys = [...this.#nodeKeys(), `${this.#prefix}~signals:${node.id}{nodes}`];
     const reply = await this.#call(() =>
       this.#wire.eval(this.#scripts.announce, keys, [node.id, JSON.stringify(node), String(until)])
     );
@@ -397,8 +406,9 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async nodes(now: number): Promise<NodeRecord[]> {
-    const keys = [`${this.#prefix}~nodes`, `${this.#prefix}~nodes-until`];
-    const reply = await this.#call(() => this.#wire.eval(this.#scripts.nodes, keys, [String(now)]));
+    const reply = await this.#call(() =>
+      this.#wire.eval(this.#scripts.nodes, this.#nodeKeys(), [String(now)])
+    );
     const records = (Array.isArray(reply) ? reply as string[] : []).flatMap((text) => {
       try {
         return [JSON.parse(text) as NodeRecord];
@@ -410,7 +420,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async signal(nodeId: string, signal: NodeSignal, now: number): Promise<boolean> {
-    const keys = [`${this.#prefix}~nodes-until`, `${this.#prefix}~signals:${nodeId}`];
+    const keys = [this.#nodeKeys()[1], `${this.#prefix}~signals:${nodeId}{nodes}`];
     const args = [nodeId, String(now), JSON.stringify(signal), String(SIGNAL_TTL_MS)];
     return await this.#call(() => this.#wire.eval(this.#scripts.signal, keys, args)) === 1;
   }
