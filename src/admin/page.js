@@ -160,7 +160,16 @@ function addRow(body, session) {
   cell(row, String(session.epoch));
   cell(row, session.subject);
   cell(row, session.node);
-  cell(row, session.subscriptions.map((s) => s.endpoint).join(", ") || "none");
+  // In-flight counts come with a session looked up on the node that holds its connection.
+  const inFlight = session.connection?.inFlight ?? {};
+  cell(
+    row,
+    session.subscriptions.map((s) =>
+      `${s.endpoint}${Object.keys(s.params).length ? ` ${JSON.stringify(s.params)}` : ""}${
+        inFlight[s.endpoint] ? ` (${inFlight[s.endpoint]} in flight)` : ""
+      }`
+    ).join(", ") || "none",
+  );
   cell(row, time(session.deadline));
   const actions = cell(row, "");
   const disconnect = button("Disconnect", "small", async () => {
