@@ -13,7 +13,8 @@
 export { createEngine, Engine } from "./engine.ts";
 export type { CreateEngineOptions, EngineOptions } from "./engine.ts";
 export { serve } from "./serve.ts";
-export type { Adapter, Listening } from "./serve.ts";
+export type { Adapter, Listening, Signal } from "./serve.ts";
+export type { TlsMaterial } from "./tls.ts";
 export { ConfigError, loadConfig, readConfig } from "./config/load.ts";
 export type { Config } from "./config/schema.ts";
 export { builtinEndpointTypes } from "./endpoints/builtins.ts";

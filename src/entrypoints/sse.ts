@@ -34,12 +34,17 @@ export function sseRoutes(app: Hono, path: string, ctx: EntrypointContext): void
   app.get(`${path}/:endpoint`, (c) => stream(c, ctx, [c.req.param("endpoint")], false));
 }
 
-async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoints: string[], multi: boolean) {
+async function stream(c: Context, ctx: EntrypointContext, endpoints: string[], multi: boolean) {
+  const { engine, hooks } = ctx;
   let conn: Connection;
   let lastEventId: string | undefined;
+  /** The client's address, for the open and close lines. */
+  let address: string | undefined;
   let replay: Awaited<ReturnType<typeof engine.hub.takeReplay>>;
   try {
-    const { clientId, principal } = await admit(c, engine, hooks);
+    const admitted = await admit(c, engine, ctx);
+    const { clientId, principal } = admitted;
+    address = admitted.address;
     if (endpoints.length === 0) {
       throw new GatewayError("BAD_REQUEST", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
     }
@@ -78,7 +83,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     if (slowTimer !== undefined) scheduler.clear(slowTimer);
     slowTimer = undefined;
   };
-  const fields = { client: conn.clientId, transport: conn.transport };
+  const fields = { client: conn.clientId, transport: conn.transport, ...address ? { address } : {} };
   engine.logger.info("[SSE] Connection opened", { ...fields, resumed: conn.resumed });
   /** Ends the stream; its one close line says who ended it and why. */
   const end = (reason = "stream closed by the client", by: "client" | "gateway" = "client") => {

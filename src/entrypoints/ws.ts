@@ -64,9 +64,12 @@ export function wsRoutes(app: Hono, path: string, ctx: EntrypointContext): void 
 async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string | undefined) {
   const { engine, hooks } = ctx;
   let conn: Connection;
+  let address: string | undefined;
   let handshakeOk = false;
   try {
-    const { clientId, principal } = await admit(c, engine, hooks);
+    const admitted = await admit(c, engine, ctx);
+    const { clientId, principal } = admitted;
+    address = admitted.address;
     if (rawEndpoint !== undefined) requireEndpoints(engine, [rawEndpoint]);
     const refused = checkHandshake(c.req.raw.headers);
     if (refused) {
@@ -92,6 +95,7 @@ async function upgrade(c: Context, ctx: EntrypointContext, rawEndpoint: string |
   const session = rawEndpoint === undefined
     ? new MultiplexedSocket(engine, conn, hooks.bufferedAmount)
     : new RawSocket(engine, conn, hooks.bufferedAmount, rawEndpoint, queryParams(c));
+  session.address = address;
   let response: Response | undefined;
   try {
     response = await hooks.upgradeWebSocket(c, session.events());
@@ -182,6 +186,8 @@ abstract class Socket {
   #handling = false;
   /** The open was logged, and whether the close was too: one line each per connection. */
   #logged: "no" | "opened" | "closed" = "no";
+  /** The client's address (EntrypointContext.clientAddress), on the open and close lines. */
+  address?: string;
 
   constructor(
     protected engine: Engine,
@@ -197,6 +203,7 @@ abstract class Socket {
         this.engine.logger.info("[WS] Connection opened", {
           client: this.conn.clientId,
           transport: this.conn.transport,
+          ...this.#address(),
           resumed: this.conn.resumed,
         });
         this.ready = this.opened(this.sink(ws)).catch((error) => {
@@ -378,10 +385,15 @@ abstract class Socket {
     this.engine.logger.info("[WS] Connection closed", {
       client: this.conn.clientId,
       transport: this.conn.transport,
+      ...this.#address(),
       code,
       reason,
       by,
     });
+  }
+
+  #address(): { address?: string } {
+    return this.address ? { address: this.address } : {};
   }
 
   #stopSlowClock(): void {

@@ -100,6 +100,13 @@ export class ClientPulls {
    * consumer's state (killed before writing it) may hand those out again, and they are flagged.
    */
   #handed = new Map<string, number>();
+  /**
+   * Per client, the mark of the consumer this node last pulled on. While the stored consumer
+   * still has it, no other node has pulled for the client since, so `#handed` says exactly what
+   * reached it: the consumer's own `delivered` also counts what was in flight to a pull that
+   * stopped (a suspend) and was handed back unseen, which is not "may have arrived".
+   */
+  #pulledOn = new Map<string, string>();
 
   constructor(options: ClientPullsOptions) {
     this.#options = options;
@@ -141,7 +148,10 @@ export class ClientPulls {
   async stop(clientId: string, forget = false): Promise<void> {
     const pull = this.#pulls.get(clientId);
     this.#pulls.delete(clientId);
-    if (forget) this.#handed.delete(clientId);
+    if (forget) {
+      this.#handed.delete(clientId);
+      this.#pulledOn.delete(clientId);
+    }
     if (pull) await this.#halt(pull);
   }
 
@@ -176,7 +186,10 @@ export class ClientPulls {
         start = info.ack_floor.consumer_seq > 0
           ? info.ack_floor.stream_seq + 1
           : info.config.opt_start_seq ?? info.delivered.stream_seq + 1;
-        redeliverBelow = Math.max(info.delivered.stream_seq, this.#handed.get(clientId) ?? 0);
+        const handed = this.#handed.get(clientId) ?? 0;
+        redeliverBelow = info.config.description === this.#pulledOn.get(clientId)
+          ? handed
+          : Math.max(info.delivered.stream_seq, handed);
       } else {
         start = (await this.#manager().streams.info(this.#options.stream)).state.last_seq + 1;
         this.#handed.delete(clientId);
@@ -205,6 +218,7 @@ export class ClientPulls {
         mark,
       };
       this.#pulls.set(clientId, pull);
+      this.#pulledOn.set(clientId, mark);
       await this.#consume(clientId, name, pull);
     } catch (error) {
       if (options.own) {
