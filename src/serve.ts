@@ -72,14 +72,15 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   // Read before the port is bound: a missing or unreadable file stops start-up with its name.
   const tlsConfig = engine.config.server.tls;
   const tls = tlsConfig ? loadTls(tlsConfig, "server.tls") : undefined;
+  const { admin: adminConfig } = engine.config;
+  const adminTls = adminConfig.enabled && adminConfig.tls ? loadTls(adminConfig.tls, "admin.tls") : undefined;
   const listening = bind(adapter, { fetch }, engine, tls);
   engine.node.address = `${listening.hostname}:${listening.port}`;
   let admin: Listening | undefined;
-  const { admin: adminConfig } = engine.config;
   try {
     if (adminConfig.enabled) {
       const adminApp = createAdminApp(engine, { drain: () => void drain("POST /admin/drain") });
-      admin = bind(adapter, adminApp, engine, undefined, { host: adminConfig.host, port: adminConfig.port });
+      admin = bind(adapter, adminApp, engine, adminTls, { host: adminConfig.host, port: adminConfig.port });
     }
     await engine.start();
   } catch (error) {
@@ -92,17 +93,27 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   ready = true;
   started(true);
   let stopping = false;
+  const reloads: Array<() => void> = [];
   if (tlsConfig && tls) {
-    // Before the line that says it listens: a SIGHUP from then on is a reload, never an exit.
-    adapter.onSignal("SIGHUP", reloader(engine, listening, tlsConfig, () => stopping));
+    reloads.push(reloader(engine, listening, tlsConfig, () => stopping));
     engine.logger.info(`[Server] TLS certificate ${tls.summary}`);
   }
+  if (admin && adminConfig.tls && adminTls) {
+    reloads.push(reloader(engine, admin, adminConfig.tls, () => stopping, "admin.tls"));
+    engine.logger.info(`[Admin] TLS certificate ${adminTls.summary}`);
+  }
+  // Before the line that says it listens: a SIGHUP from then on is a reload, never an exit.
+  if (reloads.length > 0) adapter.onSignal("SIGHUP", () => reloads.forEach((reload) => reload()));
   engine.logger.info(
     `[Server] Listening on ${
       tls ? "https" : "http"
     }://${listening.hostname}:${listening.port} (${adapter.runtime})`,
   );
-  if (admin) engine.logger.info(`[Admin] Listening on http://${admin.hostname}:${admin.port}`);
+  if (admin) {
+    engine.logger.info(
+      `[Admin] Listening on ${adminTls ? "https" : "http"}://${admin.hostname}:${admin.port}`,
+    );
+  }
   let draining = false;
   /**
    * Drain (docs/operations.md "Drain"): /readyz answers 503 and new connections are refused at
@@ -166,16 +177,23 @@ const BIND_PROBLEMS: Record<string, string> = {
  * (a file half-written, a key of another certificate) is a WARN, and the current certificate
  * stays. Reloads run one at a time, in order.
  */
-function reloader(engine: Engine, listening: Listening, tls: TlsConfig, stopping: () => boolean): () => void {
+function reloader(
+  engine: Engine,
+  listening: Listening,
+  tls: TlsConfig,
+  stopping: () => boolean,
+  key: "server.tls" | "admin.tls" = "server.tls",
+): () => void {
+  const component = key === "server.tls" ? "Server" : "Admin";
   let queue = Promise.resolve();
   const keep = (problem: string) =>
-    engine.logger.warn(`[Server] SIGHUP: keeping the current certificate: ${problem}`);
+    engine.logger.warn(`[${component}] SIGHUP: keeping the current certificate: ${problem}`);
   return () => {
     queue = queue.then(async () => {
       if (stopping()) return;
       let material: TlsMaterial;
       try {
-        material = loadTls(tls, "server.tls");
+        material = loadTls(tls, key);
       } catch (error) {
         return keep((error as Error).message);
       }
@@ -187,7 +205,7 @@ function reloader(engine: Engine, listening: Listening, tls: TlsConfig, stopping
       } catch (error) {
         return keep(redact(error instanceof Error ? error.message : String(error)));
       }
-      engine.logger.info(`[Server] SIGHUP: serving the new TLS certificate ${material.summary}`);
+      engine.logger.info(`[${component}] SIGHUP: serving the new TLS certificate ${material.summary}`);
     });
   };
 }

@@ -86,7 +86,7 @@ const adminToken = v.pipe(
 
 /**
  * `admin:` (docs/operations.md "Admin API"): the admin API and the operator's page on a listener
- * of their own, with bearer tokens of their own. Off unless `enabled`. `tls` is left for later.
+ * of their own, with bearer tokens and TLS (`admin.tls`) of their own. Off unless `enabled`.
  */
 const AdminSchema = v.pipe(
   v.optional(
@@ -110,6 +110,8 @@ const AdminSchema = v.pipe(
       ),
       /** How long a drain spreads its 1001s over before the node exits. */
       drain_time: duration("30s"),
+      /** HTTPS for the admin listener: PEM files, read at start and again on SIGHUP, as `server.tls`. */
+      tls: TlsSchema,
     }),
     {},
   ),

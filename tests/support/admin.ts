@@ -5,7 +5,7 @@ import type { Gateway } from "./gateway-process.ts";
 export async function adminUrl(gw: Gateway, timeoutMs = 10_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const found = gw.output().match(/\[Admin\] Listening on (http:\/\/[^\s"]+)/)?.[1];
+    const found = gw.output().match(/\[Admin\] Listening on (https?:\/\/[^\s"]+)/)?.[1];
     if (found) return found;
     if (Date.now() > deadline) throw new Error(`no admin listener:\n${gw.output().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -99,5 +99,6 @@ test("admin api: the config section is off by default, on its own port, and need
     () => parse({ enabled: true, tokens: [{ name: "x", token: TOKEN }, { name: "x", token: TOKEN }] }),
     /unique/,
   );
-  assert.throws(() => parse({ tls: {} }), /unknown key/);
+  assert.throws(() => parse({ tls: {} }), /admin.tls.cert: expected a path/);
+  assert.throws(() => parse({ tsl: {} }), /unknown key/);
 });
