@@ -102,7 +102,6 @@ test("rolling restart: three nodes drained one after another under load, nothing
     });
     client.on("disconnected", (d) => {
       closes[i].push(d.code);
-      if (process.env.ROLL_DEBUG) console.log(new Date().toISOString(), `c${i}`, d.code, d.reason);
     });
     client.on("error", (e) => errors.push(`${e.code}: ${e.message}`));
     clients.push(client);
@@ -147,7 +146,6 @@ test("rolling restart: three nodes drained one after another under load, nothing
   await Promise.all(confirmed);
   await until("every message handled", () => handled.every((h) => h.length >= total), 60_000);
   await sleep(300);
-  if (process.env.ROLL_DEBUG) { for (const g of originals) console.log(g.output()); }
 
   console.log(
     `  ${currentRuntime}: ${CLIENTS} clients, ${total} messages each; closes per client: ${
