@@ -83,7 +83,9 @@ const start = async (node: string) => {
 const port = (gw: Gateway) => Number(new URL(gw.http).port);
 const exitCode = (gw: Gateway) => gw.output().match(/gateway-exit=(\d+)/)?.[1];
 
-test("rolling restart: three nodes drained one after another under load, nothing lost", async () => {
+test("rolling restart: three nodes drained one after another under load, nothing lost", {
+  timeout: 180_000,
+}, async () => {
   const nodes = await Promise.all([0, 1, 2].map((i) => start(`roll-${run}-${i}`)));
   balancer = await Balancer.start();
   await balancer.setBackends(nodes.map(port));
