@@ -9,7 +9,7 @@
 import { WSContext } from "hono/ws";
 import type { WSEvents } from "hono/ws";
 import process from "node:process";
-import { maxFrameBytes } from "../src/entrypoints/ws.ts";
+import { maxFrameBytes } from "../src/entrypoints/frame-size.ts";
 import type { Engine } from "../src/engine.ts";
 import type { Adapter } from "../src/serve.ts";
 import type { TlsMaterial } from "../src/tls.ts";
