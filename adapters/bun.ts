@@ -115,8 +115,9 @@ export const bunAdapter: Adapter = {
     keepStreamOpen: (c) => (c.env as BunServer).timeout(c.req.raw, 0),
     remoteAddress: (c) => (c.env as BunServer).requestIP(c.req.raw)?.address,
   }),
-  listen(app, engine, tls) {
-    const { host, idle_timeout } = engine.config.server;
+  listen(app, engine, tls, at) {
+    const { idle_timeout } = engine.config.server;
+    const { host, port } = at ?? engine.config.server;
     const start = (port: number, material?: TlsMaterial) =>
       Bun.serve({
         hostname: host,
@@ -127,7 +128,7 @@ export const bunAdapter: Adapter = {
         ...material ? { tls: { cert: material.cert, key: material.key }, reusePort: true } : {},
         websocket: websocketHandler(engine, idle_timeout),
       });
-    let server = start(engine.config.server.port, tls);
+    let server = start(port, tls);
     /** Listeners a rotation replaced, until their connections end. */
     const retired: Promise<void>[] = [];
     return {

@@ -51,8 +51,8 @@ export const denoAdapter: Adapter = {
     // Deno.serve hands the app its ServeHandlerInfo as `c.env`.
     remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
   }),
-  listen(app, engine, tls) {
-    const { host } = engine.config.server;
+  listen(app, engine, tls, at) {
+    const { host, port } = at ?? engine.config.server;
     const start = (port: number, material?: TlsMaterial, reusePort = false) =>
       Deno.serve({
         hostname: host,
@@ -67,7 +67,7 @@ export const denoAdapter: Adapter = {
     // and cannot rotate.
     const reusePort = tls !== undefined &&
       typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
-    let server = start(engine.config.server.port, tls, reusePort);
+    let server = start(port, tls, reusePort);
     const addr = server.addr as Deno.NetAddr;
     /** Listeners a rotation replaced, until their requests end. */
     const retired: Promise<void>[] = [];

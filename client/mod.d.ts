@@ -114,8 +114,8 @@ type CloseCodeEntry<C extends number, R extends boolean> = {
 
 /**
  * The gateway's close codes by name (docs/codes.md "Close codes"), each with whether the client
- * reconnects on it: false for 4401 (only with a new token from `getToken`), 4409 (taken over) and
- * 4500 (a permanent error).
+ * reconnects on it: false for 4401 (only with a new token from `getToken`), 4404 (ended by an
+ * operator), 4409 (taken over) and 4500 (a permanent error).
  */
 export declare const CLOSE_CODES: {
   readonly NORMAL: CloseCodeEntry<1000, true>;
@@ -126,7 +126,11 @@ export declare const CLOSE_CODES: {
   readonly MESSAGE_TOO_BIG: CloseCodeEntry<1009, true>;
   readonly INTERNAL_ERROR: CloseCodeEntry<1011, true>;
   readonly TRY_AGAIN_LATER: CloseCodeEntry<1013, true>;
+  /** Disconnected by an operator (the admin API); the session is kept. */
+  readonly DISCONNECTED: CloseCodeEntry<4000, true>;
   readonly UNAUTHENTICATED: CloseCodeEntry<4401, false>;
+  /** The session was ended by an operator (the admin API): the client stops. */
+  readonly SESSION_ENDED: CloseCodeEntry<4404, false>;
   readonly TAKEN_OVER: CloseCodeEntry<4409, false>;
   readonly SESSION_EXPIRED: CloseCodeEntry<4410, true>;
   /** A permanent error (reason `<CODE>: <message>`): the client stops and emits `error` with that code. */

@@ -58,6 +58,11 @@ export class Engine {
   readonly cleanup: CleanupWorker;
   readonly nodeId: string;
   readonly auth: Authenticator;
+  /**
+   * What this node announces of itself to the others sharing the store (the admin API's nodes);
+   * `address` is set by `serve` once it listens.
+   */
+  readonly node: { address: string; runtime: string; version: string; startedAt: number };
   #started = false;
   #lag: LagSampler;
 
@@ -72,6 +77,13 @@ export class Engine {
       { node: this.nodeId },
     ));
     this.auth = createAuthenticator(config.auth, this.scheduler);
+    const { runtime, runtimeVersion } = runtimeInfo();
+    this.node = {
+      address: `${config.server.host}:${config.server.port}`,
+      runtime: `${runtime} ${runtimeVersion}`,
+      version: pkg.version,
+      startedAt: this.scheduler.now(),
+    };
     this.store = options.store ??
       createSessionStore(config.session, this.logger, this.metrics, this.scheduler);
     const registry = options.registry ?? builtinEndpointTypes.with(options.endpointTypes ?? []);
@@ -90,6 +102,7 @@ export class Engine {
       logger: this.logger,
       metrics: this.metrics,
       nodeId: this.nodeId,
+      node: this.node,
     }));
     this.cleanup = new CleanupWorker({
       store: this.store,
@@ -177,6 +190,10 @@ export class Engine {
     }
     for (const endpoint of this.hub.endpoints.values()) {
       checks[`endpoint:${endpoint.name}`] = await this.#health(endpoint);
+    }
+    // Draining: not ready first, so a load balancer sends new clients elsewhere.
+    if (this.hub.draining) {
+      checks.drain = { ok: false, detail: "draining: new connections go to other nodes" };
     }
     const ok = this.#started && Object.values(checks).every((c) => c.ok);
     return { ok, checks };

@@ -2,6 +2,7 @@
  * Runs an engine behind an adapter: start, listen, and the graceful shutdown of DESIGN.md
  * section 10 on SIGINT/SIGTERM. Adapters only translate the runtime's server API.
  */
+import { createAdminApp } from "./admin/routes.ts";
 import { createApp } from "./app.ts";
 import type { RuntimeHooks } from "./app.ts";
 import type { Engine } from "./engine.ts";
@@ -29,16 +30,24 @@ export interface Adapter {
   readonly runtime: string;
   hooks(engine: Engine): RuntimeHooks;
   /**
-   * Binds `server.host:server.port` and serves `app`, over TLS with `tls`; throws (at once) when
-   * it cannot bind.
+   * Binds `server.host:server.port` (or `at`: the admin listener) and serves `app`, over TLS
+   * with `tls`; throws (at once) when it cannot bind.
    */
-  listen(app: Pick<Hono, "fetch">, engine: Engine, tls?: TlsMaterial): Listening;
+  listen(
+    app: Pick<Hono, "fetch">,
+    engine: Engine,
+    tls?: TlsMaterial,
+    at?: { host: string; port: number },
+  ): Listening;
   onSignal(signal: Signal, handler: () => void): void;
   exit(code: number): never;
 }
 
-/** The signals the gateway handles: SIGINT/SIGTERM stop it, SIGHUP reloads the certificates. */
-export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP";
+/**
+ * The signals the gateway handles: SIGINT/SIGTERM stop it, SIGHUP reloads the certificates,
+ * SIGUSR2 drains it (docs/operations.md "Drain"; Deno and Bun both deliver it on Linux and macOS).
+ */
+export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGUSR2";
 
 /**
  * Binds the port, starts the engine, and shuts down gracefully on SIGINT/SIGTERM. The port is
@@ -63,28 +72,64 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   // Read before the port is bound: a missing or unreadable file stops start-up with its name.
   const tlsConfig = engine.config.server.tls;
   const tls = tlsConfig ? loadTls(tlsConfig, "server.tls") : undefined;
+  const { admin: adminConfig } = engine.config;
+  const adminTls = adminConfig.enabled && adminConfig.tls ? loadTls(adminConfig.tls, "admin.tls") : undefined;
   const listening = bind(adapter, { fetch }, engine, tls);
+  engine.node.address = `${listening.hostname}:${listening.port}`;
+  let admin: Listening | undefined;
   try {
+    if (adminConfig.enabled) {
+      const adminApp = createAdminApp(engine, { drain: () => void drain("POST /admin/drain") });
+      admin = bind(adapter, adminApp, engine, adminTls, { host: adminConfig.host, port: adminConfig.port });
+    }
     await engine.start();
   } catch (error) {
     started(false);
     // Not awaited: the caller exits on this error, and a stop that waits for clients must not hold it.
     listening.stopAccepting().catch(() => {});
+    admin?.stopAccepting().catch(() => {});
     throw error;
   }
   ready = true;
   started(true);
   let stopping = false;
+  const reloads: Array<() => void> = [];
   if (tlsConfig && tls) {
-    // Before the line that says it listens: a SIGHUP from then on is a reload, never an exit.
-    adapter.onSignal("SIGHUP", reloader(engine, listening, tlsConfig, () => stopping));
+    reloads.push(reloader(engine, listening, tlsConfig, () => stopping));
     engine.logger.info(`[Server] TLS certificate ${tls.summary}`);
   }
+  if (admin && adminConfig.tls && adminTls) {
+    reloads.push(reloader(engine, admin, adminConfig.tls, () => stopping, "admin.tls"));
+    engine.logger.info(`[Admin] TLS certificate ${adminTls.summary}`);
+  }
+  // Before the line that says it listens: a SIGHUP from then on is a reload, never an exit.
+  if (reloads.length > 0) adapter.onSignal("SIGHUP", () => reloads.forEach((reload) => reload()));
   engine.logger.info(
     `[Server] Listening on ${
       tls ? "https" : "http"
     }://${listening.hostname}:${listening.port} (${adapter.runtime})`,
   );
+  if (admin) {
+    engine.logger.info(
+      `[Admin] Listening on ${adminTls ? "https" : "http"}://${admin.hostname}:${admin.port}`,
+    );
+  }
+  let draining = false;
+  /**
+   * Drain (docs/operations.md "Drain"): /readyz answers 503 and new connections are refused at
+   * once; the live ones close with 1001 in waves over admin.drain_time; then the graceful
+   * shutdown, and exit 0.
+   */
+  async function drain(why: string): Promise<void> {
+    if (draining || stopping) return;
+    draining = true;
+    const time = engine.config.admin.drain_time;
+    engine.logger.info(`[Server] ${why}: draining over ${time} ms, then exiting`);
+    await engine.hub.drain(time, DRAIN_WAVES).catch((error) =>
+      engine.logger.error("[Server] Drain failed", error)
+    );
+    await shutdown("drained");
+  }
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -95,8 +140,10 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
     );
     const graceful = (async () => {
       const accepting = listening.stopAccepting();
+      const adminAccepting = admin?.stopAccepting();
       await engine.stop();
       await accepting;
+      await adminAccepting;
     })();
     const outcome = await Promise.race([graceful.then(() => "done" as const), deadline]).catch((error) => {
       engine.logger.error("[Server] Shutdown failed", error);
@@ -109,8 +156,12 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   };
   adapter.onSignal("SIGINT", () => void shutdown("SIGINT"));
   adapter.onSignal("SIGTERM", () => void shutdown("SIGTERM"));
+  adapter.onSignal("SIGUSR2", () => void drain("SIGUSR2"));
   return listening;
 }
+
+/** How many waves a drain closes its connections in, spread evenly over admin.drain_time. */
+export const DRAIN_WAVES = 10;
 
 const PROBES = /^\/(healthz|readyz)$/;
 
@@ -126,16 +177,23 @@ const BIND_PROBLEMS: Record<string, string> = {
  * (a file half-written, a key of another certificate) is a WARN, and the current certificate
  * stays. Reloads run one at a time, in order.
  */
-function reloader(engine: Engine, listening: Listening, tls: TlsConfig, stopping: () => boolean): () => void {
+function reloader(
+  engine: Engine,
+  listening: Listening,
+  tls: TlsConfig,
+  stopping: () => boolean,
+  key: "server.tls" | "admin.tls" = "server.tls",
+): () => void {
+  const component = key === "server.tls" ? "Server" : "Admin";
   let queue = Promise.resolve();
   const keep = (problem: string) =>
-    engine.logger.warn(`[Server] SIGHUP: keeping the current certificate: ${problem}`);
+    engine.logger.warn(`[${component}] SIGHUP: keeping the current certificate: ${problem}`);
   return () => {
     queue = queue.then(async () => {
       if (stopping()) return;
       let material: TlsMaterial;
       try {
-        material = loadTls(tls, "server.tls");
+        material = loadTls(tls, key);
       } catch (error) {
         return keep((error as Error).message);
       }
@@ -147,17 +205,23 @@ function reloader(engine: Engine, listening: Listening, tls: TlsConfig, stopping
       } catch (error) {
         return keep(redact(error instanceof Error ? error.message : String(error)));
       }
-      engine.logger.info(`[Server] SIGHUP: serving the new TLS certificate ${material.summary}`);
+      engine.logger.info(`[${component}] SIGHUP: serving the new TLS certificate ${material.summary}`);
     });
   };
 }
 
 /** adapter.listen, with an error that names the address whatever the runtime says. */
-function bind(adapter: Adapter, app: Pick<Hono, "fetch">, engine: Engine, tls?: TlsMaterial): Listening {
+function bind(
+  adapter: Adapter,
+  app: Pick<Hono, "fetch">,
+  engine: Engine,
+  tls?: TlsMaterial,
+  at?: { host: string; port: number },
+): Listening {
   try {
-    return adapter.listen(app, engine, tls);
+    return adapter.listen(app, engine, tls, at);
   } catch (error) {
-    const { host, port } = engine.config.server;
+    const { host, port } = at ?? engine.config.server;
     const code = (error as { code?: unknown } | undefined)?.code;
     const problem = (typeof code === "string" && BIND_PROBLEMS[code]) ||
       (error instanceof Error ? error.message : String(error));

@@ -5,8 +5,8 @@
  *
  * - One connection at a time, `?clientId=...&ack=1&token=...`; reconnects with the same client
  *   ID after exponential back-off with full jitter, reset once a connection lasted `stableMs`.
- *   Close codes: 4409 (taken over), 4500 (a permanent error: reported with its code) and 4401
- *   without a new token stop for good; 1008 is reported; everything else (1001, 1006, 1011, 1013,
+ *   Close codes: 4404 (ended by an operator), 4409 (taken over), 4500 (a permanent error: reported
+ *   with its code) and 4401 without a new token stop for good; 1008 is reported; everything else (1001, 1006, 1011, 1013,
  *   4410, 4503, ...) reconnects. A connection that answers nothing within `pingTimeoutMs` of a
  *   ping is dropped (half-open TCP).
  * - Messages go to their endpoint's handler in order, one at a time; the handler's completion
@@ -373,6 +373,11 @@ class GatewayClient {
       const error = refusal ?? refusalOf(reason);
       this.#events.emit("error", error);
       this.#stop(code, reason, error);
+      return;
+    }
+    if (code === CloseCode.SESSION_ENDED) {
+      // An operator ended the session (the admin API): coming back would only start a fresh one.
+      this.#stop(code, reason, new ClientError("CLOSED", reason || "the session was ended by an operator"));
       return;
     }
     if (code === CloseCode.TAKEN_OVER) {

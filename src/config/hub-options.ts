@@ -21,6 +21,8 @@ export interface HubParts {
   logger: Logger;
   metrics: Metrics;
   nodeId: string;
+  /** What the node announces of itself (HubOptions.node). */
+  node?: HubOptions["node"];
 }
 
 /**

@@ -78,6 +78,61 @@ const ServerSchema = v.optional(
   {},
 );
 
+/** A bearer token of the admin API: at least 16 characters, so it cannot be guessed. */
+const adminToken = v.pipe(
+  v.string(expected("a token of at least 16 characters")),
+  v.minLength(16, expected("a token of at least 16 characters")),
+);
+
+/**
+ * `admin:` (docs/operations.md "Admin API"): the admin API and the operator's page on a listener
+ * of their own, with bearer tokens and TLS (`admin.tls`) of their own. Off unless `enabled`.
+ */
+const AdminSchema = v.pipe(
+  v.optional(
+    strict({
+      enabled: boolean(false),
+      host: v.optional(text(), "127.0.0.1"),
+      port: v.optional(wholeNumber("a port number 0-65535", 0, 65535), 9090),
+      /**
+       * Who may call it: tokens (`${ENV}`), each a string (named by its place, `#1`, in the log)
+       * or `{ name, token }` (named by its name).
+       */
+      tokens: v.optional(
+        v.array(
+          v.union([
+            adminToken,
+            strict({ name: text("a name"), token: adminToken }),
+          ], expected("a token of at least 16 characters, or { name, token }")),
+          expected("a list of tokens"),
+        ),
+        [],
+      ),
+      /** How long a drain spreads its 1001s over before the node exits. */
+      drain_time: duration("30s"),
+      /** HTTPS for the admin listener: PEM files, read at start and again on SIGHUP, as `server.tls`. */
+      tls: TlsSchema,
+    }),
+    {},
+  ),
+  v.forward(
+    v.check(
+      (a) => !a.enabled || a.tokens.length > 0,
+      "expected at least one token (admin.enabled is true), got nothing",
+    ),
+    ["tokens"],
+  ),
+  v.forward(
+    v.check(
+      (a) =>
+        new Set(a.tokens.map((t, i) => (typeof t === "string" ? `#${i + 1}` : t.name))).size ===
+          a.tokens.length,
+      "expected unique token names",
+    ),
+    ["tokens"],
+  ),
+);
+
 const sessionTimes = {
   reconnection_window: duration("5m"),
   cleanup_interval: duration("30s"),
@@ -188,6 +243,7 @@ function buildConfigSchema(registry: EndpointRegistry) {
   return v.pipe(
     strict({
       server: ServerSchema,
+      admin: AdminSchema,
       session: SessionSchema,
       entrypoints: v.optional(
         v.array(EntrypointSchema, expected("a list of entrypoints")),

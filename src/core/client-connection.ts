@@ -129,6 +129,11 @@ export class ClientConnection implements Connection {
     return this.#recovery;
   }
 
+  /** With acks: delivered, not yet acknowledged messages per endpoint (for the admin API). */
+  inFlight(): Record<string, number> {
+    return Object.fromEntries([...this.#inflight].map(([name, list]) => [name, list.length]));
+  }
+
   /** Whether deliveries of `endpoint` go to this connection. */
   carries(endpoint: string): boolean {
     return this.endpoints === undefined || this.endpoints.has(endpoint);

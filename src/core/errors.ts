@@ -158,10 +158,21 @@ export const CLOSE_CODES = {
     reconnect: true,
     meaning: "a broker is unavailable; the session is kept: reconnect after a delay",
   },
+  DISCONNECTED: {
+    code: 4000,
+    reconnect: true,
+    meaning: "disconnected by an operator (the admin API); the session is kept: reconnect and resume it",
+  },
   UNAUTHENTICATED: {
     code: 4401,
     reconnect: false,
     meaning: "not authenticated (a missing, invalid or expired credential): reconnect only with a new one",
+  },
+  SESSION_ENDED: {
+    code: 4404,
+    reconnect: false,
+    meaning: "the session was ended by an operator (the admin API): its subscriptions are gone; do not " +
+      "reconnect automatically",
   },
   TAKEN_OVER: {
     code: 4409,

@@ -66,6 +66,14 @@ export class Expiry<C extends Leased> {
     return undefined;
   }
 
+  /**
+   * An operator ends `session` (the admin API): unbinds everything and deletes it, as for an
+   * expired one. Under the client's lock, its connection here (if any) already let go.
+   */
+  end(session: Session): Promise<boolean> {
+    return this.#expireSession(session, "[Admin]");
+  }
+
   /** Unbinds everything of an expired session and deletes it; false if any step failed. */
   async #expireSession(session: Session, tag: string): Promise<boolean> {
     const { logger, store } = this.options;

@@ -16,18 +16,20 @@ export class HubMetrics {
   readonly messagesIn: (endpoint: string) => CounterSeries;
   readonly messagesOut: (endpoint: string) => CounterSeries;
   readonly errors: Counter;
+  readonly #in: Counter;
+  readonly #out: Counter;
+  readonly #endpoints: EndpointSet;
 
   constructor(
     m: Metrics,
     endpoints: EndpointSet,
     connections: ConnectionRegistry<Registered & { transport: string }>,
   ) {
-    this.messagesIn = m.counter("mediation_messages_in_total", "Messages published by clients").by(
-      "endpoint",
-    );
-    this.messagesOut = m.counter("mediation_messages_out_total", "Messages delivered to clients").by(
-      "endpoint",
-    );
+    this.#endpoints = endpoints;
+    this.#in = m.counter("mediation_messages_in_total", "Messages published by clients");
+    this.#out = m.counter("mediation_messages_out_total", "Messages delivered to clients");
+    this.messagesIn = this.#in.by("endpoint");
+    this.messagesOut = this.#out.by("endpoint");
     this.errors = m.counter("mediation_errors_total", "Errors answered to clients, by code");
     for (const e of endpoints) {
       this.messagesIn(e.name);
@@ -44,5 +46,13 @@ export class HubMetrics {
       "Client bindings held by this node, per endpoint",
       () => [...endpoints].map((e) => ({ labels: { endpoint: e.name }, value: e.bindingCount?.() ?? 0 })),
     );
+  }
+
+  /** Messages in and out so far (every endpoint), and bindings per endpoint: what the node announces. */
+  totals(): { messagesIn: number; messagesOut: number; bindings: Record<string, number> } {
+    const sum = (c: Counter) => [...c.values.values()].reduce((total, { value }) => total + value, 0);
+    const bindings: Record<string, number> = {};
+    for (const e of this.#endpoints) bindings[e.name] = e.bindingCount?.() ?? 0;
+    return { messagesIn: sum(this.#in), messagesOut: sum(this.#out), bindings };
   }
 }

@@ -8,7 +8,7 @@ import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Policy } from "./policy.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { SessionStore } from "./session.ts";
+import type { NodeRecord, SessionStore } from "./session.ts";
 
 /** Everything a hub is made of; built from the config by `hubOptionsFromConfig`. */
 export interface HubOptions {
@@ -51,6 +51,12 @@ export interface HubOptions {
   connectionsPerSecondPerAddress: number;
   /** Most sessions one authenticated subject may hold. */
   sessionsPerSubject: number;
+  /**
+   * What this node tells the others sharing its store (SessionStore.announce), at every lease
+   * renewal: where it listens, its runtime and version, when it started. Unset: it announces
+   * nothing (and takes no signals).
+   */
+  node?: Pick<NodeRecord, "address" | "runtime" | "version" | "startedAt">;
 }
 
 /** Options of one connection. */

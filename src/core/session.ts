@@ -98,6 +98,55 @@ export interface ReplayEvent {
   text: string;
 }
 
+/** Which sessions `listSessions` returns: every filter given must match. */
+export interface SessionQuery {
+  /** Connected under a lease that has not lapsed, or disconnected (lapsed leases included), as `counts`. */
+  state?: SessionState;
+  subject?: string;
+  /** The node holding its live connection. */
+  node?: string;
+  /** Bound to this endpoint. */
+  endpoint?: string;
+}
+
+/** One page of `listSessions`: `cursor` is where the next page starts; absent after the last. */
+export interface SessionPage {
+  sessions: Session[];
+  cursor?: string;
+}
+
+/** What a node says of itself to the others sharing its store (`announce`). */
+export interface NodeRecord {
+  id: string;
+  /** Where its clients reach it, as it listens (`host:port`). */
+  address: string;
+  /** The runtime and its version (`deno 2.1.4`, `bun 1.1.38`). */
+  runtime: string;
+  /** The gateway's version. */
+  version: string;
+  startedAt: number;
+  /** Live connections on it when it last announced itself. */
+  connected: number;
+  /** Whether it is draining (refusing new connections while its clients move away). */
+  draining: boolean;
+  /** When it last announced itself. */
+  seenAt: number;
+  /** Messages clients published through it, and it delivered to them, since it started. */
+  messagesIn?: number;
+  messagesOut?: number;
+  /** Client bindings it holds, per endpoint. */
+  bindings?: Record<string, number>;
+}
+
+/**
+ * What the admin API asks of the node holding a client's live connection, through the store
+ * (`signal`): disconnect it (the session stays), end its session, or write a message to it.
+ */
+export type NodeSignal =
+  | { type: "disconnect"; clientId: string }
+  | { type: "end"; clientId: string }
+  | { type: "deliver"; clientId: string; endpoint: string; data: string; encoding?: "base64" };
+
 /**
  * Where sessions live. Implementations: MemorySessionStore, RedisSessionStore; every one passes
  * `sessionStoreContract` (src/conformance/session-store/, `mediation-engine/conformance`), and so
@@ -249,8 +298,52 @@ export interface SessionStore {
     clientId: string,
     lastEventId: string | undefined,
   ): Promise<{ events: ReplayEvent[]; evicted: number; found: boolean }>;
+  /**
+   * One page of sessions matching `query`, in the store's own order, from `cursor` (undefined:
+   * the first page). A page holds at most `limit` sessions and may hold fewer (even none) while
+   * a `cursor` follows: filters are applied to what one step reads. Every session with a
+   * reconnection deadline (every session a hub makes) is listed once in a walk from the first
+   * page to the last, unless it is created or deleted during the walk; `state` counts as
+   * `counts` does at `now`.
+   */
+  listSessions(
+    query: SessionQuery,
+    cursor: string | undefined,
+    limit: number,
+    now: number,
+  ): Promise<SessionPage>;
+  /**
+   * A node says it is alive, in one round trip: its record is kept until `until` (past it the
+   * node is gone from `nodes`), and the signals sent to it since its last announcement are
+   * taken (resolved oldest first, and removed).
+   */
+  announce(node: NodeRecord, until: number): Promise<NodeSignal[]>;
+  /** The nodes whose last announcement holds at `now`, by id. */
+  nodes(now: number): Promise<NodeRecord[]>;
+  /**
+   * Queues `signal` for node `nodeId`, taken by its next `announce`. Resolves false, queuing
+   * nothing, when that node's record does not hold at `now`. Signals not taken within a minute
+   * are dropped.
+   */
+  signal(nodeId: string, signal: NodeSignal, now: number): Promise<boolean>;
   /** Resolves once the backing service answers; rejects with STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
   /** Releases connections; the store is unusable afterwards. */
   close(): Promise<void>;
+}
+
+/** Whether a session counts as connected at `now`: connected, under a lease that has not lapsed. */
+export function heldAt(session: Session, now: number): boolean {
+  return session.state === "connected" && (session.leaseUntil === undefined || session.leaseUntil >= now);
+}
+
+/** Whether `session` matches every filter of `query` at `now` (see SessionStore.listSessions). */
+export function matchesQuery(session: Session, query: SessionQuery, now: number): boolean {
+  if (query.state !== undefined && (query.state === "connected") !== heldAt(session, now)) return false;
+  if (query.subject !== undefined && session.subject !== query.subject) return false;
+  if (query.node !== undefined && (session.nodeId !== query.node || !heldAt(session, now))) return false;
+  if (query.endpoint !== undefined && !session.subscriptions.some((s) => s.endpoint === query.endpoint)) {
+    return false;
+  }
+  return true;
 }

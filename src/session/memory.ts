@@ -2,13 +2,18 @@
  * MemorySessionStore: sessions in this process's memory. For a single node; the rules are those
  * of the SessionStore port in src/core/session.ts.
  */
+import { heldAt, matchesQuery } from "../core/session.ts";
 import type {
   Attach,
   Lease,
   LostLease,
+  NodeRecord,
+  NodeSignal,
   PublishReservation,
   ReplayEvent,
   Session,
+  SessionPage,
+  SessionQuery,
   SessionStore,
   Subscription,
   Taken,
@@ -34,6 +39,11 @@ export class MemorySessionStore implements SessionStore {
   /** Client IDs of each subject's sessions (for `maxSessions`). */
   #subjects = new Map<string, Set<string>>();
   #entries = new Map<string, Entry>();
+  /** Nodes by id, each until its announcement lapses, with the signals queued for it. */
+  #nodes = new Map<
+    string,
+    { record: NodeRecord; until: number; signals: Array<{ at: number; signal: NodeSignal }> }
+  >();
 
   get(clientId: string): Promise<Session | undefined> {
     return Promise.resolve(copy(this.#entries.get(clientId)?.session));
@@ -225,6 +235,46 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve(replay?.take(lastEventId) ?? { events: [], evicted: 0, found: false });
   }
 
+  listSessions(
+    query: SessionQuery,
+    cursor: string | undefined,
+    limit: number,
+    now: number,
+  ): Promise<SessionPage> {
+    // In client ID order, the cursor the last ID returned: stable while sessions come and go.
+    const ids = [...this.#entries.keys()].filter((id) => cursor === undefined || id > cursor).sort();
+    const sessions: Session[] = [];
+    let last: string | undefined;
+    for (const id of ids) {
+      if (sessions.length >= limit) break;
+      last = id;
+      const session = this.#entries.get(id)!.session;
+      if (matchesQuery(session, query, now)) sessions.push(copy(session)!);
+    }
+    const more = last !== undefined && ids[ids.length - 1] !== last;
+    return Promise.resolve(more ? { sessions, cursor: last } : { sessions });
+  }
+
+  announce(node: NodeRecord, until: number): Promise<NodeSignal[]> {
+    const held = this.#nodes.get(node.id);
+    const signals = (held?.signals ?? []).filter((s) => s.at > node.seenAt - SIGNAL_TTL_MS);
+    this.#nodes.set(node.id, { record: { ...node }, until, signals: [] });
+    return Promise.resolve(signals.map((s) => s.signal));
+  }
+
+  nodes(now: number): Promise<NodeRecord[]> {
+    for (const [id, { until }] of this.#nodes) if (until < now) this.#nodes.delete(id);
+    const records = [...this.#nodes.values()].map(({ record }) => ({ ...record }));
+    return Promise.resolve(records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
+  }
+
+  signal(nodeId: string, signal: NodeSignal, now: number): Promise<boolean> {
+    const held = this.#nodes.get(nodeId);
+    if (!held || held.until < now) return Promise.resolve(false);
+    held.signals.push({ at: now, signal: { ...signal } });
+    return Promise.resolve(true);
+  }
+
   ping(): Promise<void> {
     return Promise.resolve();
   }
@@ -232,9 +282,7 @@ export class MemorySessionStore implements SessionStore {
   counts(now: number): Promise<{ connected: number; disconnected: number }> {
     const counts = { connected: 0, disconnected: 0 };
     for (const { session } of this.#entries.values()) {
-      const held = session.state === "connected" &&
-        (session.leaseUntil === undefined || session.leaseUntil >= now);
-      counts[held ? "connected" : "disconnected"]++;
+      counts[heldAt(session, now) ? "connected" : "disconnected"]++;
     }
     return Promise.resolve(counts);
   }
@@ -263,6 +311,9 @@ export class MemorySessionStore implements SessionStore {
     this.#entries.set(session.clientId, { session, publishes, replay });
   }
 }
+
+/** How long a signal waits for its node to take it, in ms (SessionStore.signal). */
+const SIGNAL_TTL_MS = 60_000;
 
 /**
  * The replay log: `events[head..]` are held, oldest first. Evicting moves `head` (one step, where

@@ -335,3 +335,45 @@ return {rest, tonumber(totals[2]) or 0, found and 1 or 0}
 
 /** KEYS: session. The record's fields, as a flat field/value array. */
 export const GET = `return redis.call('HGETALL', KEYS[1])`;
+
+/** KEYS: the deadline index. ARGV: cursor, count. One ZSCAN step: {nextCursor, {member, score, ...}}. */
+export const SCAN_SESSIONS = `return redis.call('ZSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])`;
+
+/**
+ * KEYS: the nodes' records (a hash of id -> JSON), their times (a sorted set of id by `until`),
+ * this node's signals (a list of JSON, oldest first). ARGV: id, record JSON, until. Keeps the
+ * record and takes the signals queued for it.
+ */
+export const ANNOUNCE = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local signals = redis.call('LRANGE', KEYS[3], 0, -1)
+redis.call('DEL', KEYS[3])
+return signals
+`;
+
+/** KEYS: the nodes' records and times, as ANNOUNCE. ARGV: now. Drops lapsed nodes; returns the others' records. */
+export const NODES = `
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])) do
+  redis.call('HDEL', KEYS[1], id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+local records = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local record = redis.call('HGET', KEYS[1], id)
+  if record then table.insert(records, record) end
+end
+return records
+`;
+
+/**
+ * KEYS: the nodes' times, the node's signals. ARGV: id, now, signal JSON, ttl. Queues a signal
+ * for a node whose record holds at `now`; returns 1, or 0 (no such node, nothing queued).
+ */
+export const SIGNAL = `
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not held or tonumber(held) < tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+`;

@@ -26,6 +26,11 @@
  *   DELETE removes them with the session, and a session created afresh (CONNECT, WRITE) starts
  *   without any ledger or log left over from an older one whose key expired.
  *
+ * - `{prefix}~nodes{nodes}`: a hash of node id -> the JSON of its announcement (NodeRecord), and
+ *   `{prefix}~nodes-until{nodes}`, node ids by when their announcement lapses; `{prefix}~signals:
+ *   {nodeId}{nodes}`, a list of the JSON signals queued for a node, taken by its next announcement
+ *   (and expiring a minute after the last one queued).
+ *
  * `~` cannot occur in a client ID, so none of these collides with a session or with another
  * client's keys.
  *
@@ -42,15 +47,21 @@ import type {
   Attach,
   Lease,
   LostLease,
+  NodeRecord,
+  NodeSignal,
   PublishReservation,
   ReplayEvent,
   Session,
+  SessionPage,
+  SessionQuery,
   SessionStore,
   Subscription,
   Taken,
 } from "../core/session.ts";
+import { matchesQuery } from "../core/session.ts";
 import { encode, parseFields, problemOf, SUB } from "./redis-record.ts";
 import {
+  ANNOUNCE,
   APPEND_REPLAY,
   CLAIM,
   COMPLETE_PUBLISH,
@@ -58,9 +69,12 @@ import {
   COUNTS,
   DELETE,
   GET,
+  NODES,
   RELEASE,
   RENEW,
   RESERVE_PUBLISH,
+  SCAN_SESSIONS,
+  SIGNAL,
   SUBSCRIPTION,
   TAKE_REPLAY,
   WRITE,
@@ -109,6 +123,9 @@ const PROBE = "bWVkaWF0aW9uLXByb2Jl";
 /** How long a key outlives its deadline, as a safety net, in ms. */
 const RETENTION_MS = 24 * 60 * 60 * 1000;
 
+/** How long a signal waits for its node to take it, in ms (SessionStore.signal). */
+const SIGNAL_TTL_MS = 60_000;
+
 /** The start-up check: a script that hands back its argument. */
 const PROBE_SCRIPT = wireScript("return ARGV[1]");
 
@@ -132,7 +149,11 @@ export class RedisSessionStore implements SessionStore {
     | "reserve"
     | "complete"
     | "append"
-    | "take",
+    | "take"
+    | "scan"
+    | "announce"
+    | "nodes"
+    | "signal",
     WireScript
   >;
   #closed = false;
@@ -162,7 +183,19 @@ export class RedisSessionStore implements SessionStore {
       complete: wireScript(COMPLETE_PUBLISH),
       append: wireScript(APPEND_REPLAY),
       take: wireScript(TAKE_REPLAY),
+      scan: wireScript(SCAN_SESSIONS),
+      announce: wireScript(ANNOUNCE),
+      nodes: wireScript(NODES),
+      signal: wireScript(SIGNAL),
     };
+  }
+
+  /**
+   * The nodes' records and their times; a node's signals are `{prefix}~signals:{id}{nodes}`. All
+   * under the one hash tag `{nodes}`, so each script's keys share a slot on a Redis Cluster.
+   */
+  #nodeKeys(): [string, string] {
+    return [`${this.#prefix}~nodes{nodes}`, `${this.#prefix}~nodes-until{nodes}`];
   }
 
   /** The key holding a client's session. */
@@ -328,6 +361,68 @@ export class RedisSessionStore implements SessionStore {
       return { id, endpoint, text };
     });
     return { events, evicted, found: found === 1 };
+  }
+
+  /**
+   * One ZSCAN step over the deadline index (the cursor is Redis's own; "0" ends the walk), then
+   * each session read in a round trip of its own, all at once. `limit` is ZSCAN's COUNT: Redis
+   * may read more in a step (a small index is read whole), and then the page holds more.
+   */
+  async listSessions(
+    query: SessionQuery,
+    cursor: string | undefined,
+    limit: number,
+    now: number,
+  ): Promise<SessionPage> {
+    const reply = await this.#call(() =>
+      this.#wire.eval(this.#scripts.scan, [this.#index], [cursor ?? "0", String(limit)])
+    ) as [string, string[]];
+    const [next, pairs] = Array.isArray(reply) ? reply : ["0", []];
+    const ids: string[] = [];
+    for (let i = 0; i < pairs.length; i += 2) ids.push(pairs[i]);
+    const read = await Promise.all(
+      ids.map((id) =>
+        this.#call(() => this.#wire.eval(this.#scripts.get, [this.#key(id)], [])).then((fields) =>
+          Array.isArray(fields) && fields.length > 0 ? this.#decode(id, fields as string[], false) : undefined
+        )
+      ),
+    );
+    const sessions = read.filter((s): s is Session => s !== undefined && matchesQuery(s, query, now));
+    return String(next) === "0" ? { sessions } : { sessions, cursor: String(next) };
+  }
+
+  async announce(node: NodeRecord, until: number): Promise<NodeSignal[]> {
+    const keys = [...this.#nodeKeys(), `${this.#prefix}~signals:${node.id}{nodes}`];
+    const reply = await this.#call(() =>
+      this.#wire.eval(this.#scripts.announce, keys, [node.id, JSON.stringify(node), String(until)])
+    );
+    return (Array.isArray(reply) ? reply as string[] : []).flatMap((text) => {
+      try {
+        return [JSON.parse(text) as NodeSignal];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async nodes(now: number): Promise<NodeRecord[]> {
+    const reply = await this.#call(() =>
+      this.#wire.eval(this.#scripts.nodes, this.#nodeKeys(), [String(now)])
+    );
+    const records = (Array.isArray(reply) ? reply as string[] : []).flatMap((text) => {
+      try {
+        return [JSON.parse(text) as NodeRecord];
+      } catch {
+        return [];
+      }
+    });
+    return records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async signal(nodeId: string, signal: NodeSignal, now: number): Promise<boolean> {
+    const keys = [this.#nodeKeys()[1], `${this.#prefix}~signals:${nodeId}{nodes}`];
+    const args = [nodeId, String(now), JSON.stringify(signal), String(SIGNAL_TTL_MS)];
+    return await this.#call(() => this.#wire.eval(this.#scripts.signal, keys, args)) === 1;
   }
 
   /**

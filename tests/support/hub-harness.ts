@@ -52,6 +52,8 @@ export interface HarnessOptions {
   clock?: VirtualClock;
   maxInFlight?: number;
   publishesPerSecond?: number;
+  /** The node announces itself to the store (the admin API's nodes and signals). */
+  announce?: boolean;
 }
 
 /**
@@ -104,6 +106,14 @@ export async function createHarness(options: HarnessOptions = {}) {
     logger,
     metrics,
     nodeId: options.nodeId ?? "node-a",
+    node: options.announce
+      ? {
+        address: `${options.nodeId ?? "node-a"}:8080`,
+        runtime: "test",
+        version: "0",
+        startedAt: clock.now(),
+      }
+      : undefined,
   }));
   hub.start();
   await chat.start(hub);

@@ -48,7 +48,7 @@ test("client tables: the close code table (code, reconnect, meaning) is the gate
   // Which codes stop a client, spelled out for the docs' table.
   assert.deepEqual(
     Object.values(CLOSE_CODES).filter((c) => !c.reconnect).map((c) => c.code),
-    [4401, 4409, 4500],
+    [4401, 4404, 4409, 4500],
   );
 });
 

@@ -84,7 +84,7 @@ test("serve: without server.tls SIGHUP is not taken over, and the listener gets 
     "server: { port: 18080 }\nendpoints: [{ name: chat, type: memory }]\n",
   );
   assert.deepEqual(seen.listened, [undefined]);
-  assert.deepEqual([...seen.signals.keys()].sort(), ["SIGINT", "SIGTERM"]);
+  assert.deepEqual([...seen.signals.keys()].sort(), ["SIGINT", "SIGTERM", "SIGUSR2"]);
   assert.ok(logger.lines.some((l) => /Listening on http:\/\//.test(l)));
   await engine.stop();
 });

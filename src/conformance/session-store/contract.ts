@@ -4,7 +4,8 @@
  * `bun test` alike. Every built-in store passes it (MemorySessionStore, RedisSessionStore on each
  * transport), and the author of another store runs the same suite against theirs, by area:
  * records (compare-and-set writes), expiry (the expiry index and cleanup claims), ownership
- * (connect, leases, release, counts), the publish dedupe ledger and the SSE replay log. Each case
+ * (connect, leases, release, counts), the publish dedupe ledger, the SSE replay log and the fleet
+ * (the walk over every session, node announcements and signals). Each case
  * gets a fresh harness: two stores over the same data stand for two nodes.
  *
  * @example
@@ -18,6 +19,7 @@
  * ```
  */
 import { expiryCases } from "./expiry.ts";
+import { fleetCases } from "./fleet.ts";
 import type { StoreHarness } from "./fixtures.ts";
 import { storeCases } from "./fixtures.ts";
 import { ledgerCases } from "./ledger.ts";
@@ -26,7 +28,7 @@ import { recordCases } from "./records.ts";
 import { replayCases } from "./replay.ts";
 
 export type { StoreCases, StoreHarness } from "./fixtures.ts";
-export { expiryCases, ledgerCases, ownershipCases, recordCases, replayCases, storeCases };
+export { expiryCases, fleetCases, ledgerCases, ownershipCases, recordCases, replayCases, storeCases };
 
 /** Registers every case of the contract, `<kind> store: <case>`, each on a fresh `setup()`. */
 export function sessionStoreContract(kind: string, setup: () => Promise<StoreHarness>): void {
@@ -36,4 +38,5 @@ export function sessionStoreContract(kind: string, setup: () => Promise<StoreHar
   ownershipCases(cases);
   ledgerCases(cases);
   replayCases(cases);
+  fleetCases(cases);
 }
