@@ -69,6 +69,8 @@ export class RespWire implements RedisWire {
   readonly #timeout: number;
   /** The last connection error since the connection was last ready. */
   #down?: Error;
+  /** The cluster's primaries being connected (#primaries), shared by the requests that wait. */
+  #connecting?: Promise<void>;
   /** Set by an error no reconnection can cure (a refused password, a db out of range). */
   #fatal?: GatewayError;
 
@@ -270,7 +272,7 @@ export class RespWire implements RedisWire {
    */
   #ready(): Promise<void> {
     if (this.#fatal) return Promise.reject(this.#fatal);
-    if (this.#redis.status === "ready") return Promise.resolve();
+    if (this.#redis.status === "ready") return this.#redis instanceof Cluster ? this.#primaries(this.#redis) : Promise.resolve();
     if (this.#down) return Promise.reject(this.#unreachable(this.#down));
     if (this.#redis.status === "end") return Promise.reject(new Error("the connection is closed"));
     return new Promise((resolve, reject) => {
@@ -288,6 +290,39 @@ export class RespWire implements RedisWire {
       );
       this.#redis.once("ready", ready).once("error", failed);
     });
+  }
+
+  /**
+   * Resolves once no primary's connection is half-way up: ioredis refuses a request to a node
+   * that is connecting (the offline queue being off) rather than waiting for it, so the first
+   * burst to a node not yet connected would fail. A node that is down (a failover) fails its requests at
+   * once instead, as a single Redis does.
+   */
+  #primaries(cluster: Cluster): Promise<void> {
+    if (this.#connecting) return this.#connecting;
+    const connecting = cluster.nodes("master").filter((n) => ["wait", "connecting", "connect"].includes(n.status));
+    if (connecting.length === 0) return Promise.resolve();
+    this.#connecting = this.#up(connecting).finally(() => (this.#connecting = undefined));
+    return this.#connecting;
+  }
+
+  async #up(connecting: Redis[]): Promise<void> {
+    // Connected now, not by the first request (whose neighbours would find it connecting).
+    for (const node of connecting) if (node.status === "wait") node.connect().catch(() => {});
+    let timer: ReturnType<Scheduler["setTimeout"]> | undefined;
+    await Promise.race([
+      Promise.all(connecting.map((node) =>
+        new Promise<void>((resolve) => {
+          const done = () => {
+            node.off("ready", done).off("error", done).off("end", done);
+            resolve();
+          };
+          node.once("ready", done).once("error", done).once("end", done);
+        })
+      )),
+      new Promise<void>((resolve) => (timer = this.#scheduler.setTimeout(resolve, this.#timeout))),
+    ]);
+    this.#scheduler.clear(timer!);
   }
 
   #unreachable(error: Error): Error {

@@ -419,7 +419,9 @@ export class RedisSessionStore implements SessionStore {
         lost.push({ clientId: pairs[i], reason: pairs[i + 1] === "taken" ? "taken" : "expired" });
       }
     }
-    return lost;
+    // In the order of `leases`, as one script would have answered.
+    const order = new Map(leases.map((l, i) => [l.clientId, i]));
+    return lost.sort((a, b) => order.get(a.clientId)! - order.get(b.clientId)!);
   }
 
   async reservePublish(
