@@ -145,13 +145,15 @@ export class RespWire implements RedisWire {
       this.#fatal ??= this.#configProblem(cause ?? error);
     });
     if (this.#redis instanceof Cluster) {
-      // One node down (a primary failing over) leaves the others serving their slots.
-      const down = new Set<string>();
+      // One node down (a primary failing over) leaves the others serving their slots. Said once
+      // per node and 10 s: ioredis tries a lost node again at every slot refresh until it is replaced.
+      const said = new Map<string, number>();
       this.#redis.on("node error", (error: Error, node: string) => {
-        if (!down.has(node)) this.#report("warn", `[SessionStore] Redis Cluster node ${node}: ${error.message}`);
-        down.add(node);
+        const now = this.#scheduler.now();
+        if (now - (said.get(node) ?? -Infinity) < 10_000) return;
+        said.set(node, now);
+        this.#report("warn", `[SessionStore] Redis Cluster node ${node}: ${error.message}`);
       });
-      this.#redis.on("+node", (node: Redis) => down.delete(`${node.options.host}:${node.options.port}`));
     }
     this.#redis.on("ready", () => {
       if (this.#down) this.#report("info", `[SessionStore] Redis at ${this.#address} is reachable again`);

@@ -293,7 +293,8 @@ export class RedisSessionStore implements SessionStore {
       return { outcome };
     }
     if (outcome === "unreadable") this.#refuse(clientId, problemOf(clientId, fields));
-    return { outcome: outcome as "created" | "resumed", session: this.#decode(clientId, fields, true)! };
+    if (outcome !== "created" && outcome !== "resumed") throw this.#unexpected(clientId, "connect", outcome);
+    return { outcome, session: this.#decode(clientId, fields, true)! };
   }
 
   async release(clientId: string, epoch: number, now: number, deadline: number): Promise<boolean> {

@@ -6,8 +6,10 @@
  * killed primary is replaced within a few seconds. Each is a TestRedis: a store on it, the
  * `session.redis` block that reaches it, raw commands.
  *
- * Ports: searched upwards from a random start in 30000-44000 (each cluster node also needs its bus
- * port, +10000), or from TEST_REDIS_PORTS when set (a range kept for one user of a shared machine).
+ * Ports: searched upwards from a random start in 20000-22000, below Linux's ephemeral range (32768
+ * on), where an outgoing connection may hold a port that nothing listens on (each cluster node
+ * also needs its bus port, +10000); or from TEST_REDIS_PORTS when set (a range kept for one user
+ * of a shared machine).
  */
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -26,14 +28,14 @@ export const TEST_SHARDS = 16;
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let nextPort = Number(process.env.TEST_REDIS_PORTS) || 30000 + Math.floor(Math.random() * 14000);
+let nextPort = Number(process.env.TEST_REDIS_PORTS) || 20000 + Math.floor(Math.random() * 2000);
 
 /** `count` ports nobody listens on, each with its bus port (+10000) free too. */
 async function freePorts(count: number): Promise<number[]> {
   const ports: number[] = [];
   while (ports.length < count) {
     const port = nextPort++;
-    if (port + 10000 >= 55000) nextPort = 30000;
+    if (port + 10000 >= 55000) nextPort = 20000;
     if (!await accepts(port) && !await accepts(port + 10000)) ports.push(port);
   }
   return ports;
@@ -51,7 +53,7 @@ async function until(what: string, check: () => Promise<boolean>, ms = 20_000): 
  * A free port can be taken between the check and the server's bind (by an outgoing connection's
  * ephemeral port, on a busy machine): a start that fails so is tried again, on other ports.
  */
-async function attempts<T>(start: () => Promise<T>, times = 3): Promise<T> {
+async function attempts<T>(start: () => Promise<T>, times = 5): Promise<T> {
   for (let attempt = 1;; attempt++) {
     try {
       return await start();
@@ -183,7 +185,17 @@ export class RedisClusterServers implements TestRedis {
         const info = await ask(port, "CLUSTER", "INFO") as string;
         if (!info.includes("cluster_state:ok")) return false;
       }
-      return (await this.primaries()).length === 3;
+      if ((await this.primaries()).length !== 3) return false;
+      // Every replica holds its primary's data: one that never finished its first sync would,
+      // promoted, serve an empty (or partial) data set.
+      for (const [port, server] of this.#servers) {
+        if (!server.alive) continue;
+        const replication = await ask(port, "INFO", "replication") as string;
+        if (replication.includes("role:slave") && !/master_link_status:up[\s\S]*master_sync_in_progress:0/.test(replication)) {
+          return false;
+        }
+      }
+      return true;
     }, ms);
   }
 
@@ -192,6 +204,15 @@ export class RedisClusterServers implements TestRedis {
     const live = [...this.#servers].find(([, s]) => s.alive)![0];
     const slots = await ask(live, "CLUSTER", "SLOTS") as Array<[number, number, [string, number]]>;
     return [...new Set(slots.map((s) => s[2][1]))];
+  }
+
+  /**
+   * Resolves once the slots of the primary on `old` are served by another (its replica promoted)
+   * and every live node says cluster_state:ok.
+   */
+  async promoted(old: number, ms = 60_000): Promise<void> {
+    await until("a replica promoted", async () => !(await this.primaries()).includes(old), ms);
+    await this.ready(ms);
   }
 
   /** The port of the primary that serves `key`'s slot now. */
