@@ -118,7 +118,8 @@ export const RedisSchema = v.pipe(
     if ("cluster" in redis) {
       if (!("shards" in redis)) {
         addIssue({
-          message: "expected a number of shards (e.g. 16) with cluster, got nothing: every script's keys must share one slot",
+          message:
+            "expected a number of shards (e.g. 16) with cluster, got nothing: every script's keys must share one slot",
           path: at("shards"),
         });
       }

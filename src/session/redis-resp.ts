@@ -241,7 +241,9 @@ export class RespWire implements RedisWire {
     const options = this.#options;
     const list = (nodes: RedisNode[]) => nodes.map((n) => `${n.host}:${n.port}`).join(",");
     if ("cluster" in options) return `the cluster ${scheme}://${list(options.cluster)}`;
-    if ("sentinels" in options) return `the primary of ${options.name} (sentinels ${list(options.sentinels)})`;
+    if ("sentinels" in options) {
+      return `the primary of ${options.name} (sentinels ${list(options.sentinels)})`;
+    }
     return `${scheme}://${options.host}:${options.port}`;
   }
 
@@ -274,7 +276,9 @@ export class RespWire implements RedisWire {
    */
   #ready(): Promise<void> {
     if (this.#fatal) return Promise.reject(this.#fatal);
-    if (this.#redis.status === "ready") return this.#redis instanceof Cluster ? this.#primaries(this.#redis) : Promise.resolve();
+    if (this.#redis.status === "ready") {
+      return this.#redis instanceof Cluster ? this.#primaries(this.#redis) : Promise.resolve();
+    }
     if (this.#down) return Promise.reject(this.#unreachable(this.#down));
     if (this.#redis.status === "end") return Promise.reject(new Error("the connection is closed"));
     return new Promise((resolve, reject) => {
@@ -302,7 +306,9 @@ export class RespWire implements RedisWire {
    */
   #primaries(cluster: Cluster): Promise<void> {
     if (this.#connecting) return this.#connecting;
-    const connecting = cluster.nodes("master").filter((n) => ["wait", "connecting", "connect"].includes(n.status));
+    const connecting = cluster.nodes("master").filter((n) =>
+      ["wait", "connecting", "connect"].includes(n.status)
+    );
     if (connecting.length === 0) return Promise.resolve();
     this.#connecting = this.#up(connecting).finally(() => (this.#connecting = undefined));
     return this.#connecting;

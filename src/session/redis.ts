@@ -235,7 +235,12 @@ export class RedisSessionStore implements SessionStore {
     }
     // The sharded layout: the subject's set is in another slot, checked (and the client counted)
     // first; a client counted here whose session did not come of it is taken out again.
-    const admitted = await this.#admit(clientId, attach.subject, attach.maxSessions, ttl(attach.deadline, attach.now));
+    const admitted = await this.#admit(
+      clientId,
+      attach.subject,
+      attach.maxSessions,
+      ttl(attach.deadline, attach.now),
+    );
     let taken: Taken;
     try {
       taken = await this.#connect(clientId, attach, admitted === "full" ? 0 : undefined);
@@ -250,7 +255,12 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** Counts `clientId` among `subject`'s sessions if there is room, pruning those that are gone. */
-  async #admit(clientId: string, subject: string, max: number, lifetime: number): Promise<"member" | "added" | "full"> {
+  async #admit(
+    clientId: string,
+    subject: string,
+    max: number,
+    lifetime: number,
+  ): Promise<"member" | "added" | "full"> {
     const set = this.#layout.subject(subject);
     const args = [clientId, String(max), String(lifetime)];
     for (let pass = 0;; pass++) {
@@ -260,7 +270,9 @@ export class RedisSessionStore implements SessionStore {
       if (pass > 0) return "full";
       const members = reply as string[];
       const present = await Promise.all(
-        members.map((member) => this.#call(() => this.#wire.eval(this.#scripts.exists, [this.#key(member)], []))),
+        members.map((member) =>
+          this.#call(() => this.#wire.eval(this.#scripts.exists, [this.#key(member)], []))
+        ),
       );
       const gone = members.filter((_, i) => present[i] === 0);
       if (gone.length === 0) return "full";
@@ -269,7 +281,9 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async #unadmit(subject: string, clientId: string): Promise<void> {
-    await this.#call(() => this.#wire.eval(this.#scripts.forget, [this.#layout.subject(subject)], [clientId]));
+    await this.#call(() =>
+      this.#wire.eval(this.#scripts.forget, [this.#layout.subject(subject)], [clientId])
+    );
   }
 
   async #connect(clientId: string, attach: Attach, maxSessions: number | undefined): Promise<Taken> {
@@ -334,8 +348,10 @@ export class RedisSessionStore implements SessionStore {
       return await this.#call(() => this.#wire.zrangeByScore(index, "-inf", `(${now}`, 0, limit));
     }
     // Shard by shard, each a page of its oldest, merged by deadline.
-    const pages = await this.#everyShard("listing expired sessions", (base) =>
-      this.#wire.eval(this.#scripts.expired, [this.#layout.deadlines(base)], [String(now), String(limit)])
+    const pages = await this.#everyShard(
+      "listing expired sessions",
+      (base) =>
+        this.#wire.eval(this.#scripts.expired, [this.#layout.deadlines(base)], [String(now), String(limit)]),
     );
     const found: Array<[string, number]> = [];
     for (const page of pages) {
@@ -545,7 +561,9 @@ export class RedisSessionStore implements SessionStore {
       ? await this.#everyShard("counting sessions", count)
       : [await this.#call(() => count(this.#prefix))];
     let [sessions, connected] = [0, 0];
-    for (const [s, c] of replies as Array<[number, number]>) [sessions, connected] = [sessions + s, connected + c];
+    for (const [s, c] of replies as Array<[number, number]>) {
+      [sessions, connected] = [sessions + s, connected + c];
+    }
     return { connected, disconnected: sessions - connected };
   }
 

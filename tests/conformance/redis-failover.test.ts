@@ -21,9 +21,14 @@ import { writeFileSync } from "node:fs";
 import process from "node:process";
 import { after, test } from "node:test";
 import type { MqttClient } from "mqtt";
-import { assertNoLossAllFlagged, chaosSummary, paceNumbered, runChaos, WsChaosClient } from "../support/chaos-clients.ts";
+import {
+  assertNoLossAllFlagged,
+  chaosSummary,
+  paceNumbered,
+  runChaos,
+  WsChaosClient,
+} from "../support/chaos-clients.ts";
 import { ChaosProxy } from "../support/chaos-proxy.ts";
-import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
 import { mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { keyPrefix } from "../support/redis.ts";
@@ -34,7 +39,7 @@ import { KeyLayout } from "../../src/session/redis-layout.ts";
 import { upgradeAnswer } from "./gateway-scenarios.ts";
 
 const CLIENTS = Number(process.env.FAILOVER_CLIENTS ?? 6);
-const SECONDS = Number(process.env.FAILOVER_SECONDS ?? 8);
+const SECONDS = Number(process.env.FAILOVER_SECONDS ?? 6);
 const RATE = 100;
 const KILL_AT_MS = SECONDS * 300;
 
@@ -114,11 +119,14 @@ for (const kind of ["cluster", "sentinel"] as const) {
       const ns = namespace(`failover-${kind}`);
       const run = crypto.randomUUID().slice(0, 8);
       const nodes = await Promise.all(
-        ["a", "b"].map((n) => startGateway(currentRuntime, nodeConfig(setup.redis, prefix, ns, `failover-${n}-${run}`))),
+        ["a", "b"].map((n) =>
+          startGateway(currentRuntime, nodeConfig(setup.redis, prefix, ns, `failover-${n}-${run}`))
+        ),
       );
       cleanups.push(() => Promise.all(nodes.map((gw) => gw.stop("SIGKILL"))).then(() => {}));
       const tails = () =>
-        nodes.map((gw, i) => `--- node ${"AB"[i]} (last 3000 characters) ---\n${gw.output().slice(-3000)}`).join("\n");
+        nodes.map((gw, i) => `--- node ${"AB"[i]} (last 3000 characters) ---\n${gw.output().slice(-3000)}`)
+          .join("\n");
 
       // The uncut client, and the primary it lives on: the one to kill.
       const liveId = `failover-${run}-live`;
@@ -148,7 +156,12 @@ for (const kind of ["cluster", "sentinel"] as const) {
             ackEveryMs: 20,
           }),
       );
-      const live = new WsChaosClient({ base: nodes[0].http, clientId: liveId, endpoint: "sensors", ack: true });
+      const live = new WsChaosClient({
+        base: nodes[0].http,
+        clientId: liveId,
+        endpoint: "sensors",
+        ack: true,
+      });
       const all = [...clients, live];
 
       const started = performance.now();
@@ -201,7 +214,9 @@ for (const kind of ["cluster", "sentinel"] as const) {
       const refused = probes.filter((p) => p.status === 503);
       console.log(chaosSummary(currentRuntime, `redis ${kind}, a primary killed`, r));
       console.log(
-        `  killed the primary on ${victim} at ${killedAt.toFixed(1)} s; new connections on it got 503 ${refused.length} times, ` +
+        `  killed the primary on ${victim} at ${
+          killedAt.toFixed(1)
+        } s; new connections on it got 503 ${refused.length} times, ` +
           `Redis replaced it ${(replacedAt - killedAt).toFixed(2)} s after the kill, ` +
           `the first new connection got through ${(promotedAt - killedAt).toFixed(2)} s after it; ` +
           `the uncut connection received ${liveAtPromotion - liveAtKill} messages meanwhile`,
@@ -209,10 +224,15 @@ for (const kind of ["cluster", "sentinel"] as const) {
       const failed = r.tallies.some((t) => t.lost.length > 0 || t.duplicates !== t.duplicatesFlagged);
       if (failed) console.log(tails());
       if (failed && process.env.FAILOVER_LOG_DIR) {
-        nodes.forEach((gw, i) => writeFileSync(`${process.env.FAILOVER_LOG_DIR}/node-${"AB"[i]}.log`, gw.output()));
+        nodes.forEach((gw, i) =>
+          writeFileSync(`${process.env.FAILOVER_LOG_DIR}/node-${"AB"[i]}.log`, gw.output())
+        );
       }
       if (failed || process.env.FAILOVER_DEBUG) {
-        console.log("the uncut client's session now:", await setup.redis.command("HGETALL", layout.key(liveId)));
+        console.log(
+          "the uncut client's session now:",
+          await setup.redis.command("HGETALL", layout.key(liveId)),
+        );
       }
       assert.ok(refused.length > 0, "new connections on the lost primary were refused with 503");
       assert.deepEqual(

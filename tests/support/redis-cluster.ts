@@ -81,7 +81,9 @@ class Server {
 
   async started(): Promise<void> {
     await until(`redis-server on ${this.port}`, () => {
-      if (this.#child.exitCode !== null) throw new Error(`redis-server on ${this.port} exited: ${this.#output}`);
+      if (this.#child.exitCode !== null) {
+        throw new Error(`redis-server on ${this.port} exited: ${this.#output}`);
+      }
       return accepts(this.port);
     }, 10_000);
   }
@@ -96,7 +98,13 @@ class Server {
 
 /** A raw connection to one node, for admin commands. */
 async function ask(port: number, ...args: Array<string | number>): Promise<unknown> {
-  const redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const redis = new Redis({
+    port,
+    host: "127.0.0.1",
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   try {
     await redis.connect();
     const [name, ...rest] = args;
@@ -108,7 +116,13 @@ async function ask(port: number, ...args: Array<string | number>): Promise<unkno
 
 /** Deletes, on one node, every key under `prefix` it holds, one by one (a cluster refuses a multi-slot DEL). */
 async function dropOn(port: number, prefix: string): Promise<void> {
-  const redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const redis = new Redis({
+    port,
+    host: "127.0.0.1",
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   try {
     await redis.connect();
     const keys = await redis.keys(`${prefix}*`);
@@ -134,24 +148,27 @@ export class RedisClusterServers implements TestRedis {
   static async #start(): Promise<RedisClusterServers> {
     const cluster = new RedisClusterServers(await freePorts(6));
     for (const port of cluster.ports) {
-      cluster.#servers.set(port, new Server(port, [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        cluster.dir,
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        join(cluster.dir, `nodes-${port}.conf`),
-        "--cluster-node-timeout",
-        "1000",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-      ]));
+      cluster.#servers.set(
+        port,
+        new Server(port, [
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--dir",
+          cluster.dir,
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          join(cluster.dir, `nodes-${port}.conf`),
+          "--cluster-node-timeout",
+          "1000",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+        ]),
+      );
     }
     try {
       for (const server of cluster.#servers.values()) await server.started();
@@ -163,7 +180,9 @@ export class RedisClusterServers implements TestRedis {
         "1",
         "--cluster-yes",
       ], { encoding: "utf8" });
-      if (created.status !== 0) throw new Error(`redis-cli --cluster create: ${created.stdout}${created.stderr}`);
+      if (created.status !== 0) {
+        throw new Error(`redis-cli --cluster create: ${created.stdout}${created.stderr}`);
+      }
       await cluster.ready();
     } catch (error) {
       await cluster.stop();
@@ -191,7 +210,10 @@ export class RedisClusterServers implements TestRedis {
       for (const [port, server] of this.#servers) {
         if (!server.alive) continue;
         const replication = await ask(port, "INFO", "replication") as string;
-        if (replication.includes("role:slave") && !/master_link_status:up[\s\S]*master_sync_in_progress:0/.test(replication)) {
+        if (
+          replication.includes("role:slave") &&
+          !/master_link_status:up[\s\S]*master_sync_in_progress:0/.test(replication)
+        ) {
           return false;
         }
       }
@@ -286,13 +308,27 @@ export class RedisSentinelServers implements TestRedis {
     const setup = new RedisSentinelServers(ports.slice(0, 2), ports.slice(2));
     const [primary, replica] = setup.dataPorts;
     const data = (port: number, more: string[] = []) =>
-      new Server(port, ["--port", String(port), "--bind", "127.0.0.1", "--dir", setup.dir, "--save", "", "--appendonly", "no", ...more]);
+      new Server(port, [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        setup.dir,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        ...more,
+      ]);
     setup.#data.set(primary, data(primary));
     setup.#data.set(replica, data(replica, ["--replicaof", "127.0.0.1", String(primary)]));
     try {
       for (const server of setup.#data.values()) await server.started();
-      await until("the replica in sync", async () =>
-        (await ask(replica, "INFO", "replication") as string).includes("master_link_status:up"));
+      await until(
+        "the replica in sync",
+        async () => (await ask(replica, "INFO", "replication") as string).includes("master_link_status:up"),
+      );
       for (const port of setup.sentinelPorts) {
         const file = join(setup.dir, `sentinel-${port}.conf`);
         writeFileSync(

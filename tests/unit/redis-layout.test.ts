@@ -44,7 +44,8 @@ test("redis layout: sharded keys carry the shard's hash tag after the prefix; wi
 });
 
 const CHAT = "endpoints: [{ name: chat, type: memory }]\n";
-const redisOf = (block: string) => parseConfig(`session: { type: redis, redis: ${block} }\n` + CHAT, {}).config.session.redis;
+const redisOf = (block: string) =>
+  parseConfig(`session: { type: redis, redis: ${block} }\n` + CHAT, {}).config.session.redis;
 const problems = (block: string) => {
   try {
     parseConfig(`session: { type: redis, redis: ${block} }\n` + CHAT, {});
@@ -56,16 +57,19 @@ const problems = (block: string) => {
 };
 
 test("config: session.redis.cluster with shards selects the cluster transport; sentinels with a name the sentinel one", () => {
-  assert.deepEqual(redisOf('{ cluster: ["10.0.0.1:7000", "10.0.0.2:7000"], shards: 64, password: s, tls: true }'), {
-    transport: "cluster",
-    cluster: [{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7000 }],
-    tls: true,
-    username: undefined,
-    password: "s",
-    keyPrefix: "mediation:session:",
-    shards: 64,
-    timeout: 3000,
-  });
+  assert.deepEqual(
+    redisOf('{ cluster: ["10.0.0.1:7000", "10.0.0.2:7000"], shards: 64, password: s, tls: true }'),
+    {
+      transport: "cluster",
+      cluster: [{ host: "10.0.0.1", port: 7000 }, { host: "10.0.0.2", port: 7000 }],
+      tls: true,
+      username: undefined,
+      password: "s",
+      keyPrefix: "mediation:session:",
+      shards: 64,
+      timeout: 3000,
+    },
+  );
   assert.deepEqual(redisOf('{ sentinels: ["s1:26379", "s2:26379"], name: main, db: 2 }'), {
     transport: "sentinel",
     sentinels: [{ host: "s1", port: 26379 }, { host: "s2", port: 26379 }],
@@ -114,11 +118,15 @@ test("config: exactly one of addr (or url), cluster and sentinels; cluster needs
   assert.deepEqual(problems('{ url: "redis://h:1", tls: true }'), [
     "session.redis.tls: a url says TLS with rediss:// (or https://)",
   ]);
-  assert.match(problems("{ keyPrefix: p }")[0], /or cluster or sentinels \(a list of "host:port"\), got nothing$/);
+  assert.match(
+    problems("{ keyPrefix: p }")[0],
+    /or cluster or sentinels \(a list of "host:port"\), got nothing$/,
+  );
 });
 
 test("config: a cluster's and the sentinels' passwords are secrets, never in a problem", () => {
-  const text = problems('{ cluster: ["h:2"], password: "hunter2-secret", sentinelPassword: "other-secret" }').join("\n");
+  const text = problems('{ cluster: ["h:2"], password: "hunter2-secret", sentinelPassword: "other-secret" }')
+    .join("\n");
   assert.doesNotMatch(text, /hunter2|other-secret/);
 });
 
