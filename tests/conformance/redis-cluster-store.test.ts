@@ -1,6 +1,7 @@
 /**
  * The session store contract on the sharded layout (redis-layout.ts), on each engine it runs on:
- * a single Redis (the shared one on 127.0.0.1:6379, under a prefix of its own), a private Redis
+ * a single Redis (the shared one on 127.0.0.1:6379, under a prefix of its own; over RESP, and
+ * with one of the two stores over the Upstash REST API), a private Redis
  * Cluster of 3 primaries and 3 replicas, and a private Sentinel-managed primary with a replica
  * (tests/support/redis-cluster.ts). Two stores stand in for two nodes.
  */
@@ -12,7 +13,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, before, test } from "node:test";
 import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../support/runtime.ts";
-import { keyPrefix, RespRedis } from "../support/redis.ts";
+import { keyPrefix, RedisProxy, RespRedis } from "../support/redis.ts";
 import { RedisClusterServers, RedisSentinelServers, TEST_SHARDS } from "../support/redis-cluster.ts";
 import { KeyLayout } from "../../src/session/redis-layout.ts";
 import { sessionStoreContract } from "./session-store-contract.ts";
@@ -20,11 +21,14 @@ import { sessionStoreContract } from "./session-store-contract.ts";
 const single = new RespRedis();
 let cluster: RedisClusterServers;
 let sentinel: RedisSentinelServers;
+let rest: RedisProxy;
 before(async () => {
+  rest = await RedisProxy.start();
   cluster = await RedisClusterServers.start();
   sentinel = await RedisSentinelServers.start();
 });
 after(async () => {
+  await rest?.stop();
   await single.stop();
   await cluster?.stop();
   await sentinel?.stop();
@@ -34,6 +38,15 @@ sessionStoreContract("redis (resp, shards)", () => {
   const prefix = keyPrefix("sharded");
   return Promise.resolve({
     store: single.store(prefix, { shards: TEST_SHARDS }),
+    peer: single.store(prefix, { shards: TEST_SHARDS }),
+    close: () => single.drop(prefix),
+  });
+});
+
+sessionStoreContract("redis (resp + rest, shards)", () => {
+  const prefix = keyPrefix("sharded-rest");
+  return Promise.resolve({
+    store: rest.store(prefix, { shards: TEST_SHARDS }),
     peer: single.store(prefix, { shards: TEST_SHARDS }),
     close: () => single.drop(prefix),
   });
