@@ -11,7 +11,8 @@
  *
  * Prints: messages lost (goal 0), duplicates and how many were flagged `redelivered`,
  * connections and refused opens, resume latency (a sample of reconnects timed from the request to
- * the welcome, after the run), store round trips per connection, Redis memory per session, and
+ * the welcome, after the run), store round trips per connection, Redis memory per session
+ * (MEMORY USAGE of a sample's keys, and the indexes' share), and
  * whether sessions and the broker's sessions went back to zero after the window. Figures, not
  * assertions.
  */
@@ -51,19 +52,6 @@ async function metricSum(nodes: Gateway[], sample: string): Promise<number> {
   return sum;
 }
 
-/** used_memory summed over the cluster's primaries. */
-async function usedMemory(cluster: RedisClusterServers): Promise<number> {
-  let sum = 0;
-  for (const port of await cluster.primaries()) {
-    const { Redis } = await import("ioredis");
-    const redis = new Redis({ port, host: "127.0.0.1", maxRetriesPerRequest: 0 });
-    const info = await redis.info("memory");
-    redis.disconnect();
-    sum += Number(info.match(/used_memory:(\d+)/)?.[1] ?? 0);
-  }
-  return sum;
-}
-
 const cluster = await RedisClusterServers.start();
 const prefix = keyPrefix("bench-cluster");
 const layout = new KeyLayout(prefix, TEST_SHARDS);
@@ -71,13 +59,12 @@ const ns = namespace("bench-cluster");
 const run = crypto.randomUUID().slice(0, 8);
 const config = (nodeId: string) => `
 server: { host: 127.0.0.1, port: 0, node_id: ${nodeId}, shutdown_timeout: 5s }
-log: { level: warn }
 session:
   type: redis
   reconnection_window: ${WINDOW_S}s
   cleanup_interval: 2s
   lease: 3s
-  redis: ${cluster.config(prefix, "1s")}
+  redis: ${cluster.config(prefix, "3s")}
 endpoints:
 ${mqttEndpointYaml({ ns, poolSize: 4 })}
 `;
@@ -99,12 +86,17 @@ const clients = Array.from(
   (_, i) =>
     new WsChaosClient({ base: pick, clientId: `bench-${run}-${i}`, endpoint: "sensors", ack: true, ackEveryMs: 100 }),
 );
-const memoryBefore = await usedMemory(cluster);
+// The primary to kill: the one holding the most shards, found before the traffic starts.
+const owners = new Map<number, number>();
+for (const base of layout.bases) {
+  const port = await cluster.primaryOf(`${base}~deadlines`);
+  owners.set(port, (owners.get(port) ?? 0) + 1);
+}
+const primary = [...owners].sort((a, b) => b[1] - a[1])[0][0];
 const publisher: MqttClient = await outsideClient();
 const events: string[] = [];
 const started = performance.now();
 const at = () => ((performance.now() - started) / 1000).toFixed(1);
-let memoryAtPeak = 0;
 try {
   const r = await runChaos({
     clients,
@@ -122,14 +114,7 @@ try {
         dead.add(victim);
         await nodes[victim].stop("SIGKILL");
         events.push(`gateway node ${victim} (${nodes[victim].runtime}) killed at ${at()} s`);
-        memoryAtPeak = await usedMemory(cluster);
         await sleep(SECONDS * 200);
-        const owners = new Map<number, number>();
-        for (const base of layout.bases) {
-          const port = await cluster.primaryOf(`${base}~deadlines`);
-          owners.set(port, (owners.get(port) ?? 0) + 1);
-        }
-        const primary = [...owners].sort((a, b) => b[1] - a[1])[0][0];
         const killedAt = performance.now();
         await cluster.kill(primary);
         events.push(`Redis primary ${primary} (${owners.get(primary)} of ${TEST_SHARDS} shards) killed at ${at()} s`);
@@ -169,17 +154,33 @@ try {
     `  resume latency (request to welcome, ${latencies.length} reconnects): p50 ${percentile(latencies, 0.5).toFixed(1)} ms,` +
       ` p99 ${percentile(latencies, 0.99).toFixed(1)} ms`,
   );
-  const counted = await metricSum(live, 'mediation_sessions{state="disconnected"}') +
-    await metricSum(live, 'mediation_sessions{state="connected"}');
+  // Every node counts the whole store: one node's figure.
+  const counted = await metricSum([live[0]], 'mediation_sessions{state="disconnected"}') +
+    await metricSum([live[0]], 'mediation_sessions{state="connected"}');
+  // What one session takes: its keys (hash, publish ledger, replay log) by MEMORY USAGE on a
+  // sample, plus its share of its shard's two indexes.
+  let sampled = 0;
+  const sample = clients.slice(0, 20);
+  for (const c of sample) {
+    const key = layout.key(c.clientId);
+    for (const k of [key, `${key}~pub`, `${key}~pubt`, `${key}~sse`, `${key}~sseb`]) {
+      sampled += Number(await cluster.command("MEMORY", "USAGE", k) ?? 0);
+    }
+  }
+  let indexes = 0;
+  for (const base of layout.bases) {
+    for (const k of [layout.deadlines(base), layout.leases(base)]) {
+      indexes += Number(await cluster.command("MEMORY", "USAGE", k) ?? 0);
+    }
+  }
   console.log(
-    `  Redis used_memory over the primaries: ${memoryBefore} before, ${memoryAtPeak} with ${CLIENTS} sessions` +
-      ` (about ${((memoryAtPeak - memoryBefore) / CLIENTS).toFixed(0)} bytes a session, its ledger and indexes);` +
-      ` sessions counted after the run: ${counted}`,
+    `  memory per session (MEMORY USAGE): ${(sampled / sample.length).toFixed(0)} bytes of its own keys` +
+      ` + ${(indexes / counted).toFixed(0)} bytes of index entries (${counted} sessions)`,
   );
   // Everything expires: the window, then a cleanup run or two.
   await sleep((WINDOW_S + 6) * 1000);
-  const left = await metricSum(live, 'mediation_sessions{state="disconnected"}') +
-    await metricSum(live, 'mediation_sessions{state="connected"}');
+  const left = await metricSum([live[0]], 'mediation_sessions{state="disconnected"}') +
+    await metricSum([live[0]], 'mediation_sessions{state="connected"}');
   let brokerLeft = 0;
   for (const c of clients.slice(0, 20)) {
     if (await brokerHasSession(`engine-sensors-client-${c.clientId}`).catch(() => false)) brokerLeft++;

@@ -121,6 +121,7 @@ export class RespWire implements RedisWire {
         role: "master",
         sentinelPassword: options.sentinelPassword || undefined,
         enableTLSForSentinelMode: options.tls,
+        sentinelTLS: options.tls ? {} : undefined,
         tls: options.tls ? {} : undefined,
         db: options.db ?? 0,
         sentinelRetryStrategy: (times: number) => Math.min(times * 50, MAX_BACKOFF_MS),
