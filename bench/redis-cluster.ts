@@ -39,7 +39,9 @@ const WINDOW_S = 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (values: number[], p: number) =>
-  values.length === 0 ? NaN : [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
+  values.length === 0
+    ? NaN
+    : [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
 
 /** The sum of one /metrics sample over the nodes that answer. */
 async function metricSum(nodes: Gateway[], sample: string): Promise<number> {
@@ -84,7 +86,13 @@ const pick = () => {
 const clients = Array.from(
   { length: CLIENTS },
   (_, i) =>
-    new WsChaosClient({ base: pick, clientId: `bench-${run}-${i}`, endpoint: "sensors", ack: true, ackEveryMs: 100 }),
+    new WsChaosClient({
+      base: pick,
+      clientId: `bench-${run}-${i}`,
+      endpoint: "sensors",
+      ack: true,
+      ackEveryMs: 100,
+    }),
 );
 // The primary to kill: the one holding the most shards, found before the traffic starts.
 const owners = new Map<number, number>();
@@ -93,6 +101,96 @@ for (const base of layout.bases) {
   owners.set(port, (owners.get(port) ?? 0) + 1);
 }
 const primary = [...owners].sort((a, b) => b[1] - a[1])[0][0];
+
+/** used_cpu_sys + used_cpu_user of the Redis on `port`, in s. */
+async function redisCpu(port: number): Promise<number> {
+  const { Redis } = await import("ioredis");
+  const redis = new Redis({ port, host: "127.0.0.1", maxRetriesPerRequest: 0 });
+  const info = await redis.info("cpu");
+  redis.disconnect();
+  return Number(info.match(/used_cpu_sys:([\d.]+)/)![1]) + Number(info.match(/used_cpu_user:([\d.]+)/)![1]);
+}
+
+// What one primary carries: lifecycle steps (connect, renew, release: one script each) on client
+// IDs of its shards only, 64 at a time for CLUSTER_STEPS_SECONDS, against the CPU it spent.
+{
+  const seconds = Number(process.env.CLUSTER_STEPS_SECONDS ?? 5);
+  const stepsPrefix = keyPrefix("bench-steps");
+  const store = cluster.store(stepsPrefix);
+  const stepsLayout = new KeyLayout(stepsPrefix, TEST_SHARDS);
+  const mine = new Set<string>();
+  for (const base of stepsLayout.bases) {
+    if (await cluster.primaryOf(`${base}~deadlines`) === primary) mine.add(base);
+  }
+  const ids: string[] = [];
+  for (let i = 0; ids.length < 2000; i++) {
+    if (mine.has(stepsLayout.baseOf(`steps-${i}`))) ids.push(`steps-${i}`);
+  }
+  await store.ping();
+  const cpuBefore = await redisCpu(primary);
+  const t0 = performance.now();
+  let steps = 0;
+  await Promise.all(Array.from({ length: 64 }, async (_, worker) => {
+    for (let k = worker; performance.now() - t0 < seconds * 1000; k += 64) {
+      const id = ids[k % ids.length];
+      const now = Date.now();
+      const taken = await store.connect(id, {
+        nodeId: "n",
+        now,
+        leaseUntil: now + 15_000,
+        deadline: now + 315_000,
+        freshEpoch: now,
+      });
+      if (!("session" in taken)) continue;
+      await store.renew([{ clientId: id, epoch: taken.session.epoch }], now, now + 15_000, now + 315_000);
+      await store.release(id, taken.session.epoch, now, now + 300_000);
+      steps += 3;
+    }
+  }));
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = await redisCpu(primary) - cpuBefore;
+  console.log(
+    `one primary: ${
+      (steps / wall).toFixed(0)
+    } lifecycle steps/s (connect, renew, release; 64 at a time, ${ids.length} sessions)` +
+      ` using ${(100 * cpu / wall).toFixed(0)} % of a core: ${
+        (steps / cpu).toFixed(0)
+      } steps per Redis CPU-second`,
+  );
+  // Lease renewal, as a node does it: every session it holds, 1000 per request, one script per
+  // shard the request's sessions fall in. These all live on this primary.
+  const held: Array<{ clientId: string; epoch: number }> = [];
+  for (const id of ids) {
+    const now = Date.now();
+    const taken = await store.connect(id, {
+      nodeId: "r",
+      now,
+      leaseUntil: now + 15_000,
+      deadline: now + 315_000,
+      freshEpoch: now,
+    });
+    if ("session" in taken) held.push({ clientId: id, epoch: taken.session.epoch });
+  }
+  const renewCpu = await redisCpu(primary);
+  const t1 = performance.now();
+  let renewed = 0;
+  while (performance.now() - t1 < seconds * 1000) {
+    const now = Date.now();
+    await Promise.all(
+      [0, 1000].map((from) => store.renew(held.slice(from, from + 1000), now, now + 15_000, now + 315_000)),
+    );
+    renewed += held.length;
+  }
+  const renewWall = (performance.now() - t1) / 1000;
+  const spent = await redisCpu(primary) - renewCpu;
+  console.log(
+    `one primary: ${(renewed / renewWall).toFixed(0)} lease renewals/s (1000 a request) using ${
+      (100 * spent / renewWall).toFixed(0)
+    } % of a core: ${(renewed / spent).toFixed(0)} renewals per Redis CPU-second`,
+  );
+  await store.close();
+  await cluster.drop(stepsPrefix);
+}
 const publisher: MqttClient = await outsideClient();
 const events: string[] = [];
 const started = performance.now();
@@ -117,14 +215,20 @@ try {
         await sleep(SECONDS * 200);
         const killedAt = performance.now();
         await cluster.kill(primary);
-        events.push(`Redis primary ${primary} (${owners.get(primary)} of ${TEST_SHARDS} shards) killed at ${at()} s`);
+        events.push(
+          `Redis primary ${primary} (${owners.get(primary)} of ${TEST_SHARDS} shards) killed at ${at()} s`,
+        );
         await cluster.promoted(primary);
-        events.push(`its replica serves its slots ${((performance.now() - killedAt) / 1000).toFixed(2)} s later`);
+        events.push(
+          `its replica serves its slots ${((performance.now() - killedAt) / 1000).toFixed(2)} s later`,
+        );
       })();
       const confirmed: Array<Promise<unknown>> = [];
       await paceNumbered(clients.length, RATE, total, (due) => {
         for (const [i, n] of due) {
-          confirmed.push(publisher.publishAsync(`${ns}/${clients[i].clientId}/down`, JSON.stringify({ n }), { qos: 1 }));
+          confirmed.push(
+            publisher.publishAsync(`${ns}/${clients[i].clientId}/down`, JSON.stringify({ n }), { qos: 1 }),
+          );
         }
       });
       await Promise.all(confirmed);
@@ -151,7 +255,9 @@ try {
     await socket.close();
   }
   console.log(
-    `  resume latency (request to welcome, ${latencies.length} reconnects): p50 ${percentile(latencies, 0.5).toFixed(1)} ms,` +
+    `  resume latency (request to welcome, ${latencies.length} reconnects): p50 ${
+      percentile(latencies, 0.5).toFixed(1)
+    } ms,` +
       ` p99 ${percentile(latencies, 0.99).toFixed(1)} ms`,
   );
   // Every node counts the whole store: one node's figure.
@@ -185,7 +291,9 @@ try {
   for (const c of clients.slice(0, 20)) {
     if (await brokerHasSession(`engine-sensors-client-${c.clientId}`).catch(() => false)) brokerLeft++;
   }
-  console.log(`  after the window: ${left} sessions in the store, ${brokerLeft} of 20 sampled broker sessions left`);
+  console.log(
+    `  after the window: ${left} sessions in the store, ${brokerLeft} of 20 sampled broker sessions left`,
+  );
 } finally {
   await publisher.endAsync();
   await Promise.all(proxies.map((p) => p.stop()));
