@@ -63,12 +63,25 @@ async function attempts<T>(start: () => Promise<T>, times = 5): Promise<T> {
   }
 }
 
+/**
+ * Servers still running, killed when the test process exits: one whose `after` hooks do not run
+ * (an interrupted run, a filter) must not leave a cluster behind.
+ */
+const alive = new Set<ChildProcess>();
+const killAlive = () => {
+  for (const child of alive) child.kill("SIGKILL");
+};
+process.on("exit", killAlive);
+globalThis.addEventListener?.("unload", killAlive);
+
 /** One redis-server child process. */
 class Server {
   #child: ChildProcess;
   #output = "";
   constructor(readonly port: number, args: string[]) {
     this.#child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
+    alive.add(this.#child);
+    this.#child.on("exit", () => alive.delete(this.#child));
     // What it said last, for the error when it does not start.
     const keep = (chunk: Buffer) => (this.#output = (this.#output + chunk.toString()).slice(-2000));
     this.#child.stdout!.on("data", keep);
