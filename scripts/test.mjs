@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
- * `npm test`: the one test suite under Deno and then under Bun, each runtime's own report
- * shown as it runs, then one closing line summing both: `N passed, N failed`.
+ * `npm test`: the one test suite under Deno, then Bun, then Node, each runtime's own report
+ * shown as it runs, then one closing line summing the three: `N passed, N failed`.
  * Counts come from each runner's JUnit report; a runner that fails without reporting counts
- * as a failure. Extra arguments are passed to both runners (e.g. a test file path).
+ * as a failure. Extra arguments are passed to every runner (e.g. a test file path).
  * Each runner's whole output is also written to a log; when a runtime fails, its log and report are
  * kept under `.tmp/test-logs/<time>/` (named at the end) and the failed tests are listed, so a
  * failure in CI can be read afterwards.
@@ -54,6 +54,27 @@ const runs = [
       "--reporter=junit",
       `--reporter-outfile=${report}`,
       ...(paths.length ? paths : ["tests/"]),
+    ]],
+  },
+  {
+    runtime: "node",
+    report: join(dir, "node.xml"),
+    command: (
+      report,
+    ) => [bin("node"), [
+      // The console's files are imported as text: Node needs a module hook for that.
+      "--import=./adapters/node-imports.ts",
+      "--test",
+      // Each file in its own process, NODE_TEST_CONCURRENCY at a time (default 2).
+      `--test-concurrency=${process.env.NODE_TEST_CONCURRENCY ?? 2}`,
+      "--test-timeout=300000",
+      // A file whose tests are done ends, whatever a library left open.
+      "--test-force-exit",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      "--test-reporter=junit",
+      `--test-reporter-destination=${report}`,
+      ...(paths.length ? paths : ["tests/**/*.test.ts"]),
     ]],
   },
 ];

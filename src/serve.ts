@@ -18,8 +18,11 @@ export interface Listening {
 export interface Adapter {
   readonly runtime: string;
   hooks(engine: Engine): RuntimeHooks;
-  /** Binds `server.host:server.port` and serves `app`; throws (at once) when it cannot bind. */
-  listen(app: Pick<Hono, "fetch">, engine: Engine): Listening;
+  /**
+   * Binds `server.host:server.port` and serves `app`; throws (or rejects, where binding is
+   * asynchronous: Node) when it cannot bind.
+   */
+  listen(app: Pick<Hono, "fetch">, engine: Engine): Listening | Promise<Listening>;
   onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
   exit(code: number): never;
 }
@@ -44,7 +47,7 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
       )
     );
   };
-  const listening = bind(adapter, { fetch }, engine);
+  const listening = await bind(adapter, { fetch }, engine);
   try {
     await engine.start();
   } catch (error) {
@@ -88,7 +91,7 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
 
 const PROBES = /^\/(healthz|readyz)$/;
 
-/** What a failed bind's code means, in words (Deno and Bun both set `code`). */
+/** What a failed bind's code means, in words (Deno, Bun and Node all set `code`). */
 const BIND_PROBLEMS: Record<string, string> = {
   EADDRINUSE: "address already in use",
   EACCES: "permission denied (ports below 1024 need privileges)",
@@ -96,9 +99,9 @@ const BIND_PROBLEMS: Record<string, string> = {
 };
 
 /** adapter.listen, with an error that names the address whatever the runtime says. */
-function bind(adapter: Adapter, app: Pick<Hono, "fetch">, engine: Engine): Listening {
+async function bind(adapter: Adapter, app: Pick<Hono, "fetch">, engine: Engine): Promise<Listening> {
   try {
-    return adapter.listen(app, engine);
+    return await adapter.listen(app, engine);
   } catch (error) {
     const { host, port } = engine.config.server;
     const code = (error as { code?: unknown } | undefined)?.code;

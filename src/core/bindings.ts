@@ -35,11 +35,18 @@ export class Bindings {
   /** Bound endpoints whose consumer failed to resume at open: a `subscribe` tries again. */
   #unresumed = new WeakMap<ClientConnection, Set<string>>();
 
+  private readonly options: BindingOptions;
+  private readonly endpoints: EndpointSet;
+  private readonly connections: ConnectionRegistry<ClientConnection>;
   constructor(
-    private readonly options: BindingOptions,
-    private readonly endpoints: EndpointSet,
-    private readonly connections: ConnectionRegistry<ClientConnection>,
-  ) {}
+    options: BindingOptions,
+    endpoints: EndpointSet,
+    connections: ConnectionRegistry<ClientConnection>,
+  ) {
+    this.options = options;
+    this.endpoints = endpoints;
+    this.connections = connections;
+  }
 
   /** Connection.subscribe: binds, or resumes a consumer that failed to at open. */
   async subscribe(conn: ClientConnection, name: string, params: Record<string, string>): Promise<void> {

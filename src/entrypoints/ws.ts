@@ -183,11 +183,18 @@ abstract class Socket {
   /** The open was logged, and whether the close was too: one line each per connection. */
   #logged: "no" | "opened" | "closed" = "no";
 
+  protected engine: Engine;
+  protected conn: Connection;
+  private bufferedAmount: (raw: unknown) => number;
   constructor(
-    protected engine: Engine,
-    protected conn: Connection,
-    private bufferedAmount: (raw: unknown) => number,
-  ) {}
+    engine: Engine,
+    conn: Connection,
+    bufferedAmount: (raw: unknown) => number,
+  ) {
+    this.engine = engine;
+    this.conn = conn;
+    this.bufferedAmount = bufferedAmount;
+  }
 
   events(): WSEvents {
     return {
@@ -535,14 +542,18 @@ class MultiplexedSocket extends Socket {
 }
 
 class RawSocket extends Socket {
+  private endpoint: string;
+  private params: Record<string, string>;
   constructor(
     engine: Engine,
     conn: Connection,
     bufferedAmount: (raw: unknown) => number,
-    private endpoint: string,
-    private params: Record<string, string>,
+    endpoint: string,
+    params: Record<string, string>,
   ) {
     super(engine, conn, bufferedAmount);
+    this.endpoint = endpoint;
+    this.params = params;
   }
 
   protected async opened(sink: DeliverySink): Promise<void> {

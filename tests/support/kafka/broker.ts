@@ -64,7 +64,11 @@ export class KafkaTestBroker {
   #apis: Map<number, { version: number; handle: Handler }>;
   port = 0;
 
-  private constructor(readonly host: string, readonly defaultPartitions: number) {
+  readonly host: string;
+  readonly defaultPartitions: number;
+  private constructor(host: string, defaultPartitions: number) {
+    this.host = host;
+    this.defaultPartitions = defaultPartitions;
     this.#server = createServer((socket) => this.#accept(socket));
     this.#apis = new Map<number, { version: number; handle: Handler }>([
       [ApiKey.Produce, { version: 3, handle: (r) => this.#produce(r) }],

@@ -10,7 +10,9 @@ export class Reader {
   #view: DataView;
   #at = 0;
 
-  constructor(readonly bytes: Uint8Array) {
+  readonly bytes: Uint8Array;
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 

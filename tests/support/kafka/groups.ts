@@ -46,8 +46,11 @@ interface Group {
 export class GroupCoordinator {
   readonly groups = new Map<string, Group>();
 
+  readonly hasPartition: (topic: string, index: number) => boolean;
   /** `hasPartition` says whether a topic-partition exists, for offset commits. */
-  constructor(readonly hasPartition: (topic: string, index: number) => boolean) {}
+  constructor(hasPartition: (topic: string, index: number) => boolean) {
+    this.hasPartition = hasPartition;
+  }
 
   stop(): void {
     for (const group of this.groups.values()) clearTimeout(group.rebalanceTimer);

@@ -1,0 +1,201 @@
+/**
+ * Node adapter: node:http through @hono/node-server, the WebSocket upgrade on `ws` (its message
+ * size limit, its send buffer, pings for idle sockets) mapped onto hono's WSContext, the request
+ * timeouts, and signals. It translates and nothing more.
+ *
+ * The upgrade is `ws` under this adapter's own code, not @hono/node-ws: that helper gives `ws` no
+ * options (no maximum message size), does not ping, and runs the app on a copy of the request
+ * without the peer's address.
+ *
+ * Limits (docs/configuration.md "Limits"): a frame longer than `maxFrameBytes` is refused by `ws`
+ * as it arrives (`maxPayload`: close 1009), before it is buffered; a connection that has not sent
+ * its whole request within `server.header_timeout` is dropped (`headersTimeout`, `requestTimeout`).
+ */
+import type { Buffer } from "node:buffer";
+import { createServer, STATUS_CODES } from "node:http";
+import type { IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import process from "node:process";
+import type { Duplex } from "node:stream";
+import { getRequestListener } from "@hono/node-server";
+import { WSContext } from "hono/ws";
+import type { WSEvents } from "hono/ws";
+import { WebSocketServer } from "ws";
+import type { WebSocket } from "ws";
+import { maxFrameBytes } from "../src/entrypoints/ws.ts";
+import type { Adapter } from "../src/serve.ts";
+
+/** What the app gets as `c.env`: @hono/node-server's bindings, or, for an upgrade, the socket to take over. */
+interface NodeEnv {
+  incoming: IncomingMessage;
+  upgrade?: Upgrade;
+}
+
+/** An upgrade request in flight. */
+interface Upgrade {
+  socket: Duplex;
+  head: Buffer;
+  /** Set once `ws` took the socket: opens it to the app's events, after the app answered. */
+  open?: () => void;
+}
+
+const OPEN = 1;
+const decoder = new TextDecoder();
+
+/** A socket `ws` made, as a WSContext whose events wait for `open()`. */
+function wire(ws: WebSocket, events: WSEvents, idleTimeout: number): () => void {
+  ws.binaryType = "arraybuffer";
+  const context = new WSContext({
+    send: (data) => ws.send(data as string | ArrayBuffer | Uint8Array),
+    close: (code, reason) => ws.close(code, reason),
+    raw: ws,
+    get readyState() {
+      return ws.readyState as 0 | 1 | 2 | 3;
+    },
+    protocol: ws.protocol,
+    url: null,
+  });
+  let opened = false;
+  const early: Array<() => void> = [];
+  const dispatch = (event: () => void) => opened ? event() : early.push(event);
+  // A peer that answers nothing (no frame, no pong) for a whole idle period is dropped: pinged
+  // at each half of it, so it goes between idle_timeout / 2 and idle_timeout after it went quiet.
+  let alive = true;
+  const pinger = setInterval(() => {
+    if (!alive) return ws.terminate();
+    alive = false;
+    if (ws.readyState === OPEN) ws.ping();
+  }, Math.max(1, Math.floor(idleTimeout / 2)));
+  ws.on("pong", () => alive = true);
+  // Binary data is an ArrayBuffer (binaryType), text a Buffer of its UTF-8.
+  ws.on("message", (data: ArrayBuffer | Buffer, isBinary: boolean) => {
+    alive = true;
+    // Once the socket closes, what the client still sends is not handled, so not dispatched.
+    if (ws.readyState !== OPEN) return;
+    const event = new MessageEvent("message", { data: isBinary ? data as ArrayBuffer : decoder.decode(data) });
+    dispatch(() => events.onMessage?.(event, context));
+  });
+  ws.on("error", (error) => {
+    const event = Object.assign(new Event("error"), { error });
+    dispatch(() => events.onError?.(event, context));
+  });
+  ws.on("close", (code, reason) => {
+    clearInterval(pinger);
+    const event = new CloseEvent("close", { code, reason: reason.toString() });
+    dispatch(() => events.onClose?.(event, context));
+  });
+  return () => {
+    opened = true;
+    events.onOpen?.(new Event("open"), context);
+    for (const event of early.splice(0)) event();
+  };
+}
+
+/** The request an upgrade arrived with, as a fetch Request (it has no body). */
+function request(incoming: IncomingMessage): Request {
+  const headers = new Headers();
+  const raw = incoming.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
+  return new Request(new URL(incoming.url ?? "/", `http://${incoming.headers.host ?? "localhost"}`), {
+    method: incoming.method,
+    headers,
+  });
+}
+
+/** The app's answer to an upgrade it did not take, written on the raw socket; the connection closes. */
+async function answer(socket: Duplex, response: Response): Promise<void> {
+  // A stream (SSE) is no answer to an upgrade.
+  const streaming = response.headers.get("content-type")?.startsWith("text/event-stream");
+  if (streaming) await response.body?.cancel();
+  const status = streaming ? 400 : response.status;
+  const body = streaming ? new Uint8Array() : new Uint8Array(await response.arrayBuffer());
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}`];
+  if (!streaming) response.headers.forEach((value, name) => lines.push(`${name}: ${value}`));
+  lines.push(`content-length: ${body.byteLength}`, "connection: close", "", "");
+  if (socket.destroyed) return;
+  socket.write(lines.join("\r\n"));
+  socket.end(body);
+}
+
+export const nodeAdapter: Adapter = {
+  runtime: `node ${process.versions.node}`,
+  hooks: (engine) => {
+    const wss = new WebSocketServer({
+      noServer: true,
+      // A longer message is refused by `ws` as it arrives (close 1009), before it is buffered.
+      maxPayload: maxFrameBytes(engine.config),
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    /** What refuses each handshake in flight, should `ws` find it bad. */
+    const refusals = new WeakMap<IncomingMessage, () => void>();
+    // `ws` found the handshake bad: the app answers it (the adapter writes its response).
+    wss.on("wsClientError", (_error, _socket, incoming) => refusals.get(incoming)?.());
+    return {
+      upgradeWebSocket: (c, events) => {
+        const { incoming, upgrade } = c.env as NodeEnv;
+        // A request without `Upgrade` came through node:http's request path: nothing to take over.
+        if (!upgrade || upgrade.socket.destroyed) return Promise.resolve(undefined);
+        return new Promise((resolve) => {
+          const refuse = () => {
+            upgrade.socket.off("close", refuse);
+            resolve(undefined);
+          };
+          refusals.set(incoming, refuse);
+          upgrade.socket.once("close", refuse);
+          wss.handleUpgrade(incoming, upgrade.socket, upgrade.head, (ws) => {
+            upgrade.socket.off("close", refuse);
+            upgrade.open = wire(ws, events, engine.config.server.idle_timeout);
+            // `ws` answered the handshake itself; this response only tells hono it was taken.
+            resolve(new Response(null));
+          });
+        });
+      },
+      bufferedAmount: (raw) => (raw as WebSocket).bufferedAmount,
+      // node:http has no idle timeout on a response (`server.timeout` is 0).
+      keepStreamOpen: () => {},
+      remoteAddress: (c) => (c.env as NodeEnv).incoming.socket.remoteAddress,
+    };
+  },
+  async listen(app, engine) {
+    const { host, port, header_timeout } = engine.config.server;
+    const server = createServer(
+      {
+        // A connection that has not sent its whole request within header_timeout is dropped;
+        // node:http looks at its connections every connectionsCheckingInterval ms.
+        headersTimeout: header_timeout,
+        requestTimeout: header_timeout,
+        connectionsCheckingInterval: Math.min(1000, header_timeout),
+      },
+      getRequestListener((request, env) => app.fetch(request, env), { overrideGlobalObjects: false }),
+    );
+    server.on("upgrade", async (incoming: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on("error", () => socket.destroy());
+      const upgrade: Upgrade = { socket, head };
+      const env: NodeEnv = { incoming, upgrade };
+      let response: Response;
+      try {
+        response = await app.fetch(request(incoming), env);
+      } catch {
+        response = new Response(null, { status: 400 });
+      }
+      if (upgrade.open) upgrade.open();
+      else await answer(socket, response).catch(() => socket.destroy());
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const addr = server.address() as AddressInfo;
+    return {
+      hostname: addr.address,
+      port: addr.port,
+      stopAccepting: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  },
+  onSignal: (signal, handler) => void process.on(signal, handler),
+  exit: (code) => process.exit(code),
+};
