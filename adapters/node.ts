@@ -43,7 +43,7 @@ const OPEN = 1;
 const decoder = new TextDecoder();
 
 /** A socket `ws` made, as a WSContext whose events wait for `open()`. */
-function wire(ws: WebSocket, events: WSEvents, idleTimeout: number): () => void {
+function wire(ws: WebSocket, socket: Duplex, events: WSEvents, idleTimeout: number): () => void {
   ws.binaryType = "arraybuffer";
   const context = new WSContext({
     send: (data) => ws.send(data as string | ArrayBuffer | Uint8Array),
@@ -72,10 +72,13 @@ function wire(ws: WebSocket, events: WSEvents, idleTimeout: number): () => void 
     alive = true;
     // Once the socket closes, what the client still sends is not handled, so not dispatched.
     if (ws.readyState !== OPEN) return;
-    const event = new MessageEvent("message", { data: isBinary ? data as ArrayBuffer : decoder.decode(data) });
+    const event = new MessageEvent("message", {
+      data: isBinary ? data as ArrayBuffer : decoder.decode(data),
+    });
     dispatch(() => events.onMessage?.(event, context));
   });
   ws.on("error", (error) => {
+    if ((error as { code?: string }).code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") refuseRest(socket);
     const event = Object.assign(new Event("error"), { error });
     dispatch(() => events.onError?.(event, context));
   });
@@ -89,6 +92,20 @@ function wire(ws: WebSocket, events: WSEvents, idleTimeout: number): () => void 
     events.onOpen?.(new Event("open"), context);
     for (const event of early.splice(0)) event();
   };
+}
+
+/**
+ * A message past maxPayload: `ws` has sent the close (1009) and ends the connection, but goes on
+ * reading what the client still sends, to let it finish; every chunk of such a message read is
+ * memory (dropped, but allocated). So the socket is no longer read (what was sent waits in the
+ * kernel's buffers, and TCP stops the client), and once the close and the end of the connection
+ * are out, it is destroyed: a second later, so the client has read the close first (closing with
+ * unread bytes resets the connection, and the client's kernel would discard the close with them).
+ */
+function refuseRest(socket: Duplex): void {
+  // After the resume `ws` queued before it emitted this error.
+  process.nextTick(() => socket.pause());
+  socket.once("finish", () => setTimeout(() => socket.destroy(), 1000));
 }
 
 /** The request an upgrade arrived with, as a fetch Request (it has no body). */
@@ -145,7 +162,7 @@ export const nodeAdapter: Adapter = {
           upgrade.socket.once("close", refuse);
           wss.handleUpgrade(incoming, upgrade.socket, upgrade.head, (ws) => {
             upgrade.socket.off("close", refuse);
-            upgrade.open = wire(ws, events, engine.config.server.idle_timeout);
+            upgrade.open = wire(ws, upgrade.socket, events, engine.config.server.idle_timeout);
             // `ws` answered the handshake itself; this response only tells hono it was taken.
             resolve(new Response(null));
           });
