@@ -5,10 +5,12 @@
  * src/main.ts before it imports the engine, and with `--import` where the tests run under Node.
  */
 import { readFileSync } from "node:fs";
-import { registerHooks } from "node:module";
+// The default export, not `{ registerHooks }`: Bun has no registerHooks, and `bun build --compile`
+// links src/main.ts's every import, this module's too, though only Node runs it.
+import module from "node:module";
 import { fileURLToPath } from "node:url";
 
-registerHooks({
+module.registerHooks({
   load(url, context, nextLoad) {
     if (context.importAttributes?.type !== "text") return nextLoad(url, context);
     const text = readFileSync(fileURLToPath(url), "utf8");

@@ -46,7 +46,12 @@ const decoder = new TextDecoder();
 function wire(ws: WebSocket, socket: Duplex, events: WSEvents, idleTimeout: number): () => void {
   ws.binaryType = "arraybuffer";
   const context = new WSContext({
-    send: (data) => ws.send(data as string | ArrayBuffer | Uint8Array),
+    send: (data) => {
+      // `ws` drops a frame sent once the socket is closing, silently; it must not pass for
+      // written (Deno throws then, Bun returns 0): the gateway ends the socket then.
+      if (ws.readyState !== OPEN) throw new Error("the socket is closing");
+      ws.send(data as string | ArrayBuffer | Uint8Array);
+    },
     close: (code, reason) => ws.close(code, reason),
     raw: ws,
     get readyState() {

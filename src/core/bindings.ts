@@ -57,11 +57,13 @@ export class Bindings {
       throw new GatewayError("BAD_FRAME", `endpoint "${name}" does not deliver to clients`);
     }
     const bound = conn.bound.get(name);
-    if (bound && !sameParams(bound, params)) {
-      throw new GatewayError("BAD_FRAME", `already bound to "${name}" with other params; unsubscribe first`);
+    if (bound && sameParams(bound, params)) {
+      if (this.#unresumed.get(conn)?.has(name)) await this.#resume(conn, name);
+      return;
     }
-    if (!bound) await this.#bind(conn, name, params, true);
-    else if (this.#unresumed.get(conn)?.has(name)) await this.#resume(conn, name);
+    // Other params are judged under the client's lock, as the bind is: an unsubscribe the client
+    // sent just before (its frames are handled concurrently) has unbound by then.
+    await this.#bind(conn, name, params, true);
   }
 
   /** The first publish binds the client (it then hears the endpoint), if it may subscribe. */
