@@ -65,12 +65,15 @@ function wire(ws: WebSocket, socket: Duplex, events: WSEvents, idleTimeout: numb
   const dispatch = (event: () => void) => opened ? event() : early.push(event);
   // A peer that answers nothing (no frame, no pong) for a whole idle period is dropped: pinged
   // at each half of it, so it goes between idle_timeout / 2 and idle_timeout after it went quiet.
+  // (0: none, as on Deno and Bun.)
   let alive = true;
-  const pinger = setInterval(() => {
-    if (!alive) return ws.terminate();
-    alive = false;
-    if (ws.readyState === OPEN) ws.ping();
-  }, Math.max(1, Math.floor(idleTimeout / 2)));
+  const pinger = idleTimeout > 0
+    ? setInterval(() => {
+      if (!alive) return ws.terminate();
+      alive = false;
+      if (ws.readyState === OPEN) ws.ping();
+    }, Math.max(1, Math.floor(idleTimeout / 2)))
+    : undefined;
   ws.on("pong", () => alive = true);
   // Binary data is an ArrayBuffer (binaryType), text a Buffer of its UTF-8.
   ws.on("message", (data: ArrayBuffer | Buffer, isBinary: boolean) => {
@@ -182,13 +185,15 @@ export const nodeAdapter: Adapter = {
   async listen(app, engine) {
     const { host, port, header_timeout } = engine.config.server;
     const server = createServer(
-      {
-        // A connection that has not sent its whole request within header_timeout is dropped;
-        // node:http looks at its connections every connectionsCheckingInterval ms.
-        headersTimeout: header_timeout,
-        requestTimeout: header_timeout,
-        connectionsCheckingInterval: Math.min(1000, header_timeout),
-      },
+      // A connection that has not sent its whole request within header_timeout is dropped;
+      // node:http looks at its connections every connectionsCheckingInterval ms. 0: never.
+      header_timeout > 0
+        ? {
+          headersTimeout: header_timeout,
+          requestTimeout: header_timeout,
+          connectionsCheckingInterval: Math.min(1000, header_timeout),
+        }
+        : { headersTimeout: 0, requestTimeout: 0 },
       getRequestListener((request, env) => app.fetch(request, env), { overrideGlobalObjects: false }),
     );
     server.on("upgrade", async (incoming: IncomingMessage, socket: Duplex, head: Buffer) => {

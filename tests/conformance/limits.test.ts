@@ -386,6 +386,31 @@ test(`limits (${currentRuntime}): a WebSocket or SSE client whose send buffer st
     assert.ok(sseEnded, "the SSE stream was ended");
   }));
 
+test(`limits (${currentRuntime}): a peer that answers no ping (half-open) is dropped (server.idle_timeout), a live one kept`, async () => {
+  const gw = await startGateway(currentRuntime, CONFIG.replace("idle_timeout: 30s", "idle_timeout: 2s"));
+  try {
+    // Reads what the gateway sends (the welcome, its pings) and answers nothing, as a peer that
+    // is gone does; a live client's runtime answers the pings by itself.
+    const silent = await RawWebSocket.open(`${gw.ws}/ws?clientId=${unique("silent")}`);
+    silent.resume();
+    const live = await welcomed(gw, unique("live"));
+    // Deno pings after idle_timeout and closes when no pong comes within it again; Bun closes
+    // after idle_timeout without a frame; Node's adapter pings each half of it.
+    assert.ok(await silent.until(() => silent.ended, 15_000), "the silent peer's connection ended");
+    report(
+      `a silent peer (idle_timeout 2 s) was dropped after ${(silent.endedAfterMs! / 1000).toFixed(1)} s`,
+    );
+    // As long again (up to 4 s) as the silent one took to be dropped: the live one is kept.
+    await sleep(Math.min(silent.endedAfterMs!, 4000));
+    live.send({ type: "ping" });
+    await live.next((f) => f.type === "pong");
+    assert.equal(live.closed, undefined, "the live client (its runtime answers pings) is still connected");
+    await live.close();
+  } finally {
+    await gw.stop("SIGKILL");
+  }
+});
+
 test(`limits (${currentRuntime}): 200 connections that never finish their request headers, while a normal client is served`, () =>
   withGateway(async (gw) => {
     const half = await halfRequests(gw.http, 200);
