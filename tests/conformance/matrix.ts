@@ -170,7 +170,7 @@ if (options.help) {
 }
 if (options.target || options.config || options.profile) process.exit(await profileMatrix(options));
 
-const runtimes = RUNTIMES;
+const runtimes = [...RUNTIMES];
 const proxy = await RedisProxy.start();
 const prefix = keyPrefix("matrix");
 const redis = { url: proxy.url, token: proxy.token, prefix };
