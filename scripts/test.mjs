@@ -15,9 +15,11 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -57,19 +59,50 @@ const runs = [
       ...(paths.length ? paths : ["tests/"]),
     ]],
   },
-  {
+  ...nodeRuns(),
+];
+
+/**
+ * Node: each file in its own process. The chaos files (which count what a cutting proxy loses)
+ * one at a time, the rest NODE_TEST_CONCURRENCY (4) at a time: the suite mostly waits on real
+ * I/O (43 % of one CPU two at a time; its files' times add up to about 12 minutes), but with
+ * three other files beside them the chaos runs under Node lose messages (not understood yet:
+ * Deno's test clients against Node gateways under the same load lose none; the test process's
+ * clients and proxies under Node, short of CPU, are where to look). Paths given (files, globs,
+ * folders): those, four at a time.
+ */
+function nodeRuns() {
+  // node --test takes files and globs, not folders: a folder is its test files.
+  const testFiles = (folder) =>
+    readdirSync(join(root, folder), { recursive: true })
+      .filter((f) => f.endsWith(".test.ts")).map((f) => join(folder, f)).sort();
+  const all = testFiles("tests");
+  const chaos = all.filter((f) => /\/chaos[^/]*\.test\.ts$/.test(f));
+  const parts = paths.length
+    ? [{
+      part: "node",
+      files: paths.flatMap((p) =>
+        existsSync(join(root, p)) && statSync(join(root, p)).isDirectory() ? testFiles(p) : [p]
+      ),
+      concurrency: process.env.NODE_TEST_CONCURRENCY ?? 4,
+    }]
+    : [
+      {
+        part: "node",
+        files: all.filter((f) => !chaos.includes(f)),
+        concurrency: process.env.NODE_TEST_CONCURRENCY ?? 4,
+      },
+      { part: "node-chaos", files: chaos, concurrency: 1 },
+    ];
+  return parts.map(({ part, files, concurrency }) => ({
     runtime: "node",
-    report: join(dir, "node.xml"),
-    command: (
-      report,
-    ) => [bin("node"), [
+    part,
+    report: join(dir, `${part}.xml`),
+    command: (report) => [bin("node"), [
       // The console's files are imported as text: Node needs a module hook for that.
       "--import=./adapters/node-imports.ts",
       "--test",
-      // Each file in its own process, NODE_TEST_CONCURRENCY at a time (default 4): the suite
-      // mostly waits on real I/O (43 % of one CPU two at a time), and one file at a time would
-      // take over 11 minutes where four take under 4.
-      `--test-concurrency=${process.env.NODE_TEST_CONCURRENCY ?? 4}`,
+      `--test-concurrency=${concurrency}`,
       "--test-timeout=300000",
       // A file whose tests are done ends, whatever a library left open.
       "--test-force-exit",
@@ -77,10 +110,10 @@ const runs = [
       "--test-reporter-destination=stdout",
       "--test-reporter=junit",
       `--test-reporter-destination=${report}`,
-      ...(paths.length ? paths : ["tests/**/*.test.ts"]),
+      ...files,
     ]],
-  },
-];
+  }));
+}
 
 /** Runs a command with its output shown as it comes and copied to `log`; resolves to its exit status. */
 function run(cmd, args, log) {
@@ -120,7 +153,10 @@ let passed = 0;
 let failed = 0;
 const kept = join(root, ".tmp", "test-logs", new Date().toISOString().replaceAll(":", "-"));
 const only = process.env.TEST_RUNTIMES?.split(",");
-for (const { runtime, report, command } of runs.filter((r) => !only || only.includes(r.runtime))) {
+for (
+  const { runtime: name, part, report, command } of runs.filter((r) => !only || only.includes(r.runtime))
+) {
+  const runtime = part ?? name;
   const [cmd, args] = command(report);
   const log = join(dir, `${runtime}.log`);
   console.log(`\n== ${runtime}: ${[cmd, ...args].join(" ")}`);
