@@ -9,8 +9,10 @@
 import { WSContext } from "hono/ws";
 import type { WSEvents } from "hono/ws";
 import process from "node:process";
-import { maxFrameBytes } from "../src/entrypoints/ws.ts";
+import { maxFrameBytes } from "../src/entrypoints/frame-size.ts";
+import type { Engine } from "../src/engine.ts";
 import type { Adapter } from "../src/serve.ts";
+import type { TlsMaterial } from "../src/tls.ts";
 
 /** The part of Bun's API this adapter uses (Bun's own types are not installed for `deno check`). */
 declare const Bun: {
@@ -20,6 +22,8 @@ declare const Bun: {
     port: number;
     fetch: (request: Request, server: BunServer) => Response | Promise<Response>;
     websocket: BunWebSocketHandler;
+    tls?: { cert: string; key: string };
+    reusePort?: boolean;
   }): { hostname: string; port: number; stop(closeActive?: boolean): Promise<void> };
 };
 
@@ -111,40 +115,59 @@ export const bunAdapter: Adapter = {
     keepStreamOpen: (c) => (c.env as BunServer).timeout(c.req.raw, 0),
     remoteAddress: (c) => (c.env as BunServer).requestIP(c.req.raw)?.address,
   }),
-  listen(app, engine) {
-    const { host, port, idle_timeout } = engine.config.server;
-    const server = Bun.serve({
-      hostname: host,
-      port,
-      fetch: (request, srv) => app.fetch(request, srv),
-      websocket: {
-        open: (ws) => run(ws, () => ws.data.events.onOpen?.(new Event("open"), context(ws))),
-        // Once the socket closes, Bun goes on reading what the client sends until the close
-        // completes; none of it is handled, so none of it is dispatched.
-        message: (ws, message) => {
-          if (ws.readyState !== OPEN) return;
-          const event = new MessageEvent("message", { data: data(message) });
-          run(ws, () => ws.data.events.onMessage?.(event, context(ws)));
-        },
-        close: (ws, code, reason) =>
-          run(ws, () => ws.data.events.onClose?.(new CloseEvent("close", { code, reason }), context(ws))),
-        // Bun closes a socket idle for idleTimeout seconds and pings to keep live ones busy.
-        idleTimeout: Math.min(960, Math.ceil(idle_timeout / 1000)),
-        sendPings: true,
-        // A longer message is refused by Bun as it arrives (close 1009), before it is buffered.
-        maxPayloadLength: maxFrameBytes(engine.config),
-        // The gateway closes slow clients itself (server.max_buffered_bytes, slow_client_timeout);
-        // Bun's own limit, past which it drops frames silently, is kept out of its way.
-        backpressureLimit: 2 ** 31 - 1,
-        closeOnBackpressureLimit: false,
-      },
-    });
+  listen(app, engine, tls) {
+    const { host, idle_timeout } = engine.config.server;
+    const start = (port: number, material?: TlsMaterial) =>
+      Bun.serve({
+        hostname: host,
+        port,
+        fetch: (request, srv) => app.fetch(request, srv),
+        // With TLS the port is bound with SO_REUSEPORT, so a rotation binds the new certificate's
+        // listener before the old one stops: Bun's server.reload() ignores `tls` (Bun 1.4).
+        ...material ? { tls: { cert: material.cert, key: material.key }, reusePort: true } : {},
+        websocket: websocketHandler(engine, idle_timeout),
+      });
+    let server = start(engine.config.server.port, tls);
+    /** Listeners a rotation replaced, until their connections end. */
+    const retired: Promise<void>[] = [];
     return {
       hostname: server.hostname,
       port: server.port,
-      stopAccepting: () => server.stop(false),
+      stopAccepting: async () => void await Promise.all([server.stop(false), ...retired]),
+      rotateTls: tls && ((material) => {
+        const next = start(server.port, material);
+        // stop(false): the old listener closes; its live connections and WebSockets go on.
+        retired.push(server.stop(false));
+        server = next;
+        return Promise.resolve();
+      }),
     };
   },
   onSignal: (signal, handler) => void process.on(signal, handler),
   exit: (code) => process.exit(code),
 };
+
+/** Bun's websocket handler over the sockets' hono events. */
+function websocketHandler(engine: Engine, idle_timeout: number): BunWebSocketHandler {
+  return {
+    open: (ws) => run(ws, () => ws.data.events.onOpen?.(new Event("open"), context(ws))),
+    // Once the socket closes, Bun goes on reading what the client sends until the close
+    // completes; none of it is handled, so none of it is dispatched.
+    message: (ws, message) => {
+      if (ws.readyState !== OPEN) return;
+      const event = new MessageEvent("message", { data: data(message) });
+      run(ws, () => ws.data.events.onMessage?.(event, context(ws)));
+    },
+    close: (ws, code, reason) =>
+      run(ws, () => ws.data.events.onClose?.(new CloseEvent("close", { code, reason }), context(ws))),
+    // Bun closes a socket idle for idleTimeout seconds and pings to keep live ones busy.
+    idleTimeout: Math.min(960, Math.ceil(idle_timeout / 1000)),
+    sendPings: true,
+    // A longer message is refused by Bun as it arrives (close 1009), before it is buffered.
+    maxPayloadLength: maxFrameBytes(engine.config),
+    // The gateway closes slow clients itself (server.max_buffered_bytes, slow_client_timeout);
+    // Bun's own limit, past which it drops frames silently, is kept out of its way.
+    backpressureLimit: 2 ** 31 - 1,
+    closeOnBackpressureLimit: false,
+  };
+}

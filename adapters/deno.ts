@@ -13,6 +13,7 @@
 import { WSContext } from "hono/ws";
 import type { WSEvents } from "hono/ws";
 import type { Adapter } from "../src/serve.ts";
+import type { TlsMaterial } from "../src/tls.ts";
 
 function upgrade(request: Request, events: WSEvents, idleTimeout: number): Response {
   const protocol = request.headers.get("sec-websocket-protocol")?.split(",")[0]?.trim();
@@ -50,14 +51,45 @@ export const denoAdapter: Adapter = {
     // Deno.serve hands the app its ServeHandlerInfo as `c.env`.
     remoteAddress: (c) => (c.env as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr?.hostname,
   }),
-  listen(app, engine) {
-    const { host, port } = engine.config.server;
-    const server = Deno.serve({ hostname: host, port, onListen: () => {} }, app.fetch);
+  listen(app, engine, tls) {
+    const { host } = engine.config.server;
+    const start = (port: number, material?: TlsMaterial, reusePort = false) =>
+      Deno.serve({
+        hostname: host,
+        port,
+        onListen: () => {},
+        ...material ? { cert: material.cert, key: material.key, reusePort } : {},
+      }, app.fetch);
+    // With TLS the port is bound with SO_REUSEPORT, so a rotation can bind the new certificate's
+    // listener before the old one closes. Deno allows that for TLS only with --unstable-net
+    // (deno.json sets it), and without the flag it exits the process rather than throw; the flag
+    // is told by the API it adds (Deno.listenDatagram). Without it the port is bound plainly,
+    // and cannot rotate.
+    const reusePort = tls !== undefined &&
+      typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+    let server = start(engine.config.server.port, tls, reusePort);
     const addr = server.addr as Deno.NetAddr;
+    /** Listeners a rotation replaced, until their requests end. */
+    const retired: Promise<void>[] = [];
     return {
       hostname: addr.hostname,
       port: addr.port,
-      stopAccepting: () => server.shutdown(),
+      stopAccepting: async () => void await Promise.all([server.shutdown(), ...retired]),
+      // Throws (the caller keeps the current certificate) when it cannot bind the new listener.
+      rotateTls: tls && ((material) => {
+        if (!reusePort) {
+          throw new Error(
+            "Deno rotates certificates only with --unstable-net (deno.json sets it); restart instead",
+          );
+        }
+        const next = start(addr.port, material, true);
+        // Deno.serve cannot stop accepting and keep its upgraded sockets: shutting the old
+        // listener closes its WebSockets (1001; clients resume on the new one), while its
+        // requests and SSE streams run to their end.
+        retired.push(server.shutdown());
+        server = next;
+        return Promise.resolve();
+      }),
     };
   },
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),

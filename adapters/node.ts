@@ -7,12 +7,16 @@
  * options (no maximum message size), does not ping, and runs the app on a copy of the request
  * without the peer's address.
  *
+ * With TLS the server is node:https, and a certificate rotation (SIGHUP) replaces its secure
+ * context in place: no second listener, live connections untouched.
+ *
  * Limits (docs/configuration.md "Limits"): a frame longer than `maxFrameBytes` is refused by `ws`
  * as it arrives (`maxPayload`: close 1009), before it is buffered; a connection that has not sent
  * its whole request within `server.header_timeout` is dropped (`headersTimeout`, `requestTimeout`).
  */
 import type { Buffer } from "node:buffer";
 import { createServer, STATUS_CODES } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
@@ -22,8 +26,9 @@ import { WSContext } from "hono/ws";
 import type { WSEvents } from "hono/ws";
 import { WebSocketServer } from "ws";
 import type { WebSocket } from "ws";
-import { maxFrameBytes } from "../src/entrypoints/ws.ts";
+import { maxFrameBytes } from "../src/entrypoints/frame-size.ts";
 import type { Adapter } from "../src/serve.ts";
+import type { TlsMaterial } from "../src/tls.ts";
 
 /** What the app gets as `c.env`: @hono/node-server's bindings, or, for an upgrade, the socket to take over. */
 interface NodeEnv {
@@ -182,20 +187,22 @@ export const nodeAdapter: Adapter = {
       remoteAddress: (c) => (c.env as NodeEnv).incoming.socket.remoteAddress,
     };
   },
-  async listen(app, engine) {
+  async listen(app, engine, tls?: TlsMaterial) {
     const { host, port, header_timeout } = engine.config.server;
-    const server = createServer(
-      // A connection that has not sent its whole request within header_timeout is dropped;
-      // node:http looks at its connections every connectionsCheckingInterval ms. 0: never.
-      header_timeout > 0
-        ? {
-          headersTimeout: header_timeout,
-          requestTimeout: header_timeout,
-          connectionsCheckingInterval: Math.min(1000, header_timeout),
-        }
-        : { headersTimeout: 0, requestTimeout: 0 },
-      getRequestListener((request, env) => app.fetch(request, env), { overrideGlobalObjects: false }),
-    );
+    // A connection that has not sent its whole request within header_timeout is dropped;
+    // node:http looks at its connections every connectionsCheckingInterval ms. 0: never.
+    const timeouts = header_timeout > 0
+      ? {
+        headersTimeout: header_timeout,
+        requestTimeout: header_timeout,
+        connectionsCheckingInterval: Math.min(1000, header_timeout),
+      }
+      : { headersTimeout: 0, requestTimeout: 0 };
+    const listener = getRequestListener((request, env) => app.fetch(request, env), {
+      overrideGlobalObjects: false,
+    });
+    const secure = tls ? createTlsServer({ ...timeouts, cert: tls.cert, key: tls.key }, listener) : undefined;
+    const server = secure ?? createServer(timeouts, listener);
     server.on("upgrade", async (incoming: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on("error", () => socket.destroy());
       const upgrade: Upgrade = { socket, head };
@@ -221,6 +228,11 @@ export const nodeAdapter: Adapter = {
       hostname: addr.address,
       port: addr.port,
       stopAccepting: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      // In place: new connections get the new certificate, live ones (WebSockets, SSE) go on.
+      rotateTls: secure && ((material) => {
+        secure.setSecureContext({ cert: material.cert, key: material.key });
+        return Promise.resolve();
+      }),
     };
   },
   onSignal: (signal, handler) => void process.on(signal, handler),

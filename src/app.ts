@@ -6,7 +6,8 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { consoleRoutes } from "./console/routes.ts";
-import { isSameOrigin } from "./entrypoints/common.ts";
+import { TrustedProxies } from "./core/client-address.ts";
+import { clientAddressOf, isSameOrigin } from "./entrypoints/common.ts";
 import type { Engine } from "./engine.ts";
 import type { RuntimeHooks } from "./entrypoints/common.ts";
 import { httpRoutes } from "./entrypoints/http.ts";
@@ -22,7 +23,8 @@ export type { RuntimeHooks } from "./entrypoints/common.ts";
  */
 export function createApp(engine: Engine, hooks: RuntimeHooks): Hono {
   const app = new Hono();
-  const ctx = { engine, hooks };
+  const proxies = new TrustedProxies(engine.config.server.trusted_proxies);
+  const ctx = { engine, hooks, clientAddress: clientAddressOf(hooks, proxies) };
   // CORS for pages of the allowed origins (SSE and HTTP publish; WebSocket has no CORS, its
   // upgrade checks the Origin itself), preflight included. Others get no CORS headers, so their
   // browsers keep the answers from them; the request itself is refused by its entrypoint.

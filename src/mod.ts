@@ -13,8 +13,21 @@
 export { createEngine, Engine } from "./engine.ts";
 export type { CreateEngineOptions, EngineOptions } from "./engine.ts";
 export { serve } from "./serve.ts";
-export type { Adapter, Listening } from "./serve.ts";
+export type { Adapter, Listening, Signal } from "./serve.ts";
+export type { TlsMaterial } from "./tls.ts";
 export { ConfigError, loadConfig, readConfig } from "./config/load.ts";
 export type { Config } from "./config/schema.ts";
+export type {
+  Attach,
+  Lease,
+  LostLease,
+  PublishReservation,
+  ReplayEvent,
+  Session,
+  SessionState,
+  SessionStore,
+  Subscription,
+  Taken,
+} from "./core/session.ts";
 export { builtinEndpointTypes } from "./endpoints/builtins.ts";
 export { EndpointRegistry } from "./endpoints/registry.ts";

@@ -6,12 +6,22 @@ import { createApp } from "./app.ts";
 import type { RuntimeHooks } from "./app.ts";
 import type { Engine } from "./engine.ts";
 import type { Hono } from "hono";
+import type { TlsConfig } from "./config/listener-schema.ts";
+import { redact } from "./core/redact.ts";
+import { loadTls } from "./tls.ts";
+import type { TlsMaterial } from "./tls.ts";
 
 export interface Listening {
   hostname: string;
   port: number;
-  /** Stops accepting new connections. */
+  /** Stops accepting new connections (on every listener a rotation left serving, too). */
   stopAccepting(): Promise<void>;
+  /**
+   * With TLS: serves new connections with `tls` from now on, on the same port, with no moment
+   * where nothing listens. Rejects when the runtime cannot, and the current certificate is still
+   * served then. What becomes of live connections is the runtime's (docs/operations.md "TLS").
+   */
+  rotateTls?(tls: TlsMaterial): Promise<void>;
 }
 
 /** What a runtime adapter provides. */
@@ -19,13 +29,16 @@ export interface Adapter {
   readonly runtime: string;
   hooks(engine: Engine): RuntimeHooks;
   /**
-   * Binds `server.host:server.port` and serves `app`; throws (or rejects, where binding is
-   * asynchronous: Node) when it cannot bind.
+   * Binds `server.host:server.port` and serves `app`, over TLS with `tls`; throws (or rejects,
+   * where binding is asynchronous: Node) when it cannot bind.
    */
-  listen(app: Pick<Hono, "fetch">, engine: Engine): Listening | Promise<Listening>;
-  onSignal(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+  listen(app: Pick<Hono, "fetch">, engine: Engine, tls?: TlsMaterial): Listening | Promise<Listening>;
+  onSignal(signal: Signal, handler: () => void): void;
   exit(code: number): never;
 }
+
+/** The signals the gateway handles: SIGINT/SIGTERM stop it, SIGHUP reloads the certificates. */
+export type Signal = "SIGINT" | "SIGTERM" | "SIGHUP";
 
 /**
  * Binds the port, starts the engine, and shuts down gracefully on SIGINT/SIGTERM. The port is
@@ -47,7 +60,10 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
       )
     );
   };
-  const listening = await bind(adapter, { fetch }, engine);
+  // Read before the port is bound: a missing or unreadable file stops start-up with its name.
+  const tlsConfig = engine.config.server.tls;
+  const tls = tlsConfig ? loadTls(tlsConfig, "server.tls") : undefined;
+  const listening = await bind(adapter, { fetch }, engine, tls);
   try {
     await engine.start();
   } catch (error) {
@@ -58,10 +74,17 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   }
   ready = true;
   started(true);
-  engine.logger.info(
-    `[Server] Listening on http://${listening.hostname}:${listening.port} (${adapter.runtime})`,
-  );
   let stopping = false;
+  if (tlsConfig && tls) {
+    // Before the line that says it listens: a SIGHUP from then on is a reload, never an exit.
+    adapter.onSignal("SIGHUP", reloader(engine, listening, tlsConfig, () => stopping));
+    engine.logger.info(`[Server] TLS certificate ${tls.summary}`);
+  }
+  engine.logger.info(
+    `[Server] Listening on ${
+      tls ? "https" : "http"
+    }://${listening.hostname}:${listening.port} (${adapter.runtime})`,
+  );
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -98,10 +121,46 @@ const BIND_PROBLEMS: Record<string, string> = {
   EADDRNOTAVAIL: "the address is not one of this machine's",
 };
 
+/**
+ * SIGHUP's handler: reads the certificate files again and serves what they hold now; a problem
+ * (a file half-written, a key of another certificate) is a WARN, and the current certificate
+ * stays. Reloads run one at a time, in order.
+ */
+function reloader(engine: Engine, listening: Listening, tls: TlsConfig, stopping: () => boolean): () => void {
+  let queue = Promise.resolve();
+  const keep = (problem: string) =>
+    engine.logger.warn(`[Server] SIGHUP: keeping the current certificate: ${problem}`);
+  return () => {
+    queue = queue.then(async () => {
+      if (stopping()) return;
+      let material: TlsMaterial;
+      try {
+        material = loadTls(tls, "server.tls");
+      } catch (error) {
+        return keep((error as Error).message);
+      }
+      try {
+        if (!listening.rotateTls) {
+          throw new Error("this runtime cannot change the certificate of its listener");
+        }
+        await listening.rotateTls(material);
+      } catch (error) {
+        return keep(redact(error instanceof Error ? error.message : String(error)));
+      }
+      engine.logger.info(`[Server] SIGHUP: serving the new TLS certificate ${material.summary}`);
+    });
+  };
+}
+
 /** adapter.listen, with an error that names the address whatever the runtime says. */
-async function bind(adapter: Adapter, app: Pick<Hono, "fetch">, engine: Engine): Promise<Listening> {
+async function bind(
+  adapter: Adapter,
+  app: Pick<Hono, "fetch">,
+  engine: Engine,
+  tls?: TlsMaterial,
+): Promise<Listening> {
   try {
-    return await adapter.listen(app, engine);
+    return await adapter.listen(app, engine, tls);
   } catch (error) {
     const { host, port } = engine.config.server;
     const code = (error as { code?: unknown } | undefined)?.code;

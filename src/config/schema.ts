@@ -20,6 +20,7 @@ import {
   wholeNumber,
 } from "./values.ts";
 import { AuthSchema } from "./auth-schema.ts";
+import { TlsSchema, TrustedProxiesSchema } from "./listener-schema.ts";
 import { definitionChecks, endpointSchema } from "./endpoint-schema.ts";
 import { RedisSchema } from "./redis-schema.ts";
 import type { EndpointRegistry } from "../endpoints/registry.ts";
@@ -55,6 +56,13 @@ const ServerSchema = v.optional(
     sse_ping_interval: duration("15s"),
     /** The `retry:` every SSE stream starts with: how soon a browser's EventSource comes back. */
     sse_retry: duration("1000ms"),
+    /** HTTPS and WSS on this port: `{ cert, key }`, PEM file paths (reloaded on SIGHUP). */
+    tls: TlsSchema,
+    /**
+     * Proxies (CIDRs) whose `Forwarded` / `X-Forwarded-For` name the client: its address for the
+     * per-address limits and the logs. Nobody else's are believed.
+     */
+    trusted_proxies: TrustedProxiesSchema,
     /** `GET /console`: the browser console (one page on the client library). Off unless asked for. */
     console: boolean(false),
     /**

@@ -80,7 +80,7 @@ export function rememberSecrets(values: Iterable<string>): void {
 
 /**
  * The secret values of a config: the strings under a secret-looking key (username, password,
- * token, secret, key, ...) at any depth, and the user name and password of every URL in it, each
+ * token, secret, key, ...) at any depth (not the file path of a `tls:` mapping's `key`), and the user name and password of every URL in it, each
  * as written and percent-decoded.
  */
 export function configSecrets(config: unknown): Set<string> {
@@ -106,7 +106,12 @@ export function configSecrets(config: unknown): Set<string> {
     } else if (Array.isArray(value)) {
       for (const item of value) walk(item, key);
     } else if (typeof value === "object" && value !== null) {
-      for (const [k, v] of Object.entries(value)) walk(v, k);
+      for (const [k, v] of Object.entries(value)) {
+        // A listener's `tls: { cert, key }` names files: the key's path is no secret, and its
+        // messages ("server.tls.key: /etc/gw/tls.key: no such file") must show it. PEM text is.
+        const path = key === "tls" && k === "key" && typeof v === "string" && !v.includes("-----BEGIN");
+        walk(v, path ? undefined : k);
+      }
     }
   };
   walk(config, undefined);

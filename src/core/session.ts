@@ -100,7 +100,8 @@ export interface ReplayEvent {
 
 /**
  * Where sessions live. Implementations: MemorySessionStore, RedisSessionStore; every one passes
- * `sessionStoreContract` in tests/conformance.
+ * `sessionStoreContract` (src/conformance/session-store/, `mediation-engine/conformance`), and so
+ * must another store (docs/writing-a-store.md).
  *
  * All methods may reject with a `GatewayError("STORE_UNAVAILABLE")` when the backing service is
  * unreachable; they never resolve with partial writes.

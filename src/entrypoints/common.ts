@@ -8,6 +8,7 @@ import { GatewayError } from "../core/errors.ts";
 import type { Principal } from "../core/auth.ts";
 import { CLIENT_ID_HEADER, CLIENT_ID_QUERY, isSafeName, resolveIdentity } from "../core/identity.ts";
 import type { Identity } from "../core/identity.ts";
+import type { TrustedProxies } from "../core/client-address.ts";
 import type { Engine } from "../engine.ts";
 
 /** What an adapter gives the app: the runtime's WebSocket upgrade and socket facts. */
@@ -31,11 +32,30 @@ export interface RuntimeHooks {
 export interface EntrypointContext {
   engine: Engine;
   hooks: RuntimeHooks;
+  /**
+   * The client's address: the TCP peer's, or what a trusted proxy's forwarding header names
+   * (server.trusted_proxies, core/client-address.ts). For the per-address limits and the logs.
+   */
+  clientAddress(c: Context): string | undefined;
 }
 
 /** Who is asking, and as which client. */
 export interface Admitted extends Identity {
   principal?: Principal;
+  /** The client's address (EntrypointContext.clientAddress), for a connection being opened. */
+  address?: string;
+}
+
+/** EntrypointContext.clientAddress over the runtime's peer address and server.trusted_proxies. */
+export function clientAddressOf(
+  hooks: RuntimeHooks,
+  proxies: TrustedProxies,
+): (c: Context) => string | undefined {
+  return (c) =>
+    proxies.clientAddress(hooks.remoteAddress(c), {
+      forwarded: c.req.header("forwarded"),
+      xForwardedFor: c.req.header("x-forwarded-for"),
+    });
 }
 
 /**
@@ -44,14 +64,19 @@ export interface Admitted extends Identity {
  * its client ID (the header, the query parameter, a fresh UUID, or the configured claim). Throws
  * FORBIDDEN (origin, client ID of another claim), UNAUTHENTICATED, BAD_CLIENT_ID.
  */
-export async function admit(c: Context, engine: Engine, connecting?: RuntimeHooks): Promise<Admitted> {
+export async function admit(
+  c: Context,
+  engine: Engine,
+  connecting?: Pick<EntrypointContext, "clientAddress">,
+): Promise<Admitted> {
   const authorization = c.req.header("authorization");
   const credential = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1] ?? c.req.query(TOKEN_QUERY);
   checkOrigin(c, engine, credential !== undefined);
   const principal = await engine.auth.authenticate(credential);
   // New connections a second, per address and per subject: one client cannot flood the store
   // and the brokers with sessions.
-  if (connecting) engine.hub.admitConnection(connecting.remoteAddress(c), principal?.subject);
+  const address = connecting?.clientAddress(c);
+  if (connecting) engine.hub.admitConnection(address, principal?.subject);
   const identity = resolveIdentity(c.req.header(CLIENT_ID_HEADER), c.req.query(CLIENT_ID_QUERY));
   const claim = engine.config.auth.jwt?.client_id_claim;
   if (principal && claim) {
@@ -62,9 +87,9 @@ export async function admit(c: Context, engine: Engine, connecting?: RuntimeHook
     if (!identity.generated && identity.clientId !== value) {
       throw new GatewayError("FORBIDDEN", `client ID ${identity.clientId} is not the token's`);
     }
-    return { clientId: value, generated: false, principal };
+    return { clientId: value, generated: false, principal, address };
   }
-  return { ...identity, principal };
+  return { ...identity, principal, address };
 }
 
 /**

@@ -19,11 +19,11 @@ import type { Connection, Recovery } from "../core/connection.ts";
 import { CloseCode, GatewayError } from "../core/errors.ts";
 import { CLIENT_ID_HEADER } from "../core/identity.ts";
 import { messageFrame } from "../core/message-frame.ts";
-import type { TimerId } from "../core/scheduler.ts";
 import type { Delivery, DeliverySink } from "../core/sink.ts";
 import type { EntrypointContext } from "./common.ts";
 import { nextRetry, ReplayWriter, RETRY_FIRST_MS } from "./sse-replay.ts";
 import { admit, errorResponse, queryParams, requireEndpoints } from "./common.ts";
+import { SlowClientClock } from "./slow-client.ts";
 
 const encoder = new TextEncoder();
 /** The Last-Event-ID of a stream that ended because it was taken over. */
@@ -34,12 +34,17 @@ export function sseRoutes(app: Hono, path: string, ctx: EntrypointContext): void
   app.get(`${path}/:endpoint`, (c) => stream(c, ctx, [c.req.param("endpoint")], false));
 }
 
-async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoints: string[], multi: boolean) {
+async function stream(c: Context, ctx: EntrypointContext, endpoints: string[], multi: boolean) {
+  const { engine, hooks } = ctx;
   let conn: Connection;
   let lastEventId: string | undefined;
+  /** The client's address, for the open and close lines. */
+  let address: string | undefined;
   let replay: Awaited<ReturnType<typeof engine.hub.takeReplay>>;
   try {
-    const { clientId, principal } = await admit(c, engine, hooks);
+    const admitted = await admit(c, engine, ctx);
+    const { clientId, principal } = admitted;
+    address = admitted.address;
     if (endpoints.length === 0) {
       throw new GatewayError("BAD_REQUEST", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
     }
@@ -72,13 +77,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
   let closed = false;
   /** Aborted when the stream ends: stops the bind retries' waits. */
   const ended = new AbortController();
-  /** Runs while the stream is full; ends it when it fires. */
-  let slowTimer: TimerId | undefined;
-  const stopSlowClock = () => {
-    if (slowTimer !== undefined) scheduler.clear(slowTimer);
-    slowTimer = undefined;
-  };
-  const fields = { client: conn.clientId, transport: conn.transport };
+  const fields = { client: conn.clientId, transport: conn.transport, ...address ? { address } : {} };
   engine.logger.info("[SSE] Connection opened", { ...fields, resumed: conn.resumed });
   /** Ends the stream; its one close line says who ended it and why. */
   const end = (reason = "stream closed by the client", by: "client" | "gateway" = "client") => {
@@ -86,7 +85,7 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     closed = true;
     engine.logger.info("[SSE] Connection closed", { ...fields, reason, by });
     scheduler.clear(ping);
-    stopSlowClock();
+    slowClock.stop();
     ended.abort();
     // Events already kept are acknowledged first, so the broker does not send them again.
     void writer.finish().finally(() => conn.close());
@@ -103,20 +102,12 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
     }
   };
   const full = () => (controller.desiredSize ?? 0) <= 0;
-  /**
-   * Room in the stream (it holds up to server.max_buffered_bytes the client has not read). A
-   * stream that stays full for server.slow_client_timeout is ended: its client reads nothing.
-   * EventSource comes back by itself, with Last-Event-ID.
-   */
-  const writable = () => {
-    if (closed) return false;
-    if (!full()) {
-      stopSlowClock();
-      return true;
-    }
-    slowTimer ??= scheduler.setTimeout(() => {
-      slowTimer = undefined;
-      if (closed || !full()) return;
+  /** Runs while the stream is full; ends it when it fires. */
+  const slowClock = new SlowClientClock(
+    scheduler,
+    config.server.slow_client_timeout,
+    () => !closed && full(),
+    () => {
       engine.logger.debug(`[SSE] ${conn.clientId} is too slow (its stream stayed full); ending it`);
       end("too slow", "gateway");
       try {
@@ -124,9 +115,14 @@ async function stream(c: Context, { engine, hooks }: EntrypointContext, endpoint
       } catch {
         // Already closed.
       }
-    }, config.server.slow_client_timeout);
-    return false;
-  };
+    },
+  );
+  /**
+   * Room in the stream (it holds up to server.max_buffered_bytes the client has not read). A
+   * stream that stays full for server.slow_client_timeout is ended: its client reads nothing.
+   * EventSource comes back by itself, with Last-Event-ID.
+   */
+  const writable = () => !closed && slowClock.keepsUp();
   const sink: DeliverySink = {
     settled: () => writer.flushed(),
     deliver: (d) => {

@@ -16,29 +16,12 @@
  * (else `CHAOS_CLIENTS`) scale a run (defaults 10 and 10); the kill comes at 40% of the traffic.
  */
 import assert from "node:assert/strict";
-import process from "node:process";
-import { after, before, test } from "node:test";
-import type { MqttClient } from "mqtt";
-import {
-  assertNoLossAllFlagged,
-  chaosSummary,
-  paceNumbered,
-  runChaos,
-  WsChaosClient,
-} from "../support/chaos-clients.ts";
-import type { ChaosRun } from "../support/chaos-clients.ts";
-import { ChaosProxy } from "../support/chaos-proxy.ts";
-import type { Gateway } from "../support/gateway-process.ts";
-import { startGateway } from "../support/gateway-process.ts";
-import { mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
+import { assertNoLossAllFlagged, chaosSummary, WsChaosClient } from "../support/chaos-clients.ts";
+import type { ChaosProxy } from "../support/chaos-proxy.ts";
+import { chaosSuite, mqttStreamsPublisher } from "../support/chaos-suite.ts";
+import { mqttEndpointYaml, namespace } from "../support/mqtt.ts";
 import { keyPrefix, RedisProxy } from "../support/redis.ts";
 import { currentRuntime } from "../support/runtime.ts";
-
-const CLIENTS = Number(process.env.CHAOS_CLUSTER_CLIENTS ?? process.env.CHAOS_CLIENTS ?? 10);
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
-const RATE = 200;
-/** When the node is killed, ms into the traffic. */
-const KILL_AT_MS = SECONDS * 400;
 
 const ns = namespace("chaos-cluster");
 const prefix = keyPrefix("chaos-cluster");
@@ -56,47 +39,31 @@ ${mqttEndpointYaml({ ns, poolSize: 2 })}
 `;
 
 let redis: RedisProxy;
-/** Nodes A and B; which one is killed is decided in the run. */
-let nodes: Gateway[] = [];
-before(async () => {
-  redis = await RedisProxy.start();
-  // Node ids of their own (see cluster.test.ts): MQTT producer connections are named after them.
-  const run = crypto.randomUUID().slice(0, 8);
-  nodes = await Promise.all([
-    startGateway(currentRuntime, nodeConfig(redis, `chaos-node-a-${run}`)),
-    startGateway(currentRuntime, nodeConfig(redis, `chaos-node-b-${run}`)),
-  ]);
+/** Nodes A and B (suite.nodes); which one is killed is decided in the run. */
+const suite = chaosSuite({
+  clientsVariable: "CHAOS_CLUSTER_CLIENTS",
+  configs: async () => {
+    redis = await RedisProxy.start();
+    // Node ids of their own (see cluster.test.ts): MQTT producer connections are named after them.
+    const run = crypto.randomUUID().slice(0, 8);
+    return [nodeConfig(redis, `chaos-node-a-${run}`), nodeConfig(redis, `chaos-node-b-${run}`)];
+  },
+  cleanup: async () => {
+    await redis?.drop(prefix).catch(() => {});
+    await redis?.stop();
+  },
 });
-after(async () => {
-  await Promise.all(nodes.map((gw) => gw.stop("SIGKILL")));
-  await redis?.drop(prefix).catch(() => {});
-  await redis?.stop();
-});
-
-/** Publishes each client's numbered stream (QoS 1); resolves once the broker confirmed all. */
-async function publishStreams(publisher: MqttClient, topics: string[], total: number): Promise<void> {
-  const confirmed: Array<Promise<unknown>> = [];
-  await paceNumbered(topics.length, RATE, total, (due) => {
-    for (const [i, n] of due) {
-      confirmed.push(publisher.publishAsync(topics[i], JSON.stringify({ n }), { qos: 1 }));
-    }
-  });
-  await Promise.all(confirmed);
-}
+const CLIENTS = suite.clients;
+/** When the node is killed, ms into the traffic. */
+const KILL_AT_MS = suite.seconds * 400;
 
 const NAMES = ["A", "B"];
 
-/** The last lines each node printed, for a failure's diagnosis. */
-const tails = () =>
-  nodes.map((gw, i) => `--- node ${NAMES[i]} (last 4000 characters) ---\n${gw.output().slice(-4000)}`)
-    .join("\n");
-
-test(
-  `chaos (${currentRuntime}): two nodes on Redis, one killed with kill -9, WebSocket with end-to-end acks through cutting proxies: 0 lost, duplicates flagged redelivered`,
-  { timeout: 120_000 },
+suite.test(
+  "two nodes on Redis, one killed with kill -9, WebSocket with end-to-end acks through cutting proxies: 0 lost, duplicates flagged redelivered",
   async () => {
-    const proxies = await Promise.all(nodes.map((gw) => ChaosProxy.start(Number(new URL(gw.http).port))));
-    const bases = proxies.map((p) => `http://127.0.0.1:${p.port}`);
+    const nodes = suite.nodes;
+    let proxies: ChaosProxy[] = [];
     /** The killed node, once killed; it is the one more clients were last on then. */
     let victim: number | undefined;
     let killedAt = 0;
@@ -109,7 +76,7 @@ test(
     const onNode: number[] = [];
     const backAfterKill: number[] = [];
     const started = performance.now();
-    const pick = (client: number) => {
+    const pick = (client: number, bases: string[]) => {
       const i = victim !== undefined
         ? 1 - victim
         : onNode[client] === undefined
@@ -122,47 +89,37 @@ test(
       if (victim !== undefined) backAfterKill[client] ??= performance.now() - started - killedAt * 1000;
       return bases[i];
     };
-    const run = crypto.randomUUID().slice(0, 8);
-    const clients = Array.from(
-      { length: CLIENTS },
-      (_, i) =>
+    const r = await suite.run({
+      label: "cluster",
+      client: (clientId, bases, i) =>
         new WsChaosClient({
-          base: () => pick(i),
-          clientId: `chaos-cluster-${run}-${i}`,
+          base: () => pick(i, bases),
+          clientId,
           endpoint: "sensors",
           ack: true,
           ackEveryMs: 20,
         }),
-    );
-    const publisher = await outsideClient();
-    let r: ChaosRun;
-    try {
-      r = await runChaos({
-        clients,
-        proxies,
-        rate: RATE,
-        trafficSeconds: SECONDS,
-        publish: async (total) => {
-          const kill = (async () => {
-            await new Promise((resolve) => setTimeout(resolve, KILL_AT_MS));
-            const on = (node: number) => clients.map((_, i) => i).filter((i) => onNode[i] === node);
-            const v = victim = on(1).length >= on(0).length ? 1 : 0;
-            killedAt = (performance.now() - started) / 1000;
-            openAtKill = proxies[v].connections.length;
-            onVictimAtKill = on(v);
-            await nodes[v].stop("SIGKILL");
-          })();
-          await publishStreams(publisher, clients.map((c) => `${ns}/${c.clientId}/down`), total);
-          await kill;
-        },
-      });
-    } catch (error) {
-      console.log(tails());
-      throw error;
-    } finally {
-      await publisher.endAsync();
-      await Promise.all(proxies.map((p) => p.stop()));
-    }
+      publisher: async (clients, cutting) => {
+        proxies = cutting;
+        const mqtt = await mqttStreamsPublisher(ns, clients);
+        return {
+          publish: async (total) => {
+            const kill = (async () => {
+              await new Promise((resolve) => setTimeout(resolve, KILL_AT_MS));
+              const on = (node: number) => clients.map((_, i) => i).filter((i) => onNode[i] === node);
+              const v = victim = on(1).length >= on(0).length ? 1 : 0;
+              killedAt = (performance.now() - started) / 1000;
+              openAtKill = proxies[v].connections.length;
+              onVictimAtKill = on(v);
+              await nodes[v].stop("SIGKILL");
+            })();
+            await mqtt.publish(total);
+            await kill;
+          },
+          close: mqtt.close,
+        };
+      },
+    });
     const v = victim!;
     const moved = onVictimAtKill.map((i) => backAfterKill[i]);
     console.log(chaosSummary(currentRuntime, "two nodes, one killed, ws + acks", r));
@@ -175,7 +132,7 @@ test(
         ` (its lease: 3 s); connections tried: A ${tried[0]}, B ${tried[1]}`,
     );
     const failed = r.tallies.some((t) => t.lost.length > 0 || t.duplicates !== t.duplicatesFlagged);
-    if (failed) console.log(tails());
+    if (failed) console.log(suite.tails(4000));
     assert.ok(r.cuts >= CLIENTS, `the proxies cut connections (${r.cuts})`);
     assert.ok(proxies.every((p) => p.accepted >= CLIENTS / 2), "clients went to both nodes");
     assert.ok(onVictimAtKill.length > 0, "sessions were on the killed node");

@@ -13,26 +13,17 @@
  * scale a run (defaults 10 and 10).
  */
 import assert from "node:assert/strict";
-import process from "node:process";
-import { after, before, test } from "node:test";
 import type { Producer } from "kafkajs";
 import {
   assertNoLossAllFlagged,
   chaosSummary,
   paceNumbered,
-  runChaos,
   WsChaosClient,
 } from "../support/chaos-clients.ts";
-import { ChaosProxy } from "../support/chaos-proxy.ts";
-import type { Gateway } from "../support/gateway-process.ts";
-import { startGateway } from "../support/gateway-process.ts";
+import { CHAOS_RATE, chaosSuite } from "../support/chaos-suite.ts";
 import { kafkaNamespace, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
 import { currentRuntime } from "../support/runtime.ts";
-
-const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 10);
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
-const RATE = 200;
 
 const ns = kafkaNamespace("chaos");
 
@@ -51,19 +42,19 @@ endpoints:
 `;
 
 let kafka: TestKafka;
-let gw: Gateway;
-before(async () => {
-  kafka = await startKafka();
-  gw = await startGateway(currentRuntime, config(kafka.brokers));
-});
-after(async () => {
-  await gw?.stop("SIGKILL");
-  await kafka?.stop();
+const suite = chaosSuite({
+  configs: async () => {
+    kafka = await startKafka();
+    return [config(kafka.brokers)];
+  },
+  cleanup: async () => {
+    await kafka?.stop();
+  },
 });
 
 /** Produces each client's numbered stream, one batch over all topics per tick, in order. */
 function produceStreams(producer: Producer, clientIds: string[], total: number): Promise<void> {
-  return paceNumbered(clientIds.length, RATE, total, async (due) => {
+  return paceNumbered(clientIds.length, CHAOS_RATE, total, async (due) => {
     const byTopic = new Map<number, Array<{ key: string; value: string }>>();
     for (const [i, n] of due) {
       const messages = byTopic.get(i) ?? [];
@@ -76,44 +67,25 @@ function produceStreams(producer: Producer, clientIds: string[], total: number):
   });
 }
 
-test(
-  `chaos (${currentRuntime}): Kafka, WebSocket with end-to-end acks through a cutting proxy: 0 lost, duplicates flagged redelivered`,
-  { timeout: 120_000 },
+suite.test(
+  "Kafka, WebSocket with end-to-end acks through a cutting proxy: 0 lost, duplicates flagged redelivered",
   async () => {
-    const proxy = await ChaosProxy.start(Number(new URL(gw.http).port));
-    const run = crypto.randomUUID().slice(0, 8);
-    const base = `http://127.0.0.1:${proxy.port}`;
-    const clients = Array.from(
-      { length: CLIENTS },
-      (_, i) =>
-        new WsChaosClient({
-          base,
-          clientId: `chaos-kafka-${run}-${i}`,
-          endpoint: "orders",
-          ack: true,
-          ackEveryMs: 20,
-        }),
-    );
-    // The clients' topics do not exist yet: their first binds make them, ten at once.
-    const producer = await outsideProducer(kafka.kafka);
-    let r;
-    try {
-      r = await runChaos({
-        clients,
-        proxies: [proxy],
-        rate: RATE,
-        trafficSeconds: SECONDS,
-        publish: (total) => produceStreams(producer, clients.map((c) => c.clientId), total),
-      });
-    } catch (error) {
-      console.log(`gateway output (last 6000 characters):\n${gw.output().slice(-6000)}`);
-      throw error;
-    } finally {
-      await producer.disconnect();
-      await proxy.stop();
-    }
+    const r = await suite.run({
+      label: "kafka",
+      client: (clientId, [base]) =>
+        new WsChaosClient({ base, clientId, endpoint: "orders", ack: true, ackEveryMs: 20 }),
+      // The clients' topics do not exist yet: their first binds make them, ten at once.
+      publisher: async (clients) => {
+        const producer = await outsideProducer(kafka.kafka);
+        const ids = clients.map((c) => c.clientId);
+        return {
+          publish: (total) => produceStreams(producer, ids, total),
+          close: () => producer.disconnect(),
+        };
+      },
+    });
     console.log(chaosSummary(currentRuntime, "kafka, ws + acks", r));
-    assert.ok(r.cuts >= CLIENTS, `the proxy cut connections (${r.cuts})`);
+    assert.ok(r.cuts >= suite.clients, `the proxy cut connections (${r.cuts})`);
     assertNoLossAllFlagged(r);
   },
 );

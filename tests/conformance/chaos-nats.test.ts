@@ -13,91 +13,64 @@
  * scale a run (defaults 6 and 10: short, to keep CI quick; docs/performance.md has a 20 s run).
  */
 import assert from "node:assert/strict";
-import process from "node:process";
-import { after, before, test } from "node:test";
 import {
   assertNoLossAllFlagged,
   chaosSummary,
   paceNumbered,
-  runChaos,
   WsChaosClient,
 } from "../support/chaos-clients.ts";
-import { ChaosProxy } from "../support/chaos-proxy.ts";
-import type { Gateway } from "../support/gateway-process.ts";
-import { startGateway } from "../support/gateway-process.ts";
+import { CHAOS_RATE, chaosSuite } from "../support/chaos-suite.ts";
 import { natsNamespace, OutsideNats } from "../support/nats.ts";
 import { currentRuntime } from "../support/runtime.ts";
 import { natsGatewayConfig } from "./nats-scenarios.ts";
 
-const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 10);
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 6);
-const RATE = 200;
-
 const ns = natsNamespace("chaos");
 
-let gw: Gateway;
 let outside: OutsideNats;
-before(async () => {
-  outside = await OutsideNats.connect();
-  // A window long enough that no session expires during the run.
-  const config = natsGatewayConfig(ns).replace(
-    /reconnection_window: \d+ms, cleanup_interval: \d+ms/,
-    "reconnection_window: 60s, cleanup_interval: 5s",
-  );
-  gw = await startGateway(currentRuntime, config);
-});
-after(async () => {
-  await gw?.stop("SIGKILL");
-  await outside?.dropStream(ns.stream);
-  await outside?.close();
+const suite = chaosSuite({
+  seconds: 6,
+  configs: async () => {
+    outside = await OutsideNats.connect();
+    // A window long enough that no session expires during the run.
+    return [
+      natsGatewayConfig(ns).replace(
+        /reconnection_window: \d+ms, cleanup_interval: \d+ms/,
+        "reconnection_window: 60s, cleanup_interval: 5s",
+      ),
+    ];
+  },
+  cleanup: async () => {
+    await outside?.dropStream(ns.stream);
+    await outside?.close();
+  },
 });
 
-test(
-  `chaos (${currentRuntime}): NATS JetStream, WebSocket with end-to-end acks through a cutting proxy: 0 lost, duplicates flagged redelivered`,
-  { timeout: 120_000 },
+suite.test(
+  "NATS JetStream, WebSocket with end-to-end acks through a cutting proxy: 0 lost, duplicates flagged redelivered",
   async () => {
-    const proxy = await ChaosProxy.start(Number(new URL(gw.http).port));
-    const run = crypto.randomUUID().slice(0, 8);
-    const base = `http://127.0.0.1:${proxy.port}`;
-    const clients = Array.from(
-      { length: CLIENTS },
-      (_, i) =>
-        new WsChaosClient({
-          base,
-          clientId: `chaos-nats-${run}-${i}`,
-          endpoint: "events",
-          ack: true,
-          ackEveryMs: 20,
-        }),
-    );
-    const ids = clients.map((c) => c.clientId);
-    let r;
-    try {
-      r = await runChaos({
-        clients,
-        proxies: [proxy],
-        rate: RATE,
-        trafficSeconds: SECONDS,
-        publish: (total) =>
-          paceNumbered(clients.length, RATE, total, async (due) => {
-            // Each stream in order: one client's publishes one after another, the clients at once.
-            const byClient = new Map<number, number[]>();
-            for (const [i, n] of due) byClient.set(i, [...(byClient.get(i) ?? []), n]);
-            await Promise.all([...byClient].map(async ([i, ns_]) => {
-              for (const n of ns_) {
-                await outside.publish(`${ns.prefix}.${ids[i]}.down`, JSON.stringify({ n }));
-              }
-            }));
-          }),
-      });
-    } catch (error) {
-      console.log(`gateway output (last 6000 characters):\n${gw.output().slice(-6000)}`);
-      throw error;
-    } finally {
-      await proxy.stop();
-    }
+    const r = await suite.run({
+      label: "nats",
+      client: (clientId, [base]) =>
+        new WsChaosClient({ base, clientId, endpoint: "events", ack: true, ackEveryMs: 20 }),
+      publisher: (clients) => {
+        const ids = clients.map((c) => c.clientId);
+        return {
+          publish: (total) =>
+            paceNumbered(clients.length, CHAOS_RATE, total, async (due) => {
+              // Each stream in order: one client's publishes one after another, the clients at once.
+              const byClient = new Map<number, number[]>();
+              for (const [i, n] of due) byClient.set(i, [...(byClient.get(i) ?? []), n]);
+              await Promise.all([...byClient].map(async ([i, ns_]) => {
+                for (const n of ns_) {
+                  await outside.publish(`${ns.prefix}.${ids[i]}.down`, JSON.stringify({ n }));
+                }
+              }));
+            }),
+        };
+      },
+    });
     console.log(chaosSummary(currentRuntime, "nats, ws + acks", r));
-    assert.ok(r.cuts >= CLIENTS, `the proxy cut connections (${r.cuts})`);
+    assert.ok(r.cuts >= suite.clients, `the proxy cut connections (${r.cuts})`);
     assertNoLossAllFlagged(r);
   },
 );

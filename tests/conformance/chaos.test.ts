@@ -22,31 +22,17 @@
  */
 import assert from "node:assert/strict";
 import process from "node:process";
-import { after, before, test } from "node:test";
-import type { MqttClient } from "mqtt";
 import type { ChaosClient, ChaosRun } from "../support/chaos-clients.ts";
 import {
   assertNoLossAllFlagged,
   chaosSummary,
   losses,
-  paceNumbered,
-  runChaos,
   SseChaosClient,
   WsChaosClient,
 } from "../support/chaos-clients.ts";
-import { ChaosProxy } from "../support/chaos-proxy.ts";
-import type { Gateway } from "../support/gateway-process.ts";
-import { startGateway } from "../support/gateway-process.ts";
-import { mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
+import { chaosSuite, mqttStreamsPublisher } from "../support/chaos-suite.ts";
+import { mqttEndpointYaml, namespace } from "../support/mqtt.ts";
 import { currentRuntime } from "../support/runtime.ts";
-
-const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 10);
-const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
-const RATE = 200;
-/** After the publisher stops: how long clients may take to get everything. */
-const DRAIN_MS = 15_000;
-/** Clients all connected and none received anything for this long: nothing more is coming. */
-const QUIET_MS = 2000;
 
 const ns = namespace("chaos");
 const CONFIG = `
@@ -56,59 +42,22 @@ endpoints:
 ${mqttEndpointYaml({ ns, poolSize: 2 })}
 `;
 
-let gw: Gateway;
-before(async () => {
-  gw = await startGateway(currentRuntime, CONFIG);
-});
-after(async () => {
-  await gw?.stop("SIGKILL");
-});
+const suite = chaosSuite({ configs: () => [CONFIG] });
+const CLIENTS = suite.clients;
 
-/** Publishes each client's numbered stream to `topics` (QoS 1); resolves once the broker confirmed all. */
-async function publishStreams(publisher: MqttClient, topics: string[], total: number): Promise<void> {
-  const confirmed: Array<Promise<unknown>> = [];
-  await paceNumbered(topics.length, RATE, total, (due) => {
-    for (const [i, n] of due) {
-      confirmed.push(publisher.publishAsync(topics[i], JSON.stringify({ n }), { qos: 1 }));
-    }
+/** The scenario: the suite's clients made by `make`, through a chaos proxy, for the suite's seconds. */
+function chaosRun(label: string, make: (clientId: string, base: string) => ChaosClient): Promise<ChaosRun> {
+  return suite.run({
+    label,
+    client: (clientId, [base]) => make(clientId, base),
+    publisher: (clients) => mqttStreamsPublisher(ns, clients),
   });
-  await Promise.all(confirmed);
-}
-
-/** The scenario: `CLIENTS` clients made by `make`, through a chaos proxy, for `SECONDS`. */
-async function chaosRun(
-  label: string,
-  make: (clientId: string, base: string) => ChaosClient,
-): Promise<ChaosRun> {
-  const port = Number(new URL(gw.http).port);
-  const proxy = await ChaosProxy.start(port);
-  const run = crypto.randomUUID().slice(0, 8);
-  const clients = Array.from(
-    { length: CLIENTS },
-    (_, i) => make(`chaos-${label}-${run}-${i}`, `http://127.0.0.1:${proxy.port}`),
-  );
-  const publisher = await outsideClient();
-  try {
-    return await runChaos({
-      clients,
-      proxies: [proxy],
-      rate: RATE,
-      trafficSeconds: SECONDS,
-      drainMs: DRAIN_MS,
-      quietMs: QUIET_MS,
-      publish: (total) => publishStreams(publisher, clients.map((c) => `${ns}/${c.clientId}/down`), total),
-    });
-  } finally {
-    await publisher.endAsync();
-    await proxy.stop();
-  }
 }
 
 const summary = (name: string, r: ChaosRun) => chaosSummary(currentRuntime, name, r);
 
-test(
-  `chaos (${currentRuntime}): WebSocket without acks through a cutting proxy: losses are counted`,
-  { timeout: 120_000 },
+suite.test(
+  "WebSocket without acks through a cutting proxy: losses are counted",
   async () => {
     const r = await chaosRun(
       "plain",
@@ -129,9 +78,8 @@ test(
   },
 );
 
-test(
-  `chaos (${currentRuntime}): WebSocket with end-to-end acks through a cutting proxy: 0 lost, duplicates flagged redelivered`,
-  { timeout: 120_000 },
+suite.test(
+  "WebSocket with end-to-end acks through a cutting proxy: 0 lost, duplicates flagged redelivered",
   async () => {
     const r = await chaosRun(
       "acked",
@@ -144,9 +92,8 @@ test(
   },
 );
 
-test(
-  `chaos (${currentRuntime}): SSE with Last-Event-ID through a cutting proxy: 0 lost, every reconnect recovered`,
-  { timeout: 120_000 },
+suite.test(
+  "SSE with Last-Event-ID through a cutting proxy: 0 lost, every reconnect recovered",
   async () => {
     const sse: SseChaosClient[] = [];
     const r = await chaosRun("sse", (clientId, base) => {

@@ -1,5 +1,6 @@
+// Imported by the package's name, as a third-party store's test would.
+import { sessionStoreContract } from "mediation-engine/conformance";
 import { MemorySessionStore } from "../../src/session/memory.ts";
-import { sessionStoreContract } from "./session-store-contract.ts";
 
 sessionStoreContract("memory", () => {
   const store = new MemorySessionStore();

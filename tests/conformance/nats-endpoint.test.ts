@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { encodeText } from "../../src/core/payload.ts";
+import { memoryLogger } from "../../src/core/logger.ts";
 import { VirtualClock } from "../../src/core/virtual-clock.ts";
 import { GatewayError } from "../../src/core/errors.ts";
 import { consumerNamePart, streamSubjects } from "../../src/endpoints/nats/subjects.ts";
@@ -126,6 +127,11 @@ test("nats: another node resuming the client takes the consumer; the first is to
     await a.bindClient(id, {});
     await outside.publish(`${ns.prefix}.${id}.down`, "m1");
     await until(() => onA.of(id).length === 1, "m1 on the first node");
+    // Its ack confirmed first: else the second node starts below it and m1 comes again (flagged).
+    await until(
+      async () => (await outside.jsm.consumers.info(ns.stream, a.consumerName(id))).num_ack_pending === 0,
+      "m1's ack at the broker",
+    );
     await b.resumeClient(id, {});
     await until(() => onA.dropped.includes(id), "the first node told");
     await outside.publish(`${ns.prefix}.${id}.down`, "m2");
@@ -139,6 +145,42 @@ test("nats: another node resuming the client takes the consumer; the first is to
   } finally {
     await a.stop();
     await b.stop();
+  }
+});
+
+test("nats: a refused delivery pauses the pull until the hub resumes it: no WARN, no drop reported, no pulling of its own", async () => {
+  const clock = new VirtualClock();
+  const logger = memoryLogger();
+  const endpoint = makeNatsEndpoint({ ns, scheduler: clock, logger });
+  const handler = new DropWatchingHandler();
+  let refused = 0;
+  const deliver = handler.deliver.bind(handler);
+  handler.deliver = (clientId, name, message) => {
+    const written = deliver(clientId, name, message);
+    if (!written) refused++;
+    return written;
+  };
+  await endpoint.start(handler);
+  const id = `refused-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await endpoint.bindClient(id, {});
+    handler.refusing.add(id);
+    await outside.publish(`${ns.prefix}.${id}.down`, "m1");
+    await until(() => refused === 1, "the refused delivery");
+    handler.refusing.delete(id);
+    await new Promise((r) => setTimeout(r, 200)); // the stopped pull's end has been seen by now
+    await clock.advance(5000); // past the retry of a pull that ended by itself
+    await outside.publish(`${ns.prefix}.${id}.down`, "m2");
+    await new Promise((r) => setTimeout(r, 300)); // a pull of its own would have handed them over by now
+    assert.deepEqual(handler.of(id), [], "nothing handed over before the hub resumes the client");
+    assert.deepEqual(handler.dropped, [], "a refusal is not a consumer that went away");
+    assert.deepEqual(logger.lines.filter((l) => l.startsWith("WARN")), []);
+    await endpoint.resumeClient(id, {});
+    await until(() => handler.of(id).length === 2, "both after the resume");
+    assert.deepEqual(handler.of(id), ["m1", "m2"]);
+    await endpoint.unbindClient(id, {});
+  } finally {
+    await endpoint.stop();
   }
 });
 

@@ -151,8 +151,14 @@ test("log: a WebSocket connection logs one INFO line when it opens and one when 
   const mine = (msg: string) => (r: Record<string, unknown>) => r.client === id && r.msg === msg;
   const opened = await waitForRecord(mine("Connection opened"), "opening the connection");
   assert.deepEqual(
-    { level: opened.level, component: opened.component, transport: opened.transport, node: opened.node },
-    { level: "info", component: "WS", transport: "ws", node: "obs-node" },
+    {
+      level: opened.level,
+      component: opened.component,
+      transport: opened.transport,
+      address: opened.address,
+      node: opened.node,
+    },
+    { level: "info", component: "WS", transport: "ws", address: "127.0.0.1", node: "obs-node" },
   );
   assert.equal(sample(await scrape(), "mediation_connections", '{transport="ws"}'), 1);
 
@@ -192,8 +198,8 @@ test("log: an SSE stream logs one INFO line when it opens and one when the clien
   const mine = (msg: string) => (r: Record<string, unknown>) => r.client === id && r.msg === msg;
   const opened = await waitForRecord(mine("Connection opened"), "opening the stream");
   assert.deepEqual(
-    [opened.level, opened.component, opened.transport, opened.node],
-    ["info", "SSE", "sse", "obs-node"],
+    [opened.level, opened.component, opened.transport, opened.address, opened.node],
+    ["info", "SSE", "sse", "127.0.0.1", "obs-node"],
   );
   await sse.close();
   const closed = await waitForRecord(mine("Connection closed"), "closing the stream");

@@ -1,7 +1,8 @@
 /**
  * Starts `src/main.ts` as a child process under a runtime with a given config, for black-box
  * tests. The gateway listens on a free port (config port 0) and reports it on its
- * "[Server] Listening on" line (text or JSON log format).
+ * "[Server] Listening on" line (text or JSON log format); with `server.tls`, its URLs are https and
+ * wss.
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -96,6 +97,7 @@ export async function startGateway(
     return gatewayPid ?? NaN;
   };
   running.add(pid);
+  let scheme = "http";
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       // Not left running: a gateway that never said it listens is stopped here.
@@ -117,13 +119,14 @@ export async function startGateway(
       const lines = partial + text;
       // The text line, or the JSON one (log.format: json), where the component is a field.
       const match = lines.match(
-        /(?:\[Server\] |"component":"Server","msg":")Listening on http:\/\/[^:]+:(\d+)/,
+        /(?:\[Server\] |"component":"Server","msg":")Listening on (https?):\/\/[^:]+:(\d+)/,
       );
       partial = lines.slice(lines.lastIndexOf("\n") + 1);
       if (match) {
         listening = true;
         clearTimeout(timer);
-        resolve(Number(match[1]));
+        scheme = match[1];
+        resolve(Number(match[2]));
       }
     };
     child.stdout!.on("data", onData);
@@ -135,8 +138,8 @@ export async function startGateway(
   });
   return {
     runtime,
-    http: `http://127.0.0.1:${port}`,
-    ws: `ws://127.0.0.1:${port}`,
+    http: `${scheme}://127.0.0.1:${port}`,
+    ws: `${scheme === "https" ? "wss" : "ws"}://127.0.0.1:${port}`,
     child,
     output,
     pid,

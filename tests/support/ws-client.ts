@@ -35,10 +35,13 @@ export class TestSocket {
     };
   }
 
-  /** Opens a socket; rejects if it does not open. */
-  static open(url: string): Promise<TestSocket> {
+  /**
+   * Opens a socket; rejects if it does not open. `ca`: a PEM certificate a `wss://` server's
+   * certificate chain must lead to (a test's own CA).
+   */
+  static open(url: string, ca?: string): Promise<TestSocket> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = ca === undefined ? new WebSocket(url) : trustingWebSocket(url, ca);
       const socket = new TestSocket(ws);
       ws.onopen = () => resolve(socket);
       ws.onerror = () => reject(new Error(`WebSocket ${url} failed to open`));
@@ -119,6 +122,26 @@ export class TestSocket {
     this.#waiters = [];
     for (const w of waiters) w();
   }
+}
+
+/**
+ * A WebSocket that trusts `ca`: each runtime takes it its own way (Deno through an HTTP client
+ * of its own, Bun through a `tls` option), neither in the standard constructor's types.
+ */
+/**
+ * Node's own WebSocket (undici's) takes a CA only through an undici dispatcher, which Node does not
+ * export; the `ws` package's WebSocket takes `ca` and has the same event API.
+ */
+const NodeWebSocket = !("Deno" in globalThis) && !("Bun" in globalThis)
+  ? (await import("ws")).WebSocket
+  : undefined;
+
+function trustingWebSocket(url: string, ca: string): WebSocket {
+  if (NodeWebSocket) return new NodeWebSocket(url, { ca }) as unknown as WebSocket;
+  const options = "Deno" in globalThis
+    ? { client: Deno.createHttpClient({ caCerts: [ca] }) }
+    : { tls: { ca } };
+  return new WebSocket(url, options as unknown as string[]);
 }
 
 function tryJson(text: string): unknown {

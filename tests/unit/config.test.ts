@@ -58,6 +58,42 @@ test("config: server.console is a boolean", () => {
   ]);
 });
 
+test("config: server.tls takes PEM file paths; server.trusted_proxies takes CIDRs", () => {
+  const memory = "endpoints: [{ name: chat, type: memory }]";
+  const plain = parseConfig(memory, {}).config.server;
+  assert.equal(plain.tls, undefined);
+  assert.deepEqual(plain.trusted_proxies, []);
+  const { config } = parseConfig(
+    `server:
+  tls: { cert: "\${CERT}", key: /etc/gw/tls.key }
+  trusted_proxies: [10.0.0.0/8, 192.168.1.7, "2001:db8::/32", "::1"]
+${memory}`,
+    { CERT: "/etc/gw/tls.crt" },
+  );
+  assert.deepEqual(config.server.tls, { cert: "/etc/gw/tls.crt", key: "/etc/gw/tls.key" });
+  assert.deepEqual(config.server.trusted_proxies, ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"]);
+  assert.deepEqual(problems(`server: { tls: { cert: a.crt, keyfile: a.key } }\n${memory}`), [
+    "server.tls.key: expected a path to a PEM private key file, got nothing",
+    "server.tls.keyfile: unknown key (expected one of cert, key)",
+  ]);
+  assert.deepEqual(problems(`server: { tls: { cert: "", key: 5 } }\n${memory}`), [
+    'server.tls.cert: expected a path to a PEM certificate file, got ""',
+    "server.tls.key: expected a path to a PEM private key file, got 5",
+  ]);
+  assert.deepEqual(
+    problems(`server: { trusted_proxies: [10.0.0.0/33, 10.0.0.1/8, lb.internal, 7] }\n${memory}`),
+    [
+      'server.trusted_proxies[0]: expected a CIDR like "10.0.0.0/8" or "2001:db8::/32", or an address, got "10.0.0.0/33"',
+      'server.trusted_proxies[1]: expected a CIDR like "10.0.0.0/8" or "2001:db8::/32", or an address, got "10.0.0.1/8"',
+      'server.trusted_proxies[2]: expected a CIDR like "10.0.0.0/8" or "2001:db8::/32", or an address, got "lb.internal"',
+      'server.trusted_proxies[3]: expected a CIDR like "10.0.0.0/8" or "2001:db8::/32", or an address, got 7',
+    ],
+  );
+  assert.deepEqual(problems(`server: { trusted_proxies: 10.0.0.0/8 }\n${memory}`), [
+    'server.trusted_proxies: expected a list of CIDRs, got "10.0.0.0/8"',
+  ]);
+});
+
 test("config: log.format is text (default) or json", () => {
   const memory = "endpoints: [{ name: chat, type: memory }]";
   assert.equal(parseConfig(memory, {}).config.log.format, "text");

@@ -123,3 +123,17 @@ test("redact: GatewayError messages and every logger line, errors given to error
   const clean = new Error("nothing secret");
   assert.equal(redactError(clean), clean);
 });
+
+test("redact: a tls: mapping's key is a file path, not a secret (PEM text under it still is)", () => {
+  const pem =
+    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+  const secrets = configSecrets({
+    server: { tls: { cert: "/etc/gw/tls.crt", key: "/etc/gw/tls.key" } },
+    endpoints: [{ name: "x", tls: { key: pem } }],
+    auth: { api_keys: [{ key: "api-key-2", subject: "fleet" }] },
+  });
+  assert.ok(!secrets.has("/etc/gw/tls.key"));
+  assert.ok(!secrets.has("/etc/gw/tls.crt"));
+  assert.ok(secrets.has(pem));
+  assert.ok(secrets.has("api-key-2"));
+});

@@ -221,7 +221,7 @@ export class KafkaEndpoint implements BindableEndpoint {
     if (this.#retry !== undefined) this.#options.scheduler.clear(this.#retry);
     this.#retry = undefined;
     // What was settled is committed; the committed offsets stay, so clients resume elsewhere.
-    await Promise.all(this.#consumers.clientIds().map((id) => this.suspendClient(id)));
+    await this.#consumers.suspendAll();
     await Promise.allSettled([
       this.#producer.disconnect(),
       this.#admin.disconnect(),
@@ -255,47 +255,45 @@ export class KafkaEndpoint implements BindableEndpoint {
     }
   }
 
-  bindClient(clientId: string, params: Record<string, string>): Promise<void> {
-    return this.#consumers.run(clientId, async () => {
-      const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
-      const existing = this.#consumers.get(clientId);
-      if (existing && existing.topic === topic && !existing.paused) return;
-      this.#checkConnected();
-      if (existing) await this.#consumers.stop(clientId);
-      await this.#startReading(clientId, topic, true);
+  // Whether a bind or resume has anything to do, and in which order a reading is stopped and
+  // started, is the shared fetch's to decide (SharedFetch.bind/resume/suspend/unbind); the
+  // endpoint names the topic, refuses while the brokers were never reached, and words the errors.
+
+  async bindClient(clientId: string, params: Record<string, string>): Promise<void> {
+    const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
+    let started: boolean;
+    try {
+      started = await this.#consumers.bind(clientId, topic, () => this.#checkConnected());
+    } catch (error) {
+      throw this.#unavailable(`Kafka consumer for ${clientId} failed`, error);
+    }
+    if (started) {
       this.#options.logger.info(
         `[Kafka] Client ${clientId} bound to endpoint ${this.name} (consuming ${topic})`,
       );
-    });
+    }
   }
 
   suspendClient(clientId: string): Promise<void> {
-    // Nothing more is handed over from now on, even from a fetch answer being delivered.
-    this.#consumers.pause(clientId);
-    return this.#consumers.run(clientId, () => this.#consumers.stop(clientId));
+    return this.#consumers.suspend(clientId);
   }
 
-  resumeClient(clientId: string, params: Record<string, string>): Promise<void> {
-    return this.#consumers.run(clientId, async () => {
-      const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
-      const existing = this.#consumers.get(clientId);
-      if (existing && !existing.paused) return;
-      this.#checkConnected();
-      if (existing) await this.#consumers.stop(clientId);
-      await this.#startReading(clientId, topic, false);
-    });
+  async resumeClient(clientId: string, params: Record<string, string>): Promise<void> {
+    const topic = this.#topic(this.#options.subscribeTopic, clientId, params);
+    try {
+      await this.#consumers.resume(clientId, topic, () => this.#checkConnected());
+    } catch (error) {
+      throw this.#unavailable(`Kafka consumer for ${clientId} failed`, error);
+    }
   }
 
-  unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
-    return this.#consumers.run(clientId, async () => {
-      await this.#consumers.stop(clientId);
-      try {
-        // An unbind after a crash, or twice, finds no group: nothing to do.
-        await this.#consumers.forget(clientId);
-      } catch (error) {
-        throw this.#unavailable(`cannot delete consumer group of ${clientId}`, error);
-      }
-    });
+  async unbindClient(clientId: string, _params?: Record<string, string>): Promise<void> {
+    try {
+      // An unbind after a crash, or twice, finds no group: nothing to do.
+      await this.#consumers.unbind(clientId);
+    } catch (error) {
+      throw this.#unavailable(`cannot delete consumer group of ${clientId}`, error);
+    }
   }
 
   /** Asks the cluster while it counts as up (a failure starts the retries); down, says why. */
@@ -321,15 +319,6 @@ export class KafkaEndpoint implements BindableEndpoint {
 
   bindingCount(): number {
     return this.#consumers.size;
-  }
-
-  /** Starts reading for the client (see SharedFetch.start); UPSTREAM_UNAVAILABLE if it cannot. */
-  async #startReading(clientId: string, topic: string, fresh: boolean): Promise<void> {
-    try {
-      await this.#consumers.start(clientId, topic, fresh);
-    } catch (error) {
-      throw this.#unavailable(`Kafka consumer for ${clientId} failed`, error);
-    }
   }
 
   #topic(template: string, clientId: string, params: Record<string, string>): string {

@@ -152,24 +152,57 @@ export class SharedFetch {
     this.#handler = handler;
   }
 
-  /** Runs one lifecycle step of `clientId` after its earlier ones (bind, suspend, resume...). */
-  run<T>(clientId: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Binds the client to `topic`: a new binding (see `#start`, `fresh`). Nothing to do while it
+   * reads `topic` here, unpaused; else `canStart` is asked (it throws to refuse), what the client
+   * read here before stops, and the new reading starts. Resolves whether a reading started;
+   * rejects with `canStart`'s error or the Kafka error. Every lifecycle step of a client runs
+   * after its earlier ones.
+   */
+  bind(clientId: string, topic: string, canStart: () => void): Promise<boolean> {
+    return this.#run(clientId, () => this.#restart(clientId, topic, true, canStart));
+  }
+
+  /** Resumes the client from its committed offsets: as `bind`, with nothing to do while it reads here at all. */
+  resume(clientId: string, topic: string, canStart: () => void): Promise<boolean> {
+    return this.#run(clientId, () => this.#restart(clientId, topic, false, canStart));
+  }
+
+  /**
+   * Takes the client off the fetch: nothing more is handed over from now on, even from a fetch
+   * answer being delivered; what was settled is committed, its offsets stay with the broker.
+   */
+  suspend(clientId: string): Promise<void> {
+    const reader = this.#readers.get(clientId);
+    if (reader) reader.paused = true;
+    return this.#run(clientId, () => this.#stop(clientId));
+  }
+
+  /** Suspends every client reading here (the endpoint stops). */
+  async suspendAll(): Promise<void> {
+    await Promise.all([...this.#readers.keys()].map((id) => this.suspend(id)));
+  }
+
+  /** Takes the client off the fetch and deletes its group; rejects with the Kafka error. */
+  unbind(clientId: string): Promise<void> {
+    return this.#run(clientId, async () => {
+      await this.#stop(clientId);
+      await this.#forget(clientId);
+    });
+  }
+
+  #run<T>(clientId: string, fn: () => Promise<T>): Promise<T> {
     return this.#locks.run(clientId, fn);
   }
 
-  /** The client's topic and whether it is paused, if it reads on this node. */
-  get(clientId: string): { topic: string; paused: boolean } | undefined {
-    return this.#readers.get(clientId);
-  }
-
-  /** Stops hand-overs to `clientId` at once, even from an answer being delivered; `stop` follows. */
-  pause(clientId: string): void {
-    const reader = this.#readers.get(clientId);
-    if (reader) reader.paused = true;
-  }
-
-  clientIds(): string[] {
-    return [...this.#readers.keys()];
+  /** A bind or resume under the lock: see `bind`. */
+  async #restart(clientId: string, topic: string, fresh: boolean, canStart: () => void): Promise<boolean> {
+    const existing = this.#readers.get(clientId);
+    if (existing && !existing.paused && (!fresh || existing.topic === topic)) return false;
+    canStart();
+    if (existing) await this.#stop(clientId);
+    await this.#start(clientId, topic, fresh);
+    return true;
   }
 
   get size(): number {
@@ -183,7 +216,7 @@ export class SharedFetch {
    * resumes the client. On a resume they do the same (the group was lost: nothing better is known).
    * Creates the topic if it does not exist. Rejects with the Kafka error; nothing is delivered then.
    */
-  async start(clientId: string, topic: string, fresh: boolean): Promise<void> {
+  async #start(clientId: string, topic: string, fresh: boolean): Promise<void> {
     const { wire, groupId, startFrom } = this.#options;
     this.#closed = false;
     const group = groupId(clientId);
@@ -227,7 +260,7 @@ export class SharedFetch {
   }
 
   /** Takes the client off the fetch and commits what was settled; its offsets stay with the broker. */
-  async stop(clientId: string): Promise<void> {
+  async #stop(clientId: string): Promise<void> {
     const reader = this.#readers.get(clientId);
     if (!reader) return;
     reader.paused = true;
@@ -242,7 +275,7 @@ export class SharedFetch {
   }
 
   /** Forgets what was delivered to a client and deletes its group (it was unbound). */
-  async forget(clientId: string): Promise<void> {
+  async #forget(clientId: string): Promise<void> {
     this.#delivered.delete(clientId);
     await this.#options.wire.deleteGroup(this.#options.groupId(clientId));
   }
@@ -420,8 +453,8 @@ export class SharedFetch {
       // Off the fetch until the hub resumes it (the lock orders this after the step running now).
       this.#options.scheduler.setTimeout(
         () =>
-          void this.run(reader.clientId, async () => {
-            if (this.#readers.get(reader.clientId) === reader) await this.stop(reader.clientId);
+          void this.#run(reader.clientId, async () => {
+            if (this.#readers.get(reader.clientId) === reader) await this.#stop(reader.clientId);
           }),
         0,
       );

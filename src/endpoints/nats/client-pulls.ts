@@ -43,17 +43,25 @@ export interface ClientPullsOptions {
   scheduler: Scheduler;
 }
 
+/**
+ * Where a pull stands; only a live one hands messages over.
+ * - `live`: delivering.
+ * - `paused`: a delivery was refused (or threw), or the consumer is another node's: waits for the
+ *   hub's resume. A pull paused by a refusal has its messages stopped here; their end is not
+ *   a loss (only a live pull's messages ending by themselves are).
+ * - `broken`: its consumer went away or could not be pulled from: the endpoint restarts it by
+ *   itself (and after a reconnect). A pull that could not be started at all is born broken.
+ * - `stopped`: halted here (suspend, unbind, or on the way to a restart): what it still has
+ *   buffered is not handed over, and its messages ending is no loss.
+ */
+type PullState = "live" | "paused" | "broken" | "stopped";
+
 /** One client's pull on its consumer. */
 interface Pull {
   subject: string;
   params: Record<string, string>;
   messages?: ConsumerMessages;
-  /** A delivery was refused (or threw), or the consumer is another node's: waits for the hub's resume. */
-  paused: boolean;
-  /** Its consumer went away or could not be pulled from: the endpoint restarts it by itself. */
-  broken: boolean;
-  /** Stopped here: what the pull still has buffered is not handed over. */
-  stopped: boolean;
+  state: PullState;
   /** Stream sequences up to this one may have reached the client before: flagged redelivered. */
   redeliverBelow: number;
   /** Ack confirmations in flight: stopping waits for them, so a restart sees the acks. */
@@ -100,6 +108,13 @@ export class ClientPulls {
    * consumer's state (killed before writing it) may hand those out again, and they are flagged.
    */
   #handed = new Map<string, number>();
+  /**
+   * Per client, the mark of the consumer this node last pulled on. While the stored consumer
+   * still has it, no other node has pulled for the client since, so `#handed` says exactly what
+   * reached it: the consumer's own `delivered` also counts what was in flight to a pull that
+   * stopped (a suspend) and was handed back unseen, which is not "may have arrived".
+   */
+  #pulledOn = new Map<string, string>();
 
   constructor(options: ClientPullsOptions) {
     this.#options = options;
@@ -129,7 +144,7 @@ export class ClientPulls {
   /** Whether the client's pull on `subject` is delivering (bind and resume have nothing to do). */
   isLive(clientId: string, subject: string): boolean {
     const pull = this.#pulls.get(clientId);
-    return pull !== undefined && !pull.paused && !pull.broken && pull.subject === subject;
+    return pull?.state === "live" && pull.subject === subject;
   }
 
   /** Whether the client has a pull here on `subject`, in whatever state. */
@@ -141,7 +156,10 @@ export class ClientPulls {
   async stop(clientId: string, forget = false): Promise<void> {
     const pull = this.#pulls.get(clientId);
     this.#pulls.delete(clientId);
-    if (forget) this.#handed.delete(clientId);
+    if (forget) {
+      this.#handed.delete(clientId);
+      this.#pulledOn.delete(clientId);
+    }
     if (pull) await this.#halt(pull);
   }
 
@@ -157,13 +175,15 @@ export class ClientPulls {
     options: StartOptions = {},
   ): Promise<void> {
     const old = this.#pulls.get(clientId);
+    /** How the old pull stood before it was halted: a broken one stays broken if this start fails. */
+    const was = old?.state;
     if (old) await this.#halt(old);
     const name = this.#options.consumerName(clientId);
     try {
       const info = await this.#info(name);
       if (options.own && info && info.config.description !== old?.mark) {
         // Made since by the node the client went to: left to it until the hub resumes it here.
-        if (old) Object.assign(old, { paused: true, broken: false });
+        if (old) old.state = "paused";
         this.#options.logger.warn(
           `[NATS] ${this.#options.endpoint}: ${name} was re-created elsewhere; left to it until ${clientId} resumes here`,
         );
@@ -176,7 +196,10 @@ export class ClientPulls {
         start = info.ack_floor.consumer_seq > 0
           ? info.ack_floor.stream_seq + 1
           : info.config.opt_start_seq ?? info.delivered.stream_seq + 1;
-        redeliverBelow = Math.max(info.delivered.stream_seq, this.#handed.get(clientId) ?? 0);
+        const handed = this.#handed.get(clientId) ?? 0;
+        redeliverBelow = info.config.description === this.#pulledOn.get(clientId)
+          ? handed
+          : Math.max(info.delivered.stream_seq, handed);
       } else {
         start = (await this.#manager().streams.info(this.#options.stream)).state.last_seq + 1;
         this.#handed.delete(clientId);
@@ -194,24 +217,17 @@ export class ClientPulls {
         max_ack_pending: this.#options.maxAckPending,
         inactive_threshold: nanos(this.#options.inactiveThreshold),
       });
-      const pull: Pull = {
-        subject,
-        params,
-        paused: false,
-        broken: false,
-        stopped: false,
-        redeliverBelow,
-        acks: new Set(),
-        mark,
-      };
+      const pull: Pull = { subject, params, state: "live", redeliverBelow, acks: new Set(), mark };
       this.#pulls.set(clientId, pull);
+      this.#pulledOn.set(clientId, mark);
       await this.#consume(clientId, name, pull);
     } catch (error) {
       if (options.own) {
         this.#pulls.set(clientId, { ...brokenPull(subject, params), mark: old?.mark });
         this.#retryLater(clientId);
       } else if (old && this.#pulls.get(clientId) === old) {
-        old.paused = true; // the hub's next resume tries again
+        // The hub's next resume tries again; one broken before is still restarted by the endpoint too.
+        old.state = was === "broken" ? "broken" : "paused";
       }
       throw new GatewayError(
         "UPSTREAM_UNAVAILABLE",
@@ -223,7 +239,7 @@ export class ClientPulls {
   /** Every pull that is not waiting for the hub starts again (after a reconnect). */
   restartAll(): void {
     for (const [clientId, pull] of this.#pulls) {
-      if (pull.paused) continue;
+      if (pull.state === "paused") continue;
       this.run(clientId, async () => {
         if (this.#pulls.get(clientId) !== pull) return;
         await this.start(clientId, pull.subject, pull.params, { own: true });
@@ -254,7 +270,7 @@ export class ClientPulls {
   }
 
   #deliver(clientId: string, pull: Pull, m: JsMsg): void {
-    if (pull.paused || pull.broken || pull.stopped || this.#pulls.get(clientId) !== pull) {
+    if (pull.state !== "live" || this.#pulls.get(clientId) !== pull) {
       // Not for this pull any more: handed back at once (not held until ack_wait, 5 minutes),
       // so it goes to the pull that took over (a request of this one that reached the consumer
       // another node re-created under the same name) or, with none, waits at the ack floor for
@@ -287,7 +303,7 @@ export class ClientPulls {
       // Handed back at once, as above: refused here may mean the client is on another node now,
       // whose pull should have it without waiting for ack_wait.
       m.nak();
-      pull.paused = true;
+      pull.state = "paused";
       pull.messages?.stop();
     } else if (seq > handed) this.#handed.set(clientId, seq);
   }
@@ -306,7 +322,7 @@ export class ClientPulls {
 
   /** Stops pulling; the acks already sent are confirmed first. */
   async #halt(pull: Pull): Promise<void> {
-    pull.stopped = true;
+    pull.state = "stopped";
     pull.messages?.stop();
     await Promise.allSettled([...pull.acks]);
   }
@@ -318,8 +334,10 @@ export class ClientPulls {
    * still here a little later starts again, onto its own consumer or a new one.
    */
   #lost(clientId: string, pull: Pull, error: void | Error): void {
-    if (pull.stopped || this.#pulls.get(clientId) !== pull) return;
-    pull.broken = true;
+    // Only a live pull ends by itself: a paused one was stopped here (a refused delivery) and
+    // waits for the hub's resume, a stopped or broken one is handled already.
+    if (pull.state !== "live" || this.#pulls.get(clientId) !== pull) return;
+    pull.state = "broken";
     this.#options.logger.warn(
       `[NATS] ${this.#options.endpoint}: the consumer of ${clientId} went away (${
         error?.message ?? "closed"
@@ -335,7 +353,7 @@ export class ClientPulls {
       if (!this.#options.connected()) return;
       this.run(clientId, async () => {
         const pull = this.#pulls.get(clientId);
-        if (pull?.broken) await this.start(clientId, pull.subject, pull.params, { own: true });
+        if (pull?.state === "broken") await this.start(clientId, pull.subject, pull.params, { own: true });
       }).catch((e) =>
         this.#options.logger.warn(
           `[NATS] ${this.#options.endpoint}: pulling for ${clientId} again failed: ${(e as Error).message}`,
@@ -378,9 +396,7 @@ export class ClientPulls {
 const brokenPull = (subject: string, params: Record<string, string>): Pull => ({
   subject,
   params,
-  paused: false,
-  broken: true,
-  stopped: true,
+  state: "broken",
   redeliverBelow: 0,
   acks: new Set(),
 });
