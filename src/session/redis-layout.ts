@@ -33,7 +33,13 @@ export function shardOf(id: string, shards: number): number {
 }
 
 export class KeyLayout {
-  constructor(readonly prefix: string, readonly shards?: number) {}
+  readonly prefix: string;
+  readonly shards?: number;
+
+  constructor(prefix: string, shards?: number) {
+    this.prefix = prefix;
+    this.shards = shards;
+  }
 
   /** The marker key. */
   get marker(): string {

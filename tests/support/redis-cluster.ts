@@ -78,7 +78,9 @@ globalThis.addEventListener?.("unload", killAlive);
 class Server {
   #child: ChildProcess;
   #output = "";
-  constructor(readonly port: number, args: string[]) {
+  readonly port: number;
+  constructor(port: number, args: string[]) {
+    this.port = port;
     this.#child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
     alive.add(this.#child);
     this.#child.on("exit", () => alive.delete(this.#child));
@@ -151,7 +153,10 @@ export class RedisClusterServers implements TestRedis {
   readonly dir = mkdtempSync(join(tmpdir(), "redis-cluster-"));
   #servers = new Map<number, Server>();
   #admin?: Cluster;
-  private constructor(readonly ports: number[]) {}
+  readonly ports: number[];
+  private constructor(ports: number[]) {
+    this.ports = ports;
+  }
 
   /** Starts one; tried again on other ports if a node does not start (its port was taken meanwhile). */
   static start(): Promise<RedisClusterServers> {
@@ -310,7 +315,12 @@ export class RedisSentinelServers implements TestRedis {
   #data = new Map<number, Server>();
   #sentinels: Server[] = [];
   #admin?: Redis;
-  private constructor(readonly dataPorts: number[], readonly sentinelPorts: number[]) {}
+  readonly dataPorts: number[];
+  readonly sentinelPorts: number[];
+  private constructor(dataPorts: number[], sentinelPorts: number[]) {
+    this.dataPorts = dataPorts;
+    this.sentinelPorts = sentinelPorts;
+  }
 
   static start(): Promise<RedisSentinelServers> {
     return attempts(() => RedisSentinelServers.#start());
