@@ -35,7 +35,8 @@ const SECONDS = Number(process.env.CLUSTER_SECONDS ?? 30);
 const RATE = Number(process.env.CLUSTER_RATE ?? 2);
 const CUT_MIN_MS = Number(process.env.CLUSTER_CUT_MIN_MS ?? 2000);
 const CUT_MAX_MS = Number(process.env.CLUSTER_CUT_MAX_MS ?? 8000);
-const WINDOW_S = 10;
+/** session.reconnection_window, s (CLUSTER_WINDOW_S): longer than a failover under load, or sessions expire in it. */
+const WINDOW_S = Number(process.env.CLUSTER_WINDOW_S ?? 10);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const percentile = (values: number[], p: number) =>

@@ -364,6 +364,19 @@ export class Hub implements DeliveryHandler {
     return this.#options.policy.parseFrame(text);
   }
 
+  /**
+   * Whether `principal` may subscribe to `endpoint` with `params`, asked before anything is made
+   * (an SSE stream's bindings are refused before it is answered): FORBIDDEN.
+   */
+  checkSubscribe(
+    clientId: string,
+    endpoint: string,
+    params: Record<string, string>,
+    principal?: Principal,
+  ): void {
+    this.#options.policy.checkSubscribe(clientId, endpoint, params, principal);
+  }
+
   /** The endpoint named `name`; throws UNKNOWN_ENDPOINT. */
   endpoint(name: string): Endpoint {
     return this.endpoints.get(name);

@@ -49,6 +49,11 @@ async function stream(c: Context, ctx: EntrypointContext, endpoints: string[], m
       throw new GatewayError("BAD_REQUEST", "name the endpoints: ?endpoints=a,b or /sse/<endpoint>");
     }
     requireEndpoints(engine, endpoints);
+    // A binding the ACL refuses is refused before the stream is answered: a 403, which
+    // EventSource does not retry, rather than a 200 stream with an error event and nothing after.
+    for (const endpoint of endpoints) {
+      engine.hub.checkSubscribe(clientId, endpoint, queryParams(c), principal);
+    }
     lastEventId = c.req.header("last-event-id") ?? c.req.query("lastEventId");
     if (lastEventId?.startsWith(TAKEN)) {
       throw new GatewayError(

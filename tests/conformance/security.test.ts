@@ -255,6 +255,29 @@ async function upgradeWithOrigin(gw: Gateway, path: string, origin: string): Pro
   });
 }
 
+test(`security (${currentRuntime}): an SSE stream whose binding the ACL refuses is answered 403, not a stream that waits for nothing`, async () => {
+  const room = unique("room");
+  const reader = await token("alice", { rooms: [room] });
+  const refused = await fetch(
+    `${jwtGw.http}/sse/rooms?room=not-mine&clientId=${unique("sse-acl")}&token=${reader}`,
+  );
+  assert.equal(refused.status, 403);
+  const body = await refused.json();
+  assert.equal(body.code, "FORBIDDEN");
+  assert.equal(body.temporary, false);
+  const multi = await fetch(
+    `${jwtGw.http}/sse?endpoints=chat,rooms&room=not-mine&clientId=${unique("sse-acl")}&token=${reader}`,
+  );
+  assert.equal(multi.status, 403, "one refused binding refuses the stream");
+  await multi.body?.cancel();
+  const allowed = await SseClient.open(`${jwtGw.http}/sse/rooms?room=${room}&clientId=${unique("sse-acl")}`, {
+    Authorization: `Bearer ${reader}`,
+  });
+  assert.equal(allowed.status, 200);
+  await allowed.until(() => allowed.events.some((e) => e.event === "subscribed"), 10_000, "subscribed");
+  await allowed.close();
+});
+
 test(`security (${currentRuntime}): ACLs decide who publishes and subscribes with which params, again on resume`, async () => {
   const id = unique("acl");
   const room = unique("room");
