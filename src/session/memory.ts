@@ -1,6 +1,9 @@
 /**
  * MemorySessionStore: sessions in this process's memory. For a single node; the rules are those
  * of the SessionStore port in src/core/session.ts.
+ *
+ * Over 300 lines, one class: one SessionStore method after another over the same entries map;
+ * the replay log is in memory-replay.ts.
  */
 import { heldAt, matchesQuery } from "../core/session.ts";
 import { Replay } from "./memory-replay.ts";
