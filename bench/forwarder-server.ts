@@ -1,7 +1,7 @@
 /**
  * The WebSocket side of the benchmarks' forwarders (bench/forwarder.ts for MQTT,
  * bench/kafka-forwarder.ts for Kafka): the runtime's own server (Deno.serve / Bun.serve) and the
- * gateway's frames, for what the benchmarks do, with none of the gateway's logic. A welcome on
+ * gateway's frames (Node: `ws` on node:http, as the gateway's adapter), for what the benchmarks do, with none of the gateway's logic. A welcome on
  * open; `subscribe`, `unsubscribe` and `publish` handed to the broker side, answered with a
  * receipt; deliveries sent as the gateway's message frame.
  */
@@ -39,7 +39,7 @@ export function messageFrame(
 }
 
 /** Serves the forwarder on a free port of 127.0.0.1 and prints `listening PORT`. */
-export function serve(broker: BrokerSide): void {
+export async function serve(broker: BrokerSide): Promise<void> {
   const onFrame = async (client: ForwarderClient, text: string) => {
     const f = JSON.parse(text) as { type: string; endpoint: string; id?: string; data?: unknown };
     if (f.type === "subscribe") await broker.subscribe(client, f.endpoint);
@@ -72,6 +72,21 @@ export function serve(broker: BrokerSide): void {
       return response;
     });
     console.log(`listening ${server.addr.port}`);
+    return;
+  }
+  if (!("Bun" in globalThis)) {
+    const { WebSocketServer } = await import("ws");
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+    wss.on("connection", (socket, request) => {
+      const client = newClient(new Request(`http://127.0.0.1${request.url ?? "/"}`));
+      client.send = (t) => socket.send(t);
+      socket.on("message", (data) => received(client, String(data)));
+      socket.on("close", () => closed(client));
+      socket.on("error", () => {});
+      opened(client);
+    });
+    await new Promise((resolve) => wss.once("listening", resolve));
+    console.log(`listening ${(wss.address() as { port: number }).port}`);
     return;
   }
   interface BunSocket {

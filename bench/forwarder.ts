@@ -24,7 +24,7 @@ const topicOf = (endpoint: string, clientId: string) =>
   templates.get(endpoint)!.replaceAll("{clientId}", clientId);
 const producer = await mqtt.connectAsync(url, { protocolVersion: 5 });
 
-serve({
+await serve({
   async subscribe(client, endpoint) {
     const consumer = mqtt.connect(url, {
       clientId: `forwarder-${endpoint}-${client.id}`,

@@ -17,7 +17,7 @@ const [broker, ...endpointArgs] = await args();
 const topics = new Map(endpointArgs.map((a) => a.split("=", 2) as [string, string]));
 const kafka = new Kafka({ clientId: "bench-forwarder", brokers: [broker], logLevel: logLevel.NOTHING });
 
-serve({
+await serve({
   async subscribe(client, endpoint) {
     const topic = topics.get(endpoint)!;
     const consumer = kafka.consumer({

@@ -58,7 +58,7 @@ if (process.argv.includes("--child")) {
 }
 
 type RunFigures = Record<Side, Figures> & { bind: BindFigures };
-const runs: Record<Runtime, RunFigures[]> = { deno: [], bun: [] };
+const runs: Record<Runtime, RunFigures[]> = { deno: [], bun: [], node: [] };
 // On a shared machine one run says little: BENCH_ROUNDS runs per runtime, alternating, and the
 // tables give each figure's median.
 for (let round = 0; round < ROUNDS; round++) {

@@ -30,7 +30,7 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import { startGateway } from "../tests/support/gateway-process.ts";
 import { MQTT_URL } from "../tests/support/mqtt.ts";
-import { currentRuntime, ROOT, runArgs, runtimeBinary } from "../tests/support/runtime.ts";
+import { currentRuntime, ROOT, runArgs, runtimeBinary, RUNTIMES } from "../tests/support/runtime.ts";
 import type { Runtime } from "../tests/support/runtime.ts";
 import { binds, fanout } from "./clients.ts";
 import { medianSummary, rssBytes } from "./measure.ts";
@@ -81,8 +81,11 @@ if (process.argv.includes("--child")) {
   process.exit(0);
 }
 
+/** BENCH_RUNTIMES (deno,bun,node): the runtimes to measure, one run each, in this order. */
+const runtimes = (process.env.BENCH_RUNTIMES ?? RUNTIMES.join(",")).split(",") as Runtime[];
+
 const rows: string[] = [];
-for (const runtime of ["deno", "bun"] as Runtime[]) {
+for (const runtime of runtimes) {
   const result = spawnSync(runtimeBinary(runtime), runArgs(runtime, "bench/main.ts", ["--child"]), {
     cwd: ROOT,
     encoding: "utf8",

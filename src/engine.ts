@@ -66,7 +66,9 @@ export class Engine {
   #started = false;
   #lag: LagSampler;
 
-  constructor(readonly config: Config, options: EngineOptions = {}) {
+  readonly config: Config;
+  constructor(config: Config, options: EngineOptions = {}) {
+    this.config = config;
     this.scheduler = options.scheduler ?? new RealScheduler();
     // Before anything can log or fail: the config's secrets are never printed nor sent.
     rememberSecrets(configSecrets(config));

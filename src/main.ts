@@ -1,6 +1,6 @@
 /**
- * Entry point for `deno task start` and `bun run src/main.ts`: loads the config, builds the
- * engine and app, and hands them to the adapter of the runtime it runs on.
+ * Entry point for `deno task start`, `bun run src/main.ts` and `node src/main.ts`: loads the
+ * config, builds the engine and app, and hands them to the adapter of the runtime it runs on.
  *
  * Exit codes: 0 after a graceful shutdown, 1 when start-up fails, 2 for a bad command line or
  * configuration (`--help` prints the usage and exits 0).
@@ -11,15 +11,21 @@ import type { CommandLine } from "./config/command-line.ts";
 import { ConfigError, configPath } from "./config/load.ts";
 import type { Logger } from "./core/logger.ts";
 import { redact } from "./core/redact.ts";
-import { createEngine } from "./engine.ts";
 import type { Engine } from "./engine.ts";
 import type { Adapter } from "./serve.ts";
-import { serve } from "./serve.ts";
+
+const onNode = !("Deno" in globalThis) && !("Bun" in globalThis);
+// Node reads the console's files, imported as text, through a module hook, which must be in place
+// before the engine's modules load: so the engine is imported here, after it, not above.
+if (onNode) await import("../adapters/node-imports.ts");
+const { createEngine } = await import("./engine.ts");
+const { serve } = await import("./serve.ts");
 
 async function loadAdapter(): Promise<Adapter> {
   if ("Deno" in globalThis) return (await import("../adapters/deno.ts")).denoAdapter;
   if ("Bun" in globalThis) return (await import("../adapters/bun.ts")).bunAdapter;
-  throw new Error("unsupported runtime: run under Deno (deno task start) or Bun (bun run src/main.ts)");
+  if (onNode) return (await import("../adapters/node.ts")).nodeAdapter;
+  throw new Error("unsupported runtime: run under Deno, Bun or Node");
 }
 
 /**

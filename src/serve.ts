@@ -31,14 +31,14 @@ export interface Adapter {
   hooks(engine: Engine): RuntimeHooks;
   /**
    * Binds `server.host:server.port` (or `at`: the admin listener) and serves `app`, over TLS
-   * with `tls`; throws (at once) when it cannot bind.
+   * with `tls`; throws (or rejects, where binding is asynchronous: Node) when it cannot bind.
    */
   listen(
     app: Pick<Hono, "fetch">,
     engine: Engine,
     tls?: TlsMaterial,
     at?: { host: string; port: number },
-  ): Listening;
+  ): Listening | Promise<Listening>;
   onSignal(signal: Signal, handler: () => void): void;
   exit(code: number): never;
 }
@@ -74,13 +74,16 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   const tls = tlsConfig ? loadTls(tlsConfig, "server.tls") : undefined;
   const { admin: adminConfig } = engine.config;
   const adminTls = adminConfig.enabled && adminConfig.tls ? loadTls(adminConfig.tls, "admin.tls") : undefined;
-  const listening = bind(adapter, { fetch }, engine, tls);
+  const listening = await bind(adapter, { fetch }, engine, tls);
   engine.node.address = `${listening.hostname}:${listening.port}`;
   let admin: Listening | undefined;
   try {
     if (adminConfig.enabled) {
       const adminApp = createAdminApp(engine, { drain: () => void drain("POST /admin/drain") });
-      admin = bind(adapter, adminApp, engine, adminTls, { host: adminConfig.host, port: adminConfig.port });
+      admin = await bind(adapter, adminApp, engine, adminTls, {
+        host: adminConfig.host,
+        port: adminConfig.port,
+      });
     }
     await engine.start();
   } catch (error) {
@@ -165,7 +168,7 @@ export const DRAIN_WAVES = 10;
 
 const PROBES = /^\/(healthz|readyz)$/;
 
-/** What a failed bind's code means, in words (Deno and Bun both set `code`). */
+/** What a failed bind's code means, in words (Deno, Bun and Node all set `code`). */
 const BIND_PROBLEMS: Record<string, string> = {
   EADDRINUSE: "address already in use",
   EACCES: "permission denied (ports below 1024 need privileges)",
@@ -211,15 +214,15 @@ function reloader(
 }
 
 /** adapter.listen, with an error that names the address whatever the runtime says. */
-function bind(
+async function bind(
   adapter: Adapter,
   app: Pick<Hono, "fetch">,
   engine: Engine,
   tls?: TlsMaterial,
   at?: { host: string; port: number },
-): Listening {
+): Promise<Listening> {
   try {
-    return adapter.listen(app, engine, tls, at);
+    return await adapter.listen(app, engine, tls, at);
   } catch (error) {
     const { host, port } = at ?? engine.config.server;
     const code = (error as { code?: unknown } | undefined)?.code;

@@ -64,6 +64,7 @@ NATS JetStream brokers, with sessions that survive disconnects.
 Usage:
   deno run --allow-net --allow-read --allow-env --allow-sys src/main.ts [--config PATH]
   bun run src/main.ts [--config PATH]
+  node src/main.ts [--config PATH]
 
 Options:
   --config PATH, --config=PATH  the config file (YAML); default $MEDIATION_CONFIG, else ./config.yaml

@@ -22,13 +22,17 @@ import { isMapping } from "./values.ts";
 /** Everything wrong with a config, one problem a line (`key.path: expected ..., got ...`). */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
-  constructor(readonly source: string, readonly problems: string[]) {
+  readonly source: string;
+  readonly problems: string[];
+  constructor(source: string, problems: string[]) {
     // A problem of several lines (a YAML code frame) keeps its columns: every line is indented.
     super(
       `invalid configuration in ${source}:\n${
         problems.map((p) => `  ${p.replaceAll("\n", "\n  ")}`).join("\n")
       }`,
     );
+    this.source = source;
+    this.problems = problems;
   }
 }
 

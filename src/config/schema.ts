@@ -44,6 +44,11 @@ const ServerSchema = v.optional(
       v.pipe(text(), v.regex(/^[A-Za-z0-9._:-]{1,64}$/, expected("a node ID of A-Z a-z 0-9 . _ : -"))),
     ),
     idle_timeout: duration("60s"),
+    /**
+     * A connection that has not sent its whole request (headers, and a body if any) this long
+     * after it opened is dropped (slowloris). Applied on Node; Bun has its own, fixed, and Deno none.
+     */
+    header_timeout: duration("10s"),
     max_buffered_bytes: positiveInt(1024 * 1024),
     /**
      * A client whose unsent bytes stay past max_buffered_bytes this long is closed (WebSocket 1008

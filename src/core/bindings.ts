@@ -35,11 +35,18 @@ export class Bindings {
   /** Bound endpoints whose consumer failed to resume at open: a `subscribe` tries again. */
   #unresumed = new WeakMap<ClientConnection, Set<string>>();
 
+  private readonly options: BindingOptions;
+  private readonly endpoints: EndpointSet;
+  private readonly connections: ConnectionRegistry<ClientConnection>;
   constructor(
-    private readonly options: BindingOptions,
-    private readonly endpoints: EndpointSet,
-    private readonly connections: ConnectionRegistry<ClientConnection>,
-  ) {}
+    options: BindingOptions,
+    endpoints: EndpointSet,
+    connections: ConnectionRegistry<ClientConnection>,
+  ) {
+    this.options = options;
+    this.endpoints = endpoints;
+    this.connections = connections;
+  }
 
   /** Connection.subscribe: binds, or resumes a consumer that failed to at open. */
   async subscribe(conn: ClientConnection, name: string, params: Record<string, string>): Promise<void> {
@@ -50,11 +57,13 @@ export class Bindings {
       throw new GatewayError("BAD_FRAME", `endpoint "${name}" does not deliver to clients`);
     }
     const bound = conn.bound.get(name);
-    if (bound && !sameParams(bound, params)) {
-      throw new GatewayError("BAD_FRAME", `already bound to "${name}" with other params; unsubscribe first`);
+    if (bound && sameParams(bound, params)) {
+      if (this.#unresumed.get(conn)?.has(name)) await this.#resume(conn, name);
+      return;
     }
-    if (!bound) await this.#bind(conn, name, params, true);
-    else if (this.#unresumed.get(conn)?.has(name)) await this.#resume(conn, name);
+    // Other params are judged under the client's lock, as the bind is: an unsubscribe the client
+    // sent just before (its frames are handled concurrently) has unbound by then.
+    await this.#bind(conn, name, params, true);
   }
 
   /** The first publish binds the client (it then hears the endpoint), if it may subscribe. */

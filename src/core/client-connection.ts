@@ -101,11 +101,15 @@ export class ClientConnection implements Connection {
   /** Closes the connection (4401) when its credential expires. */
   #authTimer?: TimerId;
 
+  private readonly settings: ConnectionSettings;
+  private readonly events: ConnectionEvents;
   constructor(
-    private readonly settings: ConnectionSettings,
-    private readonly events: ConnectionEvents,
+    settings: ConnectionSettings,
+    events: ConnectionEvents,
     init: ConnectionInit,
   ) {
+    this.settings = settings;
+    this.events = events;
     this.clientId = init.clientId;
     this.epoch = init.epoch;
     this.resumed = init.resumed;

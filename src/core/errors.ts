@@ -73,17 +73,19 @@ export class GatewayError extends Error {
   /** Whether trying again later may succeed (the error frame's `temporary`). */
   readonly temporary: boolean;
 
+  readonly code: ErrorCode;
   /**
    * @example
    * new GatewayError("STORE_UNAVAILABLE", "stored session unreadable", { temporary: false });
    */
   constructor(
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string,
     given: GatewayErrorOptions = {},
   ) {
     // Safety net: an error message reaches clients and logs, so no credential may stay in it.
     super(redact(message), "cause" in given ? { cause: given.cause } : undefined);
+    this.code = code;
     this.temporary = given.temporary ?? TEMPORARY_CODES.has(code);
   }
 

@@ -20,16 +20,29 @@ export interface ExpiryOptions {
 }
 
 export class Expiry<C extends Leased> {
+  private readonly options: ExpiryOptions;
+  private readonly endpoints: EndpointSet;
+  private readonly connections: ConnectionRegistry<C>;
+  private readonly leases: Leases<C>;
+  /** Lets go of a live connection whose lease was refused; runs under the client's lock. */
+  private readonly release: (clientId: string, epoch: number, reason: LostLease["reason"]) => Promise<void>;
+  /** Drops what other collaborators keep for a client gone for good (its rate buckets). */
+  private readonly forget: (clientId: string) => void;
   constructor(
-    private readonly options: ExpiryOptions,
-    private readonly endpoints: EndpointSet,
-    private readonly connections: ConnectionRegistry<C>,
-    private readonly leases: Leases<C>,
-    /** Lets go of a live connection whose lease was refused; runs under the client's lock. */
-    private readonly release: (clientId: string, epoch: number, reason: LostLease["reason"]) => Promise<void>,
-    /** Drops what other collaborators keep for a client gone for good (its rate buckets). */
-    private readonly forget: (clientId: string) => void,
-  ) {}
+    options: ExpiryOptions,
+    endpoints: EndpointSet,
+    connections: ConnectionRegistry<C>,
+    leases: Leases<C>,
+    release: (clientId: string, epoch: number, reason: LostLease["reason"]) => Promise<void>,
+    forget: (clientId: string) => void,
+  ) {
+    this.options = options;
+    this.endpoints = endpoints;
+    this.connections = connections;
+    this.leases = leases;
+    this.release = release;
+    this.forget = forget;
+  }
 
   /**
    * Cleanup of one expired session: claims it (one node wins), unbinds every subscription,

@@ -44,12 +44,19 @@ export class Leases<C extends Leased> {
   #renewal?: TimerId;
   #renewing?: Promise<void>;
 
+  private readonly options: LeaseOptions;
+  private readonly connections: ConnectionRegistry<C>;
+  /** Lets go of a connection whose session moved on; runs under the client's lock. */
+  private readonly release: (clientId: string, epoch: number, reason: LostLease["reason"]) => Promise<void>;
   constructor(
-    private readonly options: LeaseOptions,
-    private readonly connections: ConnectionRegistry<C>,
-    /** Lets go of a connection whose session moved on; runs under the client's lock. */
-    private readonly release: (clientId: string, epoch: number, reason: LostLease["reason"]) => Promise<void>,
-  ) {}
+    options: LeaseOptions,
+    connections: ConnectionRegistry<C>,
+    release: (clientId: string, epoch: number, reason: LostLease["reason"]) => Promise<void>,
+  ) {
+    this.options = options;
+    this.connections = connections;
+    this.release = release;
+  }
 
   /**
    * Takes the session of `clientId` for this node (under the client's lock): resumes it within

@@ -54,11 +54,17 @@ export class Publisher<C extends Publishing> {
   /** Publishes of each connection waiting for their broker (the pending cap). */
   #pending = new WeakMap<C, number>();
 
+  private readonly options: PublisherOptions;
+  private readonly endpoints: EndpointSet;
+  private readonly bindFirst: BindOnFirstPublish<C>;
   constructor(
-    private readonly options: PublisherOptions,
-    private readonly endpoints: EndpointSet,
-    private readonly bindFirst: BindOnFirstPublish<C>,
+    options: PublisherOptions,
+    endpoints: EndpointSet,
+    bindFirst: BindOnFirstPublish<C>,
   ) {
+    this.options = options;
+    this.endpoints = endpoints;
+    this.bindFirst = bindFirst;
     const { scheduler, publishesPerSecond, publishBytesPerSecond } = options;
     this.#publishRate = new RateLimiter(scheduler, publishesPerSecond, publishesPerSecond * 2);
     this.#byteRate = new RateLimiter(scheduler, publishBytesPerSecond, publishBytesPerSecond * 2);
@@ -217,7 +223,12 @@ export class Refusals {
   #refused = 0;
   #since = -Infinity;
 
-  constructor(private readonly scheduler: Scheduler, private readonly perSecond: number) {}
+  private readonly scheduler: Scheduler;
+  private readonly perSecond: number;
+  constructor(scheduler: Scheduler, perSecond: number) {
+    this.scheduler = scheduler;
+    this.perSecond = perSecond;
+  }
 
   /** Counts one refusal; true once the client is past its rate of them. */
   keepsPushing(): boolean {

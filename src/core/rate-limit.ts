@@ -14,11 +14,18 @@ export class RateLimiter {
   #buckets = new Map<string, Bucket>();
   #sweepAt = 0;
 
+  private readonly scheduler: Scheduler;
+  readonly rate: number;
+  readonly burst: number;
   constructor(
-    private readonly scheduler: Scheduler,
-    readonly rate: number,
-    readonly burst: number,
-  ) {}
+    scheduler: Scheduler,
+    rate: number,
+    burst: number,
+  ) {
+    this.scheduler = scheduler;
+    this.rate = rate;
+    this.burst = burst;
+  }
 
   /**
    * Takes `cost` tokens from `key`'s bucket: 0 when they were there, else how many ms until

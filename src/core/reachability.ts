@@ -52,7 +52,10 @@ export class BrokerReachability {
   #reason?: string;
   #since = 0;
 
-  constructor(readonly options: BrokerReachabilityOptions) {}
+  readonly options: BrokerReachabilityOptions;
+  constructor(options: BrokerReachabilityOptions) {
+    this.options = options;
+  }
 
   /** True once connected, until a failure is reported. For `/readyz` and metrics. */
   get reachable(): boolean {

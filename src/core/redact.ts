@@ -33,7 +33,7 @@ const JWT = /\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/g;
 
 /** Config keys whose string values are secrets wherever they are in the config. */
 const SECRET_KEY =
-  /^(user(name)?|pass(word|wd)?|tokens?|secret|key|api_?key|client_secret|credentials?|auth)$/i;
+  /^(user(name)?|pass(word|wd)?|sentinel_?password|tokens?|secret|key|api_?key|client_secret|credentials?|auth)$/i;
 
 /** Longest first, so a secret that contains another is replaced whole. */
 let secrets: string[] = [];

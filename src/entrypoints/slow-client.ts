@@ -18,12 +18,21 @@ import type { Scheduler, TimerId } from "../core/scheduler.ts";
 export class SlowClientClock {
   #timer?: TimerId;
 
+  private scheduler: Scheduler;
+  private timeoutMs: number;
+  private behind: () => boolean;
+  private tooSlow: () => void;
   constructor(
-    private scheduler: Scheduler,
-    private timeoutMs: number,
-    private behind: () => boolean,
-    private tooSlow: () => void,
-  ) {}
+    scheduler: Scheduler,
+    timeoutMs: number,
+    behind: () => boolean,
+    tooSlow: () => void,
+  ) {
+    this.scheduler = scheduler;
+    this.timeoutMs = timeoutMs;
+    this.behind = behind;
+    this.tooSlow = tooSlow;
+  }
 
   /**
    * Whether the client keeps up now. If it does, the clock stops; if not, the clock starts

@@ -41,12 +41,21 @@ export class ReplayWriter {
   /** Events evicted by the byte bound while this stream wrote. */
   evicted = 0;
 
+  private readonly conn: Connection;
+  private readonly store: ReplayStore;
+  private readonly logger: Logger;
+  private readonly scheduler: Scheduler;
   constructor(
-    private readonly conn: Connection,
-    private readonly store: ReplayStore,
-    private readonly logger: Logger,
-    private readonly scheduler: Scheduler,
-  ) {}
+    conn: Connection,
+    store: ReplayStore,
+    logger: Logger,
+    scheduler: Scheduler,
+  ) {
+    this.conn = conn;
+    this.store = store;
+    this.logger = logger;
+    this.scheduler = scheduler;
+  }
 
   /** An event was written to the stream: kept, then its delivery acknowledged, soon (batched per turn). */
   add(event: ReplayEvent, delivery: string): void {

@@ -11,14 +11,18 @@ import type { Engine } from "../engine.ts";
 import { isPermanentStoreError, Socket } from "./ws-socket.ts";
 
 export class RawSocket extends Socket {
+  private endpoint: string;
+  private params: Record<string, string>;
   constructor(
     engine: Engine,
     conn: Connection,
     bufferedAmount: (raw: unknown) => number,
-    private endpoint: string,
-    private params: Record<string, string>,
+    endpoint: string,
+    params: Record<string, string>,
   ) {
     super(engine, conn, bufferedAmount);
+    this.endpoint = endpoint;
+    this.params = params;
   }
 
   protected async opened(sink: DeliverySink): Promise<void> {

@@ -73,11 +73,17 @@ export abstract class Socket {
   /** The client's address (EntrypointContext.clientAddress), on the open and close lines. */
   address?: string;
 
+  protected engine: Engine;
+  protected conn: Connection;
+  private bufferedAmount: (raw: unknown) => number;
   constructor(
-    protected engine: Engine,
-    protected conn: Connection,
-    private bufferedAmount: (raw: unknown) => number,
+    engine: Engine,
+    conn: Connection,
+    bufferedAmount: (raw: unknown) => number,
   ) {
+    this.engine = engine;
+    this.conn = conn;
+    this.bufferedAmount = bufferedAmount;
     const { server } = engine.config;
     this.#slowClock = new SlowClientClock(
       engine.scheduler,

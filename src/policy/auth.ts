@@ -53,7 +53,12 @@ class JwtAuthenticator implements Authenticator {
   #keys?: { fetched: number; keys: Jwk[] };
   #fetching?: Promise<Jwk[]>;
 
-  constructor(private readonly config: JwtConfig, private readonly scheduler: Scheduler) {}
+  private readonly config: JwtConfig;
+  private readonly scheduler: Scheduler;
+  constructor(config: JwtConfig, scheduler: Scheduler) {
+    this.config = config;
+    this.scheduler = scheduler;
+  }
 
   async authenticate(credential: string | undefined): Promise<Principal> {
     if (!credential) throw unauthenticated("a token is required (Authorization: Bearer, or ?token=)");

@@ -34,7 +34,9 @@ export class CleanupWorker {
   #runs: Counter;
   #expired: Counter;
 
-  constructor(readonly options: CleanupWorkerOptions) {
+  readonly options: CleanupWorkerOptions;
+  constructor(options: CleanupWorkerOptions) {
+    this.options = options;
     this.#runs = options.metrics.counter("mediation_cleanup_runs_total", "Cleanup worker runs");
     this.#expired = options.metrics.counter(
       "mediation_sessions_expired_total",

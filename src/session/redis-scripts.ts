@@ -51,10 +51,14 @@ return 1
  * ('' for no bound), ARGV[10] the key prefix. The subject's set is `{prefix}~subject:{subject}`;
  * members whose session key is gone (expired by its TTL) are pruned when the set is full, so the
  * bound counts live sessions. Returns false when the subject holds its maximum.
+ *
+ * With ARGV[11] 'apart' (the sharded layout, where the set lives in another slot), the set was
+ * checked before the script by ADMIT: ARGV[9] is '0' when it was full, '' when it made room.
  */
 const OWN = `
 local function own(id)
   if ARGV[8] == '' then return true end
+  if ARGV[11] == 'apart' then return ARGV[9] ~= '0' end
   local set = ARGV[10] .. '~subject:' .. ARGV[8]
   if ARGV[9] ~= '' and redis.call('SCARD', set) >= tonumber(ARGV[9]) then
     for _, member in ipairs(redis.call('SMEMBERS', set)) do
@@ -123,16 +127,18 @@ return 1
 `;
 
 /**
- * ARGV: id, expectedEpoch, keyPrefix. The publish ledger and the replay log go with the session,
- * and it leaves its subject's set.
+ * ARGV: id, expectedEpoch, keyPrefix, then 'apart' in the sharded layout. The publish ledger and
+ * the replay log go with the session, and it leaves its subject's set; with 'apart' the set is
+ * in another slot, and the script returns {1, subject} ('' for none) for the caller to do that.
  */
 export const DELETE = `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return 0 end
 local subject = redis.call('HGET', KEYS[1], 'subject')
-if subject then redis.call('SREM', ARGV[3] .. '~subject:' .. subject, ARGV[1]) end
+if subject and ARGV[4] ~= 'apart' then redis.call('SREM', ARGV[3] .. '~subject:' .. subject, ARGV[1]) end
 redis.call('DEL', KEYS[1], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[4] == 'apart' then return {1, subject or ''} end
 return 1
 `;
 
@@ -379,4 +385,46 @@ if not held or tonumber(held) < tonumber(ARGV[2]) then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
+`;
+
+/**
+ * The sharded layout's subject bound, before CONNECT (see OWN). KEYS: the subject's set. ARGV:
+ * id, maxSessions, ttl. Returns 'member' (already counted), 'added', or the members when the set
+ * is full, for the caller to prune those whose session is gone (their keys are in other slots).
+ */
+export const ADMIT = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 'member'
+end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return redis.call('SMEMBERS', KEYS[1]) end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 'added'
+`;
+
+/** KEYS: a set. ARGV: the members to remove, one by one (unpack of many would overflow the stack). */
+export const FORGET_MEMBERS = `
+for _, member in ipairs(ARGV) do redis.call('SREM', KEYS[1], member) end
+return 0
+`;
+
+/** KEYS: a session. 1 if it exists. */
+export const EXISTS = `return redis.call('EXISTS', KEYS[1])`;
+
+/**
+ * KEYS: a deadline index. ARGV: now, limit. The IDs whose deadline is before now, oldest first,
+ * as flat (id, deadline) pairs: the sharded layout merges the shards' pages by deadline.
+ */
+export const EXPIRED = `
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+`;
+
+/**
+ * The start-up check. KEYS: the layout marker. ARGV: a probe, this node's layout. Writes the
+ * layout if no node did (SET NX) and returns {probe, the layout Redis holds}.
+ */
+export const PROBE = `
+redis.call('SET', KEYS[1], ARGV[2], 'NX')
+return {ARGV[1], redis.call('GET', KEYS[1])}
 `;

@@ -34,6 +34,13 @@
  * `~` cannot occur in a client ID, so none of these collides with a session or with another
  * client's keys.
  *
+ * With `shards` set, the same keys sit in one of the shards' hash tags instead (redis-layout.ts):
+ * `{prefix}{7}{clientId}`, `{prefix}{7}~deadlines`..., so every script's keys share one slot and
+ * the store runs on a Redis Cluster too. What spans sessions (listing expired ones, renewing a
+ * node's leases, counting) goes shard by shard, one script per shard; a subject's set of client
+ * IDs lives in the subject's shard, checked by a script of its own before CONNECT. The layout is
+ * recorded in `{prefix}~layout` (both layouts), and a node configured for another refuses to start.
+ *
  * Each lifecycle operation is one EVAL: it checks the epoch and updates hash and index together,
  * so nothing is ever half-written, in one round trip. Every key also expires a day past its
  * deadline, counted from each write (the store needs no clock): a record nobody can clean up
@@ -65,7 +72,9 @@ import type {
 } from "../core/session.ts";
 import { matchesQuery } from "../core/session.ts";
 import { encode, parseFields, problemOf, SUB } from "./redis-record.ts";
+import { KeyLayout } from "./redis-layout.ts";
 import {
+  ADMIT,
   ANNOUNCE,
   APPEND_REPLAY,
   CLAIM,
@@ -73,8 +82,12 @@ import {
   CONNECT,
   COUNTS,
   DELETE,
+  EXISTS,
+  EXPIRED,
+  FORGET_MEMBERS,
   GET,
   NODES,
+  PROBE as PROBE_LAYOUT,
   RELEASE,
   RENEW,
   RESERVE_PUBLISH,
@@ -85,7 +98,7 @@ import {
   WRITE,
 } from "./redis-scripts.ts";
 import { RespWire } from "./redis-resp.ts";
-import type { RespWireOptions } from "./redis-resp.ts";
+import type { ClusterWireOptions, RespWireOptions, SentinelWireOptions } from "./redis-resp.ts";
 import { UpstashWire } from "./redis-upstash.ts";
 import type { UpstashWireOptions } from "./redis-upstash.ts";
 import { wireScript } from "./redis-wire.ts";
@@ -101,12 +114,26 @@ export interface RespTransport extends RespWireOptions {
   transport: "resp";
 }
 
-export type RedisSessionStoreOptions = (RestTransport | RespTransport) & RedisStoreSettings;
+/** A Redis Cluster (needs `shards`). */
+export interface ClusterTransport extends ClusterWireOptions {
+  transport: "cluster";
+}
+
+/** A primary that Redis Sentinel manages, found (and followed after a failover) through sentinels. */
+export interface SentinelTransport extends SentinelWireOptions {
+  transport: "sentinel";
+}
+
+export type RedisSessionStoreOptions =
+  & (RestTransport | RespTransport | ClusterTransport | SentinelTransport)
+  & RedisStoreSettings;
 
 /** The settings of `session.redis`; their defaults are the config schema's (src/config/schema.ts). */
 export interface RedisStoreSettings {
   /** Prefix of every key of the store (`mediation:session:` by default). */
   keyPrefix: string;
+  /** The sharded layout's number of shards (redis-layout.ts); unset, the single-Redis layout. */
+  shards?: number;
   /** The clock of the wait for a first connection (RESP); the runtime's if unset. */
   scheduler?: Scheduler;
   /** Longest wait for one round trip, in ms; past it the store counts as unreachable. */
@@ -131,14 +158,13 @@ const RETENTION_MS = 24 * 60 * 60 * 1000;
 /** How long a signal waits for its node to take it, in ms (SessionStore.signal). */
 const SIGNAL_TTL_MS = 60_000;
 
-/** The start-up check: a script that hands back its argument. */
-const PROBE_SCRIPT = wireScript("return ARGV[1]");
+/** The start-up check: hands back its argument, and the layout the marker holds. */
+const PROBE_SCRIPT = wireScript(PROBE_LAYOUT);
 
 export class RedisSessionStore implements SessionStore {
   readonly #prefix: string;
+  readonly #layout: KeyLayout;
   readonly #wire: RedisWire;
-  readonly #index: string;
-  readonly #leases: string;
   readonly #options: RedisSessionStoreOptions;
   /** Sent by SHA (EVALSHA), the text only when Redis does not have it yet. */
   readonly #scripts: Record<
@@ -158,7 +184,11 @@ export class RedisSessionStore implements SessionStore {
     | "scan"
     | "announce"
     | "nodes"
-    | "signal",
+    | "signal"
+    | "admit"
+    | "forget"
+    | "exists"
+    | "expired",
     WireScript
   >;
   #closed = false;
@@ -168,12 +198,16 @@ export class RedisSessionStore implements SessionStore {
   constructor(options: RedisSessionStoreOptions) {
     this.#options = options;
     this.#prefix = options.keyPrefix;
-    this.#index = `${this.#prefix}~deadlines`;
-    this.#leases = `${this.#prefix}~leases`;
+    if (options.transport === "cluster" && options.shards === undefined) {
+      throw new GatewayError("STORE_UNAVAILABLE", "a Redis Cluster needs session.redis.shards", {
+        temporary: false,
+      });
+    }
+    this.#layout = new KeyLayout(options.keyPrefix, options.shards);
     const { timeout } = options;
-    this.#wire = options.transport === "resp"
-      ? new RespWire(options, timeout, options.scheduler ?? new RealScheduler())
-      : new UpstashWire(options, timeout);
+    this.#wire = options.transport === "rest"
+      ? new UpstashWire(options, timeout)
+      : new RespWire(options, timeout, options.scheduler ?? new RealScheduler());
     this.#scripts = {
       get: wireScript(GET),
       write: wireScript(WRITE),
@@ -192,6 +226,10 @@ export class RedisSessionStore implements SessionStore {
       announce: wireScript(ANNOUNCE),
       nodes: wireScript(NODES),
       signal: wireScript(SIGNAL),
+      admit: wireScript(ADMIT),
+      forget: wireScript(FORGET_MEMBERS),
+      exists: wireScript(EXISTS),
+      expired: wireScript(EXPIRED),
     };
   }
 
@@ -205,7 +243,12 @@ export class RedisSessionStore implements SessionStore {
 
   /** The key holding a client's session. */
   #key(clientId: string): string {
-    return this.#prefix + clientId;
+    return this.#layout.key(clientId);
+  }
+
+  /** Whether a subject's set lives apart from its sessions (the sharded layout). */
+  get #apart(): boolean {
+    return this.#layout.shards !== undefined;
   }
 
   async get(clientId: string): Promise<Session | undefined> {
@@ -225,6 +268,63 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async connect(clientId: string, attach: Attach): Promise<Taken> {
+    if (!this.#apart || !attach.subject || attach.maxSessions === undefined) {
+      return await this.#connect(clientId, attach, attach.maxSessions);
+    }
+    // The sharded layout: the subject's set is in another slot, checked (and the client counted)
+    // first; a client counted here whose session did not come of it is taken out again.
+    const admitted = await this.#admit(
+      clientId,
+      attach.subject,
+      attach.maxSessions,
+      ttl(attach.deadline, attach.now),
+    );
+    let taken: Taken;
+    try {
+      taken = await this.#connect(clientId, attach, admitted === "full" ? 0 : undefined);
+    } catch (error) {
+      if (admitted === "added") await this.#unadmit(attach.subject, clientId).catch(() => {});
+      throw error;
+    }
+    if (admitted === "added" && taken.outcome !== "created" && taken.outcome !== "resumed") {
+      await this.#unadmit(attach.subject, clientId);
+    }
+    return taken;
+  }
+
+  /** Counts `clientId` among `subject`'s sessions if there is room, pruning those that are gone. */
+  async #admit(
+    clientId: string,
+    subject: string,
+    max: number,
+    lifetime: number,
+  ): Promise<"member" | "added" | "full"> {
+    const set = this.#layout.subject(subject);
+    const args = [clientId, String(max), String(lifetime)];
+    for (let pass = 0;; pass++) {
+      const reply = await this.#call(() => this.#wire.eval(this.#scripts.admit, [set], args));
+      if (reply === "member" || reply === "added") return reply;
+      if (!Array.isArray(reply)) throw this.#unexpected(clientId, "subject set", reply);
+      if (pass > 0) return "full";
+      const members = reply as string[];
+      const present = await Promise.all(
+        members.map((member) =>
+          this.#call(() => this.#wire.eval(this.#scripts.exists, [this.#key(member)], []))
+        ),
+      );
+      const gone = members.filter((_, i) => present[i] === 0);
+      if (gone.length === 0) return "full";
+      await this.#call(() => this.#wire.eval(this.#scripts.forget, [set], gone));
+    }
+  }
+
+  async #unadmit(subject: string, clientId: string): Promise<void> {
+    await this.#call(() =>
+      this.#wire.eval(this.#scripts.forget, [this.#layout.subject(subject)], [clientId])
+    );
+  }
+
+  async #connect(clientId: string, attach: Attach, maxSessions: number | undefined): Promise<Taken> {
     const { nodeId, now, leaseUntil, deadline, freshEpoch } = attach;
     const [outcome, fields] = await this.#eval(this.#scripts.connect, clientId, [
       String(now),
@@ -234,8 +334,9 @@ export class RedisSessionStore implements SessionStore {
       String(ttl(deadline, now)),
       String(freshEpoch),
       attach.subject ?? "",
-      attach.maxSessions === undefined ? "" : String(attach.maxSessions),
+      maxSessions === undefined ? "" : String(maxSessions),
       this.#prefix,
+      this.#apart ? "apart" : "",
     ]) as [string, string[]];
     if (outcome === "forbidden" || outcome === "limited") return { outcome };
     // An expired record is read too: one that cannot be read is refused here, not claimed.
@@ -244,7 +345,8 @@ export class RedisSessionStore implements SessionStore {
       return { outcome };
     }
     if (outcome === "unreadable") this.#refuse(clientId, problemOf(clientId, fields));
-    return { outcome: outcome as "created" | "resumed", session: this.#decode(clientId, fields, true)! };
+    if (outcome !== "created" && outcome !== "resumed") throw this.#unexpected(clientId, "connect", outcome);
+    return { outcome, session: this.#decode(clientId, fields, true)! };
   }
 
   async release(clientId: string, epoch: number, now: number, deadline: number): Promise<boolean> {
@@ -266,11 +368,61 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async delete(clientId: string, expectedEpoch: number): Promise<boolean> {
-    return await this.#eval(this.#scripts.delete, clientId, [String(expectedEpoch), this.#prefix]) === 1;
+    const reply = await this.#eval(this.#scripts.delete, clientId, [
+      String(expectedEpoch),
+      this.#prefix,
+      this.#apart ? "apart" : "",
+    ]);
+    if (!Array.isArray(reply)) return reply === 1;
+    const subject = reply[1];
+    // Left behind if this fails: the next full ADMIT prunes it, its session being gone.
+    if (typeof subject === "string" && subject !== "") await this.#unadmit(subject, clientId).catch(() => {});
+    return true;
   }
 
   async listExpired(now: number, limit: number): Promise<string[]> {
-    return await this.#call(() => this.#wire.zrangeByScore(this.#index, "-inf", `(${now}`, 0, limit));
+    if (!this.#apart) {
+      const index = this.#layout.deadlines(this.#prefix);
+      return await this.#call(() => this.#wire.zrangeByScore(index, "-inf", `(${now}`, 0, limit));
+    }
+    // Shard by shard, each a page of its oldest, merged by deadline.
+    const pages = await this.#everyShard(
+      "listing expired sessions",
+      (base) =>
+        this.#wire.eval(this.#scripts.expired, [this.#layout.deadlines(base)], [String(now), String(limit)]),
+    );
+    const found: Array<[string, number]> = [];
+    for (const page of pages) {
+      const pairs = page as string[];
+      for (let i = 0; i + 1 < pairs.length; i += 2) found.push([pairs[i], Number(pairs[i + 1])]);
+    }
+    return found.sort((a, b) => a[1] - b[1]).slice(0, limit).map(([id]) => id);
+  }
+
+  /**
+   * One request per shard, all at once: the answers of the shards that answered. Shards whose
+   * primary is down (a failover under way) are reported and skipped; only when none answers does
+   * it reject, so one primary down never stops the work on the others.
+   */
+  async #everyShard(
+    what: string,
+    request: (base: string) => Promise<unknown>,
+    bases = this.#layout.bases,
+  ): Promise<unknown[]> {
+    const settled = await Promise.allSettled(bases.map((base) => this.#call(() => request(base))));
+    const answers = settled.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failed && answers.length === 0) throw failed.reason;
+    if (failed) {
+      const missing = settled.length - answers.length;
+      this.#options.report?.(
+        "warn",
+        `[SessionStore] ${what}: ${missing} of ${settled.length} shards did not answer: ${
+          failed.reason instanceof Error ? failed.reason.message : String(failed.reason)
+        }`,
+      );
+    }
+    return answers;
   }
 
   async claimExpired(clientId: string, now: number, claimTtl: number): Promise<Session | undefined> {
@@ -286,7 +438,8 @@ export class RedisSessionStore implements SessionStore {
     if (!session) {
       // Reported once: out of the index, so it never fills a cleanup batch again. The key is left
       // for an operator to look at.
-      await this.#call(() => this.#wire.zrem(this.#index, clientId));
+      const index = this.#layout.deadlines(this.#layout.baseOf(clientId));
+      await this.#call(() => this.#wire.zrem(index, clientId));
     }
     return session;
   }
@@ -294,15 +447,36 @@ export class RedisSessionStore implements SessionStore {
   async renew(leases: Lease[], now: number, leaseUntil: number, deadline: number): Promise<LostLease[]> {
     if (leases.length === 0) return [];
     await this.#verify();
-    const keys = [this.#index, this.#leases, ...leases.map((l) => this.#key(l.clientId))];
-    const args = [String(now), String(leaseUntil), String(deadline), String(ttl(deadline, leaseUntil))];
-    for (const { clientId, epoch } of leases) args.push(clientId, String(epoch));
-    const pairs = await this.#call(() => this.#wire.eval(this.#scripts.renew, keys, args)) as string[];
-    const lost: LostLease[] = [];
-    for (let i = 0; i + 1 < pairs.length; i += 2) {
-      lost.push({ clientId: pairs[i], reason: pairs[i + 1] === "taken" ? "taken" : "expired" });
+    // One script per shard the leases fall in (one without shards).
+    const byBase = new Map<string, Lease[]>();
+    for (const lease of leases) {
+      const base = this.#layout.baseOf(lease.clientId);
+      byBase.set(base, [...byBase.get(base) ?? [], lease]);
     }
-    return lost;
+    const renewal = (base: string) => {
+      const group = byBase.get(base)!;
+      const keys = [
+        this.#layout.deadlines(base),
+        this.#layout.leases(base),
+        ...group.map((l) => this.#key(l.clientId)),
+      ];
+      const args = [String(now), String(leaseUntil), String(deadline), String(ttl(deadline, leaseUntil))];
+      for (const { clientId, epoch } of group) args.push(clientId, String(epoch));
+      return this.#wire.eval(this.#scripts.renew, keys, args);
+    };
+    const bases = [...byBase.keys()];
+    const replies = bases.length === 1
+      ? [await this.#call(() => renewal(bases[0]))]
+      : await this.#everyShard("renewing leases", renewal, bases);
+    const lost: LostLease[] = [];
+    for (const pairs of replies as string[][]) {
+      for (let i = 0; i + 1 < pairs.length; i += 2) {
+        lost.push({ clientId: pairs[i], reason: pairs[i + 1] === "taken" ? "taken" : "expired" });
+      }
+    }
+    // In the order of `leases`, as one script would have answered.
+    const order = new Map(leases.map((l, i) => [l.clientId, i]));
+    return lost.sort((a, b) => order.get(a.clientId)! - order.get(b.clientId)!);
   }
 
   async reservePublish(
@@ -369,9 +543,11 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * One ZSCAN step over the deadline index (the cursor is Redis's own; "0" ends the walk), then
+   * ZSCAN steps over the deadline index (the cursor is Redis's own; "0" ends that index), then
    * each session read in a round trip of its own, all at once. `limit` is ZSCAN's COUNT: Redis
-   * may read more in a step (a small index is read whole), and then the page holds more.
+   * may read more in a step (a small index is read whole), and then the page holds more. Steps
+   * go on, shard after shard in the sharded layout (the cursor `<shard>:<Redis's cursor>`), until
+   * the page has read `limit` IDs or the walk is done.
    */
   async listSessions(
     query: SessionQuery,
@@ -379,12 +555,21 @@ export class RedisSessionStore implements SessionStore {
     limit: number,
     now: number,
   ): Promise<SessionPage> {
-    const reply = await this.#call(() =>
-      this.#wire.eval(this.#scripts.scan, [this.#index], [cursor ?? "0", String(limit)])
-    ) as [string, string[]];
-    const [next, pairs] = Array.isArray(reply) ? reply : ["0", []];
+    const bases = this.#layout.bases;
+    let [shard, scan] = this.#apart ? shardCursor(cursor, bases.length) : [0, cursor ?? "0"];
+    // A page goes on to the next shards until it has read `limit` IDs or every shard is done.
     const ids: string[] = [];
-    for (let i = 0; i < pairs.length; i += 2) ids.push(pairs[i]);
+    do {
+      const index = this.#layout.deadlines(bases[shard]);
+      const reply = await this.#call(() =>
+        this.#wire.eval(this.#scripts.scan, [index], [scan, String(limit - ids.length)])
+      ) as [string, string[]];
+      const [step, pairs] = Array.isArray(reply) ? reply : ["0", []];
+      for (let i = 0; i < pairs.length; i += 2) ids.push(pairs[i]);
+      scan = String(step);
+      if (scan === "0") shard++;
+    } while (ids.length < limit && shard < bases.length);
+    const next = shard >= bases.length ? undefined : this.#apart ? `${shard}:${scan}` : scan;
     const read = await Promise.all(
       ids.map((id) =>
         this.#call(() => this.#wire.eval(this.#scripts.get, [this.#key(id)], [])).then((fields) =>
@@ -393,7 +578,7 @@ export class RedisSessionStore implements SessionStore {
       ),
     );
     const sessions = read.filter((s): s is Session => s !== undefined && matchesQuery(s, query, now));
-    return String(next) === "0" ? { sessions } : { sessions, cursor: String(next) };
+    return next === undefined ? { sessions } : { sessions, cursor: next };
   }
 
   async announce(node: NodeRecord, until: number): Promise<NodeSignal[]> {
@@ -438,7 +623,9 @@ export class RedisSessionStore implements SessionStore {
    * non-temporary error naming the setting.
    */
   async ping(): Promise<void> {
-    const echoed = await this.#call(() => this.#wire.eval(PROBE_SCRIPT, [], [PROBE]));
+    const { marker, description } = this.#layout;
+    const reply = await this.#call(() => this.#wire.eval(PROBE_SCRIPT, [marker], [PROBE, description]));
+    const [echoed, layout] = Array.isArray(reply) ? reply : [reply];
     if (echoed !== PROBE && this.#options.transport === "rest") {
       const encoding = this.#options.encoding ?? "base64";
       throw new GatewayError(
@@ -452,6 +639,13 @@ export class RedisSessionStore implements SessionStore {
       );
     }
     if (echoed !== PROBE) throw this.#unexpected("the store", "probe", echoed);
+    if (layout !== description) {
+      throw new GatewayError(
+        "STORE_UNAVAILABLE",
+        `session.redis: Redis holds sessions in the layout (${layout}) but this node is configured for (${description}) (${marker}; docs/clustering.md)`,
+        { temporary: false },
+      );
+    }
   }
 
   /**
@@ -468,9 +662,19 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async counts(now: number): Promise<{ connected: number; disconnected: number }> {
-    const [sessions, connected] = await this.#call(() =>
-      this.#wire.eval(this.#scripts.counts, [this.#index, this.#leases], [String(now), String(RETENTION_MS)])
-    ) as [number, number];
+    const count = (base: string) =>
+      this.#wire.eval(
+        this.#scripts.counts,
+        [this.#layout.deadlines(base), this.#layout.leases(base)],
+        [String(now), String(RETENTION_MS)],
+      );
+    const replies = this.#apart
+      ? await this.#everyShard("counting sessions", count)
+      : [await this.#call(() => count(this.#prefix))];
+    let [sessions, connected] = [0, 0];
+    for (const [s, c] of replies as Array<[number, number]>) {
+      [sessions, connected] = [sessions + s, connected + c];
+    }
     return { connected, disconnected: sessions - connected };
   }
 
@@ -496,11 +700,13 @@ export class RedisSessionStore implements SessionStore {
   /** One lifecycle script over a client's keys, in the order redis-scripts.ts names them. */
   async #eval(script: WireScript, clientId: string, args: string[]): Promise<unknown> {
     await this.#verify();
-    const key = this.#key(clientId);
+    const base = this.#layout.baseOf(clientId);
+    const key = base + clientId;
+    const [index, leases] = [this.#layout.deadlines(base), this.#layout.leases(base)];
     return await this.#call(() =>
       this.#wire.eval(
         script,
-        [key, this.#index, this.#leases, `${key}~pub`, `${key}~pubt`, `${key}~sse`, `${key}~sseb`],
+        [key, index, leases, `${key}~pub`, `${key}~pubt`, `${key}~sse`, `${key}~sseb`],
         [clientId, ...args],
       )
     );
@@ -562,4 +768,14 @@ function utf8Length(text: string): number {
 /** The key lifetime for a write at `now`: the deadline plus the retention. */
 function ttl(deadline: number, now: number): number {
   return Math.max(0, deadline - now) + RETENTION_MS;
+}
+
+/** A sharded listing's cursor, `<shard>:<Redis's cursor>`; none starts at shard 0. */
+function shardCursor(cursor: string | undefined, shards: number): [number, string] {
+  if (cursor === undefined) return [0, "0"];
+  const m = cursor.match(/^(\d+):(\d+)$/);
+  if (!m || Number(m[1]) >= shards) {
+    throw new GatewayError("BAD_REQUEST", `cursor ${JSON.stringify(cursor)} is not one a listing gave`);
+  }
+  return [Number(m[1]), m[2]];
 }

@@ -2,7 +2,8 @@
  * Two gateway nodes sharing Redis and Mosquitto, one under each runtime (A under the runtime
  * running the tests, B under the other, so `npm test` covers both directions), and a single node
  * whose private Redis goes away: on each transport of the Redis store (RESP over TCP, and the
- * Upstash REST API through a proxy), and with A on RESP and B on REST sharing one Redis.
+ * Upstash REST API through a proxy), and with A on RESP and B on REST sharing one Redis; the
+ * two-node tests also on a private Redis Cluster (3 primaries, 3 replicas, the sharded layout).
  * Everything is real: gateway processes, Redis, Mosquitto, WebSocket clients.
  */
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import type { Gateway } from "../support/gateway-process.ts";
 import { startGateway } from "../support/gateway-process.ts";
 import { brokerHasSession, mqttEndpointYaml, namespace, outsideClient } from "../support/mqtt.ts";
 import { keyPrefix, PrivateRedis, RedisProxy, RespRedis } from "../support/redis.ts";
+import { RedisClusterServers } from "../support/redis-cluster.ts";
 import type { TestRedis } from "../support/redis.ts";
 import { kafkaNamespace, outsideProducer, startKafka } from "../support/kafka/cluster.ts";
 import type { TestKafka } from "../support/kafka/cluster.ts";
@@ -85,21 +87,30 @@ async function publishDown(ns: string, clientId: string, count: number): Promise
 let proxy: RedisProxy;
 const resp = new RespRedis();
 let kafka: TestKafka;
+let redisCluster: RedisClusterServers;
 before(async () => {
   proxy = await RedisProxy.start();
   kafka = await startKafka();
+  redisCluster = await RedisClusterServers.start();
 });
 after(async () => {
   await proxy.stop();
   await resp.stop();
   await kafka.stop();
+  await redisCluster?.stop();
 });
 
 /** How nodes A and B reach Redis. */
-type Transports = "resp" | "rest" | "resp + rest";
+type Transports = "resp" | "rest" | "resp + rest" | "cluster";
 const TRANSPORTS: Transports[] = ["resp", "rest", "resp + rest"];
 const redisOf = (transports: Transports): [TestRedis, TestRedis] =>
-  transports === "resp" ? [resp, resp] : transports === "rest" ? [proxy, proxy] : [resp, proxy];
+  transports === "resp"
+    ? [resp, resp]
+    : transports === "rest"
+    ? [proxy, proxy]
+    : transports === "cluster"
+    ? [redisCluster, redisCluster]
+    : [resp, proxy];
 
 /** Nodes A (this runtime) and B (the other) on one key prefix and topic namespace. */
 async function cluster(label: string, transports: Transports) {
@@ -127,7 +138,7 @@ async function cluster(label: string, transports: Transports) {
   return { a, b, ns, kns, prefix, stop };
 }
 
-for (const transports of TRANSPORTS) {
+for (const transports of [...TRANSPORTS, "cluster"] as const) {
   test(`cluster (${currentRuntime} + ${otherRuntime}, redis ${transports}): away from A, 100 published, back on B -> all 100 in order; A holds nothing`, async () => {
     const { a, b, ns, stop } = await cluster("resume", transports);
     try {

@@ -92,7 +92,12 @@ class Attacker {
   acksSent = 0;
   unexpected: unknown[] = [];
 
-  constructor(readonly ctx: AttackerContext, readonly seed: number) {}
+  readonly ctx: AttackerContext;
+  readonly seed: number;
+  constructor(ctx: AttackerContext, seed: number) {
+    this.ctx = ctx;
+    this.seed = seed;
+  }
 
   async connect(gw: Gateway): Promise<void> {
     const query = `clientId=${encodeURIComponent(this.ctx.clientId)}${this.ctx.acks ? "&ack=1" : ""}`;

@@ -16,7 +16,7 @@ export const WINDOW_MS = 2000;
 export const CLEANUP_MS = 500;
 
 export const GATEWAY_CONFIG = `
-server: { host: 127.0.0.1, port: 0, idle_timeout: 30s, shutdown_timeout: 5s, sse_ping_interval: 1m }
+server: { host: 127.0.0.1, port: 0, idle_timeout: 30s, shutdown_timeout: 5s, sse_ping_interval: 10m }
 session: { type: memory, reconnection_window: ${WINDOW_MS}ms, cleanup_interval: ${CLEANUP_MS}ms }
 entrypoints:
   - { name: ws, type: websocket, path: /ws }

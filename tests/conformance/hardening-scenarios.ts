@@ -203,7 +203,8 @@ export const hardeningScenarios: Scenario[] = [
 ];
 
 /**
- * A stream that stays quiet (no message, no ping: this gateway pings once a minute) for 30 s
+ * A stream that stays quiet (no message, no ping: this gateway pings every 10 minutes, past any
+ * run of the file, however loaded the machine) for 30 s
  * is still open and still delivers. Opened early by the suite, checked at the end.
  */
 export interface QuietStream {

@@ -133,7 +133,7 @@ async function until(check: () => boolean, what: string, ms = 15_000): Promise<v
 
 test(`launch (${currentRuntime}): SIGTERM to the npm process of \`npm start\` reaches the gateway, which shuts down`, async () => {
   // As a process manager does it (docker stop, systemd): the signal goes to the one process it started.
-  const script = currentRuntime === "deno" ? "start" : "start:bun";
+  const script = { deno: "start", bun: "start:bun", node: "start:node" }[currentRuntime];
   const file = configFile(
     "npm.yaml",
     "server: { host: 127.0.0.1, port: 0 }\nendpoints: [{ name: chat, type: memory }]\n",

@@ -3,17 +3,18 @@
  * pass or fail per scenario and column; exits 1 if any cell failed.
  *
  * - No arguments: every built-in group (session store x endpoint, with the brokers this repo's
- *   tests use) against src/main.ts under Deno and Bun.
+ *   tests use) against src/main.ts under Deno, Bun and Node.
  * - `--target ws://host:port --profile FILE`: a gateway started separately; the portable rows
  *   (portable-scenarios.ts) for every endpoint the profile names (profile.ts says how).
- * - `--config FILE --profile FILE [--runtime deno|bun]`: the same rows against src/main.ts started
- *   on that config, under each runtime (both by default).
+ * - `--config FILE --profile FILE [--runtime deno|bun|node]`: the same rows against src/main.ts
+ *   started on that config, under each runtime (all three by default).
  */
 import { execFileSync } from "node:child_process";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { startGateway } from "../support/gateway-process.ts";
 import type { Gateway } from "../support/gateway-process.ts";
+import { RUNTIMES } from "../support/runtime.ts";
 import type { Runtime } from "../support/runtime.ts";
 import type { Scenario } from "./gateway-scenarios.ts";
 import { keyPrefix, RedisProxy } from "../support/redis.ts";
@@ -29,7 +30,7 @@ import { portableScenarios } from "./portable-scenarios.ts";
 import { loadProfile } from "./profile.ts";
 
 const USAGE = `usage: deno task conformance [--target ws://host:port --profile FILE]
-                                [--config FILE --profile FILE [--runtime deno|bun]]
+                                [--config FILE --profile FILE [--runtime deno|bun|node]]
                                 [--token TOKEN | --token-command COMMAND]
 
   --token TOKEN            a gateway with auth on: every client request carries ?token=TOKEN
@@ -128,7 +129,7 @@ async function profileMatrix(options: {
     columns.push(options.target);
     await runRows(gw, options.target, rows, results, failures);
   } else {
-    const runtimes = (options.runtime ? [options.runtime] : ["deno", "bun"]) as Runtime[];
+    const runtimes = (options.runtime ? [options.runtime] : RUNTIMES) as Runtime[];
     for (const runtime of runtimes) {
       columns.push(runtime);
       let gw: Gateway;
@@ -169,7 +170,7 @@ if (options.help) {
 }
 if (options.target || options.config || options.profile) process.exit(await profileMatrix(options));
 
-const runtimes: Runtime[] = ["deno", "bun"];
+const runtimes = [...RUNTIMES];
 const proxy = await RedisProxy.start();
 const prefix = keyPrefix("matrix");
 const redis = { url: proxy.url, token: proxy.token, prefix };

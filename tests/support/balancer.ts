@@ -16,7 +16,12 @@ export class Balancer {
   #timer?: ReturnType<typeof setInterval>;
   #sockets = new Set<Socket>();
 
-  private constructor(private readonly server: Server, readonly port: number, checkMs: number) {
+  private readonly server: Server;
+  readonly port: number;
+
+  private constructor(server: Server, port: number, checkMs: number) {
+    this.server = server;
+    this.port = port;
     this.#timer = setInterval(() => void this.#check(), checkMs);
   }
 

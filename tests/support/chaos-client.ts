@@ -79,7 +79,9 @@ export abstract class ChaosClient {
   protected done = false;
   #loop?: Promise<void>;
 
-  constructor(protected options: ChaosClientOptions) {
+  protected options: ChaosClientOptions;
+  constructor(options: ChaosClientOptions) {
+    this.options = options;
     this.clientId = options.clientId;
   }
 

@@ -65,13 +65,23 @@ class Link implements ChaosConnection {
   #upstreamConnected = false;
   #pendingUp: Uint8Array[] = [];
 
+  readonly id: number;
+  readonly client: Socket;
+  readonly upstream: Socket;
+  readonly holdMs: number;
+  readonly onClosed: (link: Link) => void;
   constructor(
-    readonly id: number,
-    readonly client: Socket,
-    readonly upstream: Socket,
-    readonly holdMs: number,
-    readonly onClosed: (link: Link) => void,
+    id: number,
+    client: Socket,
+    upstream: Socket,
+    holdMs: number,
+    onClosed: (link: Link) => void,
   ) {
+    this.id = id;
+    this.client = client;
+    this.upstream = upstream;
+    this.holdMs = holdMs;
+    this.onClosed = onClosed;
     // A failure on either side (a reset, a refused connect) is passed on as a reset; an orderly
     // end is passed on as an end, after what is held was written.
     client.on("error", () => this.#abort());
@@ -187,11 +197,17 @@ export class ChaosProxy {
   #nextId = 1;
   #monkey?: { minMs: number; maxMs: number };
 
+  readonly targetPort: number;
+  readonly targetHost: string;
+  readonly holdMs: number;
   private constructor(
-    readonly targetPort: number,
-    readonly targetHost: string,
-    readonly holdMs: number,
+    targetPort: number,
+    targetHost: string,
+    holdMs: number,
   ) {
+    this.targetPort = targetPort;
+    this.targetHost = targetHost;
+    this.holdMs = holdMs;
     this.#server = net.createServer((client) => this.#accept(client));
   }
 

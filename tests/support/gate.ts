@@ -22,8 +22,10 @@ export class Gate {
   readonly #server: net.Server;
   readonly #links = new Set<[Socket, Socket]>();
 
+  targetPort: number;
   /** @param targetPort where connections go; may change (a new gateway), for new connections. */
-  private constructor(public targetPort: number) {
+  private constructor(targetPort: number) {
+    this.targetPort = targetPort;
     this.#server = net.createServer((client) => this.#accept(client));
   }
 

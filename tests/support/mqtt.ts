@@ -107,7 +107,10 @@ export async function brokerHasSession(clientId: string, url = MQTT_URL): Promis
 export class PrivateMosquitto {
   #child?: ChildProcess;
   readonly dir = mkdtempSync(join(tmpdir(), "mosquitto-"));
-  private constructor(readonly port: number) {}
+  readonly port: number;
+  private constructor(port: number) {
+    this.port = port;
+  }
 
   /** `maxQueuedMessages`: Mosquitto's per-session queue limit (default here 10,000). */
   static async start(options: { maxQueuedMessages?: number } = {}): Promise<PrivateMosquitto> {

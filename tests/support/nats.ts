@@ -58,11 +58,18 @@ export function makeNatsEndpoint(
 
 /** A plain NATS connection with JetStream, as a device or an operator would have. */
 export class OutsideNats {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
   private constructor(
-    readonly nc: NatsConnection,
-    readonly js: JetStreamClient,
-    readonly jsm: JetStreamManager,
-  ) {}
+    nc: NatsConnection,
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+  ) {
+    this.nc = nc;
+    this.js = js;
+    this.jsm = jsm;
+  }
 
   static async connect(server: string | string[] = NATS_SERVER): Promise<OutsideNats> {
     const nc = await connect({ servers: server });
@@ -95,7 +102,10 @@ export class OutsideNats {
 export class PrivateNats {
   #child?: ChildProcess;
   readonly dir = mkdtempSync(join(tmpdir(), "nats-"));
-  private constructor(readonly port: number) {}
+  readonly port: number;
+  private constructor(port: number) {
+    this.port = port;
+  }
 
   static async start(): Promise<PrivateNats> {
     const server = new PrivateNats(await freePort());

@@ -72,7 +72,9 @@ export class RespRedis implements TestRedis {
   readonly port: number;
   #admin?: Redis;
 
-  constructor(readonly redisUrl = REDIS_URL) {
+  readonly redisUrl: string;
+  constructor(redisUrl = REDIS_URL) {
+    this.redisUrl = redisUrl;
     const url = new URL(redisUrl);
     this.host = url.hostname;
     this.port = Number(url.port || 6379);
@@ -128,7 +130,12 @@ export class RedisProxy implements TestRedis {
   readonly transport = "rest";
   readonly token = crypto.randomUUID();
   #child?: ChildProcess;
-  private constructor(readonly port: number, readonly redisUrl: string) {}
+  readonly port: number;
+  readonly redisUrl: string;
+  private constructor(port: number, redisUrl: string) {
+    this.port = port;
+    this.redisUrl = redisUrl;
+  }
 
   static async start(redisUrl = REDIS_URL): Promise<RedisProxy> {
     const proxy = new RedisProxy(await freePort(), redisUrl);
@@ -187,7 +194,10 @@ export class RedisProxy implements TestRedis {
 export class PrivateRedis {
   #child?: ChildProcess;
   readonly dir = mkdtempSync(join(tmpdir(), "redis-"));
-  private constructor(readonly port: number) {}
+  readonly port: number;
+  private constructor(port: number) {
+    this.port = port;
+  }
 
   /** `args`: more redis-server options, e.g. `["--requirepass", "s3cret"]`. */
   #extra: string[] = [];

@@ -1,14 +1,17 @@
 /**
- * Which runtime runs the tests, and how to start either runtime as a child process: the npm
- * packages' binaries in node_modules/.bin first, then the PATH.
+ * Which runtime runs the tests, and how to start any of the three as a child process: the npm
+ * packages' binaries in node_modules/.bin first, then the PATH. Node is the npm package `node`
+ * (24), never the machine's own: it must strip TypeScript's types.
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import process from "node:process";
 
-export type Runtime = "deno" | "bun";
+export type Runtime = "deno" | "bun" | "node";
 
-export const currentRuntime: Runtime = "Deno" in globalThis ? "deno" : "bun";
+export const RUNTIMES: readonly Runtime[] = ["deno", "bun", "node"];
+
+export const currentRuntime: Runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 
 export const ROOT = resolve(import.meta.dirname ?? ".", "../..");
 
@@ -20,5 +23,7 @@ export function runtimeBinary(runtime: Runtime): string {
 
 /** The arguments that run `script` under `runtime`. */
 export function runArgs(runtime: Runtime, script: string, args: string[] = []): string[] {
-  return runtime === "deno" ? ["run", "--allow-all", script, ...args] : ["run", script, ...args];
+  if (runtime === "deno") return ["run", "--allow-all", script, ...args];
+  if (runtime === "bun") return ["run", script, ...args];
+  return [script, ...args];
 }

@@ -6,6 +6,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { request as httpsRequest } from "node:https";
+import { Readable } from "node:stream";
 
 export interface Leaf {
   cert: string;
@@ -97,6 +99,27 @@ export function servedSerial(port: number, caFile: string): Promise<string> {
 
 /** fetch that trusts `ca` (Deno: an HTTP client of its own; Bun: a `tls` option). */
 export function trustingFetch(url: string, ca: string, init: RequestInit = {}): Promise<Response> {
+  // Node's fetch (undici's) takes a CA only through an undici dispatcher, which Node does not
+  // export: node:https takes it, and its answer is made a Response (the body streamed).
+  if (!("Deno" in globalThis) && !("Bun" in globalThis)) {
+    return new Promise((resolve, reject) => {
+      const headers = Object.fromEntries(new Headers(init.headers).entries());
+      const request = httpsRequest(url, { method: init.method ?? "GET", headers, ca }, (answer) => {
+        const head = new Headers();
+        for (const [name, value] of Object.entries(answer.headers)) {
+          for (const one of [value ?? []].flat()) head.append(name, one);
+        }
+        resolve(
+          new Response(Readable.toWeb(answer) as ReadableStream, {
+            status: answer.statusCode,
+            headers: head,
+          }),
+        );
+      });
+      request.on("error", reject);
+      request.end(typeof init.body === "string" ? init.body : undefined);
+    });
+  }
   const extra = "Deno" in globalThis ? { client: Deno.createHttpClient({ caCerts: [ca] }) } : { tls: { ca } };
   return fetch(url, { ...init, ...extra } as RequestInit);
 }

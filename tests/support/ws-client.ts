@@ -128,7 +128,16 @@ export class TestSocket {
  * A WebSocket that trusts `ca`: each runtime takes it its own way (Deno through an HTTP client
  * of its own, Bun through a `tls` option), neither in the standard constructor's types.
  */
+/**
+ * Node's own WebSocket (undici's) takes a CA only through an undici dispatcher, which Node does not
+ * export; the `ws` package's WebSocket takes `ca` and has the same event API.
+ */
+const NodeWebSocket = !("Deno" in globalThis) && !("Bun" in globalThis)
+  ? (await import("ws")).WebSocket
+  : undefined;
+
 function trustingWebSocket(url: string, ca: string): WebSocket {
+  if (NodeWebSocket) return new NodeWebSocket(url, { ca }) as unknown as WebSocket;
   const options = "Deno" in globalThis
     ? { client: Deno.createHttpClient({ caCerts: [ca] }) }
     : { tls: { ca } };

@@ -59,7 +59,9 @@ test("client tables: the client library reconnects on exactly the close codes th
       readyState = 0;
       onmessage: ((event: { data: string }) => void) | null = null;
       onclose: ((event: { code: number; reason: string }) => void) | null = null;
-      constructor(readonly url: string) {
+      readonly url: string;
+      constructor(url: string) {
+        this.url = url;
         sockets.push(this);
       }
       send() {}

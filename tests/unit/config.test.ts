@@ -361,7 +361,7 @@ test("config: redis:// and rediss:// urls select RESP (TLS for rediss), https://
 
 test("config: with type redis, exactly one of url and addr, and each transport's keys only with it", () => {
   assert.deepEqual(problems("session: { type: redis, redis: { keyPrefix: p } }\n" + CHAT), [
-    'session.redis.addr: expected "host:port" (plain Redis), or url: a redis://, rediss:// or http(s):// URL, got nothing',
+    'session.redis.addr: expected "host:port" (plain Redis), or url: a redis://, rediss:// or http(s):// URL, or cluster or sentinels (a list of "host:port"), got nothing',
   ]);
   assert.deepEqual(
     problems('session: { type: redis, redis: { url: "redis://h:1", addr: "h:1" } }\n' + CHAT),

@@ -22,7 +22,8 @@ class FlakyEndpoint extends MemoryEndpoint {
   down = false;
   /** Virtual times of every bind and resume attempt. */
   attempts: number[] = [];
-  constructor(private readonly clock: VirtualClock) {
+  private readonly clock: VirtualClock;
+  constructor(clock: VirtualClock) {
     super({
       name: "chat",
       logger: memoryLogger(),
@@ -30,6 +31,7 @@ class FlakyEndpoint extends MemoryEndpoint {
       queueBytes: 1 << 20,
       totalBytes: 1 << 24,
     });
+    this.clock = clock;
   }
   #attempt(): void {
     this.attempts.push(this.clock.now());

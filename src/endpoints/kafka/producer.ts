@@ -56,7 +56,12 @@ export class KeyedProducer {
   /** Publishes waiting or in flight, across lanes. */
   #held = 0;
 
-  constructor(readonly producer: Producer, readonly options: KeyedProducerOptions) {}
+  readonly producer: Producer;
+  readonly options: KeyedProducerOptions;
+  constructor(producer: Producer, options: KeyedProducerOptions) {
+    this.producer = producer;
+    this.options = options;
+  }
 
   /**
    * Sends one message with `key` to `topic`; resolves with its partition and offset once acked.

@@ -48,8 +48,12 @@ export interface Committed {
 }
 
 export class OffsetOutOfRange extends Error {
-  constructor(readonly topic: string, readonly partition: number) {
+  readonly topic: string;
+  readonly partition: number;
+  constructor(topic: string, partition: number) {
     super(`offset out of range on ${topic}/${partition}`);
+    this.topic = topic;
+    this.partition = partition;
   }
 }
 
@@ -130,7 +134,11 @@ export class KafkaWire {
   /** Each group's coordinator, found once (forgotten when a request to it fails). */
   #coordinators = new Map<string, WireBroker>();
 
-  constructor(kafka: Kafka, readonly fetchMaxWait: number, readonly scheduler: Scheduler) {
+  readonly fetchMaxWait: number;
+  readonly scheduler: Scheduler;
+  constructor(kafka: Kafka, fetchMaxWait: number, scheduler: Scheduler) {
+    this.fetchMaxWait = fetchMaxWait;
+    this.scheduler = scheduler;
     this.#fetcher = createCluster(kafka);
     this.#joiner = createCluster(kafka);
     this.#control = createCluster(kafka);
