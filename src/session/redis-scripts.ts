@@ -10,7 +10,7 @@
  * first) and the log's totals (a hash of `bytes` held, `evicted` since the last take and the id
  * the last take `confirmed`), in that order, unless a script says otherwise.
  *
- * Near 400 lines of Lua in one file on purpose: every script writes the same hash fields and
+ * Over 400 lines of Lua in one file on purpose: every script writes the same hash fields and
  * indexes, with KEYS in the order above, so they are read and changed together.
  */
 

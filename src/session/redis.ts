@@ -46,7 +46,7 @@
  * deadline, counted from each write (the store needs no clock): a record nobody can clean up
  * (unreadable, or its cleanup kept failing) does not stay forever.
  *
- * Over 500 lines, one class: each SessionStore method is a script call (redis-scripts.ts) and
+ * Over 700 lines, one class: each SessionStore method is a script call (redis-scripts.ts) and
  * the decoding of its reply, and the key layout above is the one description all of them share.
  * The transports, record codec and scripts are in files of their own already; a further split
  * waits for the Redis Cluster work on this file.
