@@ -4,6 +4,9 @@
  * (`connectSse`). No dependencies: it uses the platform's WebSocket, EventSource and timers, so it
  * runs unchanged in browsers, Deno and Bun.
  *
+ * Near 400 lines of declarations only, in one file on purpose: it is the client library's whole
+ * public surface (and the tables a test checks against the server's), as users read it.
+ *
  * @example
  * import { connect } from "./client/mod.js";
  * const client = connect({ url: "ws://localhost:8080/ws", clientId: "alice" });

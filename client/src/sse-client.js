@@ -11,6 +11,9 @@
  * session, an unknown endpoint, a forbidden client ID; a 401 too unless `getToken` may bring a
  * new token) stops the client with that error. EventSource does not show why a stream was
  * refused, so after a refusal the next attempt goes over a streamed fetch, which can read it.
+ *
+ * Near 360 lines, one class: the EventSource and streamed-fetch transports feed the same
+ * reconnect loop, last event id and refusal handling.
  */
 /** @import { ConnectionState, ErrorCode, Handler, Message, SseClient, SseEvents, SseOptions, Timers } from "../mod.d.ts" */
 import { BACKOFF_DEFAULTS, backoffDelay, platformTimers } from "./backoff.js";

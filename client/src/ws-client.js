@@ -28,6 +28,12 @@
  *
  * Deliveries on their way to the handlers are the Inbox's (inbox.js), publishes until their
  * receipt the Outbox's (outbox.js); this file runs the connection and the bindings.
+ *
+ * Near 700 lines, one class on purpose: what stood apart already went to inbox.js, outbox.js,
+ * backoff.js and emitter.js. What is left is one state machine: open, welcome, loss, back-off,
+ * token refresh and stop, and the subscriptions bound again on every welcome, all reading the
+ * connection's generation, `#live`, `#subs` and the pending `#requests`; a bindings module of its
+ * own would need every one of those handed to it.
  */
 /** @import { Client, ClientEvents, ConnectOptions, ConnectionState, Handler, Message, Receipt, Timers, Welcome } from "../mod.d.ts" */
 import { BACKOFF_DEFAULTS, backoffDelay, platformTimers } from "./backoff.js";

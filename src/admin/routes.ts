@@ -82,13 +82,13 @@ export function createAdminApp(engine: Engine, controls: AdminControls): Hono {
     const session = await store.get(clientId);
     if (!session) return fail(c, 404, "NOT_FOUND", `no session of ${clientId}`);
     const now = scheduler.now();
-    const here = hub.connectionInfo(clientId);
+    const here = hub.operations.connectionInfo(clientId);
     return c.json({ ...view(session, now), connection: here ? { node: engine.nodeId, ...here } : null });
   });
 
   app.post("/admin/sessions/:clientId/disconnect", async (c) => {
     const clientId = c.req.param("clientId");
-    const outcome = await hub.disconnectClient(clientId);
+    const outcome = await hub.operations.disconnectClient(clientId);
     if (outcome === "no session") return fail(c, 404, "NOT_FOUND", `no session of ${clientId}`);
     if (outcome === "not connected") return fail(c, 409, "NOT_CONNECTED", `${clientId} is not connected`);
     return c.json({ clientId, outcome }, outcome === "signalled" ? 202 : 200);
@@ -96,7 +96,7 @@ export function createAdminApp(engine: Engine, controls: AdminControls): Hono {
 
   app.delete("/admin/sessions/:clientId", async (c) => {
     const clientId = c.req.param("clientId");
-    const outcome = await hub.endSession(clientId);
+    const outcome = await hub.operations.endSession(clientId);
     if (outcome === "no session") return fail(c, 404, "NOT_FOUND", `no session of ${clientId}`);
     if (outcome === "failed") {
       return fail(
@@ -118,7 +118,7 @@ export function createAdminApp(engine: Engine, controls: AdminControls): Hono {
     if (!hub.endpoints.has(body.endpoint)) {
       return fail(c, 404, "UNKNOWN_ENDPOINT", `no endpoint ${body.endpoint}`);
     }
-    const outcome = await hub.deliverTo(clientId, body.endpoint, encodeData(body.data));
+    const outcome = await hub.operations.deliverTo(clientId, body.endpoint, encodeData(body.data));
     if (outcome === "no session") return fail(c, 404, "NOT_FOUND", `no session of ${clientId}`);
     if (outcome === "not connected" || outcome === "not written") {
       return fail(

@@ -5,6 +5,9 @@
  * type's: those are in its definition (src/endpoints/<type>/definition.ts), and the `endpoints`
  * entries are assembled from the registered definitions. Value schemas are in values.ts; the parts
  * with rules of their own in redis-schema.ts, auth-schema.ts and endpoint-schema.ts.
+ *
+ * Just over 300 lines: the top-level config sections, each small; the parts with rules of their
+ * own are in the files named above.
  */
 import * as v from "valibot";
 import {

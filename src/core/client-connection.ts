@@ -5,7 +5,7 @@
  * the hub and its collaborators call its methods, and it reports client actions and what it
  * cannot do alone (resume a consumer, end the session) back through `ConnectionEvents`.
  *
- * Near 380 lines, kept as one class on purpose: the delivery path (sequence, in-flight bound,
+ * Near 400 lines, kept as one class on purpose: the delivery path (sequence, in-flight bound,
  * write, back-pressure) and the lifecycle (timers, takeover, retire) read and change the same
  * private fields, and splitting them would hand those fields to a second writer.
  */

@@ -6,9 +6,11 @@
  * - ClientConnection: each connection's own state (sink, timers, sequences, in-flight, back-pressure);
  * - Bindings: bind, unbind, suspend and resume consumers;
  * - Publisher: policy check, rate limits, pending cap, dedupe;
- * - Leases and Expiry: this node's hold on its sessions, and the end of expired ones.
+ * - Leases and Expiry: this node's hold on its sessions, and the end of expired ones;
+ * - Operations and NodePresence: the admin API's acts on one client (here or signalled to the
+ *   node holding it), this node's announcement to the others, and its drain.
  *
- * Longer than the others (about 350 lines) because it is also the one face the entrypoints and
+ * Longer than the others (under 400 lines) because it is also the one face the entrypoints and
  * tests use: most public methods are a line that hands off to the collaborator that owns it.
  *
  * Every lifecycle step of one client (connect, open, bind, disconnect, expiry) runs under that
@@ -26,15 +28,16 @@ import { EndpointSet } from "./endpoint-set.ts";
 import { CloseCode, GatewayError } from "./errors.ts";
 import { Expiry } from "./expiry.ts";
 import { Leases } from "./leases.ts";
+import { NodePresence } from "./node-presence.ts";
+import { Operations } from "./operations.ts";
 import { HubMetrics } from "./hub-metrics.ts";
 import type { ConnectOptions, HubOptions } from "./hub-options.ts";
-import { preparePayload } from "./payload.ts";
+import { preparedOnce } from "./payload.ts";
 import type { PreparedPayload } from "./payload.ts";
 import type { ClientFrame } from "./protocol.ts";
 import { Publisher } from "./publisher.ts";
 import type { Refusals } from "./publisher.ts";
-import { heldAt } from "./session.ts";
-import type { LostLease, NodeSignal, ReplayEvent, Session } from "./session.ts";
+import type { LostLease, ReplayEvent, Session } from "./session.ts";
 import type { DeliverySink } from "./sink.ts";
 
 export type { ConnectOptions, HubOptions } from "./hub-options.ts";
@@ -44,27 +47,19 @@ const SETTLE_WAIT_MS = 5000;
 
 export class Hub implements DeliveryHandler {
   readonly endpoints: EndpointSet;
+  /** What the admin API does to one client: look, disconnect, end, deliver (see Operations). */
+  readonly operations: Operations;
   readonly #options: HubOptions;
   #connections = new ConnectionRegistry<ClientConnection>();
   #bindings: Bindings;
   #publisher: Publisher<ClientConnection>;
   #leases: Leases<ClientConnection>;
   #expiry: Expiry<ClientConnection>;
+  #presence: NodePresence;
   #stopping = false;
-  /** Draining: new connections are refused while the live ones are closed in waves. */
-  #draining = false;
-  #announcing?: Promise<void>;
   #metrics: HubMetrics;
-  /** One payload fanned out to many clients is prepared once (keyed by its bytes). */
-  #prepared = new WeakMap<Uint8Array, PreparedPayload>();
-  #prepare = (payload: Uint8Array): PreparedPayload => {
-    let prepared = this.#prepared.get(payload);
-    if (!prepared) {
-      prepared = preparePayload(payload, this.#options.maxJsonDepth);
-      this.#prepared.set(payload, prepared);
-    }
-    return prepared;
-  };
+  /** One payload fanned out to many clients is prepared once. */
+  readonly #prepare: (payload: Uint8Array) => PreparedPayload;
   #settings: ConnectionSettings;
   readonly #events: ConnectionEvents = {
     open: (conn, sink, greet) => this.#open(conn, sink, greet),
@@ -80,6 +75,7 @@ export class Hub implements DeliveryHandler {
     this.#options = options;
     const { store, scheduler, policy, logger, metrics: m } = options;
     this.endpoints = new EndpointSet(options.endpoints);
+    this.#prepare = preparedOnce(options.maxJsonDepth);
     this.#metrics = new HubMetrics(m, this.endpoints, this.#connections);
     const release = (clientId: string, epoch: number, reason: LostLease["reason"]) =>
       this.#release(clientId, epoch, reason);
@@ -98,6 +94,22 @@ export class Hub implements DeliveryHandler {
       release,
       (clientId) => this.#publisher.forget(clientId),
     );
+    const disconnect = (conn: ClientConnection) => this.#disconnect(conn);
+    this.operations = new Operations(options, this.endpoints, this.#connections, {
+      bindings: this.#bindings,
+      expiry: this.#expiry,
+      publisher: this.#publisher,
+      disconnect,
+      forget: (conn) => this.#forget(conn),
+      prepare: this.#prepare,
+    });
+    this.#presence = new NodePresence(
+      options,
+      this.#connections,
+      this.#metrics,
+      (signal) => this.operations.signalled(signal),
+      disconnect,
+    );
     this.#settings = { ...options, endpoints: this.endpoints };
   }
 
@@ -106,190 +118,19 @@ export class Hub implements DeliveryHandler {
     // Buckets of clients gone quiet are swept on the same timer, and the node says it is alive.
     this.#leases.start(() => {
       this.#publisher.sweep();
-      void this.announce();
+      void this.#presence.announce();
     });
-    void this.announce();
-  }
-
-  /**
-   * Tells the nodes sharing the store that this one is alive (HubOptions.node), until a lease
-   * from now, and acts on the signals the admin API sent it meanwhile. Store failures are logged.
-   */
-  announce(): Promise<void> {
-    const { node, store, scheduler, nodeId, lease, logger } = this.#options;
-    if (!node) return Promise.resolve();
-    this.#announcing ??= (async () => {
-      const now = scheduler.now();
-      const record = {
-        id: nodeId,
-        ...node,
-        connected: this.#connections.size,
-        draining: this.#draining,
-        seenAt: now,
-        ...this.#metrics.totals(),
-      };
-      const signals = await store.announce(record, now + lease);
-      for (const signal of signals) await this.#signalled(signal);
-    })().catch((error) =>
-      logger.warn(`[Admin] Announcing node ${nodeId} failed: ${GatewayError.from(error).message}`)
-    ).finally(() => (this.#announcing = undefined));
-    return this.#announcing;
-  }
-
-  /** A signal from another node's admin API, for a client of this one. */
-  async #signalled(signal: NodeSignal): Promise<void> {
-    const { logger } = this.#options;
-    logger.info(`[Admin] Signal ${signal.type} for client ${signal.clientId} from another node`);
-    if (signal.type === "disconnect") await this.disconnectClient(signal.clientId);
-    else if (signal.type === "end") await this.endSession(signal.clientId);
-    else {
-      const payload = signal.encoding === "base64"
-        ? Uint8Array.from(atob(signal.data), (c) => c.charCodeAt(0))
-        : new TextEncoder().encode(signal.data);
-      await this.deliverTo(signal.clientId, signal.endpoint, payload);
-    }
-  }
-
-  /** The live connection of `clientId` on this node, as the admin API shows it; undefined if none. */
-  connectionInfo(clientId: string):
-    | {
-      transport: string;
-      acks: boolean;
-      state: string;
-      endpoints?: string[];
-      inFlight: Record<string, number>;
-    }
-    | undefined {
-    const conn = this.#connections.get(clientId);
-    if (!conn) return undefined;
-    return {
-      transport: conn.transport,
-      acks: conn.acks,
-      state: conn.state,
-      ...conn.endpoints ? { endpoints: [...conn.endpoints] } : {},
-      inFlight: conn.inFlight(),
-    };
-  }
-
-  /**
-   * The admin API disconnects a client: its connection closes (4000) and its session stays for
-   * the window, so the client may resume. A client live on another node is signalled there.
-   * Resolves what was done.
-   */
-  async disconnectClient(
-    clientId: string,
-  ): Promise<"disconnected" | "signalled" | "not connected" | "no session"> {
-    const conn = this.#connections.get(clientId);
-    if (conn) {
-      conn.closeSink(CloseCode.DISCONNECTED, "disconnected by an operator");
-      await this.#disconnect(conn);
-      this.#options.logger.info(`[Session] Client ${clientId} disconnected by an operator`);
-      return "disconnected";
-    }
-    return await this.#elsewhere(clientId, { type: "disconnect", clientId }) ?? "not connected";
-  }
-
-  /**
-   * The admin API ends a session: its connection here closes (4404), everything is unbound at
-   * the brokers and the session deleted. A session live on another node is signalled there.
-   */
-  endSession(clientId: string): Promise<"ended" | "signalled" | "no session" | "failed"> {
-    return this.#connections.run(clientId, async () => {
-      const conn = this.#connections.get(clientId);
-      if (conn) {
-        this.#forget(conn);
-        conn.closeSink(CloseCode.SESSION_ENDED, "session ended by an operator");
-        await this.#bindings.suspendAll(conn);
-      } else {
-        const signalled = await this.#elsewhere(clientId, { type: "end", clientId });
-        if (signalled) return signalled;
-      }
-      const { store, scheduler, claimTtl } = this.#options;
-      const session = await store.get(clientId);
-      if (!session) return "no session";
-      // Ended as an expired session is: marked past its deadline (compare-and-set on its epoch, so
-      // a client that came back meanwhile wins), then claimed, so the cleanup worker and a
-      // reconnecting client (which then gets a fresh session) never unbind it at the same time.
-      const now = scheduler.now();
-      const past: Session = {
-        ...session,
-        state: "disconnected",
-        disconnectedAt: session.disconnectedAt ?? now,
-        reconnectionDeadline: now - 1,
-      };
-      delete past.nodeId;
-      delete past.leaseUntil;
-      // One already past its deadline is not written: a write would void a cleanup's claim.
-      const expired = session.reconnectionDeadline !== undefined && session.reconnectionDeadline < now;
-      const claimed = (expired || await store.update(past, session.epoch)) &&
-        await store.claimExpired(clientId, now, claimTtl);
-      if (!claimed) return "failed";
-      const ended = await this.#expiry.end(claimed);
-      this.#publisher.forget(clientId);
-      this.#options.logger.info(
-        `[Session] Session of ${clientId} ${ended ? "ended" : "not ended"} by an operator`,
-      );
-      return ended ? "ended" : "failed";
-    });
-  }
-
-  /**
-   * The admin API writes a message to a client's live connection, as if `endpoint` delivered it
-   * (nothing goes through a broker; a client away misses it). A client live on another node is
-   * signalled there.
-   */
-  async deliverTo(
-    clientId: string,
-    endpoint: string,
-    payload: Uint8Array,
-  ): Promise<"delivered" | "not written" | "signalled" | "not connected" | "no session"> {
-    this.endpoints.get(endpoint);
-    const conn = this.#connections.get(clientId);
-    if (conn) return conn.deliver(endpoint, { payload }, this.#prepare) ? "delivered" : "not written";
-    let binary = "";
-    for (const byte of payload) binary += String.fromCharCode(byte);
-    const signal = { type: "deliver", clientId, endpoint, data: btoa(binary), encoding: "base64" } as const;
-    return await this.#elsewhere(clientId, signal) ?? "not connected";
-  }
-
-  /** Signals the node holding `clientId`'s live connection, if another holds it. */
-  async #elsewhere(clientId: string, signal: NodeSignal): Promise<"signalled" | "no session" | undefined> {
-    const { store, scheduler, nodeId } = this.#options;
-    const session = await store.get(clientId);
-    if (!session) return "no session";
-    const now = scheduler.now();
-    if (!heldAt(session, now) || session.nodeId === undefined || session.nodeId === nodeId) return undefined;
-    return await store.signal(session.nodeId, signal, now) ? "signalled" : undefined;
+    void this.#presence.announce();
   }
 
   /** Whether this node is draining (refusing new connections; see `drain`). */
   get draining(): boolean {
-    return this.#draining;
+    return this.#presence.draining;
   }
 
-  /**
-   * Drains this node: new connections are refused (UPSTREAM_UNAVAILABLE) from now on, and the
-   * live ones are closed with 1001 in `waves` waves spread over `duration` ms, the first after
-   * one wave's interval, so their clients resume on other nodes without a herd. Resolves once
-   * the last wave closed (the caller then shuts down).
-   */
-  async drain(duration: number, waves: number): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
-    const { scheduler, logger } = this.#options;
-    logger.info(`[Server] Draining: ${this.#connections.size} connections close over ${duration} ms`);
-    void this.announce();
-    const interval = duration / waves;
-    for (let wave = 0; wave < waves; wave++) {
-      await scheduler.sleep(interval);
-      const live = this.#connections.all();
-      // An even share of what is left; the last wave takes the rest.
-      const count = Math.round(live.length / (waves - wave));
-      const closing = live.slice(0, count);
-      for (const conn of closing) conn.closeSink(CloseCode.GOING_AWAY, "server draining");
-      await Promise.all(closing.map((conn) => this.#disconnect(conn)));
-      logger.debug(`[Server] Drain wave ${wave + 1}/${waves}: ${closing.length} connections closed`);
-    }
+  /** Refuses new connections and closes the live ones in waves (see NodePresence.drain). */
+  drain(duration: number, waves: number): Promise<void> {
+    return this.#presence.drain(duration, waves);
   }
 
   /** Renews the lease of every session this node holds connected (see Leases.renewAll). */
@@ -388,7 +229,7 @@ export class Hub implements DeliveryHandler {
    * The connection receives nothing until `open` attaches its socket.
    */
   connect(clientId: string, transport: string, options: ConnectOptions = {}): Promise<Connection> {
-    if (this.#stopping || this.#draining) {
+    if (this.#stopping || this.#presence.draining) {
       return Promise.reject(
         new GatewayError(
           "UPSTREAM_UNAVAILABLE",

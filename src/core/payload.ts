@@ -53,6 +53,22 @@ export function preparePayload(bytes: Uint8Array, maxDepth: number): PreparedPay
   return { json: scanJson(text, maxDepth) === "json" ? text : JSON.stringify(text), text };
 }
 
+/**
+ * `preparePayload` memoized by the payload's bytes: one payload fanned out to many clients is
+ * prepared once (the cache holds it no longer than the bytes live).
+ */
+export function preparedOnce(maxDepth: number): (bytes: Uint8Array) => PreparedPayload {
+  const prepared = new WeakMap<Uint8Array, PreparedPayload>();
+  return (bytes) => {
+    let ready = prepared.get(bytes);
+    if (!ready) {
+      ready = preparePayload(bytes, maxDepth);
+      prepared.set(bytes, ready);
+    }
+    return ready;
+  };
+}
+
 /** Standard base64 without relying on Buffer (not in every runtime's globals). */
 export function toBase64(bytes: Uint8Array): string {
   let binary = "";

@@ -11,6 +11,9 @@
  * Frames are handled a slice at a time so one client cannot make the others wait behind all it
  * sent; one whose unhandled frames pass `max_buffered_bytes`, or that ignores RATE_LIMITED more
  * than `policy.publishes_per_second` times a second, is closed with 1008.
+ *
+ * About 300 lines, one class: the inbox, the write path and close share the socket's buffer
+ * accounting, which the limits above are about.
  */
 import { setImmediate } from "node:timers";
 import type { WSContext, WSEvents } from "hono/ws";

@@ -9,6 +9,9 @@
  * by last write, for expiry and eviction), the client's SSE replay log (a list of entries, oldest
  * first) and the log's totals (a hash of `bytes` held, `evicted` since the last take and the id
  * the last take `confirmed`), in that order, unless a script says otherwise.
+ *
+ * Over 400 lines of Lua in one file on purpose: every script writes the same hash fields and
+ * indexes, with KEYS in the order above, so they are read and changed together.
  */
 
 /** Puts a session into (or out of) the indexes and sets its key's lifetime. */

@@ -66,7 +66,7 @@ test("hub admin: disconnect closes with 4000 and keeps the session, which the cl
   const h = await createHarness();
   const first = await h.connect("kick");
   await first.conn.subscribe("chat");
-  assert.equal(await h.hub.disconnectClient("kick"), "disconnected");
+  assert.equal(await h.hub.operations.disconnectClient("kick"), "disconnected");
   assert.deepEqual(first.sink.closed, {
     code: CloseCode.DISCONNECTED,
     reason: "disconnected by an operator",
@@ -77,16 +77,16 @@ test("hub admin: disconnect closes with 4000 and keeps the session, which the cl
   assert.equal(second.conn.resumed, true);
   assert.deepEqual([...second.conn.bound.keys()], ["chat"]);
   assert.deepEqual(second.sink.data, ["while away"], "what came while away is delivered");
-  assert.equal(await h.hub.disconnectClient("nobody"), "no session");
+  assert.equal(await h.hub.operations.disconnectClient("nobody"), "no session");
   await second.conn.close();
-  assert.equal(await h.hub.disconnectClient("kick"), "not connected");
+  assert.equal(await h.hub.operations.disconnectClient("kick"), "not connected");
 });
 
 test("hub admin: end closes with 4404, unbinds at the broker and deletes the session", async () => {
   const h = await createHarness();
   const { conn, sink } = await h.connect("ender");
   await conn.subscribe("rooms", { room: "r1" });
-  assert.equal(await h.hub.endSession("ender"), "ended");
+  assert.equal(await h.hub.operations.endSession("ender"), "ended");
   assert.deepEqual(sink.closed, { code: CloseCode.SESSION_ENDED, reason: "session ended by an operator" });
   assert.equal(await h.store.get("ender"), undefined);
   assert.ok(h.logger.lines.some((l) => l.includes("[Admin] Unbound client ender from endpoint rooms")));
@@ -95,28 +95,28 @@ test("hub admin: end closes with 4404, unbinds at the broker and deletes the ses
   assert.equal(fresh.conn.resumed, false, "a fresh session");
   await fresh.conn.subscribe("rooms", { room: "r1" });
   assert.deepEqual(fresh.sink.data, [], "nothing was kept for the ended session");
-  assert.equal(await h.hub.endSession("nobody"), "no session");
+  assert.equal(await h.hub.operations.endSession("nobody"), "no session");
   // A disconnected session is ended too.
   await fresh.conn.close();
-  assert.equal(await h.hub.endSession("ender"), "ended");
+  assert.equal(await h.hub.operations.endSession("ender"), "ended");
   assert.equal(await h.store.get("ender"), undefined);
   // A session whose cleanup is under way (claimed) is left to it: not unbound twice at once.
   await (await h.connect("held")).conn.close();
   const held = (await h.store.get("held"))!;
   await h.store.update({ ...held, reconnectionDeadline: h.clock.now() - 1 }, held.epoch);
   assert.ok(await h.store.claimExpired("held", h.clock.now(), 60_000));
-  assert.equal(await h.hub.endSession("held"), "failed");
+  assert.equal(await h.hub.operations.endSession("held"), "failed");
   assert.ok(await h.store.get("held"), "the cleanup deletes it, not the admin API");
 });
 
 test("hub admin: a message written to a client arrives as from its endpoint", async () => {
   const h = await createHarness();
   const { sink } = await h.connect("target");
-  assert.equal(await h.hub.deliverTo("target", "chat", encodeData({ notice: "hi" })), "delivered");
+  assert.equal(await h.hub.operations.deliverTo("target", "chat", encodeData({ notice: "hi" })), "delivered");
   assert.deepEqual(sink.data, [{ notice: "hi" }]);
   assert.equal(sink.deliveries[0].endpoint, "chat");
   await assert.rejects(
-    h.hub.deliverTo("target", "nope", encodeData(1)),
+    h.hub.operations.deliverTo("target", "nope", encodeData(1)),
     (e: GatewayError) => e.code === "UNKNOWN_ENDPOINT",
   );
 });
@@ -135,8 +135,8 @@ test("hub admin: nodes announce themselves, and a client on another node is reac
     false,
   ]]);
 
-  assert.equal(await a.hub.deliverTo("far", "chat", encodeData("from a")), "signalled");
-  assert.equal(await a.hub.disconnectClient("far"), "signalled");
+  assert.equal(await a.hub.operations.deliverTo("far", "chat", encodeData("from a")), "signalled");
+  assert.equal(await a.hub.operations.disconnectClient("far"), "signalled");
   const closedWith = (sink: { closed?: { code: number } }) => sink.closed?.code;
   assert.equal(closedWith(onB.sink), undefined, "nothing until b announces itself");
   await b.clock.advance(LEASE / 3);
@@ -146,7 +146,7 @@ test("hub admin: nodes announce themselves, and a client on another node is reac
 
   const again = await b.connect("far");
   assert.equal(again.conn.resumed, true);
-  assert.equal(await a.hub.endSession("far"), "signalled");
+  assert.equal(await a.hub.operations.endSession("far"), "signalled");
   await b.clock.advance(LEASE / 3);
   assert.equal(closedWith(again.sink), CloseCode.SESSION_ENDED);
   assert.equal(await store.get("far"), undefined);

@@ -11,6 +11,13 @@
  * (cumulative per partition). A refused delivery pauses the client: nothing more is handed over,
  * what was settled is committed, and the client leaves the fetch until the hub resumes it, when it
  * goes on from its committed offsets.
+ *
+ * Near 650 lines, one class on purpose: the fetch loops and the clients' readers are one state
+ * machine. A fetch asks each partition from the lowest position of its readers and hands each
+ * reader what lies at or after its own; a reader's settle, pause or stop changes what the next
+ * fetch asks for. Both sides read and write `#readers`, `#feeds` and the delivered offsets under
+ * the same per-client lock, so a split would give that state two writers. The Kafka requests are
+ * in wire.ts, the lifecycle decisions in kafka-endpoint.ts.
  */
 import type { KafkaMessage } from "kafkajs";
 import type { DeliveryHandler, InboundMessage } from "../../core/endpoint.ts";

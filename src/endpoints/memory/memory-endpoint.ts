@@ -17,6 +17,7 @@ import type {
 import { GatewayError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import { expandTopic } from "../template.ts";
+import { MessageQueue } from "./message-queue.ts";
 
 /**
  * The endpoint's settings. `queueLimit` is required: its default is written once, in the config
@@ -41,7 +42,7 @@ export interface MemoryEndpointOptions {
 interface Binding {
   topic: string;
   /** Messages not yet settled, oldest first: handed over (the first `sent`) or waiting. */
-  queue: MessageQueue;
+  queue: MessageQueue<Queued>;
   /** Whether messages are handed to the hub; off while suspended or refused. */
   active: boolean;
   /** How many at the head were handed over on this connection and wait for their settle. */
@@ -125,7 +126,7 @@ export class MemoryEndpoint implements BindableEndpoint {
     if (existing) this.#remove(clientId, existing);
     const binding: Binding = {
       topic,
-      queue: new MessageQueue(),
+      queue: new MessageQueue<Queued>(),
       active: true,
       sent: 0,
       redeliver: 0,
@@ -275,37 +276,5 @@ export class MemoryEndpoint implements BindableEndpoint {
       );
       return false;
     }
-  }
-}
-
-/** A FIFO with O(1) push, shift and look-up by position. */
-class MessageQueue {
-  #items: Array<Queued | undefined> = [];
-  #head = 0;
-
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-
-  push(item: Queued): void {
-    this.#items.push(item);
-  }
-
-  peek(): Queued | undefined {
-    return this.#items[this.#head];
-  }
-
-  at(index: number): Queued | undefined {
-    return this.#items[this.#head + index];
-  }
-
-  shift(): Queued | undefined {
-    const item = this.#items[this.#head];
-    this.#items[this.#head++] = undefined;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return item;
   }
 }

@@ -12,6 +12,11 @@
  * A broker that is down (at start or later) is the endpoint contract's case (Endpoint.start):
  * the producer pool reports it to the endpoint's BrokerReachability, every connection reconnects
  * with back-off, and binds and resumes meanwhile fail at once with UPSTREAM_UNAVAILABLE.
+ *
+ * About 400 lines, one class: the producer pool, client options and PUBACK batching are in files
+ * of their own. What is left is each client's consumer connection (connect, subscribe, go offline,
+ * close) under the per-client lock: every Endpoint method and the connection's event handlers
+ * change the same `#consumers` entry.
  */
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";

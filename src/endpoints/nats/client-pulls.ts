@@ -12,6 +12,10 @@
  * restarted) or after a reconnect, but only onto a consumer it made: one created since by another
  * node (the client resumed there) is left to that node, since two pulls would split the client's
  * messages.
+ *
+ * About 400 lines, one class: a pull's start, delivery, ack, halt and restart are one state
+ * machine over the same `#pulls` entry and the per-client lock; the endpoint (nats-endpoint.ts)
+ * and the subject rules (subjects.ts) are apart already.
  */
 import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
 import type {

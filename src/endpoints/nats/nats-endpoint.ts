@@ -15,6 +15,9 @@
  * start() makes one attempt and resolves; the connection (and the stream look-up) is tried again
  * on the scheduler after `retryDelay`, and once connected nats.js reconnects by itself with the
  * same back-off. The BrokerReachability logs the outage once and the return once.
+ *
+ * Under 400 lines, one class: the Endpoint methods, plus the connection and stream look-up they
+ * all wait on (`#connect`, `#watch`, `#ensureStream`); each client's pull is in client-pulls.ts.
  */
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
