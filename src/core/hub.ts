@@ -10,7 +10,7 @@
  * - Operations and NodePresence: the admin API's acts on one client (here or signalled to the
  *   node holding it), this node's announcement to the others, and its drain.
  *
- * Longer than the others (under 400 lines) because it is also the one face the entrypoints and
+ * Longer than the others (about 400 lines) because it is also the one face the entrypoints and
  * tests use: most public methods are a line that hands off to the collaborator that owns it.
  *
  * Every lifecycle step of one client (connect, open, bind, disconnect, expiry) runs under that
