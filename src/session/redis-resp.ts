@@ -15,6 +15,11 @@
  * the reconnection finds the new one). On a cluster a request is never sent twice either: a
  * request whose connection closed under it is not retried (it may have run); only the answers
  * that say it did not run (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) are.
+ *
+ * Over 350 lines, one class: the three topologies differ only in how the ioredis client is made;
+ * everything after (connection-state logging, the first-connection wait, script loading with
+ * NOSCRIPT fallback, the retry-only-what-did-not-run rule, timeouts) is one code path that must
+ * not drift apart between them.
  */
 import type { Scheduler } from "../core/scheduler.ts";
 import { Cluster, Redis } from "ioredis";
