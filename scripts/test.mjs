@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npm test`: the one test suite under Deno, then Bun, then Node, each runtime's own report
- * shown as it runs, then one closing line summing the three: `N passed, N failed`.
+ * `npm test`: the one test suite under Deno, Bun and Node (see `phases` for in what order),
+ * each runner's own report shown, then one closing line summing the three: `N passed, N failed`.
  * Counts come from each runner's JUnit report; a runner that fails without reporting counts
  * as a failure. Extra arguments are passed to every runner (e.g. a test file path);
  * TEST_RUNTIMES (e.g. `node` or `deno,bun`) runs only those.
@@ -32,91 +32,91 @@ const bin = (name) => {
 const paths = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), "mediation-test-"));
 
-const runs = [
-  {
-    runtime: "deno",
-    report: join(dir, "deno.xml"),
-    command: (
-      report,
-    ) => [bin("deno"), [
-      "test",
-      "--allow-all",
-      `--junit-path=${report}`,
-      ...(paths.length ? paths : ["tests/"]),
-    ]],
-  },
-  {
-    runtime: "bun",
-    report: join(dir, "bun.xml"),
-    command: (
-      report,
-    ) => [bin("bun"), [
-      "test",
-      // The black-box and broker-restart tests wait on real I/O for longer than bun's 5 s default.
-      "--timeout=60000",
-      "--reporter=junit",
-      `--reporter-outfile=${report}`,
-      ...(paths.length ? paths : ["tests/"]),
-    ]],
-  },
-  ...nodeRuns(),
-];
+// node --test takes files and globs, not folders: a folder is its test files.
+const testFiles = (folder) =>
+  readdirSync(join(root, folder), { recursive: true })
+    .filter((f) => f.endsWith(".test.ts")).map((f) => join(folder, f)).sort();
+/** The files of the paths given (files, or folders: their test files), or of tests/. */
+const files = paths.length
+  ? paths.flatMap((p) =>
+    existsSync(join(root, p)) && statSync(join(root, p)).isDirectory() ? testFiles(p) : [p]
+  )
+  : testFiles("tests");
+/**
+ * The chaos files count what a cutting proxy loses, and a consumer that falls behind its 200
+ * msg/s per client makes Mosquitto drop what passes its queue for a client (max_queued_messages,
+ * 1000 by default: its log says "Outgoing messages are being dropped"), which the run counts as
+ * lost: they run alone, one runtime after another, after the rest.
+ */
+const isChaos = (f) => /(^|\/)chaos[^/]*\.test\.ts$/.test(f);
+const chaos = files.filter(isChaos);
+const rest = files.filter((f) => !isChaos(f));
+
+const deno = (part, list) => ({
+  runtime: "deno",
+  part,
+  files: list,
+  report: join(dir, `${part}.xml`),
+  command: (report) => [bin("deno"), ["test", "--allow-all", `--junit-path=${report}`, ...list]],
+});
+const bun = (part, list) => ({
+  runtime: "bun",
+  part,
+  files: list,
+  report: join(dir, `${part}.xml`),
+  command: (report) => [bin("bun"), [
+    "test",
+    // The black-box and broker-restart tests wait on real I/O for longer than bun's 5 s default.
+    "--timeout=60000",
+    "--reporter=junit",
+    `--reporter-outfile=${report}`,
+    // Paths, not name filters: bun takes an argument with a slash as a path.
+    ...list.map((f) => f.startsWith(".") || f.startsWith("/") ? f : `./${f}`),
+  ]],
+});
+/**
+ * Node: each file in its own process, NODE_TEST_CONCURRENCY (2) at a time: the suite mostly waits
+ * on real I/O (its files' times add up to about 12 minutes).
+ */
+const node = (part, list, concurrency) => ({
+  runtime: "node",
+  part,
+  files: list,
+  report: join(dir, `${part}.xml`),
+  command: (report) => [bin("node"), [
+    // The console's files are imported as text: Node needs a module hook for that.
+    "--import=./adapters/node-imports.ts",
+    "--test",
+    `--test-concurrency=${concurrency}`,
+    "--test-timeout=300000",
+    // A file whose tests are done ends, whatever a library left open.
+    "--test-force-exit",
+    "--test-reporter=spec",
+    "--test-reporter-destination=stdout",
+    "--test-reporter=junit",
+    `--test-reporter-destination=${report}`,
+    ...list,
+  ]],
+});
 
 /**
- * Node: each file in its own process. The chaos files (which count what a cutting proxy loses)
- * one at a time, the rest NODE_TEST_CONCURRENCY (4) at a time: the suite mostly waits on real
- * I/O (43 % of one CPU two at a time; its files' times add up to about 12 minutes), but with
- * three other files beside them a chaos run's consumers fall behind its 200 msg/s per client and
- * Mosquitto drops what passes its queue for a client (max_queued_messages, 1000 by default: its
- * log says "Outgoing messages are being dropped"), which the run counts as lost. Paths given
- * (files, globs, folders): those, four at a time.
+ * Two phases. First every runtime's files but the chaos ones, the three runtimes at once (each
+ * runner's output shown whole when it ends): the suite waits on brokers, stores and timers far
+ * more than it computes, so on a 2-CPU machine this takes about the time of the slowest runtime
+ * alone, not the three added up. Then the chaos files, one runtime after another, alone on the
+ * machine. TEST_SERIAL=1 runs everything one runner at a time, its output as it comes.
  */
-function nodeRuns() {
-  // node --test takes files and globs, not folders: a folder is its test files.
-  const testFiles = (folder) =>
-    readdirSync(join(root, folder), { recursive: true })
-      .filter((f) => f.endsWith(".test.ts")).map((f) => join(folder, f)).sort();
-  const all = testFiles("tests");
-  const chaos = all.filter((f) => /\/chaos[^/]*\.test\.ts$/.test(f));
-  const parts = paths.length
-    ? [{
-      part: "node",
-      files: paths.flatMap((p) =>
-        existsSync(join(root, p)) && statSync(join(root, p)).isDirectory() ? testFiles(p) : [p]
-      ),
-      concurrency: process.env.NODE_TEST_CONCURRENCY ?? 4,
-    }]
-    : [
-      {
-        part: "node",
-        files: all.filter((f) => !chaos.includes(f)),
-        concurrency: process.env.NODE_TEST_CONCURRENCY ?? 4,
-      },
-      { part: "node-chaos", files: chaos, concurrency: 1 },
-    ];
-  return parts.map(({ part, files, concurrency }) => ({
-    runtime: "node",
-    part,
-    report: join(dir, `${part}.xml`),
-    command: (report) => [bin("node"), [
-      // The console's files are imported as text: Node needs a module hook for that.
-      "--import=./adapters/node-imports.ts",
-      "--test",
-      `--test-concurrency=${concurrency}`,
-      "--test-timeout=300000",
-      // A file whose tests are done ends, whatever a library left open.
-      "--test-force-exit",
-      "--test-reporter=spec",
-      "--test-reporter-destination=stdout",
-      "--test-reporter=junit",
-      `--test-reporter-destination=${report}`,
-      ...files,
-    ]],
-  }));
-}
+const phases = [
+  [
+    deno("deno", rest),
+    bun("bun", rest),
+    node("node", rest, Number(process.env.NODE_TEST_CONCURRENCY ?? 2)),
+  ],
+  [deno("deno-chaos", chaos), bun("bun-chaos", chaos), node("node-chaos", chaos, 1)],
+].map((phase) => phase.filter((r) => r.files.length > 0));
 
 /** Runs a command with its output shown as it comes and copied to `log`; resolves to its exit status. */
-function run(cmd, args, log) {
+function run(cmd, args, log, quiet = false) {
   return new Promise((done) => {
     const file = createWriteStream(log);
     const child = spawn(cmd, args, {
@@ -124,8 +124,8 @@ function run(cmd, args, log) {
       stdio: ["inherit", "pipe", "pipe"],
       env: { ...process.env },
     });
-    child.stdout.on("data", (chunk) => (process.stdout.write(chunk), file.write(chunk)));
-    child.stderr.on("data", (chunk) => (process.stderr.write(chunk), file.write(chunk)));
+    child.stdout.on("data", (chunk) => (quiet || process.stdout.write(chunk), file.write(chunk)));
+    child.stderr.on("data", (chunk) => (quiet || process.stderr.write(chunk), file.write(chunk)));
     child.on("error", (error) => (file.write(`${error}\n`), file.end(() => done(null))));
     child.on("close", (status, signal) => file.end(() => done(status ?? signal)));
   });
@@ -153,29 +153,41 @@ let passed = 0;
 let failed = 0;
 const kept = join(root, ".tmp", "test-logs", new Date().toISOString().replaceAll(":", "-"));
 const only = process.env.TEST_RUNTIMES?.split(",");
-for (
-  const { runtime: name, part, report, command } of runs.filter((r) => !only || only.includes(r.runtime))
-) {
-  const runtime = part ?? name;
+const serial = process.env.TEST_SERIAL === "1";
+
+/** Runs one runner; `quiet`: its output is shown whole at the end, not as it comes. */
+async function runOne({ part, report, command }, quiet) {
   const [cmd, args] = command(report);
-  const log = join(dir, `${runtime}.log`);
-  console.log(`\n== ${runtime}: ${[cmd, ...args].join(" ")}`);
-  const status = await run(cmd, args, log);
+  const log = join(dir, `${part}.log`);
+  const header = `\n== ${part}: ${[cmd, ...args].join(" ")}`;
+  if (!quiet) console.log(header);
+  const status = await run(cmd, args, log, quiet);
+  if (quiet) console.log(`${header}\n${readFileSync(log, "utf8")}`);
   let [p, f, names] = existsSync(report) ? count(readFileSync(report, "utf8")) : [0, 0, []];
   if ((status !== 0 || p + f === 0) && f === 0) {
-    console.log(`${runtime}: the runner exited with ${status} without reporting a failed test`);
+    console.log(`${part}: the runner exited with ${status} without reporting a failed test`);
     f = 1;
   }
-  console.log(`${runtime}: ${p} passed, ${f} failed`);
+  console.log(`${part}: ${p} passed, ${f} failed`);
   if (f > 0) {
     mkdirSync(kept, { recursive: true });
-    renameSync(log, join(kept, `${runtime}.log`));
-    if (existsSync(report)) renameSync(report, join(kept, `${runtime}.xml`));
-    for (const name of names) console.log(`${runtime}: FAILED ${name}`);
-    console.log(`${runtime}: its whole output and report are kept in ${kept}`);
+    renameSync(log, join(kept, `${part}.log`));
+    if (existsSync(report)) renameSync(report, join(kept, `${part}.xml`));
+    for (const name of names) console.log(`${part}: FAILED ${name}`);
+    console.log(`${part}: its whole output and report are kept in ${kept}`);
   }
   passed += p;
   failed += f;
+}
+
+for (const phase of phases) {
+  const chosen = phase.filter((r) => !only || only.includes(r.runtime));
+  if (serial || chosen.length < 2 || chosen[0].part.endsWith("-chaos")) {
+    for (const r of chosen) await runOne(r, false);
+  } else {
+    // At once; each runner's output and its summary line together, in the order they end.
+    await Promise.all(chosen.map((r) => runOne(r, true)));
+  }
 }
 rmSync(dir, { recursive: true, force: true });
 console.log(`\n${passed} passed, ${failed} failed`);
