@@ -89,6 +89,7 @@ export async function serve(engine: Engine, adapter: Adapter): Promise<Listening
   } catch (error) {
     started(false);
     // Not awaited: the caller exits on this error, and a stop that waits for clients must not hold it.
+    // A listener that fails to close is closed by that exit anyway; the start-up error is what counts.
     listening.stopAccepting().catch(() => {});
     admin?.stopAccepting().catch(() => {});
     throw error;

@@ -321,7 +321,8 @@ export class RespWire implements RedisWire {
   }
 
   async #up(connecting: Redis[]): Promise<void> {
-    // Connected now, not by the first request (whose neighbours would find it connecting).
+    // Connected now, not by the first request (whose neighbours would find it connecting). A
+    // failure is reported through "error" / "node error" (logged), and waited for below.
     for (const node of connecting) if (node.status === "wait") node.connect().catch(() => {});
     let timer: ReturnType<Scheduler["setTimeout"]> | undefined;
     await Promise.race([

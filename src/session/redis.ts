@@ -283,6 +283,7 @@ export class RedisSessionStore implements SessionStore {
     try {
       taken = await this.#connect(clientId, attach, admitted === "full" ? 0 : undefined);
     } catch (error) {
+      // Left behind if this fails too: the next full ADMIT prunes it, the session never made.
       if (admitted === "added") await this.#unadmit(attach.subject, clientId).catch(() => {});
       throw error;
     }
