@@ -84,3 +84,22 @@ test("kafka log: the same error again within KAFKA_REPEAT_MS is a debug line, af
     "WARN [Kafka] orders: Response OffsetCommit",
   ]);
 });
+
+test("kafka log: a partition's leadership moving (a broker back from a restart) is a debug line; kafkajs retries it", () => {
+  const { logger, entry } = kafkaLog();
+  entry(
+    "Producer",
+    logLevel.ERROR,
+    "ERROR",
+    "Failed to send messages: This server is not the leader for that topic-partition",
+  );
+  entry("Producer", logLevel.ERROR, "ERROR", "Response Produce", {
+    error: "There is no leader for this topic-partition as we are in the middle of a leadership election",
+  });
+  entry("Producer", logLevel.ERROR, "ERROR", "Failed to send messages: The request timed out");
+  assert.deepEqual(logger.lines, [
+    "DEBUG [Kafka] orders: Failed to send messages: This server is not the leader for that topic-partition",
+    "DEBUG [Kafka] orders: Response Produce (There is no leader for this topic-partition as we are in the middle of a leadership election)",
+    "WARN [Kafka] orders: Failed to send messages: The request timed out",
+  ]);
+});

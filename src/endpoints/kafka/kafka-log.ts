@@ -22,6 +22,15 @@ const CONNECTION_ERROR =
 
 const RESTART = /^Restarting the consumer/;
 
+/**
+ * A partition's leadership moving (a broker restarted, a controller electing): kafkajs refreshes
+ * its metadata and retries by itself, and what still fails is the endpoint's to report
+ * (a publish's UPSTREAM_UNAVAILABLE). Not a warn line: right after a broker comes back every
+ * partition it leads answers so once.
+ */
+const LEADERSHIP =
+  /not the leader for that topic-partition|no leader for this topic-partition|leadership election|NOT_LEADER|LEADER_NOT_AVAILABLE/i;
+
 /** Whether an error (or a kafkajs log line's text) is about reaching a broker. */
 export function isConnectionError(error: unknown): boolean {
   const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
@@ -67,7 +76,9 @@ export function kafkaLogCreator(
     }
     // A consumer's restart follows its crash, whose line (just before) says why: the restart
     // itself tells nothing more.
-    if (options.quiet?.() || RESTART.test(message)) return logger.debug(text, fields);
+    if (options.quiet?.() || RESTART.test(message) || LEADERSHIP.test(text)) {
+      return logger.debug(text, fields);
+    }
     const at = now();
     const last = warned.get(text);
     if (last !== undefined && at - last < KAFKA_REPEAT_MS) return logger.debug(text, fields);
